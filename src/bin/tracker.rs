@@ -1,0 +1,194 @@
+//! `tracker`: runs a confab tracker. All logic lives in `confab::tracker`.
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use confab::tracker::password::PasswordGate;
+use confab::tracker::{self, Config, Stopped};
+
+/// Run a confab tracker: the chat server everyone's `client` connects to.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Port to listen on (same as --port).
+    #[arg(value_name = "PORT")]
+    port_arg: Option<u16>,
+    /// Port to listen on; 0 picks a free one. Default 6697 (TLS) or 6667 (--no-tls).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: IpAddr,
+    /// Folder for chat.log.
+    #[arg(long, default_value = "logs")]
+    log_dir: PathBuf,
+    /// Folder for the TLS certificate and key.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// Seconds without activity before a user becomes INACTIVE.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    idle_timeout: u64,
+    /// Seconds of silence before the tracker PINGs a client (and again before dropping it).
+    #[arg(long, default_value_t = 90, value_name = "SECS")]
+    ping_interval: u64,
+    /// Seconds a new connection has to log in.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    register_timeout: u64,
+    /// Keep running after the last member leaves.
+    #[arg(long)]
+    stay: bool,
+    /// Read the server password from this file (first line).
+    #[arg(long, value_name = "PATH")]
+    password_file: Option<PathBuf>,
+    /// Run without a password: anyone who can reach the tracker may join.
+    #[arg(long, conflicts_with = "password_file")]
+    no_password: bool,
+    /// Plain TCP instead of TLS: traffic and the password travel unencrypted.
+    #[arg(long)]
+    no_tls: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "confab=info".into()))
+        .init();
+    let args = Args::parse();
+    match start(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tracker: {e:#}");
+            ExitCode::from(e.downcast_ref::<UsageError>().map_or(1, |_| 2))
+        }
+    }
+}
+
+/// Errors in how the tracker was started (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn read_password(args: &Args) -> anyhow::Result<Option<String>> {
+    if args.no_password {
+        return Ok(None);
+    }
+    if let Some(path) = &args.password_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let pw = text.lines().next().unwrap_or("").to_string();
+        if pw.is_empty() {
+            bail!(UsageError(format!("{} holds an empty password", path.display())));
+        }
+        return Ok(Some(pw));
+    }
+    if let Ok(pw) = std::env::var("CONFAB_PASSWORD") {
+        if pw.is_empty() {
+            bail!(UsageError("CONFAB_PASSWORD is empty".into()));
+        }
+        return Ok(Some(pw));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(UsageError(
+            "no terminal to ask for the server password: use --password-file PATH, CONFAB_PASSWORD, or --no-password".into()
+        ));
+    }
+    for _ in 0..3 {
+        let first = rpassword::prompt_password("Server password: ")?;
+        if first.is_empty() {
+            eprintln!("The password cannot be empty.");
+            continue;
+        }
+        let second = rpassword::prompt_password("Repeat password: ")?;
+        if first != second {
+            eprintln!("The passwords differ; try again.");
+            continue;
+        }
+        return Ok(Some(first));
+    }
+    bail!(UsageError("no password set".into()))
+}
+
+fn start(args: Args) -> anyhow::Result<ExitCode> {
+    let password = read_password(&args)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let mut config = Config::new(args.log_dir.clone());
+        config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+        config.ping_interval = Duration::from_secs(args.ping_interval.max(1));
+        config.register_timeout = Duration::from_secs(args.register_timeout.max(1));
+        config.stay = args.stay;
+        match password {
+            Some(pw) => config.password = Some(PasswordGate::new(pw)?),
+            None => eprintln!("WARNING: no password: anyone who can reach this tracker may join."),
+        }
+        let mut fingerprint = None;
+        if args.no_tls {
+            eprintln!("WARNING: TLS is off (--no-tls): messages and the password cross the network in clear text.");
+        } else {
+            let identity = confab::tls::load_or_create_identity(&args.data_dir)?;
+            if identity.created {
+                eprintln!("created a new TLS certificate in {}", args.data_dir.display());
+            }
+            fingerprint = Some(identity.fingerprint);
+            config.tls = Some(confab::tls::server_config(&identity)?);
+        }
+        let port = args.port.or(args.port_arg).unwrap_or(if args.no_tls { 6667 } else { 6697 });
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.bind, port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{port}", args.bind))?;
+        let local = listener.local_addr()?;
+        println!("listening on {local}");
+        match fingerprint {
+            Some(fp) => println!("fingerprint {fp}"),
+            None => println!("fingerprint none (plain TCP)"),
+        }
+        println!("chat log {}", args.log_dir.join("chat.log").display());
+        println!("data dir {}", args.data_dir.display());
+        if args.bind.is_unspecified() {
+            println!("clients join with: client <this machine's address> {}", local.port());
+        }
+        let shutdown = async {
+            let reason = shutdown_signal().await;
+            // A second signal means "now": skip the graceful path.
+            tokio::spawn(async {
+                shutdown_signal().await;
+                eprintln!("second signal: exiting immediately");
+                std::process::exit(130);
+            });
+            reason
+        };
+        let stopped = tracker::run(config, listener, shutdown).await?;
+        match stopped {
+            Stopped::Requested => eprintln!("tracker stopped"),
+            Stopped::LastMemberLeft => eprintln!("the last member left; tracker stopped"),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() -> String {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return "stopped by the operator (SIGINT)".into();
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "stopped by the operator (SIGINT)".into(),
+            _ = term.recv() => "stopped by the operator (SIGTERM)".into(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "stopped by the operator (Ctrl+C)".into()
+    }
+}

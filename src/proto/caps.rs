@@ -1,0 +1,71 @@
+//! IRCv3 capabilities the tracker offers and their negotiation.
+
+/// Capabilities a connection has enabled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub server_time: bool,
+    pub message_tags: bool,
+    pub echo_message: bool,
+    pub away_notify: bool,
+}
+
+/// Advertised in `CAP LS`. Only what the tracker fully implements.
+pub const SUPPORTED: &[&str] = &["away-notify", "echo-message", "message-tags", "server-time"];
+
+impl Caps {
+    fn flag(&mut self, name: &str) -> Option<&mut bool> {
+        match name {
+            "server-time" => Some(&mut self.server_time),
+            "message-tags" => Some(&mut self.message_tags),
+            "echo-message" => Some(&mut self.echo_message),
+            "away-notify" => Some(&mut self.away_notify),
+            _ => None,
+        }
+    }
+
+    /// Applies a `CAP REQ` list atomically: all or nothing (IRCv3 says a
+    /// request with any unknown cap is NAKed whole). Returns whether it was
+    /// acknowledged.
+    pub fn request(&mut self, list: &str) -> bool {
+        let mut next = *self;
+        for item in list.split_whitespace() {
+            let (name, on) = match item.strip_prefix('-') {
+                Some(n) => (n, false),
+                None => (item, true),
+            };
+            match next.flag(name) {
+                Some(f) => *f = on,
+                None => return false,
+            }
+        }
+        *self = next;
+        true
+    }
+
+    pub fn enabled(&self) -> Vec<&'static str> {
+        let mut copy = *self;
+        SUPPORTED.iter().copied().filter(|n| copy.flag(n).is_some_and(|f| *f)).collect()
+    }
+
+    /// Index 0..4 of the wire variant this connection needs for tagged messages.
+    pub fn tag_variant(&self) -> usize {
+        usize::from(self.server_time) | (usize::from(self.message_tags) << 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_is_all_or_nothing() {
+        let mut c = Caps::default();
+        assert!(c.request("server-time echo-message"));
+        assert!(c.server_time && c.echo_message);
+        assert!(!c.request("away-notify sasl"));
+        assert!(!c.away_notify);
+        assert!(c.request("-server-time"));
+        assert!(!c.server_time);
+        assert_eq!(c.enabled(), vec!["echo-message"]);
+    }
+}

@@ -1,0 +1,12 @@
+//! The IRC protocol as confab speaks it: pure data and functions, no I/O.
+
+pub mod caps;
+pub mod codec;
+pub mod message;
+pub mod nick;
+pub mod numeric;
+pub mod sanitize;
+pub mod status;
+
+pub use codec::{Frame, LineCodec};
+pub use message::{Message, ParseError};

@@ -1,0 +1,480 @@
+//! One task per connection: registration, then relaying lines to the hub and
+//! the hub's output to the socket.
+//!
+//! The task waits on the socket, its outbox, its kill switch, global shutdown
+//! and its timers in one `select!`, so there is exactly one place where the
+//! connection can end and the socket is owned by one task (no split halves,
+//! no lock around a TLS stream).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use super::hub::{BadLine, ConnHandle, ConnId, HubRequest, RegisterOutcome, Registration};
+use super::password::PasswordGate;
+use crate::proto::caps::{self, Caps};
+use crate::proto::nick::validate_nick;
+use crate::proto::numeric::*;
+use crate::proto::{Frame, LineCodec, Message, ParseError};
+
+/// Messages a connection may have queued before it counts as too slow.
+pub const OUTBOX_MESSAGES: usize = 4096;
+/// A write that makes no progress for this long means the peer is gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for the goodbye to be written.
+const GOODBYE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Lets the hub end a connection it can no longer serve (its outbox
+/// overflowed): the reason is stored, then the token wakes the task.
+#[derive(Default)]
+pub struct ConnControl {
+    token: CancellationToken,
+    // A plain mutex: written once by the hub, read once by the task, never
+    // held across an await.
+    reason: Mutex<Option<String>>,
+}
+
+impl ConnControl {
+    pub fn kill(&self, reason: &str) {
+        if let Ok(mut r) = self.reason.lock() {
+            r.get_or_insert_with(|| reason.to_string());
+        }
+        self.token.cancel();
+    }
+
+    fn reason(&self) -> String {
+        self.reason.lock().ok().and_then(|r| r.clone()).unwrap_or_else(|| "Killed".into())
+    }
+}
+
+/// What every connection task shares.
+pub struct ConnContext {
+    pub hub: mpsc::Sender<HubRequest>,
+    pub password: Option<Arc<PasswordGate>>,
+    pub shutdown: CancellationToken,
+    pub server_name: String,
+    pub ping_interval: Duration,
+    pub register_timeout: Duration,
+}
+
+#[derive(Default)]
+struct Pending {
+    pass: Option<String>,
+    nick: Option<String>,
+    user: Option<(String, String)>,
+    /// CAP LS/REQ seen and no CAP END yet: registration waits.
+    negotiating: bool,
+    password_ok: bool,
+}
+
+enum Phase {
+    Registering(Pending),
+    Registered,
+    /// QUIT sent to the hub; waiting for it to close our outbox.
+    Leaving,
+}
+
+/// How the task ended, for the diagnostics log.
+enum End {
+    Closed,
+    Goodbye,
+}
+
+struct Conn<S> {
+    id: ConnId,
+    peer: SocketAddr,
+    ctx: Arc<ConnContext>,
+    stream: FramedRead<S, LineCodec>,
+    outbox_rx: mpsc::Receiver<Bytes>,
+    outbox_tx: Option<mpsc::Sender<Bytes>>,
+    control: Arc<ConnControl>,
+    caps: Caps,
+    phase: Phase,
+    wbuf: BytesMut,
+    last_rx: Instant,
+    ping_sent: Option<Instant>,
+}
+
+pub async fn serve<S>(stream: S, peer: SocketAddr, id: ConnId, ctx: Arc<ConnContext>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (tx, rx) = mpsc::channel(OUTBOX_MESSAGES);
+    let mut conn = Conn {
+        id,
+        peer,
+        ctx,
+        stream: FramedRead::new(stream, LineCodec::new()),
+        outbox_rx: rx,
+        outbox_tx: Some(tx),
+        control: Arc::new(ConnControl::default()),
+        caps: Caps::default(),
+        phase: Phase::Registering(Pending::default()),
+        wbuf: BytesMut::with_capacity(4096),
+        last_rx: Instant::now(),
+        ping_sent: None,
+    };
+    let end = conn.run().await;
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+        let _ = conn.write_out().await;
+        let _ = conn.stream.get_mut().shutdown().await;
+    })
+    .await;
+    match end {
+        End::Closed => tracing::debug!(peer = %conn.peer, "connection closed"),
+        End::Goodbye => tracing::debug!(peer = %conn.peer, "connection ended by tracker"),
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    fn registered(&self) -> bool {
+        !matches!(self.phase, Phase::Registering(_))
+    }
+
+    fn push(&mut self, msg: Message) {
+        self.wbuf.extend_from_slice(msg.to_line().as_bytes());
+    }
+
+    /// A numeric sent before registration, addressed to `*`.
+    fn push_numeric(&mut self, code: &str, params: &[&str]) {
+        let nick = match &self.phase {
+            Phase::Registering(p) => p.nick.clone().unwrap_or_else(|| "*".into()),
+            _ => "*".into(),
+        };
+        let mut m = Message::new(code).with_source(self.ctx.server_name.clone()).param(nick);
+        for p in params {
+            m = m.param(*p);
+        }
+        self.push(m);
+    }
+
+    fn push_error(&mut self, reason: &str) {
+        self.push(Message::new("ERROR").param(format!("Closing link: {} ({reason})", self.peer.ip())));
+    }
+
+    async fn write_out(&mut self) -> std::io::Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let buf = self.wbuf.split();
+        let io = self.stream.get_mut();
+        match tokio::time::timeout(WRITE_TIMEOUT, async {
+            io.write_all(&buf).await?;
+            io.flush().await
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")),
+        }
+    }
+
+    /// Tells the hub we are gone (once, only if registered).
+    async fn leave(&mut self, reason: String) {
+        if matches!(self.phase, Phase::Registered) {
+            self.phase = Phase::Leaving;
+            let _ = self.ctx.hub.send(HubRequest::Leave { conn: self.id, reason }).await;
+        }
+    }
+
+    async fn run(&mut self) -> End {
+        let register_deadline = Instant::now() + self.ctx.register_timeout;
+        let mut batch: Vec<Bytes> = Vec::with_capacity(256);
+        let shutdown = self.ctx.shutdown.clone();
+        let control = self.control.clone();
+        loop {
+            let timer = self.next_deadline(register_deadline);
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    // Whatever the hub queued for us still goes out first.
+                    while let Ok(b) = self.outbox_rx.try_recv() {
+                        self.wbuf.extend_from_slice(&b);
+                    }
+                    self.push_error("tracker shutting down");
+                    return End::Goodbye;
+                }
+                _ = control.token.cancelled() => {
+                    let reason = control.reason();
+                    self.wbuf.clear();
+                    self.push_error(&reason);
+                    return End::Goodbye;
+                }
+                n = self.outbox_rx.recv_many(&mut batch, 256), if self.registered() => {
+                    if n == 0 {
+                        // The hub let go of us (QUIT done): close.
+                        return End::Goodbye;
+                    }
+                    for b in batch.drain(..) {
+                        self.wbuf.extend_from_slice(&b);
+                    }
+                }
+                frame = self.stream.next() => {
+                    match frame {
+                        None => {
+                            self.leave("Connection closed".into()).await;
+                            return End::Closed;
+                        }
+                        Some(Err(e)) => {
+                            self.leave(format!("Read error: {e}")).await;
+                            return End::Closed;
+                        }
+                        Some(Ok(frame)) => {
+                            self.last_rx = Instant::now();
+                            self.ping_sent = None;
+                            if let Some(end) = self.on_frame(frame).await {
+                                return end;
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(timer) => {
+                    if let Some(end) = self.on_timer(register_deadline).await {
+                        return end;
+                    }
+                }
+            }
+            if let Err(e) = self.write_out().await {
+                self.leave(format!("Write error: {e}")).await;
+                return End::Closed;
+            }
+        }
+    }
+
+    fn next_deadline(&self, register_deadline: Instant) -> Instant {
+        let ping = match self.ping_sent {
+            Some(sent) => sent + self.ctx.ping_interval,
+            None => self.last_rx + self.ctx.ping_interval,
+        };
+        if self.registered() { ping } else { ping.min(register_deadline) }
+    }
+
+    async fn on_timer(&mut self, register_deadline: Instant) -> Option<End> {
+        let now = Instant::now();
+        if !self.registered() && now >= register_deadline {
+            self.push_error("Registration timed out");
+            return Some(End::Goodbye);
+        }
+        match self.ping_sent {
+            Some(sent) if now >= sent + self.ctx.ping_interval => {
+                let secs = (now - self.last_rx).as_secs();
+                let reason = format!("Ping timeout: {secs} seconds");
+                self.leave(reason.clone()).await;
+                self.push_error(&reason);
+                Some(End::Goodbye)
+            }
+            None if now >= self.last_rx + self.ctx.ping_interval => {
+                self.ping_sent = Some(now);
+                self.push(Message::new("PING").param(self.ctx.server_name.clone()));
+                None
+            }
+            _ => None,
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Frame) -> Option<End> {
+        let line = match frame {
+            Frame::Line(l) => l,
+            Frame::TooLong => return self.bad(BadLine::TooLong).await,
+            Frame::InvalidUtf8 => return self.bad(BadLine::InvalidUtf8).await,
+        };
+        let msg = match Message::parse(&line) {
+            Ok(m) => m,
+            Err(ParseError::Empty) => return None,
+            Err(ParseError::InvalidCommand(c)) => return self.bad(BadLine::UnknownCommand(c)).await,
+            Err(e) => return self.bad(BadLine::Malformed(e.to_string())).await,
+        };
+        match msg.command.as_str() {
+            "PING" => {
+                let token = msg.param_at(0).unwrap_or("").to_string();
+                let server = self.ctx.server_name.clone();
+                self.push(Message::new("PONG").with_source(server.clone()).param(server).param(token));
+                return None;
+            }
+            "PONG" => return None,
+            "QUIT" => {
+                let reason = match msg.param_at(0).filter(|r| !r.is_empty()) {
+                    Some(r) => format!("Quit: {r}"),
+                    None => "Quit".to_string(),
+                };
+                if self.registered() {
+                    // The hub announces it, sends ERROR and closes our outbox.
+                    self.leave(reason).await;
+                    return None;
+                }
+                self.push_error(&reason);
+                return Some(End::Goodbye);
+            }
+            _ => {}
+        }
+        match self.phase {
+            Phase::Registered => {
+                let _ = self.ctx.hub.send(HubRequest::Line { conn: self.id, msg }).await;
+                None
+            }
+            Phase::Leaving => None,
+            Phase::Registering(_) => self.registration_line(msg).await,
+        }
+    }
+
+    async fn bad(&mut self, error: BadLine) -> Option<End> {
+        if matches!(self.phase, Phase::Registered) {
+            let _ = self.ctx.hub.send(HubRequest::BadLine { conn: self.id, error }).await;
+            return None;
+        }
+        match error {
+            BadLine::TooLong => self.push_numeric(ERR_INPUTTOOLONG, &["Input line was too long"]),
+            BadLine::UnknownCommand(c) => self.push_numeric(ERR_UNKNOWNCOMMAND, &[&c, "Unknown command"]),
+            BadLine::InvalidUtf8 => {
+                let server = self.ctx.server_name.clone();
+                self.push(Message::new("FAIL").with_source(server).param("*").param("INVALID_UTF8").param("Line was not valid UTF-8 and was ignored"));
+            }
+            BadLine::Malformed(why) => {
+                let server = self.ctx.server_name.clone();
+                self.push(Message::new("FAIL").with_source(server).param("*").param("INVALID_MESSAGE").param(format!("Line ignored: {why}")));
+            }
+        }
+        None
+    }
+
+    async fn registration_line(&mut self, msg: Message) -> Option<End> {
+        let Phase::Registering(pending) = &mut self.phase else { return None };
+        match msg.command.as_str() {
+            "CAP" => {
+                let sub = msg.param_at(0).unwrap_or("").to_ascii_uppercase();
+                let server = self.ctx.server_name.clone();
+                let nick = pending.nick.clone().unwrap_or_else(|| "*".into());
+                match sub.as_str() {
+                    "LS" => {
+                        pending.negotiating = true;
+                        self.push(Message::new("CAP").with_source(server).param(nick).param("LS").param(caps::SUPPORTED.join(" ")));
+                    }
+                    "REQ" => {
+                        pending.negotiating = true;
+                        let list = msg.param_at(1).unwrap_or("").to_string();
+                        let verdict = if self.caps.request(&list) { "ACK" } else { "NAK" };
+                        self.push(Message::new("CAP").with_source(server).param(nick).param(verdict).param(list));
+                    }
+                    "LIST" => {
+                        let enabled = self.caps.enabled().join(" ");
+                        self.push(Message::new("CAP").with_source(server).param(nick).param("LIST").param(enabled));
+                    }
+                    "END" => {
+                        pending.negotiating = false;
+                        return self.try_register().await;
+                    }
+                    _ => self.push_numeric("410", &[&sub, "Invalid CAP command"]),
+                }
+                None
+            }
+            "PASS" => {
+                match msg.param_at(0) {
+                    Some(p) => pending.pass = Some(p.to_string()),
+                    None => self.push_numeric(ERR_NEEDMOREPARAMS, &["PASS", "Not enough parameters"]),
+                }
+                None
+            }
+            "NICK" => {
+                let Some(nick) = msg.param_at(0).filter(|n| !n.is_empty()) else {
+                    self.push_numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"]);
+                    return None;
+                };
+                if let Err(e) = validate_nick(nick) {
+                    let nick = nick.to_string();
+                    self.push_numeric(ERR_ERRONEUSNICKNAME, &[&nick, &format!("Erroneous nickname: {e}")]);
+                    return None;
+                }
+                pending.nick = Some(nick.to_string());
+                self.try_register().await
+            }
+            "USER" => {
+                if msg.params.len() < 4 {
+                    self.push_numeric(ERR_NEEDMOREPARAMS, &["USER", "Not enough parameters"]);
+                    return None;
+                }
+                let user: String = msg.params[0].chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').take(16).collect();
+                let user = if user.is_empty() { "user".to_string() } else { user };
+                let realname = crate::proto::sanitize::for_display(&msg.params[3]).chars().take(64).collect();
+                pending.user = Some((user, realname));
+                self.try_register().await
+            }
+            other => {
+                let other = other.to_string();
+                self.push_numeric(ERR_NOTREGISTERED, &[&other, "You have not registered"]);
+                None
+            }
+        }
+    }
+
+    async fn try_register(&mut self) -> Option<End> {
+        let Phase::Registering(pending) = &mut self.phase else { return None };
+        if pending.negotiating || pending.nick.is_none() || pending.user.is_none() {
+            return None;
+        }
+        if !pending.password_ok {
+            if let Some(gate) = self.ctx.password.clone() {
+                let given = pending.pass.take().unwrap_or_default();
+                if given.is_empty() || !gate.verify(given).await {
+                    tracing::info!(peer = %self.peer, "wrong server password");
+                    self.push_numeric(ERR_PASSWDMISMATCH, &["Password incorrect"]);
+                    self.push_error("Bad password");
+                    return Some(End::Goodbye);
+                }
+            }
+            let Phase::Registering(pending) = &mut self.phase else { return None };
+            pending.password_ok = true;
+        }
+        let Phase::Registering(pending) = &mut self.phase else { return None };
+        let nick = pending.nick.clone().unwrap_or_default();
+        let (user, realname) = pending.user.clone().unwrap_or_default();
+        let outbox = match self.outbox_tx.take() {
+            Some(tx) => tx,
+            None => {
+                // A previous attempt's sender went to the hub and was dropped.
+                let (tx, rx) = mpsc::channel(OUTBOX_MESSAGES);
+                self.outbox_rx = rx;
+                tx
+            }
+        };
+        let registration = Registration {
+            conn: self.id,
+            nick: nick.clone(),
+            user,
+            realname,
+            ip: self.peer.ip(),
+            caps: self.caps,
+            handle: ConnHandle { outbox, control: self.control.clone() },
+        };
+        let (reply_tx, reply_rx) = oneshot::channel();
+        if self.ctx.hub.send(HubRequest::Register(Box::new(registration), reply_tx)).await.is_err() {
+            self.push_error("tracker shutting down");
+            return Some(End::Goodbye);
+        }
+        match reply_rx.await {
+            Ok(RegisterOutcome::Welcome) => {
+                self.phase = Phase::Registered;
+                tracing::info!(peer = %self.peer, %nick, "registered");
+                None
+            }
+            Ok(RegisterOutcome::NickInUse) => {
+                if let Phase::Registering(p) = &mut self.phase {
+                    p.nick = None;
+                }
+                self.push_numeric(ERR_NICKNAMEINUSE, &[&nick, "Nickname is already in use"]);
+                None
+            }
+            Ok(RegisterOutcome::ShuttingDown) | Err(_) => {
+                self.push_error("tracker shutting down");
+                Some(End::Goodbye)
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The tracker: accept loop, TLS, connection tasks, the hub, the transcript.
+//!
+//! Shutdown sequence (Ctrl+C, SIGTERM, or the last member leaving):
+//! 1. the `shutdown` token is cancelled; the accept loop stops accepting;
+//! 2. every connection task writes what the hub queued for it, then
+//!    `ERROR :Closing link: ... (tracker shutting down)`, and closes;
+//! 3. the hub records the `stop` line, fsyncs `chat.log` and exits;
+//! 4. `run` returns once all of that is done, or after a grace period.
+
+pub mod conn;
+pub mod hub;
+pub mod password;
+pub mod transcript;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::conn::ConnContext;
+use self::hub::{Hub, HubConfig, HubRequest};
+use self::password::PasswordGate;
+use self::transcript::Transcript;
+
+/// Requests queued for the hub before connection tasks wait: bounded so a
+/// flood slows its sender instead of growing memory.
+const HUB_INBOX: usize = 8192;
+/// Longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for connections and the hub to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+pub struct Config {
+    /// `None` runs an open tracker (`--no-password`).
+    pub password: Option<PasswordGate>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub log_dir: PathBuf,
+    pub idle_timeout: Duration,
+    pub ping_interval: Duration,
+    pub register_timeout: Duration,
+    /// Keep running after the last member leaves.
+    pub stay: bool,
+    pub server_name: String,
+}
+
+impl Config {
+    pub fn new(log_dir: PathBuf) -> Self {
+        Config {
+            password: None,
+            tls: None,
+            log_dir,
+            idle_timeout: Duration::from_secs(300),
+            ping_interval: Duration::from_secs(90),
+            register_timeout: Duration::from_secs(30),
+            stay: false,
+            server_name: "confab".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum TrackerError {
+    #[error("cannot open the chat log in {dir}: {source}")]
+    Transcript { dir: String, source: std::io::Error },
+    #[error("cannot read the listening address: {0}")]
+    Listener(std::io::Error),
+}
+
+/// Why `run` returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// The shutdown future completed (Ctrl+C, SIGTERM, a test).
+    Requested,
+    /// The last registered member left and `stay` was off.
+    LastMemberLeft,
+}
+
+/// Serves on `listener` until `shutdown` completes or the last member leaves.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = String>,
+) -> Result<Stopped, TrackerError> {
+    let local = listener.local_addr().map_err(TrackerError::Listener)?;
+    let transcript = Transcript::open(&config.log_dir)
+        .map_err(|source| TrackerError::Transcript { dir: config.log_dir.display().to_string(), source })?;
+    let token = CancellationToken::new();
+    let (hub_tx, hub_rx) = mpsc::channel(HUB_INBOX);
+    let started = jiff::Timestamp::now();
+    let hub = Hub::new(
+        HubConfig {
+            server_name: config.server_name.clone(),
+            idle_timeout: config.idle_timeout,
+            stay: config.stay,
+            log_path_shown: transcript.path().display().to_string(),
+            started,
+        },
+        transcript,
+        token.clone(),
+    );
+    let start_line = format!(
+        "tracker listening on {local} ({}, {})",
+        if config.tls.is_some() { "TLS" } else { "plain TCP" },
+        if config.password.is_some() { "password required" } else { "no password" }
+    );
+    // The hub owns blocking file I/O, so it gets its own thread.
+    let hub_thread = tokio::task::spawn_blocking(move || hub.run(hub_rx, start_line));
+
+    let ctx = Arc::new(ConnContext {
+        hub: hub_tx.clone(),
+        password: config.password.map(Arc::new),
+        shutdown: token.clone(),
+        server_name: config.server_name.clone(),
+        ping_interval: config.ping_interval,
+        register_timeout: config.register_timeout,
+    });
+    let tls = config.tls.map(TlsAcceptor::from);
+    let tasks = TaskTracker::new();
+
+    // Idle detection runs on the hub's clock: a tick, several per timeout.
+    let tick_every = (config.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let ticker_tx = hub_tx.clone();
+    let ticker_token = token.clone();
+    tasks.spawn(async move {
+        let mut interval = tokio::time::interval(tick_every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker_token.cancelled() => return,
+                _ = interval.tick() => {
+                    if ticker_tx.send(HubRequest::Tick).await.is_err() { return; }
+                }
+            }
+        }
+    });
+
+    let next_id = AtomicU64::new(1);
+    tokio::pin!(shutdown);
+    let stop_reason;
+    loop {
+        tokio::select! {
+            reason = &mut shutdown => { stop_reason = Some(reason); break; }
+            _ = token.cancelled() => { stop_reason = None; break; }
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = socket.set_nodelay(true);
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                let ctx = ctx.clone();
+                let tls = tls.clone();
+                tasks.spawn(async move { accept_one(socket, peer, id, ctx, tls).await });
+            }
+        }
+    }
+    drop(listener);
+    let outcome = match stop_reason {
+        Some(reason) => {
+            let _ = hub_tx.send(HubRequest::Shutdown { reason }).await;
+            Stopped::Requested
+        }
+        None => Stopped::LastMemberLeft,
+    };
+    token.cancel();
+    tasks.close();
+    drop(hub_tx);
+    drop(ctx);
+    // Connections say goodbye; then the hub (whose inbox closes once every
+    // task has dropped its sender) writes the stop line and fsyncs.
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, hub_thread).await;
+    Ok(outcome)
+}
+
+async fn accept_one(
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    ctx: Arc<ConnContext>,
+    tls: Option<TlsAcceptor>,
+) {
+    match tls {
+        None => conn::serve(socket, peer, id, ctx).await,
+        Some(acceptor) => {
+            let handshake = tokio::select! {
+                _ = ctx.shutdown.cancelled() => return,
+                r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)) => r,
+            };
+            match handshake {
+                Ok(Ok(stream)) => conn::serve(stream, peer, id, ctx).await,
+                Ok(Err(e)) => tracing::info!(%peer, "TLS handshake failed: {e}"),
+                Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}

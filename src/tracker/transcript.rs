@@ -1,0 +1,139 @@
+//! `chat.log`: the conversation record, one event a line.
+//!
+//! Format (stable, documented in the README):
+//! `<RFC 3339 UTC timestamp, ms> <event> <details>`; all text passes through
+//! [`sanitize::for_display`] so the file holds no control characters.
+//!
+//! Lines are staged in memory by [`Transcript::record`] and reach the file in
+//! one `write()` per hub batch ([`Transcript::commit`]); the hub delivers a
+//! batch only after its commit succeeded, so anything a client saw is in the
+//! kernel's page cache and survives a crash (even `kill -9`) of the tracker.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::proto::sanitize;
+
+pub struct Transcript {
+    file: File,
+    path: PathBuf,
+    staged: String,
+    /// Set when the previous run did not end with a `stop` line.
+    pub previous_run_unclean: bool,
+}
+
+/// Formats a timestamp the way both `chat.log` and `server-time` use it.
+pub fn timestamp(ts: jiff::Timestamp) -> String {
+    format!("{ts:.3}")
+}
+
+impl Transcript {
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join("chat.log");
+        let mut file = OpenOptions::new().create(true).append(true).read(true).open(&path)?;
+        let len = file.metadata()?.len();
+        let mut previous_run_unclean = false;
+        let mut staged = String::new();
+        if len > 0 {
+            // Read the tail to see how the previous run ended.
+            let tail_len = len.min(4096);
+            file.seek(SeekFrom::Start(len - tail_len))?;
+            let mut tail = Vec::with_capacity(tail_len as usize);
+            Read::by_ref(&mut file).take(tail_len).read_to_end(&mut tail)?;
+            if tail.last() != Some(&b'\n') {
+                // A torn last line (power loss): end it so ours start clean.
+                staged.push('\n');
+            }
+            let text = String::from_utf8_lossy(&tail);
+            let last = text.trim_end_matches('\n').rsplit('\n').next().unwrap_or("");
+            previous_run_unclean = last.split(' ').nth(1) != Some("stop");
+        }
+        Ok(Transcript { file, path, staged, previous_run_unclean })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stages one event line; `details` is sanitized here.
+    pub fn record(&mut self, ts: &str, event: &str, details: &str) {
+        self.staged.push_str(ts);
+        self.staged.push(' ');
+        self.staged.push_str(event);
+        if !details.is_empty() {
+            self.staged.push(' ');
+            self.staged.push_str(&sanitize::for_display(details));
+        }
+        self.staged.push('\n');
+    }
+
+    pub fn has_staged(&self) -> bool {
+        !self.staged.is_empty()
+    }
+
+    /// Writes every staged line in one call. On error the staged lines are
+    /// dropped (the caller must not deliver what they describe).
+    pub fn commit(&mut self) -> io::Result<()> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let result = self.file.write_all(self.staged.as_bytes());
+        self.staged.clear();
+        result
+    }
+
+    /// Commit and fsync: used for the closing line.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.commit()?;
+        self.file.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_and_detects_unclean_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Transcript::open(dir.path()).unwrap();
+        assert!(!t.previous_run_unclean);
+        t.record("2026-01-01T00:00:00.000Z", "start", "listening on x");
+        t.record("2026-01-01T00:00:01.000Z", "msg", "#general <a> hi\x1b[2J there\n");
+        t.commit().unwrap();
+        drop(t);
+        let t = Transcript::open(dir.path()).unwrap();
+        assert!(t.previous_run_unclean, "no stop line: unclean");
+        let mut t = t;
+        t.record("2026-01-01T00:00:02.000Z", "stop", "bye");
+        t.sync().unwrap();
+        drop(t);
+        assert!(!Transcript::open(dir.path()).unwrap().previous_run_unclean);
+        let text = fs::read_to_string(dir.path().join("chat.log")).unwrap();
+        assert_eq!(
+            text,
+            "2026-01-01T00:00:00.000Z start listening on x\n2026-01-01T00:00:01.000Z msg #general <a> hi there\n2026-01-01T00:00:02.000Z stop bye\n"
+        );
+    }
+
+    #[test]
+    fn torn_last_line_is_terminated() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("chat.log"), "2026 msg half a li").unwrap();
+        let mut t = Transcript::open(dir.path()).unwrap();
+        assert!(t.previous_run_unclean);
+        t.record("ts", "start", "");
+        t.commit().unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join("chat.log")).unwrap(), "2026 msg half a li\nts start\n");
+    }
+
+    #[test]
+    fn timestamp_is_rfc3339_millis_utc() {
+        let ts: jiff::Timestamp = "2026-11-21T04:30:00.123456Z".parse().unwrap();
+        assert_eq!(timestamp(ts), "2026-11-21T04:30:00.123Z");
+        let ts: jiff::Timestamp = "2026-11-21T04:30:00Z".parse().unwrap();
+        assert_eq!(timestamp(ts), "2026-11-21T04:30:00.000Z");
+    }
+}
