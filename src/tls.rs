@@ -34,7 +34,10 @@ impl Fingerprint {
     /// Accepts `SHA256:AB:CD:...`, `SHA256:abcd...`, or the bare hex.
     pub fn parse(text: &str) -> Result<Self, BadFingerprint> {
         let t = text.trim();
-        let t = t.strip_prefix("SHA256:").or_else(|| t.strip_prefix("sha256:")).unwrap_or(t);
+        let t = t
+            .strip_prefix("SHA256:")
+            .or_else(|| t.strip_prefix("sha256:"))
+            .unwrap_or(t);
         let hex_digits: String = t.chars().filter(|c| *c != ':').collect();
         let bytes = hex::decode(hex_digits).map_err(|_| BadFingerprint)?;
         Ok(Fingerprint(bytes.try_into().map_err(|_| BadFingerprint)?))
@@ -88,20 +91,40 @@ pub fn load_or_create_identity(data_dir: &Path) -> Result<Identity, CertError> {
     let mut created = false;
     if !cert_path.exists() || !key_path.exists() {
         fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
-        let certified = rcgen::generate_simple_self_signed(vec!["confab-tracker".to_string(), "localhost".to_string()])?;
-        write_private(&key_path, certified.signing_key.serialize_pem().as_bytes()).map_err(io_err(&key_path))?;
+        let certified = rcgen::generate_simple_self_signed(vec![
+            "confab-tracker".to_string(),
+            "localhost".to_string(),
+        ])?;
+        write_private(&key_path, certified.signing_key.serialize_pem().as_bytes())
+            .map_err(io_err(&key_path))?;
         fs::write(&cert_path, certified.cert.pem()).map_err(io_err(&cert_path))?;
         created = true;
     }
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .map_err(|_| CertError::Invalid { path: cert_path.display().to_string(), what: "certificate" })?
+        .map_err(|_| CertError::Invalid {
+            path: cert_path.display().to_string(),
+            what: "certificate",
+        })?
         .collect::<Result<_, _>>()
-        .map_err(|_| CertError::Invalid { path: cert_path.display().to_string(), what: "certificate" })?;
-    let first = certs.first().ok_or(CertError::Invalid { path: cert_path.display().to_string(), what: "certificate" })?;
+        .map_err(|_| CertError::Invalid {
+            path: cert_path.display().to_string(),
+            what: "certificate",
+        })?;
+    let first = certs.first().ok_or(CertError::Invalid {
+        path: cert_path.display().to_string(),
+        what: "certificate",
+    })?;
     let fingerprint = Fingerprint::of(first);
-    let key = PrivateKeyDer::from_pem_file(&key_path)
-        .map_err(|_| CertError::Invalid { path: key_path.display().to_string(), what: "private key" })?;
-    Ok(Identity { certs, key, fingerprint, created })
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|_| CertError::Invalid {
+        path: key_path.display().to_string(),
+        what: "private key",
+    })?;
+    Ok(Identity {
+        certs,
+        key,
+        fingerprint,
+        created,
+    })
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
@@ -137,7 +160,16 @@ mod tests {
         assert!(text.starts_with("SHA256:2C:F2:4D:BA"), "{text}");
         assert_eq!(text.len(), 7 + 64 + 31);
         assert_eq!(Fingerprint::parse(&text), Ok(fp));
-        assert_eq!(Fingerprint::parse(&text.replace(':', "").replace("SHA256", "SHA256:").to_lowercase().replace("sha256", "SHA256")), Ok(fp));
+        assert_eq!(
+            Fingerprint::parse(
+                &text
+                    .replace(':', "")
+                    .replace("SHA256", "SHA256:")
+                    .to_lowercase()
+                    .replace("sha256", "SHA256")
+            ),
+            Ok(fp)
+        );
         assert_eq!(Fingerprint::parse("SHA256:abcd"), Err(BadFingerprint));
         assert_eq!(Fingerprint::parse("nonsense"), Err(BadFingerprint));
     }

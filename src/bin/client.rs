@@ -1,1 +1,200 @@
-fn main() {}
+//! `client`: joins a confab tracker. All logic lives in `confab::client`.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use confab::client::known::{self, KnownTrackers};
+use confab::client::plain::PlainRenderer;
+use confab::client::session::{self, ClientError, Options, Outcome, Prompter};
+use confab::tls::Fingerprint;
+
+/// Join a confab tracker and chat.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The tracker: HOST, HOST:PORT or [IPv6]:PORT.
+    tracker: String,
+    /// Port, when not given with the host. Default 6697 (6667 with --no-tls).
+    port: Option<u16>,
+    /// Username to log in with.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Read the tracker's password from this file (first line).
+    #[arg(long, value_name = "PATH")]
+    password_file: Option<PathBuf>,
+    /// Trust exactly this certificate fingerprint (SHA256:...) without asking.
+    #[arg(long, value_name = "SHA256:...")]
+    fingerprint: Option<String>,
+    /// Trust a tracker seen for the first time without asking (a changed one is still refused).
+    #[arg(long)]
+    accept_new: bool,
+    /// File of trusted tracker fingerprints.
+    #[arg(long, value_name = "PATH", env = "CONFAB_KNOWN_TRACKERS")]
+    known_trackers: Option<PathBuf>,
+    /// Connect without TLS (for trackers started with --no-tls): traffic is readable by others.
+    #[arg(long)]
+    no_tls: bool,
+    /// Line mode: one line per event, typed lines are sent (the default until the full-screen UI exists).
+    #[arg(long)]
+    plain: bool,
+}
+
+struct Terminal {
+    interactive: bool,
+}
+
+impl Prompter for Terminal {
+    fn interactive(&self) -> bool {
+        self.interactive
+    }
+
+    fn line(&mut self, prompt: &str) -> Option<String> {
+        if !self.interactive {
+            return None;
+        }
+        eprint!("{prompt}");
+        let mut line = String::new();
+        match std::io::stdin().lock().read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_string()),
+        }
+    }
+
+    fn secret(&mut self, prompt: &str) -> Option<String> {
+        if !self.interactive {
+            return None;
+        }
+        rpassword::prompt_password(prompt).ok()
+    }
+}
+
+/// Splits `host`, `host:port`, `[v6]:port` or a bare IPv6 address.
+fn split_host(tracker: &str, port: Option<u16>) -> Result<(String, Option<u16>), String> {
+    let bad = || format!("cannot read the port in {tracker:?}");
+    if let Some(rest) = tracker.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        let p = match after.strip_prefix(':') {
+            Some(p) => Some(p.parse().map_err(|_| bad())?),
+            None => port,
+        };
+        return Ok((host.to_string(), p));
+    }
+    match tracker.matches(':').count() {
+        1 => {
+            let (host, p) = tracker.split_once(':').ok_or_else(bad)?;
+            Ok((host.to_string(), Some(p.parse().map_err(|_| bad())?)))
+        }
+        _ => Ok((tracker.to_string(), port)),
+    }
+}
+
+fn options(args: &Args) -> Result<Options, ClientError> {
+    let (host, port) = split_host(&args.tracker, args.port).map_err(ClientError::Usage)?;
+    let password = match &args.password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| ClientError::Usage(format!("cannot read {}: {e}", path.display())))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        ),
+        None => std::env::var("CONFAB_PASSWORD").ok(),
+    };
+    let fingerprint = match &args.fingerprint {
+        Some(f) => Some(Fingerprint::parse(f).map_err(|e| ClientError::Usage(e.to_string()))?),
+        None => None,
+    };
+    let known_path = args
+        .known_trackers
+        .clone()
+        .or_else(known::default_path)
+        .ok_or_else(|| {
+            ClientError::Usage(
+                "cannot find a home folder for known_trackers; use --known-trackers PATH".into(),
+            )
+        })?;
+    Ok(Options {
+        host,
+        port: port.unwrap_or(if args.no_tls { 6667 } else { 6697 }),
+        tls: !args.no_tls,
+        user: args.user.clone(),
+        password,
+        fingerprint,
+        accept_new: args.accept_new,
+        known: KnownTrackers::new(known_path),
+    })
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let interactive = std::io::stdin().is_terminal();
+    let result = runtime.block_on(async {
+        let mut opts = options(&args)?;
+        if args.no_tls {
+            eprintln!("WARNING: TLS is off (--no-tls): your password and messages can be read on the network.");
+        }
+        let mut terminal = Terminal { interactive };
+        let session = session::login(&mut opts, &mut terminal).await?;
+        // Typed lines come from a plain thread: a blocking read of stdin
+        // cannot be cancelled, and a thread dies with the process.
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stdout = std::io::stdout();
+        session::run_plain(session, rx, &mut stdout, &PlainRenderer::default()).await
+    });
+    match result {
+        Ok(Outcome::Left) => ExitCode::SUCCESS,
+        Ok(Outcome::ClosedByTracker(reason)) => {
+            eprintln!("client: disconnected by the tracker: {reason}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("client: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host;
+
+    #[test]
+    fn host_forms() {
+        assert_eq!(split_host("10.0.0.5", None), Ok(("10.0.0.5".into(), None)));
+        assert_eq!(
+            split_host("10.0.0.5", Some(7000)),
+            Ok(("10.0.0.5".into(), Some(7000)))
+        );
+        assert_eq!(
+            split_host("example.org:7000", None),
+            Ok(("example.org".into(), Some(7000)))
+        );
+        assert_eq!(
+            split_host("[::1]:7000", None),
+            Ok(("::1".into(), Some(7000)))
+        );
+        assert_eq!(split_host("::1", Some(7)), Ok(("::1".into(), Some(7))));
+        assert!(split_host("h:x", None).is_err());
+    }
+}

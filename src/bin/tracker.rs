@@ -56,7 +56,11 @@ struct Args {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "confab=info".into()))
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "confab=info".into()),
+        )
         .init();
     let args = Args::parse();
     match start(args) {
@@ -78,10 +82,14 @@ fn read_password(args: &Args) -> anyhow::Result<Option<String>> {
         return Ok(None);
     }
     if let Some(path) = &args.password_file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         let pw = text.lines().next().unwrap_or("").to_string();
         if pw.is_empty() {
-            bail!(UsageError(format!("{} holds an empty password", path.display())));
+            bail!(UsageError(format!(
+                "{} holds an empty password",
+                path.display()
+            )));
         }
         return Ok(Some(pw));
     }

@@ -44,7 +44,11 @@ impl Caps {
 
     pub fn enabled(&self) -> Vec<&'static str> {
         let mut copy = *self;
-        SUPPORTED.iter().copied().filter(|n| copy.flag(n).is_some_and(|f| *f)).collect()
+        SUPPORTED
+            .iter()
+            .copied()
+            .filter(|n| copy.flag(n).is_some_and(|f| *f))
+            .collect()
     }
 
     /// Index 0..4 of the wire variant this connection needs for tagged messages.

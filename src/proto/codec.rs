@@ -57,7 +57,10 @@ impl Decoder for LineCodec {
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, Self::Error> {
         loop {
-            let newline = buf[self.scanned..].iter().position(|&b| b == b'\n').map(|i| i + self.scanned);
+            let newline = buf[self.scanned..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|i| i + self.scanned);
             let Some(end) = newline else {
                 if buf.len() > MAX_LINE_BYTES {
                     // Drop what we have; keep discarding until the next newline.
@@ -125,7 +128,11 @@ mod tests {
     fn splits_crlf_and_lf() {
         assert_eq!(
             frames(b"NICK a\r\nUSER a 0 * :A\n\r\n\nPING x\r\n"),
-            vec![Frame::Line("NICK a".into()), Frame::Line("USER a 0 * :A".into()), Frame::Line("PING x".into())]
+            vec![
+                Frame::Line("NICK a".into()),
+                Frame::Line("USER a 0 * :A".into()),
+                Frame::Line("PING x".into())
+            ]
         );
     }
 
@@ -133,11 +140,20 @@ mod tests {
     fn body_limit_is_512_with_crlf_and_tags_do_not_count() {
         let ok = format!("PRIVMSG #g :{}", "a".repeat(510 - 12));
         assert_eq!(ok.len(), 510);
-        assert_eq!(frames(format!("{ok}\r\n").as_bytes()), vec![Frame::Line(ok.clone())]);
+        assert_eq!(
+            frames(format!("{ok}\r\n").as_bytes()),
+            vec![Frame::Line(ok.clone())]
+        );
         let long = format!("{ok}b");
-        assert_eq!(frames(format!("{long}\r\nPING x\r\n").as_bytes()), vec![Frame::TooLong, Frame::Line("PING x".into())]);
+        assert_eq!(
+            frames(format!("{long}\r\nPING x\r\n").as_bytes()),
+            vec![Frame::TooLong, Frame::Line("PING x".into())]
+        );
         let tagged = format!("@+a={} {ok}", "t".repeat(4000));
-        assert_eq!(frames(format!("{tagged}\r\n").as_bytes()), vec![Frame::Line(tagged)]);
+        assert_eq!(
+            frames(format!("{tagged}\r\n").as_bytes()),
+            vec![Frame::Line(tagged)]
+        );
     }
 
     #[test]
@@ -148,11 +164,17 @@ mod tests {
         buf.extend_from_slice(&vec![b'y'; MAX_LINE_BYTES + 10]);
         assert_eq!(codec.decode(&mut buf).unwrap(), None);
         buf.extend_from_slice(b"yyy\r\nPING z\r\n");
-        assert_eq!(codec.decode(&mut buf).unwrap(), Some(Frame::Line("PING z".into())));
+        assert_eq!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Frame::Line("PING z".into()))
+        );
     }
 
     #[test]
     fn invalid_utf8_is_reported_and_stream_continues() {
-        assert_eq!(frames(b"PRIVMSG #g :\xff\xfe\r\nPING x\r\n"), vec![Frame::InvalidUtf8, Frame::Line("PING x".into())]);
+        assert_eq!(
+            frames(b"PRIVMSG #g :\xff\xfe\r\nPING x\r\n"),
+            vec![Frame::InvalidUtf8, Frame::Line("PING x".into())]
+        );
     }
 }

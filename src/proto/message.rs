@@ -45,7 +45,10 @@ pub enum ParseError {
 
 impl Message {
     pub fn new(command: &str) -> Self {
-        Message { command: command.to_string(), ..Default::default() }
+        Message {
+            command: command.to_string(),
+            ..Default::default()
+        }
     }
 
     pub fn with_source(mut self, source: impl Into<String>) -> Self {
@@ -68,12 +71,17 @@ impl Message {
     }
 
     pub fn tag_value(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_deref())
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.as_deref())
     }
 
     /// The nick part of the source (`nick!user@host` -> `nick`).
     pub fn source_nick(&self) -> Option<&str> {
-        self.source.as_deref().map(|s| s.split(['!', '@']).next().unwrap_or(s))
+        self.source
+            .as_deref()
+            .map(|s| s.split(['!', '@']).next().unwrap_or(s))
     }
 
     /// Parses one line without its trailing CR/LF.
@@ -143,7 +151,8 @@ impl Message {
     /// reaches here was parsed from a line or built by us); any that slipped
     /// through are replaced by spaces so one message can never become two.
     pub fn to_line(&self) -> String {
-        let mut out = String::with_capacity(64 + self.params.iter().map(|p| p.len() + 1).sum::<usize>());
+        let mut out =
+            String::with_capacity(64 + self.params.iter().map(|p| p.len() + 1).sum::<usize>());
         if !self.tags.is_empty() {
             out.push('@');
             for (i, (k, v)) in self.tags.iter().enumerate() {
@@ -200,7 +209,9 @@ fn parse_tags(raw: &str) -> Result<Vec<(String, Option<String>)>, ParseError> {
         };
         let name = key.strip_prefix('+').unwrap_or(key);
         let valid = !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'/' || b == b'.');
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'/' || b == b'.');
         if !valid {
             return Err(ParseError::BadTags);
         }
@@ -251,7 +262,10 @@ mod tests {
 
     #[test]
     fn parses_full_message() {
-        let m = Message::parse("@time=2020-01-01T00:00:00.000Z;+x=a\\sb :nick!u@h PRIVMSG #general :hello there").unwrap();
+        let m = Message::parse(
+            "@time=2020-01-01T00:00:00.000Z;+x=a\\sb :nick!u@h PRIVMSG #general :hello there",
+        )
+        .unwrap();
         assert_eq!(m.tag_value("time"), Some("2020-01-01T00:00:00.000Z"));
         assert_eq!(m.tag_value("+x"), Some("a b"));
         assert_eq!(m.source_nick(), Some("nick"));
@@ -278,8 +292,14 @@ mod tests {
         assert_eq!(Message::parse("@a=b"), Err(ParseError::BadTags));
         assert_eq!(Message::parse("@a$=b CMD"), Err(ParseError::BadTags));
         assert_eq!(Message::parse("PRI\0VMSG"), Err(ParseError::ForbiddenByte));
-        assert!(matches!(Message::parse("12 x"), Err(ParseError::InvalidCommand(_))));
-        assert!(matches!(Message::parse("PRIV-MSG x"), Err(ParseError::InvalidCommand(_))));
+        assert!(matches!(
+            Message::parse("12 x"),
+            Err(ParseError::InvalidCommand(_))
+        ));
+        assert!(matches!(
+            Message::parse("PRIV-MSG x"),
+            Err(ParseError::InvalidCommand(_))
+        ));
         let many = format!("CMD {}", vec!["p"; 16].join(" "));
         assert_eq!(Message::parse(&many), Err(ParseError::TooManyParams));
     }
@@ -287,15 +307,29 @@ mod tests {
     #[test]
     fn encodes_trailing_only_when_needed() {
         assert_eq!(Message::new("NICK").param("bob").to_line(), "NICK bob\r\n");
-        assert_eq!(Message::new("PRIVMSG").param("#g").param("hi there").to_line(), "PRIVMSG #g :hi there\r\n");
-        assert_eq!(Message::new("PRIVMSG").param("#g").param(":)").to_line(), "PRIVMSG #g ::)\r\n");
+        assert_eq!(
+            Message::new("PRIVMSG")
+                .param("#g")
+                .param("hi there")
+                .to_line(),
+            "PRIVMSG #g :hi there\r\n"
+        );
+        assert_eq!(
+            Message::new("PRIVMSG").param("#g").param(":)").to_line(),
+            "PRIVMSG #g ::)\r\n"
+        );
         assert_eq!(Message::new("AWAY").param("").to_line(), "AWAY :\r\n");
-        assert_eq!(Message::new("X").param("a\r\nQUIT").to_line(), "X a  QUIT\r\n");
+        assert_eq!(
+            Message::new("X").param("a\r\nQUIT").to_line(),
+            "X a  QUIT\r\n"
+        );
     }
 
     #[test]
     fn tag_escaping_round_trips() {
-        let m = Message::new("TAGMSG").tag("+msg", Some("a; b\\c\r\nd".into())).param("#g");
+        let m = Message::new("TAGMSG")
+            .tag("+msg", Some("a; b\\c\r\nd".into()))
+            .param("#g");
         let line = m.to_line();
         assert_eq!(line, "@+msg=a\\:\\sb\\\\c\\r\\nd TAGMSG #g\r\n");
         assert_eq!(Message::parse(line.trim_end()).unwrap(), m);
@@ -314,7 +348,9 @@ mod tests {
         fn word(&mut self, allow_space: bool, min: usize) -> String {
             let alphabet: Vec<char> = "abcXYZ019 :;\\@#!-_é漢😀\u{1}".chars().collect();
             let len = min + (self.next() % 8) as usize;
-            let mut w: String = (0..len).map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize]).collect();
+            let mut w: String = (0..len)
+                .map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize])
+                .collect();
             if !allow_space {
                 w = w.replace(' ', "");
             }
@@ -328,7 +364,8 @@ mod tests {
     fn parse_encode_round_trip_property() {
         let mut rng = Rng(0x9e3779b97f4a7c15);
         for _ in 0..5000 {
-            let mut m = Message::new(["PRIVMSG", "NOTICE", "001", "JOIN"][(rng.next() % 4) as usize]);
+            let mut m =
+                Message::new(["PRIVMSG", "NOTICE", "001", "JOIN"][(rng.next() % 4) as usize]);
             if rng.next() % 2 == 0 {
                 m.source = Some(format!("n{}!u@h", rng.next() % 100));
             }

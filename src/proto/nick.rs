@@ -13,7 +13,9 @@ pub enum NickError {
     Empty,
     #[error("usernames are at most {NICK_MAX} characters")]
     TooLong,
-    #[error("usernames may use letters, digits and - _ [ ] \\ ^ {{ }} | ` and may not start with a digit or -")]
+    #[error(
+        "usernames may use letters, digits and - _ [ ] \\ ^ {{ }} | ` and may not start with a digit or -"
+    )]
     BadCharacters,
 }
 
@@ -46,7 +48,9 @@ pub fn valid_channel(name: &str) -> bool {
     name.starts_with('#')
         && name.len() > 1
         && name.len() <= CHANNEL_MAX
-        && !name.chars().any(|c| c.is_control() || c == ' ' || c == ',' || c == ':')
+        && !name
+            .chars()
+            .any(|c| c.is_control() || c == ' ' || c == ',' || c == ':')
 }
 
 /// Folds a name with the `rfc1459` case mapping advertised in ISUPPORT:

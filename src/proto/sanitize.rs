@@ -11,7 +11,10 @@
 
 /// IRC formatting control codes that IRC clients interpret themselves.
 fn is_irc_format(c: char) -> bool {
-    matches!(c, '\x01' | '\x02' | '\x03' | '\x04' | '\x0f' | '\x11' | '\x16' | '\x1d' | '\x1e' | '\x1f')
+    matches!(
+        c,
+        '\x01' | '\x02' | '\x03' | '\x04' | '\x0f' | '\x11' | '\x16' | '\x1d' | '\x1e' | '\x1f'
+    )
 }
 
 fn is_bidi_control(c: char) -> bool {
@@ -38,7 +41,8 @@ fn strip(input: &str, keep: impl Fn(char) -> bool) -> String {
                         }
                     }
                     // OSC / DCS / APC / PM / SOS: up to BEL or ST (ESC \).
-                    Some(']') | Some('P') | Some('_') | Some('^') | Some('X') | Some('\u{9d}') | Some('\u{90}') => {
+                    Some(']') | Some('P') | Some('_') | Some('^') | Some('X') | Some('\u{9d}')
+                    | Some('\u{90}') => {
                         while let Some(n) = chars.next() {
                             if n == '\x07' || n == '\u{9c}' {
                                 break;
@@ -113,10 +117,16 @@ mod tests {
     fn strips_terminal_escapes() {
         assert_eq!(for_display("a\x1b[31mred\x1b[0m b"), "ared b");
         assert_eq!(for_display("\x1b]0;pwned title\x07ok"), "ok");
-        assert_eq!(for_display("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\"), "link");
+        assert_eq!(
+            for_display("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\"),
+            "link"
+        );
         assert_eq!(for_display("x\x1bcy"), "xy");
         assert_eq!(for_display("x\u{9b}2Jy"), "xy");
-        assert_eq!(for_display("bell\x07 nul-free \x08back"), "bell nul-free back");
+        assert_eq!(
+            for_display("bell\x07 nul-free \x08back"),
+            "bell nul-free back"
+        );
         assert_eq!(for_display("tab\there"), "tab here");
         assert_eq!(for_display("rtl\u{202e}evil"), "rtlevil");
         assert_eq!(for_display("unterminated \x1b["), "unterminated ");
@@ -124,14 +134,20 @@ mod tests {
 
     #[test]
     fn display_removes_irc_formatting() {
-        assert_eq!(for_display("\x02bold\x02 \x0304,12red\x03 \x1funder\x0f"), "bold red under");
+        assert_eq!(
+            for_display("\x02bold\x02 \x0304,12red\x03 \x1funder\x0f"),
+            "bold red under"
+        );
         assert_eq!(for_display("\x033,x"), ",x");
         assert_eq!(for_display("\x01ACTION waves\x01"), "ACTION waves");
     }
 
     #[test]
     fn relay_keeps_irc_formatting_only() {
-        assert_eq!(for_relay("\x02bold\x02\x1b[2J\x0304red"), "\x02bold\x02\x0304red");
+        assert_eq!(
+            for_relay("\x02bold\x02\x1b[2J\x0304red"),
+            "\x02bold\x02\x0304red"
+        );
         assert_eq!(for_relay("\x01ACTION waves\x01"), "\x01ACTION waves\x01");
         assert_eq!(for_relay("é 漢 😀"), "é 漢 😀");
     }

@@ -42,8 +42,10 @@ pub fn busy_reason(user_text: &str) -> String {
 }
 
 pub fn inactive_reason(idle_secs: u64) -> String {
-    let minutes = idle_secs.div_ceil(60).max(1);
-    format!("{INACTIVE_PREFIX}: idle for {minutes} min")
+    if idle_secs < 60 {
+        return format!("{INACTIVE_PREFIX}: idle for {idle_secs} s");
+    }
+    format!("{INACTIVE_PREFIX}: idle for {} min", idle_secs / 60)
 }
 
 /// Classifies an away reason (None = not away).
@@ -70,10 +72,17 @@ mod tests {
         assert_eq!(busy_reason("busy"), "Busy");
         assert_eq!(busy_reason("in a meeting"), "Busy: in a meeting");
         assert_eq!(busy_reason("Busy: lunch"), "Busy: lunch");
-        assert_eq!(busy_reason("Inactive: idle for 5 min"), "Busy: Inactive: idle for 5 min");
-        assert_eq!(from_away(Some(&busy_reason("Inactive: fake"))), Status::Busy);
+        assert_eq!(
+            busy_reason("Inactive: idle for 5 min"),
+            "Busy: Inactive: idle for 5 min"
+        );
+        assert_eq!(
+            from_away(Some(&busy_reason("Inactive: fake"))),
+            Status::Busy
+        );
         assert_eq!(from_away(Some(&inactive_reason(300))), Status::Inactive);
-        assert_eq!(inactive_reason(301), "Inactive: idle for 6 min");
+        assert_eq!(inactive_reason(301), "Inactive: idle for 5 min");
+        assert_eq!(inactive_reason(3), "Inactive: idle for 3 s");
         assert_eq!(from_away(None), Status::Active);
         assert_eq!(busy_detail("Busy: lunch"), Some("lunch"));
         assert_eq!(busy_detail("Busy"), None);

@@ -51,7 +51,11 @@ impl ConnControl {
     }
 
     fn reason(&self) -> String {
-        self.reason.lock().ok().and_then(|r| r.clone()).unwrap_or_else(|| "Killed".into())
+        self.reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "Killed".into())
     }
 }
 
@@ -149,7 +153,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Phase::Registering(p) => p.nick.clone().unwrap_or_else(|| "*".into()),
             _ => "*".into(),
         };
-        let mut m = Message::new(code).with_source(self.ctx.server_name.clone()).param(nick);
+        let mut m = Message::new(code)
+            .with_source(self.ctx.server_name.clone())
+            .param(nick);
         for p in params {
             m = m.param(*p);
         }
@@ -157,7 +163,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     fn push_error(&mut self, reason: &str) {
-        self.push(Message::new("ERROR").param(format!("Closing link: {} ({reason})", self.peer.ip())));
+        self.push(
+            Message::new("ERROR").param(format!("Closing link: {} ({reason})", self.peer.ip())),
+        );
     }
 
     async fn write_out(&mut self) -> std::io::Result<()> {
@@ -173,7 +181,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         .await
         {
             Ok(r) => r,
-            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "write timed out",
+            )),
         }
     }
 
@@ -181,7 +192,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn leave(&mut self, reason: String) {
         if matches!(self.phase, Phase::Registered) {
             self.phase = Phase::Leaving;
-            let _ = self.ctx.hub.send(HubRequest::Leave { conn: self.id, reason }).await;
+            let _ = self
+                .ctx
+                .hub
+                .send(HubRequest::Leave {
+                    conn: self.id,
+                    reason,
+                })
+                .await;
         }
     }
 
@@ -254,7 +272,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Some(sent) => sent + self.ctx.ping_interval,
             None => self.last_rx + self.ctx.ping_interval,
         };
-        if self.registered() { ping } else { ping.min(register_deadline) }
+        if self.registered() {
+            ping
+        } else {
+            ping.min(register_deadline)
+        }
     }
 
     async fn on_timer(&mut self, register_deadline: Instant) -> Option<End> {
@@ -289,14 +311,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let msg = match Message::parse(&line) {
             Ok(m) => m,
             Err(ParseError::Empty) => return None,
-            Err(ParseError::InvalidCommand(c)) => return self.bad(BadLine::UnknownCommand(c)).await,
+            Err(ParseError::InvalidCommand(c)) => {
+                return self.bad(BadLine::UnknownCommand(c)).await;
+            }
             Err(e) => return self.bad(BadLine::Malformed(e.to_string())).await,
         };
         match msg.command.as_str() {
             "PING" => {
                 let token = msg.param_at(0).unwrap_or("").to_string();
                 let server = self.ctx.server_name.clone();
-                self.push(Message::new("PONG").with_source(server.clone()).param(server).param(token));
+                self.push(
+                    Message::new("PONG")
+                        .with_source(server.clone())
+                        .param(server)
+                        .param(token),
+                );
                 return None;
             }
             "PONG" => return None,
@@ -317,7 +346,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         match self.phase {
             Phase::Registered => {
-                let _ = self.ctx.hub.send(HubRequest::Line { conn: self.id, msg }).await;
+                let _ = self
+                    .ctx
+                    .hub
+                    .send(HubRequest::Line { conn: self.id, msg })
+                    .await;
                 None
             }
             Phase::Leaving => None,
@@ -327,26 +360,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     async fn bad(&mut self, error: BadLine) -> Option<End> {
         if matches!(self.phase, Phase::Registered) {
-            let _ = self.ctx.hub.send(HubRequest::BadLine { conn: self.id, error }).await;
+            let _ = self
+                .ctx
+                .hub
+                .send(HubRequest::BadLine {
+                    conn: self.id,
+                    error,
+                })
+                .await;
             return None;
         }
         match error {
             BadLine::TooLong => self.push_numeric(ERR_INPUTTOOLONG, &["Input line was too long"]),
-            BadLine::UnknownCommand(c) => self.push_numeric(ERR_UNKNOWNCOMMAND, &[&c, "Unknown command"]),
+            BadLine::UnknownCommand(c) => {
+                self.push_numeric(ERR_UNKNOWNCOMMAND, &[&c, "Unknown command"])
+            }
             BadLine::InvalidUtf8 => {
                 let server = self.ctx.server_name.clone();
-                self.push(Message::new("FAIL").with_source(server).param("*").param("INVALID_UTF8").param("Line was not valid UTF-8 and was ignored"));
+                self.push(
+                    Message::new("FAIL")
+                        .with_source(server)
+                        .param("*")
+                        .param("INVALID_UTF8")
+                        .param("Line was not valid UTF-8 and was ignored"),
+                );
             }
             BadLine::Malformed(why) => {
                 let server = self.ctx.server_name.clone();
-                self.push(Message::new("FAIL").with_source(server).param("*").param("INVALID_MESSAGE").param(format!("Line ignored: {why}")));
+                self.push(
+                    Message::new("FAIL")
+                        .with_source(server)
+                        .param("*")
+                        .param("INVALID_MESSAGE")
+                        .param(format!("Line ignored: {why}")),
+                );
             }
         }
         None
     }
 
     async fn registration_line(&mut self, msg: Message) -> Option<End> {
-        let Phase::Registering(pending) = &mut self.phase else { return None };
+        let Phase::Registering(pending) = &mut self.phase else {
+            return None;
+        };
         match msg.command.as_str() {
             "CAP" => {
                 let sub = msg.param_at(0).unwrap_or("").to_ascii_uppercase();
@@ -355,17 +411,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 match sub.as_str() {
                     "LS" => {
                         pending.negotiating = true;
-                        self.push(Message::new("CAP").with_source(server).param(nick).param("LS").param(caps::SUPPORTED.join(" ")));
+                        self.push(
+                            Message::new("CAP")
+                                .with_source(server)
+                                .param(nick)
+                                .param("LS")
+                                .param(caps::SUPPORTED.join(" ")),
+                        );
                     }
                     "REQ" => {
                         pending.negotiating = true;
                         let list = msg.param_at(1).unwrap_or("").to_string();
-                        let verdict = if self.caps.request(&list) { "ACK" } else { "NAK" };
-                        self.push(Message::new("CAP").with_source(server).param(nick).param(verdict).param(list));
+                        let verdict = if self.caps.request(&list) {
+                            "ACK"
+                        } else {
+                            "NAK"
+                        };
+                        self.push(
+                            Message::new("CAP")
+                                .with_source(server)
+                                .param(nick)
+                                .param(verdict)
+                                .param(list),
+                        );
                     }
                     "LIST" => {
                         let enabled = self.caps.enabled().join(" ");
-                        self.push(Message::new("CAP").with_source(server).param(nick).param("LIST").param(enabled));
+                        self.push(
+                            Message::new("CAP")
+                                .with_source(server)
+                                .param(nick)
+                                .param("LIST")
+                                .param(enabled),
+                        );
                     }
                     "END" => {
                         pending.negotiating = false;
@@ -378,7 +456,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             "PASS" => {
                 match msg.param_at(0) {
                     Some(p) => pending.pass = Some(p.to_string()),
-                    None => self.push_numeric(ERR_NEEDMOREPARAMS, &["PASS", "Not enough parameters"]),
+                    None => {
+                        self.push_numeric(ERR_NEEDMOREPARAMS, &["PASS", "Not enough parameters"])
+                    }
                 }
                 None
             }
@@ -389,7 +469,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 };
                 if let Err(e) = validate_nick(nick) {
                     let nick = nick.to_string();
-                    self.push_numeric(ERR_ERRONEUSNICKNAME, &[&nick, &format!("Erroneous nickname: {e}")]);
+                    self.push_numeric(
+                        ERR_ERRONEUSNICKNAME,
+                        &[&nick, &format!("Erroneous nickname: {e}")],
+                    );
                     return None;
                 }
                 pending.nick = Some(nick.to_string());
@@ -400,9 +483,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     self.push_numeric(ERR_NEEDMOREPARAMS, &["USER", "Not enough parameters"]);
                     return None;
                 }
-                let user: String = msg.params[0].chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').take(16).collect();
-                let user = if user.is_empty() { "user".to_string() } else { user };
-                let realname = crate::proto::sanitize::for_display(&msg.params[3]).chars().take(64).collect();
+                let user: String = msg.params[0]
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                    .take(16)
+                    .collect();
+                let user = if user.is_empty() {
+                    "user".to_string()
+                } else {
+                    user
+                };
+                let realname = crate::proto::sanitize::for_display(&msg.params[3])
+                    .chars()
+                    .take(64)
+                    .collect();
                 pending.user = Some((user, realname));
                 self.try_register().await
             }
@@ -415,7 +509,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     async fn try_register(&mut self) -> Option<End> {
-        let Phase::Registering(pending) = &mut self.phase else { return None };
+        let Phase::Registering(pending) = &mut self.phase else {
+            return None;
+        };
         if pending.negotiating || pending.nick.is_none() || pending.user.is_none() {
             return None;
         }
@@ -429,10 +525,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     return Some(End::Goodbye);
                 }
             }
-            let Phase::Registering(pending) = &mut self.phase else { return None };
+            let Phase::Registering(pending) = &mut self.phase else {
+                return None;
+            };
             pending.password_ok = true;
         }
-        let Phase::Registering(pending) = &mut self.phase else { return None };
+        let Phase::Registering(pending) = &mut self.phase else {
+            return None;
+        };
         let nick = pending.nick.clone().unwrap_or_default();
         let (user, realname) = pending.user.clone().unwrap_or_default();
         let outbox = match self.outbox_tx.take() {
@@ -451,10 +551,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             realname,
             ip: self.peer.ip(),
             caps: self.caps,
-            handle: ConnHandle { outbox, control: self.control.clone() },
+            handle: ConnHandle {
+                outbox,
+                control: self.control.clone(),
+            },
         };
         let (reply_tx, reply_rx) = oneshot::channel();
-        if self.ctx.hub.send(HubRequest::Register(Box::new(registration), reply_tx)).await.is_err() {
+        if self
+            .ctx
+            .hub
+            .send(HubRequest::Register(Box::new(registration), reply_tx))
+            .await
+            .is_err()
+        {
             self.push_error("tracker shutting down");
             return Some(End::Goodbye);
         }

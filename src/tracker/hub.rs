@@ -22,12 +22,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::conn::ConnControl;
 use super::transcript::{self, Transcript};
+use crate::proto::Message;
 use crate::proto::caps::{self, Caps};
 use crate::proto::nick::{self, casefold};
 use crate::proto::numeric::*;
 use crate::proto::sanitize;
 use crate::proto::status::{self, Status};
-use crate::proto::Message;
 
 pub type ConnId = u64;
 
@@ -67,13 +67,24 @@ pub enum RegisterOutcome {
 pub enum HubRequest {
     Register(Box<Registration>, oneshot::Sender<RegisterOutcome>),
     /// A parsed line from a registered connection.
-    Line { conn: ConnId, msg: Message },
+    Line {
+        conn: ConnId,
+        msg: Message,
+    },
     /// A line the connection could not accept (too long, not UTF-8, malformed).
-    BadLine { conn: ConnId, error: BadLine },
+    BadLine {
+        conn: ConnId,
+        error: BadLine,
+    },
     /// The connection is gone or asked to go; `reason` is shown to others.
-    Leave { conn: ConnId, reason: String },
+    Leave {
+        conn: ConnId,
+        reason: String,
+    },
     Tick,
-    Shutdown { reason: String },
+    Shutdown {
+        reason: String,
+    },
 }
 
 #[derive(Debug)]
@@ -138,7 +149,12 @@ struct Outgoing {
 
 impl Outgoing {
     fn new(msg: Message, time: &str) -> Self {
-        Outgoing { msg, time: time.to_string(), client_tags: Vec::new(), cache: Default::default() }
+        Outgoing {
+            msg,
+            time: time.to_string(),
+            client_tags: Vec::new(),
+            cache: Default::default(),
+        }
     }
 
     fn bytes_for(&mut self, caps: Caps) -> Bytes {
@@ -187,7 +203,10 @@ impl Hub {
                 name: GENERAL.to_string(),
                 members: Vec::new(),
                 ops: HashSet::new(),
-                topic: Some("Group room: everyone is here. Everything said on this tracker is recorded.".into()),
+                topic: Some(
+                    "Group room: everyone is here. Everything said on this tracker is recorded."
+                        .into(),
+                ),
                 created: config.started,
             },
         );
@@ -210,7 +229,11 @@ impl Hub {
     pub fn run(mut self, mut inbox: mpsc::Receiver<HubRequest>, start_line: String) {
         let now = transcript::timestamp(jiff::Timestamp::now());
         if self.transcript.previous_run_unclean {
-            self.transcript.record(&now, "restart", "previous run ended without a stop line (crash or kill); appending");
+            self.transcript.record(
+                &now,
+                "restart",
+                "previous run ended without a stop line (crash or kill); appending",
+            );
         }
         self.transcript.record(&now, "start", &start_line);
         if let Err(e) = self.transcript.sync() {
@@ -218,7 +241,9 @@ impl Hub {
         }
         let mut batch = Vec::with_capacity(BATCH);
         loop {
-            let Some(first) = inbox.blocking_recv() else { break };
+            let Some(first) = inbox.blocking_recv() else {
+                break;
+            };
             batch.push(first);
             while batch.len() < BATCH {
                 match inbox.try_recv() {
@@ -234,7 +259,11 @@ impl Hub {
                 break;
             }
         }
-        let reason = if self.stopping { None } else { Some("hub inbox closed") };
+        let reason = if self.stopping {
+            None
+        } else {
+            Some("hub inbox closed")
+        };
         self.finish(reason);
     }
 
@@ -244,7 +273,10 @@ impl Hub {
             self.transcript.record(&now, "stop", r);
         }
         if let Err(e) = self.transcript.sync() {
-            tracing::error!("cannot write the closing line to {}: {e}", self.transcript.path().display());
+            tracing::error!(
+                "cannot write the closing line to {}: {e}",
+                self.transcript.path().display()
+            );
         }
     }
 
@@ -255,7 +287,11 @@ impl Hub {
             if let Err(e) = self.transcript.commit() {
                 // Nothing of this batch may be delivered unrecorded: drop
                 // the chat lines and tell the operator.
-                tracing::error!("cannot write {}: {e}; undelivered: {} lines", self.transcript.path().display(), self.pending.len());
+                tracing::error!(
+                    "cannot write {}: {e}; undelivered: {} lines",
+                    self.transcript.path().display(),
+                    self.pending.len()
+                );
                 self.pending.clear();
             }
             for (id, bytes) in self.pending.drain(..) {
@@ -326,7 +362,9 @@ impl Hub {
     /// `:server <code> <nick> <params...>`
     fn numeric(&mut self, to: ConnId, code: &str, params: &[&str]) {
         let Some(u) = self.users.get(&to) else { return };
-        let mut m = Message::new(code).with_source(self.config.server_name.clone()).param(u.nick.clone());
+        let mut m = Message::new(code)
+            .with_source(self.config.server_name.clone())
+            .param(u.nick.clone());
         for p in params {
             m = m.param(*p);
         }
@@ -355,9 +393,16 @@ impl Hub {
         out
     }
 
-    fn broadcast(&mut self, recipients: &[ConnId], out: &mut Outgoing, only_caps: impl Fn(Caps) -> bool) {
+    fn broadcast(
+        &mut self,
+        recipients: &[ConnId],
+        out: &mut Outgoing,
+        only_caps: impl Fn(Caps) -> bool,
+    ) {
         for id in recipients {
-            let Some(u) = self.users.get(id) else { continue };
+            let Some(u) = self.users.get(id) else {
+                continue;
+            };
             if !only_caps(u.caps) {
                 continue;
             }
@@ -406,9 +451,24 @@ impl Hub {
         let (nick, mask) = (u.nick.clone(), u.mask());
         let server = self.config.server_name.clone();
         let version = concat!("confab-", env!("CARGO_PKG_VERSION"));
-        self.numeric(id, RPL_WELCOME, &[&format!("Welcome to the confab tracker, {mask}")]);
-        self.numeric(id, RPL_YOURHOST, &[&format!("Your host is {server}, running version {version}")]);
-        self.numeric(id, RPL_CREATED, &[&format!("This tracker was started {}", self.config.started.strftime("%Y-%m-%d %H:%M:%S UTC"))]);
+        self.numeric(
+            id,
+            RPL_WELCOME,
+            &[&format!("Welcome to the confab tracker, {mask}")],
+        );
+        self.numeric(
+            id,
+            RPL_YOURHOST,
+            &[&format!("Your host is {server}, running version {version}")],
+        );
+        self.numeric(
+            id,
+            RPL_CREATED,
+            &[&format!(
+                "This tracker was started {}",
+                self.config.started.strftime("%Y-%m-%d %H:%M:%S UTC")
+            )],
+        );
         self.numeric(id, RPL_MYINFO, &[&server, version, "i", "nt"]);
         let isupport = [
             format!("AWAYLEN={AWAY_LEN}"),
@@ -427,23 +487,42 @@ impl Hub {
         params.push("are supported by this server");
         self.numeric(id, RPL_ISUPPORT, &params);
         let count = self.users.len();
-        self.numeric(id, RPL_LUSERCLIENT, &[&format!("There are {count} users and 0 invisible on 1 server")]);
+        self.numeric(
+            id,
+            RPL_LUSERCLIENT,
+            &[&format!(
+                "There are {count} users and 0 invisible on 1 server"
+            )],
+        );
         self.motd(id, &nick);
     }
 
     fn motd(&mut self, id: ConnId, nick: &str) {
         let server = self.config.server_name.clone();
-        let idle_min = self.config.idle_timeout.as_secs().div_ceil(60).max(1);
+        let idle = self.config.idle_timeout.as_secs();
+        let idle_text = if idle % 60 == 0 {
+            format!("{} min", idle / 60)
+        } else {
+            format!("{idle} s")
+        };
         let lines = [
             format!("Welcome to confab, {nick}."),
             format!(
                 "This tracker records the whole conversation, direct messages included, in its chat log ({}), which the operator can read.",
                 self.config.log_path_shown
             ),
-            format!("You are in {GENERAL}, the group room everyone is in. Send HELP (or /help in confab's client) for commands."),
-            format!("Status: ACTIVE; BUSY while you are AWAY; INACTIVE after {idle_min} min without activity, until you act again."),
+            format!(
+                "You are in {GENERAL}, the group room everyone is in. Send HELP (or /help in confab's client) for commands."
+            ),
+            format!(
+                "Status: ACTIVE; BUSY while you are AWAY; INACTIVE after {idle_text} without activity, until you act again."
+            ),
         ];
-        self.numeric(id, RPL_MOTDSTART, &[&format!("- {server} message of the day -")]);
+        self.numeric(
+            id,
+            RPL_MOTDSTART,
+            &[&format!("- {server} message of the day -")],
+        );
         for l in &lines {
             self.numeric(id, RPL_MOTD, &[&format!("- {l}")]);
         }
@@ -454,15 +533,23 @@ impl Hub {
         let Some(u) = self.users.get(&id) else { return };
         let reason = sanitize::for_display(reason);
         let mut quit = Outgoing::new(
-            Message::new("QUIT").with_source(u.mask()).param(reason.clone()),
+            Message::new("QUIT")
+                .with_source(u.mask())
+                .param(reason.clone()),
             &self.now(),
         );
         let nick = u.nick.clone();
         let others: Vec<ConnId> = self.audience(id, false);
-        self.transcript.record(&quit.time.clone(), "leave", &format!("{nick} ({reason})"));
+        self.transcript
+            .record(&quit.time.clone(), "leave", &format!("{nick} ({reason})"));
         self.broadcast(&others, &mut quit, |_| true);
-        self.send_msg(id, Message::new("ERROR").param(format!("Closing link: {reason}")));
-        let Some(u) = self.users.remove(&id) else { return };
+        self.send_msg(
+            id,
+            Message::new("ERROR").param(format!("Closing link: {reason}")),
+        );
+        let Some(u) = self.users.remove(&id) else {
+            return;
+        };
         self.nicks.remove(&casefold(&u.nick));
         for key in &u.channels {
             if let Some(ch) = self.channels.get_mut(key) {
@@ -470,7 +557,8 @@ impl Hub {
                 ch.ops.remove(&id);
             }
         }
-        self.channels.retain(|k, ch| !ch.members.is_empty() || *k == casefold(GENERAL));
+        self.channels
+            .retain(|k, ch| !ch.members.is_empty() || *k == casefold(GENERAL));
         self.retired.insert(id, u.handle);
         if self.users.is_empty() && self.had_member && !self.config.stay && !self.stopping {
             let now = self.now();
@@ -488,7 +576,11 @@ impl Hub {
             "PRIVMSG" | "NOTICE" | "TAGMSG" => self.message(id, &msg),
             "JOIN" => {
                 if msg.params.is_empty() {
-                    return self.numeric(id, ERR_NEEDMOREPARAMS, &["JOIN", "Not enough parameters"]);
+                    return self.numeric(
+                        id,
+                        ERR_NEEDMOREPARAMS,
+                        &["JOIN", "Not enough parameters"],
+                    );
                 }
                 self.touch(id);
                 if p(0) == "0" {
@@ -505,7 +597,11 @@ impl Hub {
             }
             "PART" => {
                 if msg.params.is_empty() {
-                    return self.numeric(id, ERR_NEEDMOREPARAMS, &["PART", "Not enough parameters"]);
+                    return self.numeric(
+                        id,
+                        ERR_NEEDMOREPARAMS,
+                        &["PART", "Not enough parameters"],
+                    );
                 }
                 self.touch(id);
                 let reason = p(1).to_string();
@@ -566,7 +662,13 @@ impl Hub {
             }
             "LUSERS" => {
                 let count = self.users.len();
-                self.numeric(id, RPL_LUSERCLIENT, &[&format!("There are {count} users and 0 invisible on 1 server")]);
+                self.numeric(
+                    id,
+                    RPL_LUSERCLIENT,
+                    &[&format!(
+                        "There are {count} users and 0 invisible on 1 server"
+                    )],
+                );
             }
             "CAP" => self.cap(id, &msg),
             "PASS" | "USER" => self.numeric(id, ERR_ALREADYREGISTERED, &["You may not reregister"]),
@@ -583,13 +685,23 @@ impl Hub {
         }
         match error {
             BadLine::TooLong => self.numeric(id, ERR_INPUTTOOLONG, &["Input line was too long"]),
-            BadLine::UnknownCommand(c) => self.numeric(id, ERR_UNKNOWNCOMMAND, &[&c, "Unknown command"]),
+            BadLine::UnknownCommand(c) => {
+                self.numeric(id, ERR_UNKNOWNCOMMAND, &[&c, "Unknown command"])
+            }
             BadLine::InvalidUtf8 => {
-                let m = Message::new("FAIL").with_source(self.config.server_name.clone()).param("*").param("INVALID_UTF8").param("Line was not valid UTF-8 and was ignored");
+                let m = Message::new("FAIL")
+                    .with_source(self.config.server_name.clone())
+                    .param("*")
+                    .param("INVALID_UTF8")
+                    .param("Line was not valid UTF-8 and was ignored");
                 self.send_msg(id, m);
             }
             BadLine::Malformed(why) => {
-                let m = Message::new("FAIL").with_source(self.config.server_name.clone()).param("*").param("INVALID_MESSAGE").param(format!("Line ignored: {why}"));
+                let m = Message::new("FAIL")
+                    .with_source(self.config.server_name.clone())
+                    .param("*")
+                    .param("INVALID_MESSAGE")
+                    .param(format!("Line ignored: {why}"));
                 self.send_msg(id, m);
             }
         }
@@ -601,7 +713,9 @@ impl Hub {
 
     /// The user did something a person does: clears tracker-set INACTIVE.
     fn touch(&mut self, id: ConnId) {
-        let Some(u) = self.users.get_mut(&id) else { return };
+        let Some(u) = self.users.get_mut(&id) else {
+            return;
+        };
         u.last_active = Instant::now();
         if u.away_auto {
             u.away = None;
@@ -616,11 +730,19 @@ impl Hub {
         let is_tagmsg = cmd == "TAGMSG";
         let Some(targets) = msg.param_at(0).filter(|t| !t.is_empty()) else {
             if !is_notice {
-                self.numeric(id, ERR_NORECIPIENT, &[&format!("No recipient given ({cmd})")]);
+                self.numeric(
+                    id,
+                    ERR_NORECIPIENT,
+                    &[&format!("No recipient given ({cmd})")],
+                );
             }
             return;
         };
-        let text = if is_tagmsg { String::new() } else { sanitize::for_relay(msg.param_at(1).unwrap_or("")) };
+        let text = if is_tagmsg {
+            String::new()
+        } else {
+            sanitize::for_relay(msg.param_at(1).unwrap_or(""))
+        };
         if !is_tagmsg && text.is_empty() {
             if !is_notice {
                 self.numeric(id, ERR_NOTEXTTOSEND, &["No text to send"]);
@@ -628,8 +750,12 @@ impl Hub {
             return;
         }
         // Client-only tags (`+name`) travel to peers with message-tags.
-        let client_tags: Vec<(String, Option<String>)> =
-            msg.tags.iter().filter(|(k, _)| k.starts_with('+')).cloned().collect();
+        let client_tags: Vec<(String, Option<String>)> = msg
+            .tags
+            .iter()
+            .filter(|(k, _)| k.starts_with('+'))
+            .cloned()
+            .collect();
         if is_tagmsg && client_tags.is_empty() {
             return;
         }
@@ -641,11 +767,19 @@ impl Hub {
         }
     }
 
-    fn message_one(&mut self, id: ConnId, cmd: &str, target: &str, text: &str, client_tags: &[(String, Option<String>)]) {
+    fn message_one(
+        &mut self,
+        id: ConnId,
+        cmd: &str,
+        target: &str,
+        text: &str,
+        client_tags: &[(String, Option<String>)],
+    ) {
         let is_notice = cmd == "NOTICE";
         let is_tagmsg = cmd == "TAGMSG";
         let sender = &self.users[&id];
-        let (sender_nick, sender_mask, echo) = (sender.nick.clone(), sender.mask(), sender.caps.echo_message);
+        let (sender_nick, sender_mask, echo) =
+            (sender.nick.clone(), sender.mask(), sender.caps.echo_message);
         let mut m = Message::new(cmd).with_source(sender_mask);
         let now = self.now();
         let shown = sanitize::for_display(text);
@@ -664,12 +798,21 @@ impl Hub {
             if !ch.members.contains(&id) {
                 if !is_notice {
                     let name = ch.name.clone();
-                    self.numeric(id, ERR_CANNOTSENDTOCHAN, &[&name, "Cannot send to room: you are not in it"]);
+                    self.numeric(
+                        id,
+                        ERR_CANNOTSENDTOCHAN,
+                        &[&name, "Cannot send to room: you are not in it"],
+                    );
                 }
                 return;
             }
             let name = ch.name.clone();
-            let recipients: Vec<ConnId> = ch.members.iter().copied().filter(|m| *m != id || echo).collect();
+            let recipients: Vec<ConnId> = ch
+                .members
+                .iter()
+                .copied()
+                .filter(|m| *m != id || echo)
+                .collect();
             m = m.param(name.clone());
             if !is_tagmsg {
                 m = m.param(text.to_string());
@@ -698,7 +841,10 @@ impl Hub {
                 m = m.param(text.to_string());
                 let (event, line) = match (is_notice, action) {
                     (true, _) => ("dm-notice", format!("{sender_nick} -> {to_nick}: {body}")),
-                    (false, true) => ("dm-action", format!("{sender_nick} -> {to_nick}: * {sender_nick} {body}")),
+                    (false, true) => (
+                        "dm-action",
+                        format!("{sender_nick} -> {to_nick}: * {sender_nick} {body}"),
+                    ),
                     (false, false) => ("dm", format!("{sender_nick} -> {to_nick}: {body}")),
                 };
                 self.transcript.record(&now, event, &line);
@@ -738,12 +884,20 @@ impl Hub {
         }
         ch.members.push(id);
         let (chname, members) = (ch.name.clone(), ch.members.clone());
-        let Some(u) = self.users.get_mut(&id) else { return };
+        let Some(u) = self.users.get_mut(&id) else {
+            return;
+        };
         u.channels.insert(key);
         let (nick, mask, ip, away) = (u.nick.clone(), u.mask(), u.ip, u.away.clone());
         let now = self.now();
-        self.transcript.record(&now, "join", &format!("{chname} {nick} ({ip})"));
-        let mut out = Outgoing::new(Message::new("JOIN").with_source(mask.clone()).param(chname.clone()), &now);
+        self.transcript
+            .record(&now, "join", &format!("{chname} {nick} ({ip})"));
+        let mut out = Outgoing::new(
+            Message::new("JOIN")
+                .with_source(mask.clone())
+                .param(chname.clone()),
+            &now,
+        );
         self.broadcast(&members, &mut out, |_| true);
         if let Some(reason) = away {
             // away-notify: tell the room the newcomer is away.
@@ -770,7 +924,8 @@ impl Hub {
         let reason = sanitize::for_relay(reason);
         let now = self.now();
         let shown = sanitize::for_display(&reason);
-        self.transcript.record(&now, "part", &format!("{chname} {nick} ({shown})"));
+        self.transcript
+            .record(&now, "part", &format!("{chname} {nick} ({shown})"));
         let mut m = Message::new("PART").with_source(mask).param(chname);
         if !reason.is_empty() {
             m = m.param(reason);
@@ -790,7 +945,9 @@ impl Hub {
     }
 
     fn send_topic(&mut self, id: ConnId, chname: &str) {
-        let Some(ch) = self.channels.get(&casefold(chname)) else { return };
+        let Some(ch) = self.channels.get(&casefold(chname)) else {
+            return;
+        };
         match ch.topic.clone() {
             Some(t) => self.numeric(id, RPL_TOPIC, &[chname, &t]),
             None => self.numeric(id, RPL_NOTOPIC, &[chname, "No topic is set"]),
@@ -803,11 +960,21 @@ impl Hub {
             let names = ch
                 .members
                 .iter()
-                .filter_map(|m| self.users.get(m).map(|u| if ch.ops.contains(m) { format!("@{}", u.nick) } else { u.nick.clone() }))
+                .filter_map(|m| {
+                    self.users.get(m).map(|u| {
+                        if ch.ops.contains(m) {
+                            format!("@{}", u.nick)
+                        } else {
+                            u.nick.clone()
+                        }
+                    })
+                })
                 .collect();
             (ch.name.clone(), names)
         });
-        let shown_name = entries.as_ref().map_or(name.to_string(), |(n, _)| n.clone());
+        let shown_name = entries
+            .as_ref()
+            .map_or(name.to_string(), |(n, _)| n.clone());
         if let Some((chname, names)) = entries {
             // Keep each 353 line well under 512 bytes.
             for chunk in names.chunks(20) {
@@ -870,19 +1037,45 @@ impl Hub {
             return self.numeric(id, RPL_ENDOFWHOIS, &[target, "End of /WHOIS list"]);
         };
         let u = &self.users[&t];
-        let (nick, user, ip, realname, away) = (u.nick.clone(), u.user.clone(), u.ip, u.realname.clone(), u.away.clone());
+        let (nick, user, ip, realname, away) = (
+            u.nick.clone(),
+            u.user.clone(),
+            u.ip,
+            u.realname.clone(),
+            u.away.clone(),
+        );
         let status = u.status();
         let idle = u.last_active.elapsed().as_secs();
         let signon = u.signon;
         let rooms: Vec<String> = u
             .channels
             .iter()
-            .filter_map(|k| self.channels.get(k).map(|ch| if ch.ops.contains(&t) { format!("@{}", ch.name) } else { ch.name.clone() }))
+            .filter_map(|k| {
+                self.channels.get(k).map(|ch| {
+                    if ch.ops.contains(&t) {
+                        format!("@{}", ch.name)
+                    } else {
+                        ch.name.clone()
+                    }
+                })
+            })
             .collect();
         let server = self.config.server_name.clone();
-        self.numeric(id, RPL_WHOISUSER, &[&nick, &user, &ip.to_string(), "*", &realname]);
-        self.numeric(id, RPL_WHOISHOST, &[&nick, &format!("is connecting from *@{ip} {ip}")]);
-        self.numeric(id, RPL_WHOISACTUALLY, &[&nick, &ip.to_string(), "is connecting from this IP"]);
+        self.numeric(
+            id,
+            RPL_WHOISUSER,
+            &[&nick, &user, &ip.to_string(), "*", &realname],
+        );
+        self.numeric(
+            id,
+            RPL_WHOISHOST,
+            &[&nick, &format!("is connecting from *@{ip} {ip}")],
+        );
+        self.numeric(
+            id,
+            RPL_WHOISACTUALLY,
+            &[&nick, &ip.to_string(), "is connecting from this IP"],
+        );
         if !rooms.is_empty() {
             self.numeric(id, RPL_WHOISCHANNELS, &[&nick, &rooms.join(" ")]);
         }
@@ -891,14 +1084,32 @@ impl Hub {
             self.numeric(id, RPL_AWAY, &[&nick, &reason]);
         }
         self.numeric(id, "320", &[&nick, &format!("status {status}")]);
-        self.numeric(id, RPL_WHOISIDLE, &[&nick, &idle.to_string(), &signon.as_second().to_string(), "seconds idle, signon time"]);
+        self.numeric(
+            id,
+            RPL_WHOISIDLE,
+            &[
+                &nick,
+                &idle.to_string(),
+                &signon.as_second().to_string(),
+                "seconds idle, signon time",
+            ],
+        );
         self.numeric(id, RPL_ENDOFWHOIS, &[&nick, "End of /WHOIS list"]);
     }
 
     fn list(&mut self, id: ConnId) {
         self.numeric(id, RPL_LISTSTART, &["Channel", "Users  Name"]);
-        let mut rows: Vec<(String, usize, String)> =
-            self.channels.values().map(|c| (c.name.clone(), c.members.len(), c.topic.clone().unwrap_or_default())).collect();
+        let mut rows: Vec<(String, usize, String)> = self
+            .channels
+            .values()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    c.members.len(),
+                    c.topic.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
         rows.sort();
         for (name, count, topic) in rows {
             self.numeric(id, RPL_LIST, &[&name, &count.to_string(), &topic]);
@@ -922,18 +1133,32 @@ impl Hub {
             return self.numeric(id, ERR_NOTONCHANNEL, &[&chname, "You're not in that room"]);
         }
         if !ch.ops.contains(&id) {
-            return self.numeric(id, ERR_CHANOPRIVSNEEDED, &[&chname, "Only the room's creator can change its topic"]);
+            return self.numeric(
+                id,
+                ERR_CHANOPRIVSNEEDED,
+                &[&chname, "Only the room's creator can change its topic"],
+            );
         }
-        let topic: String = sanitize::for_relay(new_topic).chars().take(TOPIC_LEN).collect();
+        let topic: String = sanitize::for_relay(new_topic)
+            .chars()
+            .take(TOPIC_LEN)
+            .collect();
         let members = ch.members.clone();
         let u = &self.users[&id];
         let (nick, mask) = (u.nick.clone(), u.mask());
         let now = self.now();
-        self.transcript.record(&now, "topic", &format!("{chname} {nick}: {topic}"));
+        self.transcript
+            .record(&now, "topic", &format!("{chname} {nick}: {topic}"));
         if let Some(ch) = self.channels.get_mut(&key) {
             ch.topic = (!topic.is_empty()).then(|| topic.clone());
         }
-        let mut out = Outgoing::new(Message::new("TOPIC").with_source(mask).param(chname).param(topic), &now);
+        let mut out = Outgoing::new(
+            Message::new("TOPIC")
+                .with_source(mask)
+                .param(chname)
+                .param(topic),
+            &now,
+        );
         self.broadcast(&members, &mut out, |_| true);
     }
 
@@ -952,24 +1177,42 @@ impl Hub {
                     self.numeric(id, RPL_CREATIONTIME, &[&name, &created]);
                 }
                 // Ban list queries (clients send these on join): empty.
-                Some("b") | Some("+b") => self.numeric(id, "368", &[&name, "End of channel ban list"]),
-                Some(_) => self.numeric(id, ERR_CHANOPRIVSNEEDED, &[&name, "Room modes cannot be changed on confab"]),
+                Some("b") | Some("+b") => {
+                    self.numeric(id, "368", &[&name, "End of channel ban list"])
+                }
+                Some(_) => self.numeric(
+                    id,
+                    ERR_CHANOPRIVSNEEDED,
+                    &[&name, "Room modes cannot be changed on confab"],
+                ),
             }
         } else if self.find(target) == Some(id) {
             self.numeric(id, RPL_UMODEIS, &["+"]);
         } else {
-            self.numeric(id, ERR_USERSDONTMATCH, &["Can't change mode for other users"]);
+            self.numeric(
+                id,
+                ERR_USERSDONTMATCH,
+                &["Can't change mode for other users"],
+            );
         }
     }
 
     fn cap(&mut self, id: ConnId, msg: &Message) {
         let server = self.config.server_name.clone();
-        let Some(u) = self.users.get_mut(&id) else { return };
+        let Some(u) = self.users.get_mut(&id) else {
+            return;
+        };
         let nick = u.nick.clone();
         let sub = msg.param_at(0).unwrap_or("").to_ascii_uppercase();
         let reply = match sub.as_str() {
-            "LS" => Message::new("CAP").param(nick).param("LS").param(caps::SUPPORTED.join(" ")),
-            "LIST" => Message::new("CAP").param(nick).param("LIST").param(u.caps.enabled().join(" ")),
+            "LS" => Message::new("CAP")
+                .param(nick)
+                .param("LS")
+                .param(caps::SUPPORTED.join(" ")),
+            "LIST" => Message::new("CAP")
+                .param(nick)
+                .param("LIST")
+                .param(u.caps.enabled().join(" ")),
             "REQ" => {
                 let list = msg.param_at(1).unwrap_or("");
                 let verdict = if u.caps.request(list) { "ACK" } else { "NAK" };
@@ -985,27 +1228,62 @@ impl Hub {
 
     fn help(&mut self, id: ConnId, topic: &str) {
         const TOPICS: &[(&str, &str)] = &[
-            ("PRIVMSG", "PRIVMSG <#room|user> :<text>  send to a room or a direct message"),
-            ("NOTICE", "NOTICE <#room|user> :<text>  like PRIVMSG, never answered automatically"),
-            ("JOIN", "JOIN <#room>  join (or create) a room; the creator can set its topic"),
+            (
+                "PRIVMSG",
+                "PRIVMSG <#room|user> :<text>  send to a room or a direct message",
+            ),
+            (
+                "NOTICE",
+                "NOTICE <#room|user> :<text>  like PRIVMSG, never answered automatically",
+            ),
+            (
+                "JOIN",
+                "JOIN <#room>  join (or create) a room; the creator can set its topic",
+            ),
             ("PART", "PART <#room> [:reason]  leave a room"),
-            ("AWAY", "AWAY [:text]  BUSY with a reason; AWAY alone makes you ACTIVE again"),
-            ("WHOIS", "WHOIS <user>  address, status, idle time, sign-on time, rooms"),
-            ("WHO", "WHO <#room|user|*>  who is there and who is away (H=here, G=gone)"),
+            (
+                "AWAY",
+                "AWAY [:text]  BUSY with a reason; AWAY alone makes you ACTIVE again",
+            ),
+            (
+                "WHOIS",
+                "WHOIS <user>  address, status, idle time, sign-on time, rooms",
+            ),
+            (
+                "WHO",
+                "WHO <#room|user|*>  who is there and who is away (H=here, G=gone)",
+            ),
             ("NAMES", "NAMES [#room]  members of a room"),
             ("LIST", "LIST  rooms with member counts and topics"),
             ("TOPIC", "TOPIC <#room> [:text]  show or set a room's topic"),
             ("NICK", "NICK <name>  change your username"),
-            ("MOTD", "MOTD  the welcome message, with what this tracker records"),
+            (
+                "MOTD",
+                "MOTD  the welcome message, with what this tracker records",
+            ),
             ("QUIT", "QUIT [:reason]  leave the tracker"),
         ];
         let key = topic.to_ascii_uppercase();
         if key.is_empty() || key == "INDEX" {
-            self.numeric(id, RPL_HELPSTART, &["index", "confab tracker commands (HELP <command> for details):"]);
+            self.numeric(
+                id,
+                RPL_HELPSTART,
+                &[
+                    "index",
+                    "confab tracker commands (HELP <command> for details):",
+                ],
+            );
             for (_, line) in TOPICS {
                 self.numeric(id, RPL_HELPTXT, &["index", line]);
             }
-            self.numeric(id, RPL_HELPTXT, &["index", "Status: ACTIVE, BUSY (AWAY :text), INACTIVE (set by the tracker after idling)"]);
+            self.numeric(
+                id,
+                RPL_HELPTXT,
+                &[
+                    "index",
+                    "Status: ACTIVE, BUSY (AWAY :text), INACTIVE (set by the tracker after idling)",
+                ],
+            );
             return self.numeric(id, RPL_ENDOFHELP, &["index", "End of /HELP"]);
         }
         match TOPICS.iter().find(|(k, _)| *k == key) {
@@ -1013,7 +1291,11 @@ impl Hub {
                 self.numeric(id, RPL_HELPSTART, &[k, line]);
                 self.numeric(id, RPL_ENDOFHELP, &[k, "End of /HELP"]);
             }
-            None => self.numeric(id, ERR_HELPNOTFOUND, &[topic, "No help available on this topic"]),
+            None => self.numeric(
+                id,
+                ERR_HELPNOTFOUND,
+                &[topic, "No help available on this topic"],
+            ),
         }
     }
 
@@ -1022,7 +1304,11 @@ impl Hub {
             return self.numeric(id, ERR_NONICKNAMEGIVEN, &["No nickname given"]);
         }
         if let Err(e) = nick::validate_nick(new) {
-            return self.numeric(id, ERR_ERRONEUSNICKNAME, &[new, &format!("Erroneous nickname: {e}")]);
+            return self.numeric(
+                id,
+                ERR_ERRONEUSNICKNAME,
+                &[new, &format!("Erroneous nickname: {e}")],
+            );
         }
         let key = casefold(new);
         if let Some(owner) = self.nicks.get(&key) {
@@ -1036,7 +1322,8 @@ impl Hub {
         }
         let (old, mask) = (u.nick.clone(), u.mask());
         let now = self.now();
-        self.transcript.record(&now, "nick", &format!("{old} -> {new}"));
+        self.transcript
+            .record(&now, "nick", &format!("{old} -> {new}"));
         let recipients = self.audience(id, true);
         let mut out = Outgoing::new(Message::new("NICK").with_source(mask).param(new), &now);
         self.broadcast(&recipients, &mut out, |_| true);
@@ -1048,7 +1335,9 @@ impl Hub {
     }
 
     fn away(&mut self, id: ConnId, text: Option<&str>) {
-        let Some(u) = self.users.get_mut(&id) else { return };
+        let Some(u) = self.users.get_mut(&id) else {
+            return;
+        };
         u.last_active = Instant::now();
         let was = u.away.clone();
         match text {
@@ -1094,7 +1383,11 @@ impl Hub {
         self.broadcast(&recipients, &mut out, |c| c.away_notify);
         if tell_self {
             match away {
-                Some(_) => self.numeric(id, RPL_NOWAWAY, &["You have been marked as being away (inactive)"]),
+                Some(_) => self.numeric(
+                    id,
+                    RPL_NOWAWAY,
+                    &["You have been marked as being away (inactive)"],
+                ),
                 None => self.numeric(id, RPL_UNAWAY, &["You are no longer marked as being away"]),
             }
         }

@@ -90,8 +90,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = String>,
 ) -> Result<Stopped, TrackerError> {
     let local = listener.local_addr().map_err(TrackerError::Listener)?;
-    let transcript = Transcript::open(&config.log_dir)
-        .map_err(|source| TrackerError::Transcript { dir: config.log_dir.display().to_string(), source })?;
+    let transcript =
+        Transcript::open(&config.log_dir).map_err(|source| TrackerError::Transcript {
+            dir: config.log_dir.display().to_string(),
+            source,
+        })?;
     let token = CancellationToken::new();
     let (hub_tx, hub_rx) = mpsc::channel(HUB_INBOX);
     let started = jiff::Timestamp::now();
@@ -108,8 +111,16 @@ pub async fn run(
     );
     let start_line = format!(
         "tracker listening on {local} ({}, {})",
-        if config.tls.is_some() { "TLS" } else { "plain TCP" },
-        if config.password.is_some() { "password required" } else { "no password" }
+        if config.tls.is_some() {
+            "TLS"
+        } else {
+            "plain TCP"
+        },
+        if config.password.is_some() {
+            "password required"
+        } else {
+            "no password"
+        }
     );
     // The hub owns blocking file I/O, so it gets its own thread.
     let hub_thread = tokio::task::spawn_blocking(move || hub.run(hub_rx, start_line));
@@ -126,7 +137,8 @@ pub async fn run(
     let tasks = TaskTracker::new();
 
     // Idle detection runs on the hub's clock: a tick, several per timeout.
-    let tick_every = (config.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let tick_every =
+        (config.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let ticker_tx = hub_tx.clone();
     let ticker_token = token.clone();
     tasks.spawn(async move {

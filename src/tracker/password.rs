@@ -38,7 +38,10 @@ impl PasswordGate {
             .to_string();
         plaintext.zeroize();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Ok(PasswordGate { phc, permits: Arc::new(Semaphore::new(cores)) })
+        Ok(PasswordGate {
+            phc,
+            permits: Arc::new(Semaphore::new(cores)),
+        })
     }
 
     pub async fn verify(&self, mut candidate: String) -> bool {
@@ -48,7 +51,11 @@ impl PasswordGate {
         let phc = self.phc.clone();
         tokio::task::spawn_blocking(move || {
             let ok = PasswordHash::new(&phc)
-                .map(|hash| Argon2::default().verify_password(candidate.as_bytes(), &hash).is_ok())
+                .map(|hash| {
+                    Argon2::default()
+                        .verify_password(candidate.as_bytes(), &hash)
+                        .is_ok()
+                })
                 .unwrap_or(false);
             candidate.zeroize();
             ok
@@ -69,6 +76,9 @@ mod tests {
         assert!(gate.verify("s3cret pass".into()).await);
         assert!(!gate.verify("s3cret".into()).await);
         assert!(!gate.verify(String::new()).await);
-        assert!(matches!(PasswordGate::new(String::new()), Err(PasswordError::Empty)));
+        assert!(matches!(
+            PasswordGate::new(String::new()),
+            Err(PasswordError::Empty)
+        ));
     }
 }

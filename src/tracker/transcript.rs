@@ -32,7 +32,11 @@ impl Transcript {
     pub fn open(dir: &Path) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let path = dir.join("chat.log");
-        let mut file = OpenOptions::new().create(true).append(true).read(true).open(&path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)?;
         let len = file.metadata()?.len();
         let mut previous_run_unclean = false;
         let mut staged = String::new();
@@ -41,16 +45,27 @@ impl Transcript {
             let tail_len = len.min(4096);
             file.seek(SeekFrom::Start(len - tail_len))?;
             let mut tail = Vec::with_capacity(tail_len as usize);
-            Read::by_ref(&mut file).take(tail_len).read_to_end(&mut tail)?;
+            Read::by_ref(&mut file)
+                .take(tail_len)
+                .read_to_end(&mut tail)?;
             if tail.last() != Some(&b'\n') {
                 // A torn last line (power loss): end it so ours start clean.
                 staged.push('\n');
             }
             let text = String::from_utf8_lossy(&tail);
-            let last = text.trim_end_matches('\n').rsplit('\n').next().unwrap_or("");
+            let last = text
+                .trim_end_matches('\n')
+                .rsplit('\n')
+                .next()
+                .unwrap_or("");
             previous_run_unclean = last.split(' ').nth(1) != Some("stop");
         }
-        Ok(Transcript { file, path, staged, previous_run_unclean })
+        Ok(Transcript {
+            file,
+            path,
+            staged,
+            previous_run_unclean,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -101,7 +116,11 @@ mod tests {
         let mut t = Transcript::open(dir.path()).unwrap();
         assert!(!t.previous_run_unclean);
         t.record("2026-01-01T00:00:00.000Z", "start", "listening on x");
-        t.record("2026-01-01T00:00:01.000Z", "msg", "#general <a> hi\x1b[2J there\n");
+        t.record(
+            "2026-01-01T00:00:01.000Z",
+            "msg",
+            "#general <a> hi\x1b[2J there\n",
+        );
         t.commit().unwrap();
         drop(t);
         let t = Transcript::open(dir.path()).unwrap();
@@ -126,7 +145,10 @@ mod tests {
         assert!(t.previous_run_unclean);
         t.record("ts", "start", "");
         t.commit().unwrap();
-        assert_eq!(fs::read_to_string(dir.path().join("chat.log")).unwrap(), "2026 msg half a li\nts start\n");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("chat.log")).unwrap(),
+            "2026 msg half a li\nts start\n"
+        );
     }
 
     #[test]

@@ -1,0 +1,181 @@
+//! The client's connection: TLS (or plain TCP) underneath, messages on top.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_util::codec::FramedRead;
+
+use crate::proto::{Frame, LineCodec, Message};
+use crate::tls::{self, Fingerprint};
+
+#[derive(Debug, Error)]
+pub enum ConnectError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "TLS handshake with {addr} failed: {source} (is it a confab tracker? use --no-tls for a plain one)"
+    )]
+    Handshake {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("the tracker sent no certificate")]
+    NoCertificate,
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Accepts any certificate *chain* (trackers are self-signed; trust comes
+/// from pinning the fingerprint after the handshake), but still checks the
+/// handshake signatures, so the peer must hold the certificate's private key.
+#[derive(Debug)]
+struct PinAfterHandshake(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for PinAfterHandshake {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+pub struct Connection {
+    framed: FramedRead<Box<dyn Stream>, LineCodec>,
+}
+
+/// What came off the wire.
+#[derive(Debug)]
+pub enum Incoming {
+    Message(Message),
+    /// A line we could not use (too long, not UTF-8, malformed): skipped.
+    Garbage,
+}
+
+impl Connection {
+    /// Connects; with `tls`, returns the certificate's fingerprint so the
+    /// caller can decide whether to trust it before sending anything.
+    pub async fn open(
+        host: &str,
+        port: u16,
+        tls: bool,
+    ) -> Result<(Connection, Option<Fingerprint>), ConnectError> {
+        let addr = format!("{host}:{port}");
+        let tcp =
+            TcpStream::connect((host, port))
+                .await
+                .map_err(|source| ConnectError::Connect {
+                    addr: addr.clone(),
+                    source,
+                })?;
+        let _ = tcp.set_nodelay(true);
+        if !tls {
+            return Ok((
+                Connection {
+                    framed: FramedRead::new(Box::new(tcp), LineCodec::new()),
+                },
+                None,
+            ));
+        }
+        let provider = tls::provider();
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinAfterHandshake(provider)))
+            .with_no_client_auth();
+        let name = ServerName::try_from(host.to_string()).unwrap_or_else(|_| {
+            ServerName::try_from("confab-tracker").expect("static name is valid")
+        });
+        let stream = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|source| ConnectError::Handshake { addr, source })?;
+        let cert = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .ok_or(ConnectError::NoCertificate)?;
+        let fp = Fingerprint::of(cert);
+        Ok((
+            Connection {
+                framed: FramedRead::new(Box::new(stream), LineCodec::new()),
+            },
+            Some(fp),
+        ))
+    }
+
+    /// Next message; `None` when the tracker closed the connection.
+    /// Cancel-safe (it only awaits the framed reader).
+    pub async fn recv(&mut self) -> std::io::Result<Option<Incoming>> {
+        match self.framed.next().await {
+            None => Ok(None),
+            Some(Err(e)) => Err(e),
+            Some(Ok(Frame::Line(line))) => Ok(Some(match Message::parse(&line) {
+                Ok(m) => Incoming::Message(m),
+                Err(_) => Incoming::Garbage,
+            })),
+            Some(Ok(_)) => Ok(Some(Incoming::Garbage)),
+        }
+    }
+
+    pub async fn send(&mut self, msg: &Message) -> std::io::Result<()> {
+        let io = self.framed.get_mut();
+        io.write_all(msg.to_line().as_bytes()).await?;
+        io.flush().await
+    }
+
+    pub async fn close(&mut self) {
+        let _ = self.framed.get_mut().shutdown().await;
+    }
+}

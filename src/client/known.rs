@@ -1,0 +1,95 @@
+//! Trusted tracker fingerprints, one `host:port SHA256:...` per line, like
+//! ssh's known_hosts: trust on first use, refuse a change loudly.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::tls::Fingerprint;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Known {
+    Match,
+    Unknown,
+    /// Pinned before with a different fingerprint.
+    Changed(Fingerprint),
+}
+
+/// The default file: `$XDG_CONFIG_HOME/confab/known_trackers`, else
+/// `~/.config/confab/known_trackers`.
+pub fn default_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("confab").join("known_trackers"))
+}
+
+pub struct KnownTrackers {
+    path: PathBuf,
+}
+
+impl KnownTrackers {
+    pub fn new(path: PathBuf) -> Self {
+        KnownTrackers { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn check(&self, tracker: &str, fp: &Fingerprint) -> io::Result<Known> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Known::Unknown),
+            Err(e) => return Err(e),
+        };
+        for line in text.lines() {
+            let mut parts = line.split_whitespace();
+            let (Some(host), Some(stored)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if host != tracker {
+                continue;
+            }
+            let Ok(stored) = Fingerprint::parse(stored) else {
+                continue;
+            };
+            return Ok(if stored == *fp {
+                Known::Match
+            } else {
+                Known::Changed(stored)
+            });
+        }
+        Ok(Known::Unknown)
+    }
+
+    pub fn remember(&self, tracker: &str, fp: &Fingerprint) -> io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        writeln!(f, "{tracker} {fp}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_on_first_use_then_detect_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = KnownTrackers::new(dir.path().join("sub/known"));
+        let a = Fingerprint([1; 32]);
+        let b = Fingerprint([2; 32]);
+        assert_eq!(k.check("h:1", &a).unwrap(), Known::Unknown);
+        k.remember("h:1", &a).unwrap();
+        assert_eq!(k.check("h:1", &a).unwrap(), Known::Match);
+        assert_eq!(k.check("h:1", &b).unwrap(), Known::Changed(a));
+        assert_eq!(k.check("h:2", &b).unwrap(), Known::Unknown);
+    }
+}

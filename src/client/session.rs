@@ -1,0 +1,485 @@
+//! Login (trust, password, username) and the plain-mode loop.
+
+use std::io::Write;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::connection::{ConnectError, Connection, Incoming};
+use super::known::{Known, KnownTrackers};
+use super::plain::PlainRenderer;
+use super::state::{App, Event, WANTED_CAPS};
+use crate::proto::Message;
+use crate::proto::numeric::*;
+use crate::tls::Fingerprint;
+
+/// Most password attempts before giving up.
+const PASSWORD_TRIES: usize = 3;
+/// Silence after which the client checks the tracker is still there.
+const PING_AFTER: Duration = Duration::from_secs(60);
+/// How long to wait for the tracker to confirm a QUIT.
+const QUIT_WAIT: Duration = Duration::from_secs(2);
+
+pub struct Options {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    pub user: Option<String>,
+    /// From `--password-file` or `CONFAB_PASSWORD`; `None` means ask.
+    pub password: Option<String>,
+    pub fingerprint: Option<Fingerprint>,
+    pub accept_new: bool,
+    pub known: KnownTrackers,
+}
+
+impl Options {
+    pub fn tracker(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Asks the person at the keyboard. The terminal implementation lives in
+/// the binary; `None` means "cannot ask" (no terminal).
+pub trait Prompter {
+    /// Whether a person can be asked at all.
+    fn interactive(&self) -> bool;
+    fn line(&mut self, prompt: &str) -> Option<String>;
+    fn secret(&mut self, prompt: &str) -> Option<String>;
+}
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(
+        "\n@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+         @  WARNING: THE TRACKER'S FINGERPRINT HAS CHANGED!        @\n\
+         @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+         Someone may be intercepting your connection, or the tracker made a new certificate.\n\
+         tracker:  {tracker}\n expected: {expected}\n received: {received}\n\
+         Refusing to connect. If the change is legitimate, remove the line for {tracker} from {file}."
+    )]
+    FingerprintChanged {
+        tracker: String,
+        expected: Fingerprint,
+        received: Fingerprint,
+        file: String,
+    },
+    #[error(
+        "the tracker's fingerprint {received} does not match --fingerprint {expected}; refusing to connect"
+    )]
+    FingerprintMismatch {
+        expected: Fingerprint,
+        received: Fingerprint,
+    },
+    #[error(
+        "unknown tracker fingerprint {0}; not trusted (use --accept-new or --fingerprint to trust it without asking)"
+    )]
+    Untrusted(Fingerprint),
+    #[error("wrong password")]
+    WrongPassword,
+    #[error("username refused: {0}")]
+    NickRefused(String),
+    #[error("the tracker closed the connection: {0}")]
+    Closed(String),
+    #[error("connection to the tracker lost: {0}")]
+    Lost(String),
+    #[error("cannot use the known trackers file {file}: {source}")]
+    KnownFile {
+        file: String,
+        source: std::io::Error,
+    },
+}
+
+impl ClientError {
+    /// 1: network trouble; 2: usage; 3: trust or authentication refused.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Usage(_) | ClientError::NickRefused(_) => 2,
+            ClientError::FingerprintChanged { .. }
+            | ClientError::FingerprintMismatch { .. }
+            | ClientError::Untrusted(_)
+            | ClientError::WrongPassword => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// A logged-in connection, ready for the chat loop.
+pub struct LoggedIn {
+    pub conn: Connection,
+    pub app: App,
+    /// Events from the login exchange not shown yet (the welcome).
+    pub pending: Vec<Event>,
+}
+
+enum Attempt {
+    Ok(LoggedIn),
+    WrongPassword(Connection),
+}
+
+pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<LoggedIn, ClientError> {
+    let mut trusted = false;
+    let mut password = opts.password.clone();
+    let mut nick = opts.user.clone();
+    for attempt in 1..=PASSWORD_TRIES {
+        let (conn, fp) = Connection::open(&opts.host, opts.port, opts.tls).await?;
+        if let (Some(fp), false) = (fp, trusted) {
+            check_trust(opts, &fp, prompt)?;
+            trusted = true;
+        }
+        let pw = match &password {
+            Some(p) => p.clone(),
+            None => prompt
+                .secret("Password (empty if the tracker has none): ")
+                .ok_or_else(|| ClientError::Usage("no terminal to ask for the password: use --password-file or CONFAB_PASSWORD".into()))?,
+        };
+        if nick.is_none() {
+            nick = Some(ask_nick(prompt, None)?);
+        }
+        match register(conn, &pw, &mut nick, prompt, opts).await? {
+            Attempt::Ok(done) => return Ok(done),
+            Attempt::WrongPassword(mut conn) => {
+                conn.close().await;
+                if opts.password.is_some() || attempt == PASSWORD_TRIES {
+                    return Err(ClientError::WrongPassword);
+                }
+                eprintln!(
+                    "Wrong password, try again ({} left).",
+                    PASSWORD_TRIES - attempt
+                );
+                password = None;
+            }
+        }
+    }
+    Err(ClientError::WrongPassword)
+}
+
+fn ask_nick(prompt: &mut dyn Prompter, why: Option<&str>) -> Result<String, ClientError> {
+    if let Some(why) = why {
+        eprintln!("{why}");
+    }
+    loop {
+        let n = prompt.line("Username: ").ok_or_else(|| {
+            ClientError::Usage(why.map_or(
+                "no terminal to ask for a username: use --user NAME".into(),
+                |w| w.to_string(),
+            ))
+        })?;
+        let n = n.trim().to_string();
+        match crate::proto::nick::validate_nick(&n) {
+            Ok(()) => return Ok(n),
+            Err(e) => eprintln!("{e}"),
+        }
+    }
+}
+
+fn check_trust(
+    opts: &Options,
+    fp: &Fingerprint,
+    prompt: &mut dyn Prompter,
+) -> Result<(), ClientError> {
+    let tracker = opts.tracker();
+    let file_err = |source| ClientError::KnownFile {
+        file: opts.known.path().display().to_string(),
+        source,
+    };
+    if let Some(expected) = opts.fingerprint {
+        if expected != *fp {
+            return Err(ClientError::FingerprintMismatch {
+                expected,
+                received: *fp,
+            });
+        }
+        if opts.known.check(&tracker, fp).map_err(file_err)? == Known::Unknown {
+            opts.known.remember(&tracker, fp).map_err(file_err)?;
+        }
+        return Ok(());
+    }
+    match opts.known.check(&tracker, fp).map_err(file_err)? {
+        Known::Match => Ok(()),
+        Known::Changed(expected) => Err(ClientError::FingerprintChanged {
+            tracker,
+            expected,
+            received: *fp,
+            file: opts.known.path().display().to_string(),
+        }),
+        Known::Unknown => {
+            let trust = if opts.accept_new {
+                eprintln!("Trusting new tracker {tracker} with fingerprint {fp}");
+                true
+            } else {
+                eprintln!("The authenticity of tracker {tracker} can't be established.");
+                eprintln!("Its fingerprint is {fp}");
+                eprintln!("Compare it with the one the tracker printed when it started.");
+                match prompt.line("Trust it and continue (yes/no)? ") {
+                    Some(answer) => {
+                        matches!(answer.trim().to_ascii_lowercase().as_str(), "yes" | "y")
+                    }
+                    None => return Err(ClientError::Untrusted(*fp)),
+                }
+            };
+            if !trust {
+                return Err(ClientError::Untrusted(*fp));
+            }
+            opts.known.remember(&tracker, fp).map_err(file_err)?;
+            Ok(())
+        }
+    }
+}
+
+async fn register(
+    mut conn: Connection,
+    password: &str,
+    nick: &mut Option<String>,
+    prompt: &mut dyn Prompter,
+    opts: &Options,
+) -> Result<Attempt, ClientError> {
+    let lost = |e: std::io::Error| ClientError::Lost(e.to_string());
+    let current = nick.clone().unwrap_or_default();
+    conn.send(&Message::new("CAP").param("LS").param("302"))
+        .await
+        .map_err(lost)?;
+    if !password.is_empty() {
+        conn.send(&Message::new("PASS").param(password))
+            .await
+            .map_err(lost)?;
+    }
+    conn.send(&Message::new("NICK").param(current.clone()))
+        .await
+        .map_err(lost)?;
+    conn.send(
+        &Message::new("USER")
+            .param(current.clone())
+            .param("0")
+            .param("*")
+            .param(current),
+    )
+    .await
+    .map_err(lost)?;
+    let mut offered: Vec<String> = Vec::new();
+    let mut acked: Vec<String> = Vec::new();
+    let mut bad_password = false;
+    loop {
+        let msg = match conn.recv().await.map_err(lost)? {
+            None if bad_password => return Ok(Attempt::WrongPassword(conn)),
+            None => return Err(ClientError::Lost("closed during login".into())),
+            Some(Incoming::Garbage) => continue,
+            Some(Incoming::Message(m)) => m,
+        };
+        match msg.command.as_str() {
+            "PING" => conn
+                .send(&Message::new("PONG").param(msg.param_at(0).unwrap_or("")))
+                .await
+                .map_err(lost)?,
+            "CAP" => match msg.param_at(1).unwrap_or("") {
+                "LS" => {
+                    // `CAP * LS * :...` continues on another line (302).
+                    let more = msg.params.len() > 3 && msg.param_at(2) == Some("*");
+                    offered.extend(
+                        msg.params
+                            .last()
+                            .map(|l| l.split(' ').map(str::to_string).collect::<Vec<_>>())
+                            .unwrap_or_default(),
+                    );
+                    if !more {
+                        let want: Vec<&str> = WANTED_CAPS
+                            .iter()
+                            .copied()
+                            .filter(|c| offered.iter().any(|o| o.split('=').next() == Some(*c)))
+                            .collect();
+                        if want.is_empty() {
+                            conn.send(&Message::new("CAP").param("END"))
+                                .await
+                                .map_err(lost)?;
+                        } else {
+                            conn.send(&Message::new("CAP").param("REQ").param(want.join(" ")))
+                                .await
+                                .map_err(lost)?;
+                        }
+                    }
+                }
+                "ACK" => {
+                    acked.extend(
+                        msg.params
+                            .last()
+                            .map(|l| l.split(' ').map(str::to_string).collect::<Vec<_>>())
+                            .unwrap_or_default(),
+                    );
+                    conn.send(&Message::new("CAP").param("END"))
+                        .await
+                        .map_err(lost)?;
+                }
+                "NAK" => conn
+                    .send(&Message::new("CAP").param("END"))
+                    .await
+                    .map_err(lost)?,
+                _ => {}
+            },
+            ERR_PASSWDMISMATCH => bad_password = true,
+            ERR_NICKNAMEINUSE | ERR_ERRONEUSNICKNAME => {
+                let tried = msg.param_at(1).unwrap_or("").to_string();
+                let why = msg.params.last().cloned().unwrap_or_default();
+                let why = crate::proto::sanitize::for_display(&format!("{tried}: {why}"));
+                if !prompt.interactive() {
+                    return Err(ClientError::NickRefused(why));
+                }
+                let next = ask_nick(prompt, Some(&format!("Username {why}")))?;
+                *nick = Some(next.clone());
+                conn.send(&Message::new("NICK").param(next))
+                    .await
+                    .map_err(lost)?;
+            }
+            "ERROR" if bad_password => return Ok(Attempt::WrongPassword(conn)),
+            "ERROR" => {
+                return Err(ClientError::Closed(crate::proto::sanitize::for_display(
+                    msg.param_at(0).unwrap_or(""),
+                )));
+            }
+            RPL_WELCOME => {
+                let me = msg.param_at(0).unwrap_or("").to_string();
+                let mut app = App::new(&me, &opts.tracker());
+                app.set_caps(&acked);
+                // The welcome text itself is shown by the chat loop.
+                let pending = app.on_message(&msg, jiff::Timestamp::now()).events;
+                return Ok(Attempt::Ok(LoggedIn { conn, app, pending }));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How the chat loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The user left (/exit, /quit, Ctrl+C, end of input).
+    Left,
+    /// The tracker closed the link (shutdown, ping timeout, ...).
+    ClosedByTracker(String),
+}
+
+/// Line mode: prints events to `out`, reads lines from `input`.
+pub async fn run_plain(
+    mut session: LoggedIn,
+    mut input: mpsc::UnboundedReceiver<String>,
+    out: &mut dyn Write,
+    renderer: &PlainRenderer,
+) -> Result<Outcome, ClientError> {
+    let print = |out: &mut dyn Write, events: &[Event]| {
+        for e in events {
+            for line in renderer.render(e) {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let _ = out.flush();
+    };
+    let pending = std::mem::take(&mut session.pending);
+    print(out, &pending);
+    let LoggedIn { conn, app, .. } = &mut session;
+    let mut last_rx = Instant::now();
+    let mut ping_sent: Option<Instant> = None;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let quit_reason: String;
+    loop {
+        let deadline = match ping_sent {
+            Some(t) => t + PING_AFTER,
+            None => last_rx + PING_AFTER,
+        };
+        tokio::select! {
+            incoming = conn.recv() => {
+                let msg = match incoming {
+                    Ok(Some(Incoming::Message(m))) => m,
+                    Ok(Some(Incoming::Garbage)) => continue,
+                    Ok(None) => return Err(ClientError::Lost("the tracker closed the connection without a reason".into())),
+                    Err(e) => return Err(ClientError::Lost(e.to_string())),
+                };
+                last_rx = Instant::now();
+                ping_sent = None;
+                let up = app.on_message(&msg, jiff::Timestamp::now());
+                print(out, &up.events);
+                for m in &up.send {
+                    conn.send(m).await.map_err(|e| ClientError::Lost(e.to_string()))?;
+                }
+                if let Some(Event::Closed { reason, .. }) = up.events.iter().find(|e| matches!(e, Event::Closed { .. })) {
+                    conn.close().await;
+                    return Ok(Outcome::ClosedByTracker(reason.clone()));
+                }
+            }
+            line = input.recv() => {
+                let Some(line) = line else {
+                    quit_reason = "Leaving".into();
+                    break;
+                };
+                let up = app.on_input(&line, jiff::Timestamp::now());
+                print(out, &up.events);
+                for m in &up.send {
+                    conn.send(m).await.map_err(|e| ClientError::Lost(e.to_string()))?;
+                }
+                if let Some(reason) = up.quit {
+                    quit_reason = reason;
+                    break;
+                }
+            }
+            _ = &mut ctrl_c => {
+                quit_reason = "Leaving".into();
+                break;
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                if ping_sent.is_some() {
+                    return Err(ClientError::Lost(format!("no answer from the tracker for {} seconds", (PING_AFTER * 2).as_secs())));
+                }
+                ping_sent = Some(Instant::now());
+                conn.send(&Message::new("PING").param("confab")).await.map_err(|e| ClientError::Lost(e.to_string()))?;
+            }
+        }
+    }
+    // Answers to what was typed just before leaving still get shown.
+    for msg in leave(conn, &quit_reason).await {
+        let up = app.on_message(&msg, jiff::Timestamp::now());
+        let shown: Vec<Event> = up
+            .events
+            .into_iter()
+            .filter(|e| !matches!(e, Event::Closed { .. }))
+            .collect();
+        print(out, &shown);
+    }
+    let _ = writeln!(out, "*** you left the tracker");
+    let _ = out.flush();
+    Ok(Outcome::Left)
+}
+
+/// Sends QUIT and waits (briefly) for the tracker to confirm with ERROR, so
+/// everyone else has seen us leave by the time we exit. Returns what arrived
+/// meanwhile.
+pub async fn leave(conn: &mut Connection, reason: &str) -> Vec<Message> {
+    let mut received = Vec::new();
+    if conn
+        .send(&Message::new("QUIT").param(reason))
+        .await
+        .is_err()
+    {
+        return received;
+    }
+    let _ = tokio::time::timeout(QUIT_WAIT, async {
+        loop {
+            match conn.recv().await {
+                Ok(Some(Incoming::Message(m))) if m.command == "ERROR" => return,
+                Ok(Some(Incoming::Message(m))) => received.push(m),
+                Ok(Some(Incoming::Garbage)) => continue,
+                _ => return,
+            }
+        }
+    })
+    .await;
+    conn.close().await;
+    received
+}

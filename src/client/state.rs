@@ -1,0 +1,968 @@
+//! The client's application state. Server messages and typed input go in;
+//! display events and messages to send come out. No I/O happens here, so
+//! the plain mode and a full-screen UI can share it, and it is tested
+//! without sockets or terminals.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use jiff::Timestamp;
+
+use super::input::{self, Command};
+use crate::proto::Message;
+use crate::proto::nick::casefold;
+use crate::proto::numeric::*;
+use crate::proto::sanitize::for_display;
+use crate::proto::status::{self, Status};
+
+pub const GENERAL: &str = "#general";
+/// Capabilities the client asks for when the tracker offers them.
+pub const WANTED_CAPS: &[&str] = &["away-notify", "echo-message", "message-tags", "server-time"];
+
+/// Where a chat line belongs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Window {
+    Room(String),
+    /// A direct conversation, named by the other person.
+    Dm(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChatKind {
+    Message,
+    Notice,
+    Action,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserEntry {
+    pub nick: String,
+    pub status: Status,
+    /// The user's own words when BUSY, or the tracker's when INACTIVE.
+    pub detail: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WhoisInfo {
+    pub nick: String,
+    pub user: String,
+    pub ip: String,
+    pub realname: String,
+    pub rooms: Vec<String>,
+    pub away: Option<String>,
+    pub idle_secs: Option<u64>,
+    pub signon: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Chat {
+        time: Timestamp,
+        window: Window,
+        from: String,
+        text: String,
+        kind: ChatKind,
+        own: bool,
+    },
+    Joined {
+        time: Timestamp,
+        room: String,
+        nick: String,
+        me: bool,
+    },
+    Parted {
+        time: Timestamp,
+        room: String,
+        nick: String,
+        reason: String,
+        me: bool,
+    },
+    Quit {
+        time: Timestamp,
+        nick: String,
+        reason: String,
+    },
+    NickChanged {
+        time: Timestamp,
+        old: String,
+        new: String,
+    },
+    Status {
+        time: Timestamp,
+        nick: String,
+        me: bool,
+        status: Status,
+        detail: Option<String>,
+    },
+    Topic {
+        time: Timestamp,
+        room: String,
+        topic: String,
+        by: Option<String>,
+    },
+    Users {
+        time: Timestamp,
+        room: String,
+        users: Vec<UserEntry>,
+    },
+    Whois {
+        time: Timestamp,
+        info: WhoisInfo,
+    },
+    Rooms {
+        time: Timestamp,
+        rooms: Vec<(String, String, String)>,
+    },
+    Info {
+        time: Timestamp,
+        text: String,
+    },
+    Error {
+        time: Timestamp,
+        text: String,
+    },
+    Help {
+        time: Timestamp,
+        lines: Vec<String>,
+    },
+    /// The tracker closed the link (ERROR), with its reason.
+    Closed {
+        time: Timestamp,
+        reason: String,
+    },
+}
+
+/// What one input or server message produced.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Update {
+    pub events: Vec<Event>,
+    pub send: Vec<Message>,
+    /// The user asked to leave, with this QUIT reason.
+    pub quit: Option<String>,
+}
+
+#[derive(Default)]
+struct Member {
+    nick: String,
+    away: Option<String>,
+}
+
+pub struct App {
+    pub me: String,
+    pub tracker: String,
+    /// Where typed lines go.
+    pub room: String,
+    pub my_status: Status,
+    pub my_away: Option<String>,
+    pub rooms: Vec<String>,
+    /// Everyone we share a room with, by folded nick.
+    members: BTreeMap<String, Member>,
+    echo_message: bool,
+    /// WHO queries in flight, answered in order by the tracker: `None` for
+    /// the client's own silent sync, `Some` for a `/users` from the person.
+    who_queue: VecDeque<Option<UsersQuery>>,
+    /// WHOIS queries in flight, in order: folded nick, and whether silent
+    /// (asked by the client to learn an away reason).
+    whois_queue: VecDeque<(String, bool)>,
+    /// A finished `/users` still waiting for some away reasons.
+    users_waiting: Option<UsersQuery>,
+    whois: Option<WhoisInfo>,
+    list: Option<Vec<(String, String, String)>>,
+    /// The away text we asked for, shown when the tracker confirms.
+    requested_away: Option<String>,
+}
+
+struct UsersQuery {
+    room: String,
+    /// Nick and whether the tracker flagged them away (G).
+    rows: Vec<(String, bool)>,
+    /// Away users whose reason is being fetched.
+    waiting: HashSet<String>,
+}
+
+fn time_of(msg: &Message, now: Timestamp) -> Timestamp {
+    msg.tag_value("time")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(now)
+}
+
+impl App {
+    pub fn new(me: &str, tracker: &str) -> Self {
+        App {
+            me: me.to_string(),
+            tracker: tracker.to_string(),
+            room: GENERAL.to_string(),
+            my_status: Status::Active,
+            my_away: None,
+            rooms: Vec::new(),
+            members: BTreeMap::new(),
+            echo_message: false,
+            who_queue: VecDeque::new(),
+            whois_queue: VecDeque::new(),
+            users_waiting: None,
+            whois: None,
+            list: None,
+            requested_away: None,
+        }
+    }
+
+    /// Capabilities the tracker acknowledged during login.
+    pub fn set_caps(&mut self, acked: &[String]) {
+        self.echo_message = acked.iter().any(|c| c == "echo-message");
+    }
+
+    fn is_me(&self, nick: &str) -> bool {
+        casefold(nick) == casefold(&self.me)
+    }
+
+    /// The roster as the tracker last told it: name, status, detail.
+    pub fn users(&self) -> Vec<UserEntry> {
+        self.members
+            .values()
+            .map(|m| entry(&m.nick, m.away.as_deref()))
+            .collect()
+    }
+
+    // ---- typed input ----------------------------------------------------
+
+    pub fn on_input(&mut self, line: &str, now: Timestamp) -> Update {
+        let mut up = Update::default();
+        let cmd = match input::parse(line) {
+            Ok(Some(c)) => c,
+            Ok(None) => return up,
+            Err(e) => {
+                up.events.push(Event::Error {
+                    time: now,
+                    text: e.to_string(),
+                });
+                return up;
+            }
+        };
+        match cmd {
+            Command::Say(text) => {
+                let room = self.room.clone();
+                self.say(&room, &text, false, now, &mut up);
+            }
+            Command::Me(text) => {
+                let room = self.room.clone();
+                self.say(&room, &text, true, now, &mut up);
+            }
+            Command::Msg { to, text } => self.say(&to, &text, false, now, &mut up),
+            Command::Status { busy, text } => {
+                if busy {
+                    let text = text.unwrap_or_else(|| "Busy".into());
+                    self.requested_away = Some(text.clone());
+                    up.send.push(Message::new("AWAY").param(text));
+                } else {
+                    up.send.push(Message::new("AWAY"));
+                }
+            }
+            Command::Info(nick) => {
+                self.whois_queue.push_back((casefold(&nick), false));
+                up.send.push(Message::new("WHOIS").param(nick));
+            }
+            Command::Users => {
+                let room = self.room.clone();
+                self.who_queue.push_back(Some(UsersQuery {
+                    room: room.clone(),
+                    rows: Vec::new(),
+                    waiting: HashSet::new(),
+                }));
+                up.send.push(Message::new("WHO").param(room));
+            }
+            Command::Rooms => {
+                self.list = Some(Vec::new());
+                up.send.push(Message::new("LIST"));
+            }
+            Command::Join(room) => up.send.push(Message::new("JOIN").param(room)),
+            Command::Part(room) => {
+                let room = room.unwrap_or_else(|| self.room.clone());
+                up.send.push(Message::new("PART").param(room));
+            }
+            Command::Nick(n) => up.send.push(Message::new("NICK").param(n)),
+            Command::Help => up.events.push(Event::Help {
+                time: now,
+                lines: input::help_lines(),
+            }),
+            Command::Quit(reason) => up.quit = Some(reason.unwrap_or_else(|| "Leaving".into())),
+            Command::Raw(line) => match Message::parse(&line) {
+                Ok(m) => up.send.push(m),
+                Err(e) => up.events.push(Event::Error {
+                    time: now,
+                    text: format!("not an IRC line: {e}"),
+                }),
+            },
+        }
+        up
+    }
+
+    fn say(&mut self, target: &str, text: &str, action: bool, now: Timestamp, up: &mut Update) {
+        for chunk in input::split_message(text) {
+            let body = if action {
+                format!("\x01ACTION {chunk}\x01")
+            } else {
+                chunk.clone()
+            };
+            up.send
+                .push(Message::new("PRIVMSG").param(target).param(body));
+            if !self.echo_message {
+                let window = if target.starts_with('#') {
+                    Window::Room(target.to_string())
+                } else {
+                    Window::Dm(target.to_string())
+                };
+                let kind = if action {
+                    ChatKind::Action
+                } else {
+                    ChatKind::Message
+                };
+                up.events.push(Event::Chat {
+                    time: now,
+                    window,
+                    from: self.me.clone(),
+                    text: chunk,
+                    kind,
+                    own: true,
+                });
+            }
+        }
+    }
+
+    // ---- server messages --------------------------------------------------
+
+    pub fn on_message(&mut self, msg: &Message, now: Timestamp) -> Update {
+        let mut up = Update::default();
+        let time = time_of(msg, now);
+        let from = for_display(msg.source_nick().unwrap_or(""));
+        let p = |i: usize| msg.param_at(i).unwrap_or("");
+        match msg.command.as_str() {
+            "PING" => up.send.push(Message::new("PONG").param(p(0))),
+            "PRIVMSG" | "NOTICE" => self.chat(msg, time, &from, &mut up),
+            "JOIN" => {
+                let room = p(0).to_string();
+                let me = self.is_me(&from);
+                if me {
+                    if !self.rooms.iter().any(|r| casefold(r) == casefold(&room)) {
+                        self.rooms.push(room.clone());
+                    }
+                    self.room = room.clone();
+                    // Learn who is away (and why) without showing the answer.
+                    self.who_queue.push_back(None);
+                    up.send.push(Message::new("WHO").param(room.clone()));
+                }
+                self.members
+                    .entry(casefold(&from))
+                    .or_insert_with(|| Member {
+                        nick: from.clone(),
+                        away: None,
+                    });
+                up.events.push(Event::Joined {
+                    time,
+                    room,
+                    nick: from,
+                    me,
+                });
+            }
+            "PART" => {
+                let room = p(0).to_string();
+                let me = self.is_me(&from);
+                if me {
+                    self.rooms.retain(|r| casefold(r) != casefold(&room));
+                    if casefold(&self.room) == casefold(&room) {
+                        self.room = self
+                            .rooms
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| GENERAL.to_string());
+                    }
+                }
+                up.events.push(Event::Parted {
+                    time,
+                    room,
+                    nick: from,
+                    reason: for_display(p(1)),
+                    me,
+                });
+            }
+            "QUIT" => {
+                self.members.remove(&casefold(&from));
+                up.events.push(Event::Quit {
+                    time,
+                    nick: from,
+                    reason: for_display(p(0)),
+                });
+            }
+            "NICK" => {
+                let new = for_display(p(0));
+                if self.is_me(&from) {
+                    self.me = new.clone();
+                }
+                if let Some(mut m) = self.members.remove(&casefold(&from)) {
+                    m.nick = new.clone();
+                    self.members.insert(casefold(&new), m);
+                }
+                up.events.push(Event::NickChanged {
+                    time,
+                    old: from,
+                    new,
+                });
+            }
+            "AWAY" => {
+                let reason = msg.param_at(0).filter(|r| !r.is_empty()).map(for_display);
+                if self.is_me(&from) {
+                    self.set_my_status(reason, time, &mut up);
+                } else {
+                    let m = self
+                        .members
+                        .entry(casefold(&from))
+                        .or_insert_with(|| Member {
+                            nick: from.clone(),
+                            away: None,
+                        });
+                    if m.away != reason {
+                        m.away = reason.clone();
+                        let e = entry(&from, reason.as_deref());
+                        up.events.push(Event::Status {
+                            time,
+                            nick: from,
+                            me: false,
+                            status: e.status,
+                            detail: e.detail,
+                        });
+                    }
+                }
+            }
+            "TOPIC" => up.events.push(Event::Topic {
+                time,
+                room: p(0).into(),
+                topic: for_display(p(1)),
+                by: Some(from),
+            }),
+            "ERROR" => up.events.push(Event::Closed {
+                time,
+                reason: for_display(p(0)),
+            }),
+            "FAIL" => up.events.push(Event::Error {
+                time,
+                text: for_display(msg.params.last().map_or("", String::as_str)),
+            }),
+            code if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => {
+                self.numeric(msg, time, &mut up)
+            }
+            _ => {}
+        }
+        up
+    }
+
+    fn fetch_away_reason(&mut self, nick: &str, up: &mut Update) {
+        let key = casefold(nick);
+        if !self
+            .whois_queue
+            .iter()
+            .any(|(n, silent)| *n == key && *silent)
+        {
+            self.whois_queue.push_back((key, true));
+            up.send.push(Message::new("WHOIS").param(nick));
+        }
+    }
+
+    fn users_event(&self, q: UsersQuery, time: Timestamp) -> Event {
+        let users = q
+            .rows
+            .iter()
+            .map(|(nick, gone)| {
+                let away = if self.is_me(nick) {
+                    self.my_away.clone()
+                } else {
+                    self.members
+                        .get(&casefold(nick))
+                        .and_then(|m| m.away.clone())
+                };
+                match (gone, away) {
+                    (false, _) => entry(nick, None),
+                    (true, Some(r)) => entry(nick, Some(&r)),
+                    // Away, but the reason never came (they left meanwhile):
+                    // away is all the tracker said.
+                    (true, None) => entry(nick, Some(status::BUSY_PREFIX)),
+                }
+            })
+            .collect();
+        Event::Users {
+            time,
+            room: q.room,
+            users,
+        }
+    }
+
+    fn set_my_status(&mut self, reason: Option<String>, time: Timestamp, up: &mut Update) {
+        let e = entry(&self.me, reason.as_deref());
+        if self.my_away == reason {
+            return;
+        }
+        self.my_away = reason;
+        self.my_status = e.status;
+        up.events.push(Event::Status {
+            time,
+            nick: self.me.clone(),
+            me: true,
+            status: e.status,
+            detail: e.detail,
+        });
+    }
+
+    fn chat(&mut self, msg: &Message, time: Timestamp, from: &str, up: &mut Update) {
+        let target = msg.param_at(0).unwrap_or("");
+        let raw = msg.param_at(1).unwrap_or("");
+        let own = self.is_me(from);
+        let (kind, text) = if msg.command == "NOTICE" {
+            (ChatKind::Notice, raw)
+        } else if let Some(rest) = raw.strip_prefix("\x01ACTION ") {
+            (ChatKind::Action, rest.trim_end_matches('\x01'))
+        } else if raw.starts_with('\x01') {
+            return; // other CTCP requests are not shown
+        } else {
+            (ChatKind::Message, raw)
+        };
+        let window = if target.starts_with('#') {
+            Window::Room(target.to_string())
+        } else if msg.source.as_deref().is_none_or(|s| !s.contains('!')) {
+            // From the tracker itself, not a person.
+            up.events.push(Event::Info {
+                time,
+                text: for_display(text),
+            });
+            return;
+        } else if own {
+            Window::Dm(for_display(target))
+        } else {
+            Window::Dm(from.to_string())
+        };
+        up.events.push(Event::Chat {
+            time,
+            window,
+            from: from.to_string(),
+            text: for_display(text),
+            kind,
+            own,
+        });
+    }
+
+    fn numeric(&mut self, msg: &Message, time: Timestamp, up: &mut Update) {
+        // params[0] is always our own nick.
+        let p = |i: usize| msg.param_at(i).unwrap_or("");
+        let last = for_display(msg.params.last().map_or("", String::as_str));
+        match msg.command.as_str() {
+            RPL_WELCOME => {
+                self.me = p(0).to_string();
+                up.events.push(Event::Info { time, text: last });
+            }
+            RPL_MOTD => up.events.push(Event::Info {
+                time,
+                text: last.trim_start_matches("- ").to_string(),
+            }),
+            RPL_TOPIC => up.events.push(Event::Topic {
+                time,
+                room: p(1).into(),
+                topic: for_display(p(2)),
+                by: None,
+            }),
+            RPL_NAMREPLY => {
+                for n in p(3).split(' ').filter(|n| !n.is_empty()) {
+                    let nick = for_display(n.trim_start_matches(['@', '+']));
+                    self.members
+                        .entry(casefold(&nick))
+                        .or_insert_with(|| Member { nick, away: None });
+                }
+            }
+            RPL_WHOREPLY => {
+                // <me> <channel> <user> <host> <server> <nick> <flags> :<hop> <real>
+                let (nick, flags) = (for_display(p(5)), p(6));
+                let gone = flags.starts_with('G');
+                if let Some(Some(q)) = self.who_queue.front_mut() {
+                    q.rows.push((nick.clone(), gone));
+                }
+                if !self.is_me(&nick) {
+                    let m = self
+                        .members
+                        .entry(casefold(&nick))
+                        .or_insert_with(|| Member {
+                            nick: nick.clone(),
+                            away: None,
+                        });
+                    if !gone {
+                        m.away = None;
+                    } else if m.away.is_none() {
+                        // Away, reason unknown yet: ask quietly.
+                        self.fetch_away_reason(&nick, up);
+                    }
+                }
+            }
+            RPL_ENDOFWHO => {
+                let Some(Some(mut q)) = self.who_queue.pop_front() else {
+                    return;
+                };
+                for (nick, gone) in &q.rows {
+                    let known = self
+                        .members
+                        .get(&casefold(nick))
+                        .is_some_and(|m| m.away.is_some());
+                    if *gone && !self.is_me(nick) && !known {
+                        q.waiting.insert(casefold(nick));
+                        self.fetch_away_reason(nick, up);
+                    }
+                }
+                if let Some(previous) = self.users_waiting.take() {
+                    up.events.push(self.users_event(previous, time));
+                }
+                if q.waiting.is_empty() {
+                    up.events.push(self.users_event(q, time));
+                } else {
+                    self.users_waiting = Some(q);
+                }
+            }
+            RPL_WHOISUSER => {
+                self.whois = Some(WhoisInfo {
+                    nick: for_display(p(1)),
+                    user: for_display(p(2)),
+                    ip: for_display(p(3)),
+                    realname: for_display(p(5)),
+                    ..Default::default()
+                })
+            }
+            RPL_WHOISACTUALLY => {
+                if let Some(w) = &mut self.whois {
+                    w.ip = for_display(p(2));
+                }
+            }
+            RPL_WHOISCHANNELS => {
+                if let Some(w) = &mut self.whois {
+                    w.rooms = p(2)
+                        .split(' ')
+                        .filter(|r| !r.is_empty())
+                        .map(for_display)
+                        .collect();
+                }
+            }
+            RPL_WHOISIDLE => {
+                if let Some(w) = &mut self.whois {
+                    w.idle_secs = p(2).parse().ok();
+                    w.signon = p(3).parse().ok();
+                }
+            }
+            RPL_AWAY => {
+                // Both a WHOIS line and the answer to messaging someone away.
+                let nick = for_display(p(1));
+                let reason = for_display(p(2));
+                if let Some(m) = self.members.get_mut(&casefold(&nick)) {
+                    if m.away.as_deref() != Some(reason.as_str()) {
+                        m.away = Some(reason.clone());
+                    }
+                }
+                match &mut self.whois {
+                    Some(w) if casefold(&w.nick) == casefold(&nick) => w.away = Some(reason),
+                    _ => {
+                        let e = entry(&nick, Some(&reason));
+                        up.events.push(Event::Info {
+                            time,
+                            text: format!(
+                                "{nick} is {}{}",
+                                e.status,
+                                e.detail.map(|d| format!(": {d}")).unwrap_or_default()
+                            ),
+                        });
+                    }
+                }
+            }
+            RPL_ENDOFWHOIS => {
+                let nick = casefold(p(1));
+                let info = self.whois.take();
+                let silent = match self.whois_queue.front() {
+                    Some((n, silent)) if *n == nick => {
+                        let silent = *silent;
+                        self.whois_queue.pop_front();
+                        silent
+                    }
+                    _ => false,
+                };
+                if !silent {
+                    if let Some(info) = info {
+                        up.events.push(Event::Whois { time, info });
+                    }
+                    return;
+                }
+                if let Some(q) = &mut self.users_waiting {
+                    q.waiting.remove(&nick);
+                    if q.waiting.is_empty() {
+                        if let Some(q) = self.users_waiting.take() {
+                            up.events.push(self.users_event(q, time));
+                        }
+                    }
+                }
+            }
+            RPL_UNAWAY => self.set_my_status(None, time, up),
+            RPL_NOWAWAY => {
+                if self.my_away.is_none() {
+                    let reason =
+                        status::busy_reason(&self.requested_away.take().unwrap_or_default());
+                    self.set_my_status(Some(reason), time, up);
+                }
+            }
+            RPL_LISTSTART => {}
+            RPL_LIST => {
+                if let Some(rows) = &mut self.list {
+                    rows.push((for_display(p(1)), p(2).to_string(), for_display(p(3))));
+                }
+            }
+            RPL_LISTEND => {
+                if let Some(rooms) = self.list.take() {
+                    up.events.push(Event::Rooms { time, rooms });
+                }
+            }
+            RPL_HELPSTART | RPL_HELPTXT => up.events.push(Event::Info { time, text: last }),
+            ERR_NOSUCHNICK => {
+                let nick = casefold(p(1));
+                let silent = self
+                    .whois_queue
+                    .front()
+                    .is_some_and(|(n, silent)| *n == nick && *silent);
+                if !silent {
+                    up.events.push(Event::Error {
+                        time,
+                        text: format!("no such user: {}", for_display(p(1))),
+                    });
+                }
+            }
+            // Quiet numerics: the burst, counts, ends of lists, modes.
+            RPL_YOURHOST | RPL_CREATED | RPL_MYINFO | RPL_ISUPPORT | RPL_LUSERCLIENT
+            | RPL_MOTDSTART | RPL_ENDOFMOTD | RPL_ENDOFNAMES | RPL_NOTOPIC | RPL_WHOISSERVER
+            | RPL_WHOISHOST | "320" | RPL_ENDOFHELP | RPL_CHANNELMODEIS | RPL_CREATIONTIME
+            | RPL_UMODEIS => {}
+            code if code.starts_with('4') || code.starts_with('5') => {
+                up.events.push(Event::Error { time, text: last });
+            }
+            _ => up.events.push(Event::Info { time, text: last }),
+        }
+    }
+}
+
+/// Builds a roster entry from an away reason as the tracker sent it.
+pub fn entry(nick: &str, away: Option<&str>) -> UserEntry {
+    let status = status::from_away(away);
+    let detail = match (status, away) {
+        (Status::Busy, Some(r)) => status::busy_detail(r).map(str::to_string),
+        (Status::Inactive, Some(r)) => Some(
+            r.trim_start_matches(status::INACTIVE_PREFIX)
+                .trim_start_matches(':')
+                .trim()
+                .to_string(),
+        ),
+        _ => None,
+    };
+    UserEntry {
+        nick: nick.to_string(),
+        status,
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t() -> Timestamp {
+        "2026-11-21T10:00:00Z".parse().unwrap()
+    }
+
+    fn feed(app: &mut App, line: &str) -> Update {
+        app.on_message(&Message::parse(line).unwrap(), t())
+    }
+
+    fn app() -> App {
+        let mut a = App::new("me", "tracker:6697");
+        a.set_caps(&["echo-message".into()]);
+        a
+    }
+
+    #[test]
+    fn room_message_uses_server_time() {
+        let mut a = app();
+        let up = feed(
+            &mut a,
+            "@time=2026-01-02T03:04:05.000Z :alice!a@1.2.3.4 PRIVMSG #general :hi \x1b[31mthere",
+        );
+        assert_eq!(
+            up.events,
+            vec![Event::Chat {
+                time: "2026-01-02T03:04:05Z".parse().unwrap(),
+                window: Window::Room("#general".into()),
+                from: "alice".into(),
+                text: "hi there".into(),
+                kind: ChatKind::Message,
+                own: false
+            }]
+        );
+    }
+
+    #[test]
+    fn dm_window_is_the_other_person() {
+        let mut a = app();
+        let up = feed(&mut a, ":alice!a@h PRIVMSG me :psst");
+        assert!(
+            matches!(&up.events[0], Event::Chat { window: Window::Dm(w), own: false, .. } if w == "alice")
+        );
+        let up = feed(&mut a, ":me!m@h PRIVMSG bob :hello");
+        assert!(
+            matches!(&up.events[0], Event::Chat { window: Window::Dm(w), own: true, .. } if w == "bob")
+        );
+    }
+
+    #[test]
+    fn typing_sends_to_current_room_and_waits_for_echo() {
+        let mut a = app();
+        let up = a.on_input("hello all", t());
+        assert_eq!(
+            up.send,
+            vec![Message::new("PRIVMSG").param("#general").param("hello all")]
+        );
+        assert!(
+            up.events.is_empty(),
+            "echo-message: shown when the tracker echoes it"
+        );
+        let up = a.on_input("@bob hi", t());
+        assert_eq!(
+            up.send,
+            vec![Message::new("PRIVMSG").param("bob").param("hi")]
+        );
+        let up = a.on_input("/exit", t());
+        assert_eq!(up.quit.as_deref(), Some("Leaving"));
+    }
+
+    #[test]
+    fn status_comes_only_from_the_tracker() {
+        let mut a = app();
+        let up = a.on_input("/status busy in a meeting", t());
+        assert_eq!(up.send, vec![Message::new("AWAY").param("in a meeting")]);
+        assert_eq!(a.my_status, Status::Active, "not set locally");
+        let up = feed(&mut a, ":confab 306 me :You have been marked as being away");
+        assert_eq!(a.my_status, Status::Busy);
+        assert!(
+            matches!(&up.events[0], Event::Status { me: true, status: Status::Busy, detail: Some(d), .. } if d == "in a meeting")
+        );
+        // The tracker marks us inactive: AWAY about ourselves, then 306.
+        feed(&mut a, ":confab 305 me :no longer away");
+        let up = feed(&mut a, ":me!m@h AWAY :Inactive: idle for 5 min");
+        assert!(matches!(
+            &up.events[0],
+            Event::Status {
+                me: true,
+                status: Status::Inactive,
+                ..
+            }
+        ));
+        assert!(
+            feed(&mut a, ":confab 306 me :away (inactive)")
+                .events
+                .is_empty()
+        );
+        let up = feed(&mut a, ":me!m@h AWAY");
+        assert!(matches!(
+            &up.events[0],
+            Event::Status {
+                me: true,
+                status: Status::Active,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn others_status_and_users_list() {
+        let mut a = app();
+        let up = feed(&mut a, ":me!m@h JOIN #general");
+        assert_eq!(up.send, vec![Message::new("WHO").param("#general")]);
+        feed(&mut a, ":confab 353 me = #general :me bob carol");
+        // Silent sync: carol is away, the client asks why without showing it.
+        feed(&mut a, ":confab 352 me #general m h confab me H :0 me");
+        feed(&mut a, ":confab 352 me #general b h confab bob H :0 bob");
+        let up = feed(
+            &mut a,
+            ":confab 352 me #general c h confab carol G :0 carol",
+        );
+        assert_eq!(up.send, vec![Message::new("WHOIS").param("carol")]);
+        assert!(
+            feed(&mut a, ":confab 315 me #general :End")
+                .events
+                .is_empty()
+        );
+        feed(&mut a, ":confab 311 me carol c h * :carol");
+        feed(&mut a, ":confab 301 me carol :Inactive: idle for 5 min");
+        assert!(feed(&mut a, ":confab 318 me carol :End").events.is_empty());
+        let up = feed(&mut a, ":bob!b@h AWAY :Busy: lunch");
+        assert!(
+            matches!(&up.events[0], Event::Status { status: Status::Busy, detail: Some(d), .. } if d == "lunch")
+        );
+        a.on_input("/users", t());
+        feed(&mut a, ":confab 352 me #general m h confab me H :0 me");
+        feed(&mut a, ":confab 352 me #general b h confab bob G :0 bob");
+        feed(
+            &mut a,
+            ":confab 352 me #general c h confab carol G :0 carol",
+        );
+        let up = feed(&mut a, ":confab 315 me #general :End");
+        let Event::Users { users, .. } = &up.events[0] else {
+            panic!("{up:?}")
+        };
+        let shown: Vec<(String, Status)> =
+            users.iter().map(|u| (u.nick.clone(), u.status)).collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("me".into(), Status::Active),
+                ("bob".into(), Status::Busy),
+                ("carol".into(), Status::Inactive)
+            ]
+        );
+    }
+
+    #[test]
+    fn whois_collects_into_one_event() {
+        let mut a = app();
+        a.on_input("/info bob", t());
+        feed(&mut a, ":confab 311 me bob b 10.0.0.7 * :Bob B");
+        feed(
+            &mut a,
+            ":confab 338 me bob 10.0.0.7 :is connecting from this IP",
+        );
+        feed(&mut a, ":confab 319 me bob :#general");
+        feed(
+            &mut a,
+            ":confab 317 me bob 12 1700000000 :seconds idle, signon time",
+        );
+        let up = feed(&mut a, ":confab 318 me bob :End");
+        let Event::Whois { info, .. } = &up.events[0] else {
+            panic!()
+        };
+        assert_eq!(info.ip, "10.0.0.7");
+        assert_eq!(info.idle_secs, Some(12));
+        assert_eq!(info.rooms, vec!["#general"]);
+        let up = feed(&mut a, ":confab 401 me nobody :No such user");
+        assert!(
+            matches!(&up.events[0], Event::Error { text, .. } if text == "no such user: nobody")
+        );
+    }
+
+    #[test]
+    fn ping_is_answered_and_error_closes() {
+        let mut a = app();
+        assert_eq!(
+            feed(&mut a, "PING :abc").send,
+            vec![Message::new("PONG").param("abc")]
+        );
+        let up = feed(
+            &mut a,
+            "ERROR :Closing link: 1.2.3.4 (tracker shutting down)",
+        );
+        assert!(
+            matches!(&up.events[0], Event::Closed { reason, .. } if reason.contains("shutting down"))
+        );
+    }
+}
