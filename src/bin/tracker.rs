@@ -156,8 +156,8 @@ fn start(args: Args) -> anyhow::Result<ExitCode> {
         }
         println!("chat log {}", args.log_dir.join("chat.log").display());
         println!("data dir {}", args.data_dir.display());
-        if args.bind.is_unspecified() {
-            println!("clients join with: client <this machine's address> {}", local.port());
+        for hint in join_hints(local, args.no_tls) {
+            println!("clients join with: {hint}");
         }
         let shutdown = async {
             let reason = shutdown_signal().await;
@@ -199,4 +199,44 @@ async fn shutdown_signal() -> String {
         let _ = tokio::signal::ctrl_c().await;
         "stopped by the operator (Ctrl+C)".into()
     }
+}
+
+/// The commands people on other machines type to join: one per address this
+/// host can be reached at (all non-loopback interface addresses when bound
+/// to the wildcard), so the operator can read one out instead of looking it
+/// up. The port is left out when it is the client's default.
+fn join_hints(local: SocketAddr, no_tls: bool) -> Vec<String> {
+    let default_port = if no_tls { 6667 } else { 6697 };
+    let tls = if no_tls { " --no-tls" } else { "" };
+    let command = |ip: std::net::IpAddr| {
+        let host = match ip {
+            std::net::IpAddr::V6(v6) if local.port() != default_port => format!("[{v6}]"),
+            ip => ip.to_string(),
+        };
+        if local.port() == default_port {
+            format!("client{tls} {host}")
+        } else {
+            format!("client{tls} {host} {}", local.port())
+        }
+    };
+    if !local.ip().is_unspecified() {
+        return vec![command(local.ip())];
+    }
+    let mut addrs: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|iface| iface.ip())
+        .filter(|ip| !ip.is_loopback() && (local.is_ipv6() || ip.is_ipv4()))
+        // Link-local IPv6 needs a zone the user would have to add by hand.
+        .filter(|ip| !matches!(ip, std::net::IpAddr::V6(v6) if v6.is_unicast_link_local()))
+        .collect();
+    addrs.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+    addrs.dedup();
+    if addrs.is_empty() {
+        return vec![format!(
+            "client{tls} <this machine's address> {}",
+            local.port()
+        )];
+    }
+    addrs.into_iter().map(command).collect()
 }

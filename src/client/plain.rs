@@ -69,9 +69,8 @@ impl PlainRenderer {
                 me,
             } => {
                 let who = if *me { "you".to_string() } else { n(nick) };
-                let verb = if *me { "joined" } else { "joined" };
                 vec![format!(
-                    "{} {} --> {who} {verb}",
+                    "{} {} --> {who} joined",
                     self.clock(*time),
                     n(room)
                 )]

@@ -122,7 +122,8 @@ pub struct LoggedIn {
 }
 
 enum Attempt {
-    Ok(LoggedIn),
+    // Boxed: a login happens once, and the enum stays small either way.
+    Ok(Box<LoggedIn>),
     WrongPassword(Connection),
 }
 
@@ -146,7 +147,7 @@ pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<Logg
             nick = Some(ask_nick(prompt, None)?);
         }
         match register(conn, &pw, &mut nick, prompt, opts).await? {
-            Attempt::Ok(done) => return Ok(done),
+            Attempt::Ok(done) => return Ok(*done),
             Attempt::WrongPassword(mut conn) => {
                 conn.close().await;
                 if opts.password.is_some() || attempt == PASSWORD_TRIES {
@@ -350,7 +351,7 @@ async fn register(
                 app.set_caps(&acked);
                 // The welcome text itself is shown by the chat loop.
                 let pending = app.on_message(&msg, jiff::Timestamp::now()).events;
-                return Ok(Attempt::Ok(LoggedIn { conn, app, pending }));
+                return Ok(Attempt::Ok(Box::new(LoggedIn { conn, app, pending })));
             }
             _ => {}
         }

@@ -652,10 +652,10 @@ impl App {
                 // Both a WHOIS line and the answer to messaging someone away.
                 let nick = for_display(p(1));
                 let reason = for_display(p(2));
-                if let Some(m) = self.members.get_mut(&casefold(&nick)) {
-                    if m.away.as_deref() != Some(reason.as_str()) {
-                        m.away = Some(reason.clone());
-                    }
+                if let Some(m) = self.members.get_mut(&casefold(&nick))
+                    && m.away.as_deref() != Some(reason.as_str())
+                {
+                    m.away = Some(reason.clone());
                 }
                 match &mut self.whois {
                     Some(w) if casefold(&w.nick) == casefold(&nick) => w.away = Some(reason),
@@ -691,10 +691,10 @@ impl App {
                 }
                 if let Some(q) = &mut self.users_waiting {
                     q.waiting.remove(&nick);
-                    if q.waiting.is_empty() {
-                        if let Some(q) = self.users_waiting.take() {
-                            up.events.push(self.users_event(q, time));
-                        }
+                    if q.waiting.is_empty()
+                        && let Some(q) = self.users_waiting.take()
+                    {
+                        up.events.push(self.users_event(q, time));
                     }
                 }
             }

@@ -145,6 +145,22 @@ impl Message {
         Ok(msg)
     }
 
+    /// Whether the last parameter is free text. Such a parameter is always
+    /// sent in the `:trailing` form, as every major server does, because
+    /// simple bots split lines on `" :"` to find the text.
+    fn last_param_is_text(&self) -> bool {
+        let numeric = self.command.len() == 3 && self.command.bytes().all(|b| b.is_ascii_digit());
+        match self.command.as_str() {
+            _ if numeric => self.params.len() >= 2,
+            "PRIVMSG" | "NOTICE" | "TOPIC" | "KICK" | "PONG" | "CAP" | "FAIL" => {
+                self.params.len() >= 2
+            }
+            "QUIT" | "AWAY" | "ERROR" => true,
+            "PART" => self.params.len() >= 2,
+            _ => false,
+        }
+    }
+
     /// Encodes the message as one wire line including the final CRLF.
     ///
     /// Parameters are assumed to be free of CR, LF and NUL (everything that
@@ -160,11 +176,11 @@ impl Message {
                     out.push(';');
                 }
                 out.push_str(k);
-                if let Some(v) = v {
-                    if !v.is_empty() {
-                        out.push('=');
-                        escape_tag_value(v, &mut out);
-                    }
+                if let Some(v) = v
+                    && !v.is_empty()
+                {
+                    out.push('=');
+                    escape_tag_value(v, &mut out);
                 }
             }
             out.push(' ');
@@ -176,10 +192,11 @@ impl Message {
         }
         out.push_str(&self.command);
         let last = self.params.len().saturating_sub(1);
+        let text_last = self.last_param_is_text();
         for (i, p) in self.params.iter().enumerate() {
             out.push(' ');
             let needs_colon = p.is_empty() || p.starts_with(':') || p.contains(' ');
-            if i == last && needs_colon {
+            if i == last && (needs_colon || text_last) {
                 out.push(':');
             }
             if i != last && needs_colon {
@@ -307,6 +324,16 @@ mod tests {
     #[test]
     fn encodes_trailing_only_when_needed() {
         assert_eq!(Message::new("NICK").param("bob").to_line(), "NICK bob\r\n");
+        assert_eq!(Message::new("JOIN").param("#g").to_line(), "JOIN #g\r\n");
+        assert_eq!(
+            Message::new("PRIVMSG").param("#g").param("hi").to_line(),
+            "PRIVMSG #g :hi\r\n"
+        );
+        assert_eq!(
+            Message::new("001").param("me").param("Welcome").to_line(),
+            "001 me :Welcome\r\n"
+        );
+        assert_eq!(Message::new("QUIT").param("bye").to_line(), "QUIT :bye\r\n");
         assert_eq!(
             Message::new("PRIVMSG")
                 .param("#g")
@@ -366,7 +393,7 @@ mod tests {
         for _ in 0..5000 {
             let mut m =
                 Message::new(["PRIVMSG", "NOTICE", "001", "JOIN"][(rng.next() % 4) as usize]);
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 m.source = Some(format!("n{}!u@h", rng.next() % 100));
             }
             for i in 0..(rng.next() % 3) {

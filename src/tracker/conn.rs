@@ -454,9 +454,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 None
             }
             "PASS" => {
-                match msg.param_at(0) {
-                    Some(p) => pending.pass = Some(p.to_string()),
-                    None => {
+                // Some clients (irssi 1.4 among them) send `PASS two words`
+                // without the `:` that would make it one parameter, so a
+                // password with spaces arrives split; rejoin it rather than
+                // refuse a password the user typed correctly.
+                match msg.params.is_empty() {
+                    false => pending.pass = Some(msg.params.join(" ")),
+                    true => {
                         self.push_numeric(ERR_NEEDMOREPARAMS, &["PASS", "Not enough parameters"])
                     }
                 }

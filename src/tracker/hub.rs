@@ -302,10 +302,11 @@ impl Hub {
                         None => continue,
                     },
                 };
-                if let Err(mpsc::error::TrySendError::Full(_)) = handle.outbox.try_send(bytes) {
-                    if self.users.contains_key(&id) && !self.overflowed.contains(&id) {
-                        self.overflowed.push(id);
-                    }
+                if let Err(mpsc::error::TrySendError::Full(_)) = handle.outbox.try_send(bytes)
+                    && self.users.contains_key(&id)
+                    && !self.overflowed.contains(&id)
+                {
+                    self.overflowed.push(id);
                 }
             }
             self.retired.clear();
@@ -500,7 +501,7 @@ impl Hub {
     fn motd(&mut self, id: ConnId, nick: &str) {
         let server = self.config.server_name.clone();
         let idle = self.config.idle_timeout.as_secs();
-        let idle_text = if idle % 60 == 0 {
+        let idle_text = if idle.is_multiple_of(60) {
             format!("{} min", idle / 60)
         } else {
             format!("{idle} s")
@@ -539,13 +540,14 @@ impl Hub {
             &self.now(),
         );
         let nick = u.nick.clone();
+        let ip = u.ip;
         let others: Vec<ConnId> = self.audience(id, false);
         self.transcript
             .record(&quit.time.clone(), "leave", &format!("{nick} ({reason})"));
         self.broadcast(&others, &mut quit, |_| true);
         self.send_msg(
             id,
-            Message::new("ERROR").param(format!("Closing link: {reason}")),
+            Message::new("ERROR").param(format!("Closing link: {ip} ({reason})")),
         );
         let Some(u) = self.users.remove(&id) else {
             return;
@@ -987,10 +989,10 @@ impl Hub {
     fn who_line(&self, viewer_nick: &str, channel: &str, target: ConnId) -> Option<Message> {
         let u = self.users.get(&target)?;
         let mut flags = String::from(if u.away.is_some() { "G" } else { "H" });
-        if let Some(ch) = self.channels.get(&casefold(channel)) {
-            if ch.ops.contains(&target) {
-                flags.push('@');
-            }
+        if let Some(ch) = self.channels.get(&casefold(channel))
+            && ch.ops.contains(&target)
+        {
+            flags.push('@');
         }
         Some(
             Message::new(RPL_WHOREPLY)
@@ -1311,10 +1313,10 @@ impl Hub {
             );
         }
         let key = casefold(new);
-        if let Some(owner) = self.nicks.get(&key) {
-            if *owner != id {
-                return self.numeric(id, ERR_NICKNAMEINUSE, &[new, "Nickname is already in use"]);
-            }
+        if let Some(owner) = self.nicks.get(&key)
+            && *owner != id
+        {
+            return self.numeric(id, ERR_NICKNAMEINUSE, &[new, "Nickname is already in use"]);
         }
         let u = &self.users[&id];
         if u.nick == new {

@@ -367,6 +367,35 @@ fn tracker_interrupt_tells_everyone() {
 fn stay_keeps_the_tracker_running() {
     let dir = tempdir();
     let mut tracker = Tracker::start_in(dir.path(), &["--stay"]);
+    // What the operator is told at start, on stdout.
+    let banner = tracker.stdout.seen.clone();
+    assert_eq!(banner.len(), 5, "{banner:#?}");
+    assert_eq!(
+        banner[0],
+        format!("listening on 127.0.0.1:{}", tracker.port)
+    );
+    let fp = banner[1]
+        .strip_prefix("fingerprint SHA256:")
+        .expect("fingerprint line");
+    assert_eq!(fp.len(), 32 * 3 - 1, "{fp}");
+    assert!(
+        fp.split(':')
+            .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit())),
+        "{fp}"
+    );
+    let logs = dir.path().join("logs");
+    let data = dir.path().join("data");
+    assert_eq!(
+        banner[2],
+        format!("chat log {}", logs.join("chat.log").display())
+    );
+    assert_eq!(banner[3], format!("data dir {}", data.display()));
+    // Bound to one address, that is the address to give out.
+    assert_eq!(
+        banner[4],
+        format!("clients join with: client 127.0.0.1 {}", tracker.port)
+    );
+
     let mut alice = ClientProc::join(&tracker, "alice");
     alice.send("/exit");
     assert_eq!(alice.wait_exit().code(), Some(0));
@@ -375,6 +404,13 @@ fn stay_keeps_the_tracker_running() {
     let mut bob = ClientProc::join(&tracker, "bob");
     bob.send("anyone?");
     bob.expect("#general <bob> anyone?");
+    // A piped client whose input ends leaves cleanly, like /exit.
+    let mut carol = ClientProc::join(&tracker, "carol");
+    bob.expect("#general --> carol joined");
+    carol.close_stdin();
+    assert_eq!(carol.wait_exit().code(), Some(0));
+    bob.expect("<-- carol left (Quit: Leaving)");
+    assert!(tracker.is_running());
     signal(&tracker.child, "TERM");
     assert_eq!(
         wait_exit(&mut tracker.child, Duration::from_secs(5)).code(),

@@ -156,7 +156,7 @@ impl Tracker {
         let port = listening.rsplit(':').next().unwrap().parse().unwrap();
         let fp_line = stdout.wait_for("fingerprint", |l| l.starts_with("fingerprint "));
         let fingerprint = fp_line.trim_start_matches("fingerprint ").to_string();
-        stdout.wait_for("data dir", |l| l.starts_with("data dir "));
+        stdout.wait_for("join hint", |l| l.starts_with("clients join with: "));
         Tracker {
             child,
             port,

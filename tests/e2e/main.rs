@@ -3,4 +3,5 @@
 
 mod chat;
 mod harness;
+mod irssi;
 mod protocol;

@@ -1,0 +1,311 @@
+//! A real third-party IRC client, irssi, against the real tracker over TLS
+//! with a pinned certificate, chatting with a confab client.
+//!
+//! irssi runs headless inside a private tmux server; input goes in with
+//! `tmux send-keys`, output is read from irssi's autolog files and from
+//! `tmux capture-pane`. Skipped (with a message) when irssi or tmux is not
+//! installed, unless `CI` is set.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+/// Whether an executable called `name` is on PATH.
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let p = dir.join(name);
+            p.is_file()
+                && std::fs::metadata(&p)
+                    .map(|m| {
+                        use std::os::unix::fs::PermissionsExt;
+                        m.permissions().mode() & 0o111 != 0
+                    })
+                    .unwrap_or(false)
+        })
+    })
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for up to `WAIT`;
+/// on timeout panics with `what` and whatever `diag` reports.
+fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>, diag: impl Fn() -> String) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}\n{}", diag());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Complete lines (terminated by a newline) of a file; irssi writes the text
+/// and the newline separately, so a trailing partial line is left out.
+fn complete_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    lines.pop(); // after the last '\n': empty or partial
+    lines
+}
+
+/// One irssi process in its own tmux server (socket) and session; the
+/// server is killed on drop so a failing test does not leave irssi running.
+struct Irssi {
+    socket: String,
+    session: String,
+    home: PathBuf,
+    logs: PathBuf,
+}
+
+impl Irssi {
+    /// Writes `DIR/config` for `nick` connecting to the tracker with TLS,
+    /// the test password and `pin` as the pinned certificate fingerprint,
+    /// and starts irssi in a detached tmux session.
+    fn start(dir: &Path, tracker: &Tracker, nick: &str, pin: &str) -> Irssi {
+        let home = dir.join("home");
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&home).expect("irssi home");
+        std::fs::create_dir_all(&logs).expect("irssi logs");
+        let config = format!(
+            r##"servers = (
+  {{
+    address = "127.0.0.1";
+    chatnet = "test";
+    port = "{port}";
+    password = "{password}";
+    use_tls = "yes";
+    tls_verify = "no";
+    tls_pinned_cert = "{pin}";
+    autoconnect = "yes";
+    cmd_queue_speed = "1";
+    cmds_max_at_once = "100";
+  }}
+);
+chatnets = {{ test = {{ type = "IRC"; }}; }};
+channels = ( {{ name = "#general"; chatnet = "test"; autojoin = "yes"; }} );
+settings = {{
+  core = {{
+    log_timestamp = "%H:%M:%S ";
+    real_name = "Irssi User";
+    user_name = "{nick}";
+    nick = "{nick}";
+  }};
+  "fe-common/core" = {{
+    autolog = "yes";
+    autolog_path = "{logs}/$tag/$0.log";
+  }};
+}};
+"##,
+            port = tracker.port,
+            password = PASSWORD,
+            logs = logs.display(),
+        );
+        std::fs::write(home.join("config"), config).expect("write irssi config");
+        let tag = format!("confab-e2e-{}-{}-{nick}", std::process::id(), tracker.port);
+        let irssi = Irssi {
+            socket: tag.clone(),
+            session: tag,
+            home,
+            logs,
+        };
+        let out = irssi.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &irssi.session,
+            "-x",
+            "200",
+            "-y",
+            "50",
+            &format!("irssi --home={}", irssi.home.display()),
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        irssi
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("TMUX")
+            .env("TERM", "xterm")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tmux")
+    }
+
+    /// Types `line` and presses Enter.
+    fn type_line(&self, line: &str) {
+        let t = &self.session;
+        assert!(
+            self.tmux(&["send-keys", "-t", t, "-l", line])
+                .status
+                .success()
+        );
+        assert!(self.tmux(&["send-keys", "-t", t, "Enter"]).status.success());
+    }
+
+    /// What irssi's screen shows now (empty once it is gone).
+    fn screen(&self) -> String {
+        let out = self.tmux(&["capture-pane", "-p", "-t", &self.session]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn alive(&self) -> bool {
+        self.tmux(&["has-session", "-t", &self.session])
+            .status
+            .success()
+    }
+
+    /// The autolog file for `target` (a channel or a nick).
+    fn log_path(&self, target: &str) -> PathBuf {
+        self.logs.join("test").join(format!("{target}.log"))
+    }
+
+    /// Waits until the autolog for `target` holds a complete line ending
+    /// with `suffix`.
+    fn wait_log_line(&self, target: &str, suffix: &str) -> String {
+        let path = self.log_path(target);
+        poll(
+            &format!(
+                "irssi log {} to get a line ending {suffix:?}",
+                path.display()
+            ),
+            || {
+                complete_lines(&path)
+                    .into_iter()
+                    .find(|l| l.ends_with(suffix))
+            },
+            || {
+                format!(
+                    "log:\n{}\nscreen:\n{}",
+                    std::fs::read_to_string(&path).unwrap_or_default(),
+                    self.screen()
+                )
+            },
+        )
+    }
+
+    /// Waits until the screen shows `text`.
+    fn wait_screen(&self, text: &str) -> String {
+        poll(
+            &format!("irssi's screen to show {text:?}"),
+            || Some(self.screen()).filter(|s| s.contains(text)),
+            || format!("screen:\n{}", self.screen()),
+        )
+    }
+}
+
+impl Drop for Irssi {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+/// irssi 1.4 connects over TLS with the tracker's printed fingerprint pinned
+/// (so that fingerprint is the real SHA-256 of the certificate), joins
+/// #general, chats and exchanges DMs with a confab client, and quits with a
+/// reason; a wrong pin is refused before anything reaches the tracker.
+#[test]
+fn irssi_joins_over_tls_and_chats_with_a_confab_client() {
+    if !on_path("irssi") || !on_path("tmux") {
+        if std::env::var_os("CI").is_some() {
+            panic!("irssi and tmux must be installed in CI (apt-get install irssi tmux)");
+        }
+        eprintln!("skipped: irssi not installed (apt-get install irssi tmux)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tracker = Tracker::start_in(&dir.path().join("tracker"), &[]);
+    let mut bob = ClientProc::join(&tracker, "bob");
+    let pin = tracker
+        .fingerprint
+        .strip_prefix("SHA256:")
+        .unwrap_or_else(|| panic!("fingerprint without SHA256: {:?}", tracker.fingerprint));
+
+    // A wrong pin: irssi refuses the certificate and never registers.
+    {
+        let wrong = vec!["AB"; 32].join(":");
+        assert_ne!(wrong, pin);
+        let irssi = Irssi::start(&dir.path().join("wrongpin"), &tracker, "wrongpin", &wrong);
+        irssi.wait_screen("Pinned certificate mismatch");
+        let joins: Vec<String> = tracker
+            .log_events()
+            .into_iter()
+            .filter(|e| e.contains("wrongpin"))
+            .collect();
+        assert!(joins.is_empty(), "wrong pin got in: {joins:?}");
+    }
+
+    // The right pin.
+    let irssi = Irssi::start(&dir.path().join("irssi"), &tracker, "irssiuser", pin);
+    let diag = || {
+        format!(
+            "irssi screen:\n{}\ntracker stderr:\n{}",
+            irssi.screen(),
+            tracker.stderr_text()
+        )
+    };
+    // bob's expect panics on timeout; show irssi's side too.
+    let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        bob.expect("#general --> irssiuser joined");
+    }));
+    if joined.is_err() {
+        panic!("irssi did not join\n{}", diag());
+    }
+
+    irssi.type_line("/msg #general hello from irssi");
+    bob.expect("#general <irssiuser> hello from irssi");
+
+    bob.send("hello irssi");
+    irssi.wait_log_line("#general", "< bob> hello irssi");
+
+    bob.send("/msg irssiuser psst from bob");
+    irssi.wait_log_line("bob", "<bob> psst from bob");
+
+    irssi.type_line("/msg bob hi bob");
+    bob.expect("[DM irssiuser] <irssiuser> hi bob");
+
+    irssi.type_line("/quit bye now");
+    bob.expect("<-- irssiuser left (Quit: bye now)");
+    poll(
+        "irssi's tmux session to end",
+        || (!irssi.alive()).then_some(()),
+        diag,
+    );
+
+    tracker.wait_log("leave irssiuser (Quit: bye now)");
+    let events = tracker.log_events();
+    let wanted = [
+        "join #general irssiuser (127.0.0.1)",
+        "msg #general <irssiuser> hello from irssi",
+        "msg #general <bob> hello irssi",
+        "dm bob -> irssiuser: psst from bob",
+        "dm irssiuser -> bob: hi bob",
+        "leave irssiuser (Quit: bye now)",
+    ];
+    let mut from = 0;
+    for w in wanted {
+        match events[from..].iter().position(|e| e == w) {
+            Some(i) => from += i + 1,
+            None => panic!(
+                "chat.log lacks {w:?} (in order); events:\n{}",
+                events.join("\n")
+            ),
+        }
+    }
+    assert!(
+        !events.iter().any(|e| e.contains("wrongpin")),
+        "wrong pin reached the tracker:\n{}",
+        events.join("\n")
+    );
+}
