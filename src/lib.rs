@@ -10,6 +10,8 @@
 //!   - `status`: how ACTIVE / BUSY / INACTIVE ride on `AWAY`.
 //!   - `sanitize`: stripping terminal escapes and control characters.
 //!   - `numeric`: reply codes.
+//! - [`prompt`]: questions on the terminal before the chat (hidden
+//!   passwords, Ctrl+C handled, the terminal always restored).
 //! - [`tls`]: the crypto provider, certificate fingerprints, the tracker's
 //!   self-signed certificate.
 //! - [`tracker`]: the server.
@@ -31,6 +33,7 @@
 //!   - `session`: login (trust, password, username) and the plain-mode loop.
 
 pub mod client;
+pub mod prompt;
 pub mod proto;
 pub mod tls;
 pub mod tracker;

@@ -1,6 +1,8 @@
 //! `client`: joins a confab tracker. All logic lives in `confab::client`.
 
 use std::io::{BufRead, IsTerminal};
+
+use confab::prompt::PromptError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,23 +52,18 @@ impl Prompter for Terminal {
         self.interactive
     }
 
-    fn line(&mut self, prompt: &str) -> Option<String> {
+    fn line(&mut self, prompt: &str) -> Result<String, PromptError> {
         if !self.interactive {
-            return None;
+            return Err(PromptError::NoTerminal);
         }
-        eprint!("{prompt}");
-        let mut line = String::new();
-        match std::io::stdin().lock().read_line(&mut line) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_string()),
-        }
+        confab::prompt::ask(prompt, false)
     }
 
-    fn secret(&mut self, prompt: &str) -> Option<String> {
+    fn secret(&mut self, prompt: &str) -> Result<String, PromptError> {
         if !self.interactive {
-            return None;
+            return Err(PromptError::NoTerminal);
         }
-        rpassword::prompt_password(prompt).ok()
+        confab::prompt::ask(prompt, true)
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use confab::prompt::PromptError;
 use confab::tracker::password::PasswordGate;
 use confab::tracker::{self, Config, Stopped};
 
@@ -67,10 +68,18 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("tracker: {e:#}");
+            if e.is::<Cancelled>() {
+                return ExitCode::from(130);
+            }
             ExitCode::from(e.downcast_ref::<UsageError>().map_or(1, |_| 2))
         }
     }
 }
+
+/// Ctrl+C or Ctrl+D at the password question (exit code 130, as for SIGINT).
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled")]
+struct Cancelled;
 
 /// Errors in how the tracker was started (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -104,13 +113,18 @@ fn read_password(args: &Args) -> anyhow::Result<Option<String>> {
             "no terminal to ask for the server password: use --password-file PATH, CONFAB_PASSWORD, or --no-password".into()
         ));
     }
+    let ask = |question: &str| match confab::prompt::ask(question, true) {
+        Ok(answer) => Ok(answer),
+        Err(PromptError::Interrupted | PromptError::Eof) => Err(anyhow::Error::new(Cancelled)),
+        Err(e) => Err(anyhow::Error::new(e)),
+    };
     for _ in 0..3 {
-        let first = rpassword::prompt_password("Server password: ")?;
+        let first = ask("Server password: ")?;
         if first.is_empty() {
             eprintln!("The password cannot be empty.");
             continue;
         }
-        let second = rpassword::prompt_password("Repeat password: ")?;
+        let second = ask("Repeat password: ")?;
         if first != second {
             eprintln!("The passwords differ; try again.");
             continue;

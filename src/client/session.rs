@@ -11,6 +11,7 @@ use super::connection::{ConnectError, Connection, Incoming};
 use super::known::{Known, KnownTrackers};
 use super::plain::PlainRenderer;
 use super::state::{App, Event, WANTED_CAPS};
+use crate::prompt::PromptError;
 use crate::proto::Message;
 use crate::proto::numeric::*;
 use crate::tls::Fingerprint;
@@ -44,13 +45,13 @@ impl Options {
     }
 }
 
-/// Asks the person at the keyboard. The terminal implementation lives in
-/// the binary; `None` means "cannot ask" (no terminal).
+/// Asks the person at the keyboard: [`crate::prompt::ask`] in the binary,
+/// scripted answers in tests.
 pub trait Prompter {
     /// Whether a person can be asked at all.
     fn interactive(&self) -> bool;
-    fn line(&mut self, prompt: &str) -> Option<String>;
-    fn secret(&mut self, prompt: &str) -> Option<String>;
+    fn line(&mut self, prompt: &str) -> Result<String, PromptError>;
+    fn secret(&mut self, prompt: &str) -> Result<String, PromptError>;
 }
 
 #[derive(Debug, Error)]
@@ -84,8 +85,17 @@ pub enum ClientError {
         "unknown tracker fingerprint {0}; not trusted (use --accept-new or --fingerprint to trust it without asking)"
     )]
     Untrusted(Fingerprint),
+    #[error(
+        "the tracker's certificate changed between two connections (was {expected}, now {received}); refusing to continue"
+    )]
+    FingerprintSwapped {
+        expected: Fingerprint,
+        received: Fingerprint,
+    },
     #[error("wrong password")]
     WrongPassword,
+    #[error("cancelled")]
+    Cancelled,
     #[error("username refused: {0}")]
     NickRefused(String),
     #[error("the tracker closed the connection: {0}")]
@@ -100,12 +110,15 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// 1: network trouble; 2: usage; 3: trust or authentication refused.
+    /// 1: network trouble; 2: usage; 3: trust or authentication refused;
+    /// 130: Ctrl+C (or Ctrl+D) at a question, as a shell reports SIGINT.
     pub fn exit_code(&self) -> u8 {
         match self {
+            ClientError::Cancelled => 130,
             ClientError::Usage(_) | ClientError::NickRefused(_) => 2,
             ClientError::FingerprintChanged { .. }
             | ClientError::FingerprintMismatch { .. }
+            | ClientError::FingerprintSwapped { .. }
             | ClientError::Untrusted(_)
             | ClientError::WrongPassword => 3,
             _ => 1,
@@ -125,56 +138,98 @@ enum Attempt {
     // Boxed: a login happens once, and the enum stays small either way.
     Ok(Box<LoggedIn>),
     WrongPassword(Connection),
+    /// Taken or invalid, with the tracker's reason.
+    NickRefused(Connection, String),
 }
 
 pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<LoggedIn, ClientError> {
-    let mut trusted = false;
     let mut password = opts.password.clone();
     let mut nick = opts.user.clone();
-    for attempt in 1..=PASSWORD_TRIES {
-        let (conn, fp) = Connection::open(&opts.host, opts.port, opts.tls).await?;
-        if let (Some(fp), false) = (fp, trusted) {
-            check_trust(opts, &fp, prompt)?;
-            trusted = true;
+    let mut trusted: Option<Fingerprint> = None;
+    let mut wrong_passwords = 0;
+    loop {
+        let (mut conn, fp) = Connection::open(&opts.host, opts.port, opts.tls).await?;
+        if let Some(fp) = fp {
+            match trusted {
+                None => {
+                    check_trust(opts, &fp, prompt)?;
+                    trusted = Some(fp);
+                }
+                Some(expected) if expected != fp => {
+                    return Err(ClientError::FingerprintSwapped {
+                        expected,
+                        received: fp,
+                    });
+                }
+                Some(_) => {}
+            }
         }
-        let pw = match &password {
-            Some(p) => p.clone(),
-            None => prompt
-                .secret("Password (empty if the tracker has none): ")
-                .ok_or_else(|| ClientError::Usage("no terminal to ask for the password: use --password-file or CONFAB_PASSWORD".into()))?,
-        };
-        if nick.is_none() {
-            nick = Some(ask_nick(prompt, None)?);
+        if password.is_none() || nick.is_none() {
+            // A person can take longer to answer than the tracker gives a
+            // connection to log in, so nobody is asked while one is open:
+            // ask, then connect again.
+            conn.close().await;
+            if password.is_none() {
+                password = Some(ask_password(prompt)?);
+            }
+            if nick.is_none() {
+                nick = Some(ask_nick(prompt, None)?);
+            }
+            continue;
         }
-        match register(conn, &pw, &mut nick, prompt, opts).await? {
+        let pw = password.clone().unwrap_or_default();
+        let name = nick.clone().unwrap_or_default();
+        match register(conn, &pw, &name, opts).await? {
             Attempt::Ok(done) => return Ok(*done),
             Attempt::WrongPassword(mut conn) => {
                 conn.close().await;
-                if opts.password.is_some() || attempt == PASSWORD_TRIES {
+                wrong_passwords += 1;
+                if opts.password.is_some()
+                    || wrong_passwords == PASSWORD_TRIES
+                    || !prompt.interactive()
+                {
                     return Err(ClientError::WrongPassword);
                 }
                 eprintln!(
                     "Wrong password, try again ({} left).",
-                    PASSWORD_TRIES - attempt
+                    PASSWORD_TRIES - wrong_passwords
                 );
-                password = None;
+                password = Some(ask_password(prompt)?);
+            }
+            Attempt::NickRefused(mut conn, why) => {
+                conn.close().await;
+                if !prompt.interactive() {
+                    return Err(ClientError::NickRefused(why));
+                }
+                nick = Some(ask_nick(prompt, Some(&format!("Username {why}")))?);
             }
         }
     }
-    Err(ClientError::WrongPassword)
+}
+
+/// Turns a failed question into the error the user sees.
+fn asked(result: Result<String, PromptError>, no_terminal: &str) -> Result<String, ClientError> {
+    result.map_err(|e| match e {
+        PromptError::NoTerminal => ClientError::Usage(no_terminal.to_string()),
+        PromptError::Interrupted | PromptError::Eof => ClientError::Cancelled,
+        PromptError::Io(e) => ClientError::Usage(format!("cannot read the terminal: {e}")),
+    })
+}
+
+fn ask_password(prompt: &mut dyn Prompter) -> Result<String, ClientError> {
+    asked(
+        prompt.secret("Password (empty if the tracker has none): "),
+        "no terminal to ask for the password: use --password-file or CONFAB_PASSWORD",
+    )
 }
 
 fn ask_nick(prompt: &mut dyn Prompter, why: Option<&str>) -> Result<String, ClientError> {
     if let Some(why) = why {
         eprintln!("{why}");
     }
+    let no_terminal = why.map_or("no terminal to ask for a username: use --user NAME", |w| w);
     loop {
-        let n = prompt.line("Username: ").ok_or_else(|| {
-            ClientError::Usage(why.map_or(
-                "no terminal to ask for a username: use --user NAME".into(),
-                |w| w.to_string(),
-            ))
-        })?;
+        let n = asked(prompt.line("Username: "), no_terminal)?;
         let n = n.trim().to_string();
         match crate::proto::nick::validate_nick(&n) {
             Ok(()) => return Ok(n),
@@ -222,10 +277,13 @@ fn check_trust(
                 eprintln!("Its fingerprint is {fp}");
                 eprintln!("Compare it with the one the tracker printed when it started.");
                 match prompt.line("Trust it and continue (yes/no)? ") {
-                    Some(answer) => {
+                    Ok(answer) => {
                         matches!(answer.trim().to_ascii_lowercase().as_str(), "yes" | "y")
                     }
-                    None => return Err(ClientError::Untrusted(*fp)),
+                    Err(PromptError::Interrupted | PromptError::Eof) => {
+                        return Err(ClientError::Cancelled);
+                    }
+                    Err(_) => return Err(ClientError::Untrusted(*fp)),
                 }
             };
             if !trust {
@@ -240,12 +298,11 @@ fn check_trust(
 async fn register(
     mut conn: Connection,
     password: &str,
-    nick: &mut Option<String>,
-    prompt: &mut dyn Prompter,
+    nick: &str,
     opts: &Options,
 ) -> Result<Attempt, ClientError> {
     let lost = |e: std::io::Error| ClientError::Lost(e.to_string());
-    let current = nick.clone().unwrap_or_default();
+    let current = nick.to_string();
     conn.send(&Message::new("CAP").param("LS").param("302"))
         .await
         .map_err(lost)?;
@@ -330,14 +387,7 @@ async fn register(
                 let tried = msg.param_at(1).unwrap_or("").to_string();
                 let why = msg.params.last().cloned().unwrap_or_default();
                 let why = crate::proto::sanitize::for_display(&format!("{tried}: {why}"));
-                if !prompt.interactive() {
-                    return Err(ClientError::NickRefused(why));
-                }
-                let next = ask_nick(prompt, Some(&format!("Username {why}")))?;
-                *nick = Some(next.clone());
-                conn.send(&Message::new("NICK").param(next))
-                    .await
-                    .map_err(lost)?;
+                return Ok(Attempt::NickRefused(conn, why));
             }
             "ERROR" if bad_password => return Ok(Attempt::WrongPassword(conn)),
             "ERROR" => {

@@ -376,8 +376,8 @@ impl Hub {
     fn audience(&self, id: ConnId, include_self: bool) -> Vec<ConnId> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
+        seen.insert(id);
         if include_self {
-            seen.insert(id);
             out.push(id);
         }
         if let Some(u) = self.users.get(&id) {

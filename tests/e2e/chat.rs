@@ -97,6 +97,12 @@ fn group_chat_dms_info_users_and_leaving() {
     carol.send("/exit");
     carol.expect("*** you left the tracker");
     assert_eq!(carol.wait_exit().code(), Some(0));
+    // The leaver is told "you left", not shown its own leave as someone's.
+    assert!(
+        !carol.bodies().iter().any(|l| l.contains("carol left")),
+        "{:#?}",
+        carol.bodies()
+    );
     alice.expect("<-- carol left (Quit: Leaving)");
     bob.expect("<-- carol left (Quit: Leaving)");
 
