@@ -7,41 +7,9 @@
 //! installed, unless `CI` is set.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::harness::*;
-
-/// Whether an executable called `name` is on PATH.
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| {
-            let p = dir.join(name);
-            p.is_file()
-                && std::fs::metadata(&p)
-                    .map(|m| {
-                        use std::os::unix::fs::PermissionsExt;
-                        m.permissions().mode() & 0o111 != 0
-                    })
-                    .unwrap_or(false)
-        })
-    })
-}
-
-/// Polls `check` every 50 ms until it returns `Some`, for up to `WAIT`;
-/// on timeout panics with `what` and whatever `diag` reports.
-fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>, diag: impl Fn() -> String) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out waiting for {what}\n{}", diag());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::tmux::{Tmux, have, poll};
 
 /// Complete lines (terminated by a newline) of a file; irssi writes the text
 /// and the newline separately, so a trailing partial line is left out.
@@ -52,12 +20,10 @@ fn complete_lines(path: &Path) -> Vec<String> {
     lines
 }
 
-/// One irssi process in its own tmux server (socket) and session; the
-/// server is killed on drop so a failing test does not leave irssi running.
+/// One irssi process in its own terminal; gone when dropped, so a failing
+/// test does not leave irssi running.
 struct Irssi {
-    socket: String,
-    session: String,
-    home: PathBuf,
+    term: Tmux,
     logs: PathBuf,
 }
 
@@ -105,65 +71,13 @@ settings = {{
             logs = logs.display(),
         );
         std::fs::write(home.join("config"), config).expect("write irssi config");
-        let tag = format!("confab-e2e-{}-{}-{nick}", std::process::id(), tracker.port);
-        let irssi = Irssi {
-            socket: tag.clone(),
-            session: tag,
-            home,
-            logs,
-        };
-        let out = irssi.tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &irssi.session,
-            "-x",
-            "200",
-            "-y",
-            "50",
-            &format!("irssi --home={}", irssi.home.display()),
-        ]);
-        assert!(
-            out.status.success(),
-            "tmux new-session failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let term = Tmux::start(
+            &format!("irssi-{nick}"),
+            &format!("irssi --home={}", home.display()),
+            &[],
+            &[],
         );
-        irssi
-    }
-
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .env_remove("TMUX")
-            .env("TERM", "xterm")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tmux")
-    }
-
-    /// Types `line` and presses Enter.
-    fn type_line(&self, line: &str) {
-        let t = &self.session;
-        assert!(
-            self.tmux(&["send-keys", "-t", t, "-l", line])
-                .status
-                .success()
-        );
-        assert!(self.tmux(&["send-keys", "-t", t, "Enter"]).status.success());
-    }
-
-    /// What irssi's screen shows now (empty once it is gone).
-    fn screen(&self) -> String {
-        let out = self.tmux(&["capture-pane", "-p", "-t", &self.session]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn alive(&self) -> bool {
-        self.tmux(&["has-session", "-t", &self.session])
-            .status
-            .success()
+        Irssi { term, logs }
     }
 
     /// The autolog file for `target` (a channel or a nick).
@@ -189,25 +103,10 @@ settings = {{
                 format!(
                     "log:\n{}\nscreen:\n{}",
                     std::fs::read_to_string(&path).unwrap_or_default(),
-                    self.screen()
+                    self.term.screen()
                 )
             },
         )
-    }
-
-    /// Waits until the screen shows `text`.
-    fn wait_screen(&self, text: &str) -> String {
-        poll(
-            &format!("irssi's screen to show {text:?}"),
-            || Some(self.screen()).filter(|s| s.contains(text)),
-            || format!("screen:\n{}", self.screen()),
-        )
-    }
-}
-
-impl Drop for Irssi {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
     }
 }
 
@@ -217,11 +116,7 @@ impl Drop for Irssi {
 /// reason; a wrong pin is refused before anything reaches the tracker.
 #[test]
 fn irssi_joins_over_tls_and_chats_with_a_confab_client() {
-    if !on_path("irssi") || !on_path("tmux") {
-        if std::env::var_os("CI").is_some() {
-            panic!("irssi and tmux must be installed in CI (apt-get install irssi tmux)");
-        }
-        eprintln!("skipped: irssi not installed (apt-get install irssi tmux)");
+    if !have(&["irssi", "tmux"]) {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -237,7 +132,7 @@ fn irssi_joins_over_tls_and_chats_with_a_confab_client() {
         let wrong = vec!["AB"; 32].join(":");
         assert_ne!(wrong, pin);
         let irssi = Irssi::start(&dir.path().join("wrongpin"), &tracker, "wrongpin", &wrong);
-        irssi.wait_screen("Pinned certificate mismatch");
+        irssi.term.wait_screen("Pinned certificate mismatch");
         let joins: Vec<String> = tracker
             .log_events()
             .into_iter()
@@ -251,7 +146,7 @@ fn irssi_joins_over_tls_and_chats_with_a_confab_client() {
     let diag = || {
         format!(
             "irssi screen:\n{}\ntracker stderr:\n{}",
-            irssi.screen(),
+            irssi.term.screen(),
             tracker.stderr_text()
         )
     };
@@ -263,7 +158,7 @@ fn irssi_joins_over_tls_and_chats_with_a_confab_client() {
         panic!("irssi did not join\n{}", diag());
     }
 
-    irssi.type_line("/msg #general hello from irssi");
+    irssi.term.type_line("/msg #general hello from irssi");
     bob.expect("#general <irssiuser> hello from irssi");
 
     bob.send("hello irssi");
@@ -272,14 +167,14 @@ fn irssi_joins_over_tls_and_chats_with_a_confab_client() {
     bob.send("/msg irssiuser psst from bob");
     irssi.wait_log_line("bob", "<bob> psst from bob");
 
-    irssi.type_line("/msg bob hi bob");
+    irssi.term.type_line("/msg bob hi bob");
     bob.expect("[DM irssiuser] <irssiuser> hi bob");
 
-    irssi.type_line("/quit bye now");
+    irssi.term.type_line("/quit bye now");
     bob.expect("<-- irssiuser left (Quit: bye now)");
     poll(
         "irssi's tmux session to end",
-        || (!irssi.alive()).then_some(()),
+        || (!irssi.term.alive()).then_some(()),
         diag,
     );
 

@@ -5,3 +5,5 @@ mod chat;
 mod harness;
 mod irssi;
 mod protocol;
+mod terminal;
+mod tmux;

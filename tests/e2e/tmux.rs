@@ -1,0 +1,179 @@
+//! Programs in a real pseudo-terminal: each [`Tmux`] is a private tmux
+//! server (its own socket) running one command in a detached session.
+//! Keys go in with `send-keys`, the screen comes out with `capture-pane`.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::WAIT;
+
+/// Whether an executable called `name` is on PATH.
+pub fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let p = dir.join(name);
+            p.is_file()
+                && std::fs::metadata(&p)
+                    .map(|m| {
+                        use std::os::unix::fs::PermissionsExt;
+                        m.permissions().mode() & 0o111 != 0
+                    })
+                    .unwrap_or(false)
+        })
+    })
+}
+
+/// True when all `tools` are installed. When one is missing the test is
+/// skipped with a message, except under CI (`CI` set), where `.ci/run`
+/// installs them and a skip would hide a broken setup.
+pub fn have(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !on_path(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{missing:?} must be installed in CI (.ci/run installs them with apt-get)");
+    }
+    eprintln!("skipped: {missing:?} not installed (apt-get install {missing:?})");
+    false
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for up to `WAIT`;
+/// on timeout panics with `what` and whatever `diag` reports.
+pub fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>, diag: impl Fn() -> String) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}\n{}", diag());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub struct Tmux {
+    socket: String,
+    session: String,
+}
+
+impl Tmux {
+    /// Runs `command` (a shell command line) in a `width`x`height` terminal,
+    /// with `env` added to its environment and `unset` removed.
+    pub fn start(name: &str, command: &str, env: &[(&str, &Path)], unset: &[&str]) -> Tmux {
+        let tag = format!("confab-e2e-{}-{name}", std::process::id());
+        let t = Tmux {
+            socket: tag.clone(),
+            session: tag,
+        };
+        let mut cmd = t.command();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        for k in unset {
+            cmd.env_remove(k);
+        }
+        let out = cmd
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &t.session,
+                "-x",
+                "200",
+                "-y",
+                "50",
+            ])
+            .arg(command)
+            .output()
+            .expect("run tmux");
+        assert!(
+            out.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.arg("-L")
+            .arg(&self.socket)
+            .env_remove("TMUX")
+            .env("TERM", "xterm")
+            .env("TZ", "UTC")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run tmux")
+    }
+
+    /// Types `text` literally (no key names), without Enter.
+    pub fn type_text(&self, text: &str) {
+        let ok = self
+            .tmux(&["send-keys", "-t", &self.session, "-l", text])
+            .status
+            .success();
+        assert!(ok, "tmux send-keys failed");
+    }
+
+    /// Presses keys by tmux name: "Enter", "C-c", "BSpace".
+    pub fn press(&self, key: &str) {
+        let ok = self
+            .tmux(&["send-keys", "-t", &self.session, key])
+            .status
+            .success();
+        assert!(ok, "tmux send-keys {key} failed");
+    }
+
+    /// Types `line` and presses Enter.
+    pub fn type_line(&self, line: &str) {
+        if !line.is_empty() {
+            self.type_text(line);
+        }
+        self.press("Enter");
+    }
+
+    /// What the terminal shows now (empty once the session is gone).
+    pub fn screen(&self) -> String {
+        let out = self.tmux(&["capture-pane", "-p", "-t", &self.session]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn alive(&self) -> bool {
+        self.tmux(&["has-session", "-t", &self.session])
+            .status
+            .success()
+    }
+
+    /// Waits until the screen shows `text`; returns the screen. Trailing
+    /// spaces are not compared: capture-pane drops them.
+    pub fn wait_screen(&self, text: &str) -> String {
+        let text = text.trim_end();
+        poll(
+            &format!("the screen to show {text:?}"),
+            || Some(self.screen()).filter(|s| s.contains(text)),
+            || format!("screen:\n{}", self.screen()),
+        )
+    }
+
+    /// Waits until `text` appears `n` times on the screen.
+    pub fn wait_count(&self, text: &str, n: usize) -> String {
+        let text = text.trim_end();
+        poll(
+            &format!("the screen to show {text:?} {n} times"),
+            || Some(self.screen()).filter(|s| s.matches(text).count() >= n),
+            || format!("screen:\n{}", self.screen()),
+        )
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
