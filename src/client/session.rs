@@ -94,6 +94,8 @@ pub enum ClientError {
     },
     #[error("wrong password")]
     WrongPassword,
+    #[error("the tracker needs a password: give it with --password-file PATH or CONFAB_PASSWORD")]
+    PasswordNeeded,
     #[error("cancelled")]
     Cancelled,
     #[error("username refused: {0}")]
@@ -120,7 +122,8 @@ impl ClientError {
             | ClientError::FingerprintMismatch { .. }
             | ClientError::FingerprintSwapped { .. }
             | ClientError::Untrusted(_)
-            | ClientError::WrongPassword => 3,
+            | ClientError::WrongPassword
+            | ClientError::PasswordNeeded => 3,
             _ => 1,
         }
     }
@@ -144,6 +147,12 @@ enum Attempt {
 
 pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<LoggedIn, ClientError> {
     let mut password = opts.password.clone();
+    // Nobody to ask and no password given: try without one (an open
+    // tracker), and say what is missing if the tracker wants one.
+    let guessed_none = password.is_none() && !prompt.interactive();
+    if guessed_none {
+        password = Some(String::new());
+    }
     let mut nick = opts.user.clone();
     let mut trusted: Option<Fingerprint> = None;
     let mut wrong_passwords = 0;
@@ -183,6 +192,9 @@ pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<Logg
             Attempt::Ok(done) => return Ok(*done),
             Attempt::WrongPassword(mut conn) => {
                 conn.close().await;
+                if guessed_none {
+                    return Err(ClientError::PasswordNeeded);
+                }
                 wrong_passwords += 1;
                 if opts.password.is_some()
                     || wrong_passwords == PASSWORD_TRIES

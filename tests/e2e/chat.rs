@@ -495,3 +495,52 @@ fn kill_9_loses_nothing_delivered() {
     );
     assert!(new[1].starts_with("start tracker listening on"));
 }
+
+/// An open tracker (--no-password) warns its operator; a scripted client with
+/// --accept-new and no password joins it and remembers its fingerprint. The
+/// same client against a tracker with a password is told what is missing.
+#[test]
+fn open_tracker_and_accept_new() {
+    let dir = tempdir();
+    let open = Tracker::start_in(&dir.path().join("open"), &["--no-password"]);
+    assert!(
+        open.stderr_text()
+            .contains("WARNING: no password: anyone who can reach this tracker may join."),
+        "{}",
+        open.stderr_text()
+    );
+    let mut cmd = client_command(&open, &["--user", "zed", "--accept-new"]);
+    cmd.env_remove("CONFAB_PASSWORD");
+    let mut zed = ClientProc::spawn(cmd, "zed");
+    zed.expect("#general --> you joined");
+    assert_eq!(
+        zed.err
+            .wait_for("trust notice", |l| l.starts_with("Trusting new tracker")),
+        format!(
+            "Trusting new tracker 127.0.0.1:{} with fingerprint {}",
+            open.port, open.fingerprint
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(open.dir.join("known_trackers")).unwrap(),
+        format!("127.0.0.1:{} {}\n", open.port, open.fingerprint)
+    );
+    open.wait_log("join #general zed (127.0.0.1)");
+    assert!(
+        open.log_events()[0].ends_with("(TLS, no password)"),
+        "{:?}",
+        open.log_events()
+    );
+
+    let closed = Tracker::start_in(&dir.path().join("closed"), &[]);
+    let mut cmd = client_command(&closed, &["--user", "zed", "--accept-new"]);
+    cmd.env_remove("CONFAB_PASSWORD");
+    let mut c = ClientProc::spawn(cmd, "zed");
+    assert_eq!(c.wait_exit().code(), Some(3));
+    assert_eq!(
+        c.err.drain().last().map(String::as_str),
+        Some(
+            "client: the tracker needs a password: give it with --password-file PATH or CONFAB_PASSWORD"
+        )
+    );
+}
