@@ -43,6 +43,21 @@ struct Args {
     /// Keep running after the last member leaves.
     #[arg(long)]
     stay: bool,
+    /// Lines per second a client may send, sustained (flood control); 0 turns it off.
+    #[arg(long, default_value_t = 4.0, value_name = "LINES")]
+    flood_rate: f64,
+    /// Lines a client may send at once before flood control holds it back.
+    #[arg(long, default_value_t = 20, value_name = "LINES")]
+    flood_burst: u32,
+    /// Bytes that may wait for a slow client before it is disconnected (at least 1 MiB).
+    #[arg(long, default_value_t = 2 << 20, value_name = "BYTES")]
+    sendq: usize,
+    /// Most open connections in all.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    max_connections: usize,
+    /// Most open connections from one address.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    max_per_address: usize,
     /// Read the server password from this file (first line).
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
@@ -143,6 +158,12 @@ fn start(args: Args) -> anyhow::Result<ExitCode> {
         config.ping_interval = Duration::from_secs(args.ping_interval.max(1));
         config.register_timeout = Duration::from_secs(args.register_timeout.max(1));
         config.stay = args.stay;
+        config.flood = confab::tracker::conn::FloodPolicy::new(args.flood_rate, args.flood_burst);
+        // One hub batch can queue ~0.5 MiB for a reader at once; a smaller
+        // queue would drop readers that are keeping up.
+        config.sendq = args.sendq.max(1 << 20);
+        config.max_connections = args.max_connections.max(1);
+        config.max_per_address = args.max_per_address.max(1);
         match password {
             Some(pw) => config.password = Some(PasswordGate::new(pw)?),
             None => eprintln!("WARNING: no password: anyone who can reach this tracker may join."),

@@ -6,7 +6,9 @@
 //! connection can end and the socket is owned by one task (no split halves,
 //! no lock around a TLS stream).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,30 +21,56 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{BadLine, ConnHandle, ConnId, HubRequest, RegisterOutcome, Registration};
-use super::password::PasswordGate;
+use super::password::{LoginThrottle, PasswordGate};
 use crate::proto::caps::{self, Caps};
 use crate::proto::nick::validate_nick;
 use crate::proto::numeric::*;
 use crate::proto::{Frame, LineCodec, Message, ParseError};
 
-/// Messages a connection may have queued before it counts as too slow.
-pub const OUTBOX_MESSAGES: usize = 4096;
 /// A write that makes no progress for this long means the peer is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for the goodbye to be written.
 const GOODBYE_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Lets the hub end a connection it can no longer serve (its outbox
-/// overflowed): the reason is stored, then the token wakes the task.
-#[derive(Default)]
+/// What the hub shares with one connection task besides its outbox: the
+/// bytes queued for the client (the send queue, bounded) and a kill switch.
 pub struct ConnControl {
     token: CancellationToken,
     // A plain mutex: written once by the hub, read once by the task, never
     // held across an await.
     reason: Mutex<Option<String>>,
+    /// Bytes in the outbox not yet taken by the task. An atomic, not a
+    /// bounded channel, so the bound is in bytes (memory) rather than in
+    /// messages of any size.
+    queued: AtomicUsize,
+    sendq: usize,
 }
 
 impl ConnControl {
+    pub fn new(sendq: usize) -> Self {
+        ConnControl {
+            token: CancellationToken::new(),
+            reason: Mutex::new(None),
+            queued: AtomicUsize::new(0),
+            sendq,
+        }
+    }
+
+    /// Accounts `len` more bytes for the outbox; false (and nothing
+    /// accounted) when that would pass the send-queue limit.
+    pub fn reserve(&self, len: usize) -> bool {
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        if before + len > self.sendq {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn release(&self, len: usize) {
+        self.queued.fetch_sub(len, Ordering::Relaxed);
+    }
+
     pub fn kill(&self, reason: &str) {
         if let Ok(mut r) = self.reason.lock() {
             r.get_or_insert_with(|| reason.to_string());
@@ -63,10 +91,62 @@ impl ConnControl {
 pub struct ConnContext {
     pub hub: mpsc::Sender<HubRequest>,
     pub password: Option<Arc<PasswordGate>>,
+    pub throttle: Arc<LoginThrottle>,
     pub shutdown: CancellationToken,
     pub server_name: String,
     pub ping_interval: Duration,
     pub register_timeout: Duration,
+    pub flood: FloodPolicy,
+    /// Send-queue limit per connection, in bytes.
+    pub sendq: usize,
+}
+
+/// Flood control ("fakelag", as IRC servers do it): every line a client
+/// sends moves its clock `per_line` ahead. Lines are handled at once while
+/// the clock is at most `burst` lines ahead of real time, then held back
+/// and released at the sustained rate; a client whose clock runs more than
+/// `burst + max_held` lines ahead is disconnected with "Excess Flood".
+/// Holding a flooder's lines in its own task means the hub, and everyone
+/// else, never sees more than the sustained rate from it.
+#[derive(Debug, Clone, Copy)]
+pub struct FloodPolicy {
+    /// Zero turns flood control off (benchmarks).
+    pub per_line: Duration,
+    pub burst: u32,
+    pub max_held: u32,
+}
+
+impl FloodPolicy {
+    pub const OFF: FloodPolicy = FloodPolicy {
+        per_line: Duration::ZERO,
+        burst: 0,
+        max_held: 0,
+    };
+
+    /// `rate` lines per second sustained, `burst` at once; 0 = off.
+    pub fn new(rate: f64, burst: u32) -> FloodPolicy {
+        if rate <= 0.0 {
+            return FloodPolicy::OFF;
+        }
+        FloodPolicy {
+            per_line: Duration::from_secs_f64(1.0 / rate),
+            burst: burst.max(1),
+            max_held: 200,
+        }
+    }
+}
+
+/// A line waiting for its turn under flood control.
+enum Held {
+    Line(Message),
+    Bad(BadLine),
+}
+
+enum Admit {
+    Now,
+    /// Handle at this instant.
+    At(Instant),
+    ExcessFlood,
 }
 
 #[derive(Default)]
@@ -97,21 +177,25 @@ struct Conn<S> {
     peer: SocketAddr,
     ctx: Arc<ConnContext>,
     stream: FramedRead<S, LineCodec>,
-    outbox_rx: mpsc::Receiver<Bytes>,
-    outbox_tx: Option<mpsc::Sender<Bytes>>,
+    outbox_rx: mpsc::UnboundedReceiver<Bytes>,
+    outbox_tx: Option<mpsc::UnboundedSender<Bytes>>,
     control: Arc<ConnControl>,
     caps: Caps,
     phase: Phase,
     wbuf: BytesMut,
     last_rx: Instant,
     ping_sent: Option<Instant>,
+    /// The flood-control clock and the lines it holds back, in order.
+    flood_clock: Instant,
+    held: VecDeque<(Instant, Held)>,
 }
 
 pub async fn serve<S>(stream: S, peer: SocketAddr, id: ConnId, ctx: Arc<ConnContext>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (tx, rx) = mpsc::channel(OUTBOX_MESSAGES);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let sendq = ctx.sendq;
     let mut conn = Conn {
         id,
         peer,
@@ -119,12 +203,14 @@ where
         stream: FramedRead::new(stream, LineCodec::new()),
         outbox_rx: rx,
         outbox_tx: Some(tx),
-        control: Arc::new(ConnControl::default()),
+        control: Arc::new(ConnControl::new(sendq)),
         caps: Caps::default(),
         phase: Phase::Registering(Pending::default()),
         wbuf: BytesMut::with_capacity(4096),
         last_rx: Instant::now(),
         ping_sent: None,
+        flood_clock: Instant::now(),
+        held: VecDeque::new(),
     };
     let end = conn.run().await;
     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
@@ -215,6 +301,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 _ = shutdown.cancelled() => {
                     // Whatever the hub queued for us still goes out first.
                     while let Ok(b) = self.outbox_rx.try_recv() {
+                        self.control.release(b.len());
                         self.wbuf.extend_from_slice(&b);
                     }
                     self.push_error("tracker shutting down");
@@ -231,9 +318,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         // The hub let go of us (QUIT done): close.
                         return End::Goodbye;
                     }
+                    let mut taken = 0;
                     for b in batch.drain(..) {
+                        taken += b.len();
                         self.wbuf.extend_from_slice(&b);
                     }
+                    self.control.release(taken);
                 }
                 frame = self.stream.next() => {
                     match frame {
@@ -259,12 +349,60 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         return end;
                     }
                 }
+                _ = tokio::time::sleep_until(self.held.front().map_or(timer, |h| h.0)), if !self.held.is_empty() => {
+                    if let Some(end) = self.release_held().await {
+                        return end;
+                    }
+                }
             }
-            if let Err(e) = self.write_out().await {
-                self.leave(format!("Write error: {e}")).await;
-                return End::Closed;
+            // A client that stops reading blocks this write; the hub's kill
+            // (send queue full) or shutdown must still get through, so the
+            // write races them. The loop's first branches then say goodbye.
+            tokio::select! {
+                biased;
+                _ = control.token.cancelled() => {}
+                _ = shutdown.cancelled() => {}
+                written = self.write_out() => {
+                    if let Err(e) = written {
+                        self.leave(format!("Write error: {e}")).await;
+                        return End::Closed;
+                    }
+                }
             }
         }
+    }
+
+    /// Where a new line stands under flood control.
+    fn admit(&mut self, now: Instant) -> Admit {
+        let policy = self.ctx.flood;
+        if policy.per_line.is_zero() {
+            return Admit::Now;
+        }
+        self.flood_clock = self.flood_clock.max(now) + policy.per_line;
+        let ahead = self.flood_clock - now;
+        if ahead > policy.per_line * (policy.burst + policy.max_held) {
+            return Admit::ExcessFlood;
+        }
+        let window = policy.per_line * policy.burst;
+        if self.held.is_empty() && ahead <= window {
+            Admit::Now
+        } else {
+            Admit::At(self.flood_clock - window)
+        }
+    }
+
+    /// Handles the held lines whose time has come, in order.
+    async fn release_held(&mut self) -> Option<End> {
+        let now = Instant::now();
+        while self.held.front().is_some_and(|h| h.0 <= now) {
+            let Some((_, item)) = self.held.pop_front() else {
+                break;
+            };
+            if let Some(end) = self.dispatch(item).await {
+                return Some(end);
+            }
+        }
+        None
     }
 
     fn next_deadline(&self, register_deadline: Instant) -> Instant {
@@ -303,18 +441,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     async fn on_frame(&mut self, frame: Frame) -> Option<End> {
-        let line = match frame {
-            Frame::Line(l) => l,
-            Frame::TooLong => return self.bad(BadLine::TooLong).await,
-            Frame::InvalidUtf8 => return self.bad(BadLine::InvalidUtf8).await,
+        let item = match frame {
+            Frame::Line(line) => match Message::parse(&line) {
+                Ok(m) => Held::Line(m),
+                Err(ParseError::Empty) => return None,
+                Err(ParseError::InvalidCommand(c)) => Held::Bad(BadLine::UnknownCommand(c)),
+                Err(e) => Held::Bad(BadLine::Malformed(e.to_string())),
+            },
+            Frame::TooLong => Held::Bad(BadLine::TooLong),
+            Frame::InvalidUtf8 => Held::Bad(BadLine::InvalidUtf8),
         };
-        let msg = match Message::parse(&line) {
-            Ok(m) => m,
-            Err(ParseError::Empty) => return None,
-            Err(ParseError::InvalidCommand(c)) => {
-                return self.bad(BadLine::UnknownCommand(c)).await;
+        // Keep-alives answer at once and cost nothing: a client held back
+        // by flood control must not also time out.
+        if let Held::Line(m) = &item
+            && matches!(m.command.as_str(), "PING" | "PONG")
+        {
+            return self.dispatch(item).await;
+        }
+        match self.admit(Instant::now()) {
+            Admit::Now => self.dispatch(item).await,
+            Admit::At(at) => {
+                self.held.push_back((at, item));
+                None
             }
-            Err(e) => return self.bad(BadLine::Malformed(e.to_string())).await,
+            Admit::ExcessFlood => {
+                self.held.clear();
+                tracing::info!(peer = %self.peer, "disconnected: excess flood");
+                self.leave("Excess Flood".into()).await;
+                self.push_error("Excess Flood");
+                Some(End::Goodbye)
+            }
+        }
+    }
+
+    async fn dispatch(&mut self, item: Held) -> Option<End> {
+        let msg = match item {
+            Held::Line(m) => m,
+            Held::Bad(e) => return self.bad(e).await,
         };
         match msg.command.as_str() {
             "PING" => {
@@ -521,13 +684,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         if !pending.password_ok {
             if let Some(gate) = self.ctx.password.clone() {
+                let ip = self.peer.ip();
+                // A locked-out address is refused before any hashing, so
+                // guessing costs the tracker next to nothing.
+                if let Err(left) = self.ctx.throttle.check(ip, Instant::now().into_std()) {
+                    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                    tracing::warn!(peer = %self.peer, "login refused: address locked out for {secs} s after wrong passwords");
+                    self.push_error(&format!(
+                        "Too many wrong passwords from your address; try again in {secs} s"
+                    ));
+                    return Some(End::Goodbye);
+                }
                 let given = pending.pass.take().unwrap_or_default();
                 if given.is_empty() || !gate.verify(given).await {
-                    tracing::info!(peer = %self.peer, "wrong server password");
+                    match self.ctx.throttle.failed(ip, Instant::now().into_std()) {
+                        Some(lock) => {
+                            tracing::warn!(peer = %self.peer, "wrong server password; address locked out for {} s", lock.as_secs())
+                        }
+                        None => tracing::info!(peer = %self.peer, "wrong server password"),
+                    }
                     self.push_numeric(ERR_PASSWDMISMATCH, &["Password incorrect"]);
                     self.push_error("Bad password");
                     return Some(End::Goodbye);
                 }
+                self.ctx.throttle.succeeded(ip);
             }
             let Phase::Registering(pending) = &mut self.phase else {
                 return None;
@@ -543,7 +723,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Some(tx) => tx,
             None => {
                 // A previous attempt's sender went to the hub and was dropped.
-                let (tx, rx) = mpsc::channel(OUTBOX_MESSAGES);
+                let (tx, rx) = mpsc::unbounded_channel();
                 self.outbox_rx = rx;
                 tx
             }

@@ -8,7 +8,7 @@
 //! deliveries follow: a group commit for free, and the log order is exactly
 //! the delivery order. Because it runs on its own blocking thread, a slow
 //! disk (fsync) stalls only the hub, never the socket I/O of the async
-//! workers. Deliveries are `try_send` into each connection's bounded outbox:
+//! workers. Deliveries go into each connection's outbox, bounded in bytes:
 //! the hub never waits for a client; one that cannot keep up is dropped.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -43,7 +43,8 @@ const BATCH: usize = 1024;
 
 /// What the hub needs to reach one connection.
 pub struct ConnHandle {
-    pub outbox: mpsc::Sender<Bytes>,
+    /// Unbounded as a channel; bounded in bytes by `control.reserve`.
+    pub outbox: mpsc::UnboundedSender<Bytes>,
     pub control: Arc<ConnControl>,
 }
 
@@ -302,12 +303,14 @@ impl Hub {
                         None => continue,
                     },
                 };
-                if let Err(mpsc::error::TrySendError::Full(_)) = handle.outbox.try_send(bytes)
-                    && self.users.contains_key(&id)
-                    && !self.overflowed.contains(&id)
-                {
-                    self.overflowed.push(id);
+                if !handle.control.reserve(bytes.len()) {
+                    if self.users.contains_key(&id) && !self.overflowed.contains(&id) {
+                        self.overflowed.push(id);
+                    }
+                    continue;
                 }
+                // Fails only when the connection task is already gone.
+                let _ = handle.outbox.send(bytes);
             }
             self.retired.clear();
             if self.overflowed.is_empty() {

@@ -25,8 +25,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::conn::ConnContext;
+use self::conn::{ConnContext, FloodPolicy};
 use self::hub::{Hub, HubConfig, HubRequest};
+use self::password::LoginThrottle;
 use self::password::PasswordGate;
 use self::transcript::Transcript;
 
@@ -49,6 +50,14 @@ pub struct Config {
     /// Keep running after the last member leaves.
     pub stay: bool,
     pub server_name: String,
+    pub flood: FloodPolicy,
+    /// Bytes that may wait for one slow client before it is dropped.
+    pub sendq: usize,
+    /// Open connections at most, in all and from one address.
+    pub max_connections: usize,
+    pub max_per_address: usize,
+    /// Wrong passwords an address may send before lockouts start.
+    pub free_login_failures: u32,
 }
 
 impl Config {
@@ -62,6 +71,11 @@ impl Config {
             register_timeout: Duration::from_secs(30),
             stay: false,
             server_name: "confab".to_string(),
+            flood: FloodPolicy::new(4.0, 20),
+            sendq: 2 << 20,
+            max_connections: 2000,
+            max_per_address: 50,
+            free_login_failures: 5,
         }
     }
 }
@@ -132,7 +146,17 @@ pub async fn run(
         server_name: config.server_name.clone(),
         ping_interval: config.ping_interval,
         register_timeout: config.register_timeout,
+        flood: config.flood,
+        sendq: config.sendq,
+        throttle: Arc::new(LoginThrottle::new(config.free_login_failures)),
     });
+    let limits = Arc::new(ConnLimits::new(
+        config.max_connections,
+        config.max_per_address,
+    ));
+    // Refusals are answered (so a person sees why), but only this many at a
+    // time: beyond that a connection storm is just closed.
+    let refusals = Arc::new(tokio::sync::Semaphore::new(64));
     let tls = config.tls.map(TlsAcceptor::from);
     let tasks = TaskTracker::new();
 
@@ -172,10 +196,27 @@ pub async fn run(
                     }
                 };
                 let _ = socket.set_nodelay(true);
+                let slot = match limits.acquire(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(why) => {
+                        tracing::warn!(%peer, "connection refused: {why}");
+                        if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                            let tls = tls.clone();
+                            tasks.spawn(async move {
+                                let _permit = permit;
+                                refuse(socket, peer, tls, why).await;
+                            });
+                        }
+                        continue;
+                    }
+                };
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
                 let ctx = ctx.clone();
                 let tls = tls.clone();
-                tasks.spawn(async move { accept_one(socket, peer, id, ctx, tls).await });
+                tasks.spawn(async move {
+                    let _slot = slot;
+                    accept_one(socket, peer, id, ctx, tls).await
+                });
             }
         }
     }
@@ -219,4 +260,99 @@ async fn accept_one(
             }
         }
     }
+}
+
+/// Why a connection was refused at the door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Refusal {
+    #[error("Too many connections from your address")]
+    PerAddress,
+    #[error("The tracker is full")]
+    Full,
+}
+
+/// Counts open connections, in all and per address. A std mutex: one map
+/// update per accept and per close, never held across an await.
+struct ConnLimits {
+    max: usize,
+    per_address: usize,
+    open: std::sync::Mutex<(usize, std::collections::HashMap<std::net::IpAddr, usize>)>,
+}
+
+/// One open connection; dropping it frees the slot.
+struct Slot {
+    limits: Arc<ConnLimits>,
+    ip: std::net::IpAddr,
+}
+
+impl ConnLimits {
+    fn new(max: usize, per_address: usize) -> Self {
+        ConnLimits {
+            max,
+            per_address,
+            open: std::sync::Mutex::new((0, std::collections::HashMap::new())),
+        }
+    }
+
+    fn acquire(self: &Arc<Self>, ip: std::net::IpAddr) -> Result<Slot, Refusal> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, by_ip) = &mut *open;
+        if *total >= self.max {
+            return Err(Refusal::Full);
+        }
+        let n = by_ip.entry(ip).or_insert(0);
+        if *n >= self.per_address {
+            return Err(Refusal::PerAddress);
+        }
+        *n += 1;
+        *total += 1;
+        Ok(Slot {
+            limits: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.limits.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, by_ip) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(n) = by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Tells a refused client why (inside TLS when the tracker uses it), then
+/// closes. Bounded in time: a refused peer gets no more than a few seconds.
+async fn refuse(
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    why: Refusal,
+) {
+    use tokio::io::AsyncWriteExt;
+    let line = crate::proto::Message::new("ERROR")
+        .param(format!("Closing link: {} ({why})", peer.ip()))
+        .to_line();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async move {
+        match tls {
+            None => {
+                let mut socket = socket;
+                let _ = socket.write_all(line.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+            Some(acceptor) => {
+                if let Ok(mut stream) = acceptor.accept(socket).await {
+                    let _ = stream.write_all(line.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                }
+            }
+        }
+    })
+    .await;
 }

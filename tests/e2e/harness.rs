@@ -309,7 +309,13 @@ pub struct Raw {
 
 impl Raw {
     pub fn connect(port: u16) -> Raw {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        Raw::connect_from("127.0.0.1", port)
+    }
+
+    /// Connects from source address `from` (any 127.x.y.z works on
+    /// loopback), for tests of per-address rules.
+    pub fn connect_from(from: &str, port: u16) -> Raw {
+        let stream = connect_from(from, port);
         let lines = Lines::spawn(stream.try_clone().expect("clone"));
         Raw { stream, lines }
     }
@@ -324,6 +330,12 @@ impl Raw {
         self.stream.write_all(bytes).expect("send");
     }
 
+    /// Sends what the peer accepts before it closes (a flood the tracker
+    /// cuts off midway).
+    pub fn send_all_lossy(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
     /// Waits for a line containing `needle`.
     pub fn expect(&mut self, needle: &str) -> String {
         self.lines.wait_for(needle, |l| l.contains(needle))
@@ -331,7 +343,11 @@ impl Raw {
 
     /// Registers with the test password and waits for the end of the burst.
     pub fn register(port: u16, nick: &str) -> Raw {
-        let mut r = Raw::connect(port);
+        Raw::register_from("127.0.0.1", port, nick)
+    }
+
+    pub fn register_from(from: &str, port: u16, nick: &str) -> Raw {
+        let mut r = Raw::connect_from(from, port);
         r.send(&format!("PASS :{PASSWORD}"));
         r.send(&format!("NICK {nick}"));
         r.send(&format!("USER {nick} 0 * :{nick} raw"));
@@ -342,4 +358,15 @@ impl Raw {
     pub fn shutdown_write(&self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
+}
+
+/// A TCP connection to the tracker on 127.0.0.1 from source address `from`.
+pub fn connect_from(from: &str, port: u16) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let local: std::net::SocketAddr = format!("{from}:0").parse().expect("source address");
+    socket.bind(&local.into()).expect("bind source address");
+    let remote: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    socket.connect(&remote.into()).expect("connect");
+    socket.into()
 }

@@ -1,0 +1,240 @@
+//! The tracker under abuse: password guessing, connection floods, line
+//! floods and clients that stop reading. Each case has a clear outcome for
+//! the abuser and none for everyone else.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+fn plain_tracker(extra: &[&str]) -> (tempfile::TempDir, Tracker) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = vec!["--no-tls", "--stay"];
+    args.extend_from_slice(extra);
+    let t = Tracker::start_in(dir.path(), &args);
+    (dir, t)
+}
+
+fn try_login(from: &str, port: u16, password: &str, nick: &str) -> Raw {
+    let mut r = Raw::connect_from(from, port);
+    r.send(&format!("PASS :{password}"));
+    r.send(&format!("NICK {nick}"));
+    r.send(&format!("USER {nick} 0 * :{nick}"));
+    r
+}
+
+/// Five wrong passwords from one address lock it out (even with the right
+/// password) for 5 s, then twice as long each time; another address logs in
+/// meanwhile. Refusals go to the diagnostics, not to chat.log.
+#[test]
+fn password_guessing_locks_out_one_address() {
+    let (_dir, tracker) = plain_tracker(&[]);
+    for i in 0..5 {
+        let mut r = try_login("127.0.0.3", tracker.port, "guess", &format!("g{i}"));
+        r.expect("464");
+        r.expect("ERROR :Closing link: 127.0.0.3 (Bad password)");
+    }
+    let mut r = try_login("127.0.0.3", tracker.port, PASSWORD, "rightpw");
+    let refusal = r.expect("ERROR");
+    assert_eq!(
+        refusal,
+        "ERROR :Closing link: 127.0.0.3 (Too many wrong passwords from your address; try again in 5 s)"
+    );
+    assert!(!r.lines.seen.iter().any(|l| l.contains(" 001 ")));
+    // Another address is not affected.
+    let mut other = Raw::register_from("127.0.0.4", tracker.port, "bystander");
+    other.send("PRIVMSG #general :fine here");
+    tracker.wait_log("msg #general <bystander> fine here");
+    let err = tracker.stderr_text();
+    assert!(
+        err.contains("wrong server password; address locked out for 5 s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("login refused: address locked out for 5 s"),
+        "{err}"
+    );
+    assert_eq!(
+        tracker.log_events()[1..],
+        [
+            "join #general bystander (127.0.0.4)".to_string(),
+            "msg #general <bystander> fine here".into()
+        ]
+    );
+}
+
+/// Per-address and total connection limits: the refused client is told why;
+/// a freed slot can be used again.
+#[test]
+fn connection_limits_per_address_and_in_all() {
+    let (_dir, tracker) = plain_tracker(&["--max-per-address", "2", "--max-connections", "3"]);
+    let a1 = Raw::connect_from("127.0.0.5", tracker.port);
+    let _a2 = Raw::connect_from("127.0.0.5", tracker.port);
+    let mut a3 = Raw::connect_from("127.0.0.5", tracker.port);
+    a3.expect("ERROR :Closing link: 127.0.0.5 (Too many connections from your address)");
+    let _b1 = Raw::register_from("127.0.0.6", tracker.port, "b1");
+    let mut b2 = Raw::connect_from("127.0.0.6", tracker.port);
+    b2.expect("ERROR :Closing link: 127.0.0.6 (The tracker is full)");
+    // Closing one frees its slot (the tracker notices the close).
+    a1.shutdown_write();
+    drop(a1);
+    let start = Instant::now();
+    loop {
+        let mut again = Raw::connect_from("127.0.0.5", tracker.port);
+        again.send("PING :x");
+        let line = again.expect(" ");
+        if line.contains("PONG") {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "slot never freed: {line}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let err = tracker.stderr_text();
+    assert!(
+        err.contains("connection refused: Too many connections from your address"),
+        "{err}"
+    );
+}
+
+/// A client sending faster than the flood limit is held back (its lines
+/// arrive at the sustained rate, in order, none lost), and one that keeps
+/// going is disconnected with "Excess Flood". Meanwhile another member's
+/// round trip stays fast.
+#[test]
+fn floods_are_slowed_then_disconnected_and_others_stay_fast() {
+    // 20 lines/s sustained, 10 at once: small numbers keep the test short.
+    let (_dir, tracker) = plain_tracker(&["--flood-rate", "20", "--flood-burst", "10"]);
+    let mut watcher = Raw::register(tracker.port, "watcher");
+    let mut calm = Raw::connect(tracker.port);
+    calm.send("CAP REQ :echo-message");
+    calm.send(&format!("PASS :{PASSWORD}"));
+    calm.send("NICK calm");
+    calm.send("USER calm 0 * :calm");
+    calm.send("CAP END");
+    calm.expect(" 366 ");
+    let mut flooder = Raw::register(tracker.port, "flooder");
+    watcher.expect(":flooder!flooder@127.0.0.1 JOIN #general");
+
+    // The calm member measures its echo round trip the whole time.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_flag = stop.clone();
+    let measurer = std::thread::spawn(move || {
+        let mut worst = Duration::ZERO;
+        let mut n = 0;
+        while !stop_flag.load(std::sync::atomic::Ordering::Relaxed) || n < 5 {
+            let sent = Instant::now();
+            calm.send(&format!("PRIVMSG #general :rtt {n}"));
+            calm.expect(&format!(":rtt {n}"));
+            worst = worst.max(sent.elapsed());
+            n += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (worst, n)
+    });
+
+    // 30 lines at once: 10 pass, 20 are held and released at 20/s.
+    let burst: String = (0..30)
+        .map(|i| format!("PRIVMSG #general :slow {i}\r\n"))
+        .collect();
+    let sent = Instant::now();
+    flooder.send_bytes(burst.as_bytes());
+    watcher.expect(":slow 9");
+    let tenth = sent.elapsed();
+    watcher.expect(":slow 29");
+    let last = sent.elapsed();
+    assert!(
+        tenth < Duration::from_millis(500),
+        "burst held back: {tenth:?}"
+    );
+    assert!(
+        last >= Duration::from_millis(900),
+        "20 held lines at 20/s came in {last:?}"
+    );
+    let slow: Vec<&String> = watcher
+        .lines
+        .seen
+        .iter()
+        .filter(|l| l.contains(":slow "))
+        .collect();
+    assert_eq!(slow.len(), 30, "held lines lost or doubled: {slow:#?}");
+    for (i, l) in slow.iter().enumerate() {
+        assert!(
+            l.ends_with(&format!(":slow {i}")),
+            "out of order: {slow:#?}"
+        );
+    }
+
+    // 5000 lines at once: disconnected, and the hub never saw the excess.
+    let flood: String = (0..5000)
+        .map(|i| format!("PRIVMSG #general :flood {i}\r\n"))
+        .collect();
+    let _ = flooder.send_all_lossy(flood.as_bytes());
+    flooder.expect("ERROR :Closing link: 127.0.0.1 (Excess Flood)");
+    watcher.expect(":flooder!flooder@127.0.0.1 QUIT :Excess Flood");
+    tracker.wait_log("leave flooder (Excess Flood)");
+    let flooded = tracker
+        .log_events()
+        .iter()
+        .filter(|e| e.starts_with("msg #general <flooder> flood "))
+        .count();
+    assert!(flooded <= 10, "{flooded} flood lines got through");
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (worst, n) = measurer.join().expect("measurer");
+    eprintln!("calm member: worst round trip {worst:?} over {n} messages during the flood");
+    assert!(
+        worst < Duration::from_millis(250),
+        "round trip {worst:?} during a flood"
+    );
+}
+
+/// A member that stops reading is disconnected once its send queue is full;
+/// the others keep receiving everything.
+#[test]
+fn slow_reader_is_dropped_and_others_keep_everything() {
+    let (_dir, tracker) = plain_tracker(&["--flood-rate", "0", "--sendq", "1048576"]);
+    let mut sleeper = connect_from("127.0.0.1", tracker.port);
+    write!(
+        sleeper,
+        "PASS :{PASSWORD}\r\nNICK sleeper\r\nUSER s 0 * :s\r\n"
+    )
+    .expect("register sleeper");
+    let mut watcher = Raw::register(tracker.port, "watcher");
+    let mut talker = Raw::register(tracker.port, "talker");
+    watcher.expect(":talker!talker@127.0.0.1 JOIN #general");
+    tracker.wait_log("join #general sleeper (127.0.0.1)");
+
+    // Enough to fill the sleeper's socket buffers and its 1 MiB queue.
+    let text = "x".repeat(400);
+    let started = Instant::now();
+    let mut sent = 0;
+    while !watcher
+        .lines
+        .seen
+        .iter()
+        .any(|l| l.contains("QUIT :SendQ exceeded"))
+    {
+        let batch: String = (sent..sent + 500)
+            .map(|i| format!("PRIVMSG #general :{i} {text}\r\n"))
+            .collect();
+        talker.send_bytes(batch.as_bytes());
+        sent += 500;
+        watcher.expect(&format!(":{} x", sent - 1));
+        assert!(sent < 200_000, "sleeper never dropped");
+    }
+    let dropped_after = started.elapsed();
+    eprintln!("sleeper dropped after {sent} messages, {dropped_after:?}");
+    tracker.wait_log("leave sleeper (SendQ exceeded)");
+    // The watcher got every message, in order.
+    let got: Vec<usize> = watcher
+        .lines
+        .seen
+        .iter()
+        .filter_map(|l| l.split(" PRIVMSG #general :").nth(1))
+        .filter_map(|t| t.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(got, (0..sent).collect::<Vec<_>>());
+    // And the tracker keeps serving.
+    talker.send("PRIVMSG #general :after");
+    watcher.expect(":after");
+}
