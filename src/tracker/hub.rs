@@ -41,6 +41,17 @@ const TOPIC_LEN: usize = 300;
 /// Requests handled per batch before the transcript commit and deliveries.
 const BATCH: usize = 1024;
 
+/// One chat message recorded in the current batch: its transcript line and
+/// its deliveries, by position, to take back if the commit fails.
+struct MessageMark {
+    sender: ConnId,
+    command: String,
+    target: String,
+    text: String,
+    staged: std::ops::Range<usize>,
+    pending: std::ops::Range<usize>,
+}
+
 /// What the hub needs to reach one connection.
 pub struct ConnHandle {
     /// Unbounded as a channel; bounded in bytes by `control.reserve`.
@@ -190,6 +201,16 @@ pub struct Hub {
     retired: HashMap<ConnId, ConnHandle>,
     /// Users whose outbox overflowed during delivery.
     overflowed: Vec<ConnId>,
+    /// Chat messages recorded in this batch: what to take back if the
+    /// transcript cannot be written.
+    message_marks: Vec<MessageMark>,
+    /// While `chat.log` cannot be written: deliveries waiting for their
+    /// events' lines to reach it (in order), and whether we are in that
+    /// state (to tell the operator once, and again on recovery).
+    held: Vec<(ConnId, Bytes)>,
+    /// `FAIL` replies for refused messages: delivered even while failing.
+    refusals: Vec<(ConnId, Bytes)>,
+    log_failing: bool,
     shutdown: CancellationToken,
     stopping: bool,
     had_member: bool,
@@ -220,6 +241,10 @@ impl Hub {
             pending: Vec::new(),
             retired: HashMap::new(),
             overflowed: Vec::new(),
+            message_marks: Vec::new(),
+            held: Vec::new(),
+            refusals: Vec::new(),
+            log_failing: false,
             shutdown,
             stopping: false,
             had_member: false,
@@ -283,19 +308,44 @@ impl Hub {
 
     /// Commit the batch's transcript lines, then deliver. Repeats while
     /// delivery itself produced new events (clients dropped for overflow).
+    ///
+    /// When `chat.log` cannot be written (disk full, permissions), nothing
+    /// unrecorded is delivered: chat messages of the batch are taken back and
+    /// their senders get `FAIL ... CANNOT_RECORD`; other events (joins,
+    /// leaves, statuses) stay staged and everything else waits in `held`
+    /// until a later commit succeeds, then goes out in order.
     fn flush(&mut self) {
         loop {
-            if let Err(e) = self.transcript.commit() {
-                // Nothing of this batch may be delivered unrecorded: drop
-                // the chat lines and tell the operator.
-                tracing::error!(
-                    "cannot write {}: {e}; undelivered: {} lines",
-                    self.transcript.path().display(),
-                    self.pending.len()
-                );
-                self.pending.clear();
-            }
-            for (id, bytes) in self.pending.drain(..) {
+            let deliveries = match self.transcript.commit() {
+                Ok(()) => {
+                    if self.log_failing {
+                        self.log_failing = false;
+                        tracing::warn!(
+                            "{} is writable again; delivering {} held lines",
+                            self.transcript.path().display(),
+                            self.held.len()
+                        );
+                    }
+                    let mut out = std::mem::take(&mut self.held);
+                    out.append(&mut self.pending);
+                    out
+                }
+                Err(e) => {
+                    let refused = self.take_back_messages();
+                    if !self.log_failing {
+                        self.log_failing = true;
+                        tracing::error!(
+                            "cannot write {}: {e}; chat messages are refused and other events held until it is writable",
+                            self.transcript.path().display()
+                        );
+                    }
+                    tracing::warn!("chat.log still not writable: {refused} messages refused");
+                    self.held.append(&mut self.pending);
+                    std::mem::take(&mut self.refusals)
+                }
+            };
+            self.message_marks.clear();
+            for (id, bytes) in deliveries {
                 let handle = match self.users.get(&id) {
                     Some(u) => &u.handle,
                     None => match self.retired.get(&id) {
@@ -312,7 +362,13 @@ impl Hub {
                 // Fails only when the connection task is already gone.
                 let _ = handle.outbox.send(bytes);
             }
-            self.retired.clear();
+            if self.log_failing {
+                // Held lines to users who left still need the handle.
+                let held: HashSet<ConnId> = self.held.iter().map(|h| h.0).collect();
+                self.retired.retain(|id, _| held.contains(id));
+            } else {
+                self.retired.clear();
+            }
             if self.overflowed.is_empty() {
                 return;
             }
@@ -323,6 +379,33 @@ impl Hub {
                 self.remove_user(id, "SendQ exceeded");
             }
         }
+    }
+
+    /// Removes this batch's chat messages from the transcript's staged lines
+    /// and from the deliveries, and queues a `FAIL` for each sender in
+    /// `refusals`. Returns how many were refused.
+    fn take_back_messages(&mut self) -> usize {
+        let marks = std::mem::take(&mut self.message_marks);
+        let n = marks.len();
+        // Later ranges first, so earlier ones keep their positions.
+        for mark in marks.iter().rev() {
+            self.transcript.unstage(mark.staged.clone());
+            self.pending.drain(mark.pending.clone());
+        }
+        for mark in marks {
+            let text: String = mark.text.chars().take(60).collect();
+            let fail = Message::new("FAIL")
+                .with_source(self.config.server_name.clone())
+                .param(mark.command)
+                .param("CANNOT_RECORD")
+                .param(mark.target)
+                .param(format!(
+                    "Not delivered: the tracker cannot write its chat log ({text})"
+                ));
+            self.refusals
+                .push((mark.sender, Bytes::from(fail.to_line())));
+        }
+        n
     }
 
     fn now(&self) -> String {
@@ -768,7 +851,19 @@ impl Hub {
             self.touch(id);
         }
         for target in targets.split(',').take(MAX_TARGETS) {
+            let staged = self.transcript.staged_len();
+            let pending = self.pending.len();
             self.message_one(id, cmd, target, &text, &client_tags);
+            if self.transcript.staged_len() > staged {
+                self.message_marks.push(MessageMark {
+                    sender: id,
+                    command: cmd.to_string(),
+                    target: target.to_string(),
+                    text: text.clone(),
+                    staged: staged..self.transcript.staged_len(),
+                    pending: pending..self.pending.len(),
+                });
+            }
         }
     }
 

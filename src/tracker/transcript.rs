@@ -18,6 +18,8 @@ use crate::proto::sanitize;
 pub struct Transcript {
     file: File,
     path: PathBuf,
+    /// Bytes known to be in the file: a failed write is cut back to this.
+    len: u64,
     staged: String,
     /// Set when the previous run did not end with a `stop` line.
     pub previous_run_unclean: bool,
@@ -63,6 +65,7 @@ impl Transcript {
         Ok(Transcript {
             file,
             path,
+            len,
             staged,
             previous_run_unclean,
         })
@@ -88,15 +91,34 @@ impl Transcript {
         !self.staged.is_empty()
     }
 
-    /// Writes every staged line in one call. On error the staged lines are
-    /// dropped (the caller must not deliver what they describe).
+    pub fn staged_len(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Takes back staged lines (whole lines, by byte range).
+    pub fn unstage(&mut self, range: std::ops::Range<usize>) {
+        self.staged.replace_range(range, "");
+    }
+
+    /// Writes every staged line in one call. On error nothing is left in
+    /// the file of this attempt (a partial write is cut off) and the lines
+    /// stay staged for the next attempt; the caller must not deliver what
+    /// they describe until one succeeds.
     pub fn commit(&mut self) -> io::Result<()> {
         if self.staged.is_empty() {
             return Ok(());
         }
-        let result = self.file.write_all(self.staged.as_bytes());
-        self.staged.clear();
-        result
+        match self.file.write_all(self.staged.as_bytes()) {
+            Ok(()) => {
+                self.len += self.staged.len() as u64;
+                self.staged.clear();
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
     }
 
     /// Commit and fsync: used for the closing line.

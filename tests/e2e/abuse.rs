@@ -3,6 +3,7 @@
 //! the abuser and none for everyone else.
 
 use std::io::Write;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -45,15 +46,8 @@ fn password_guessing_locks_out_one_address() {
     let mut other = Raw::register_from("127.0.0.4", tracker.port, "bystander");
     other.send("PRIVMSG #general :fine here");
     tracker.wait_log("msg #general <bystander> fine here");
-    let err = tracker.stderr_text();
-    assert!(
-        err.contains("wrong server password; address locked out for 5 s"),
-        "{err}"
-    );
-    assert!(
-        err.contains("login refused: address locked out for 5 s"),
-        "{err}"
-    );
+    tracker.wait_stderr("wrong server password; address locked out for 5 s");
+    tracker.wait_stderr("login refused: address locked out for 5 s");
     assert_eq!(
         tracker.log_events()[1..],
         [
@@ -89,11 +83,7 @@ fn connection_limits_per_address_and_in_all() {
         assert!(start.elapsed() < WAIT, "slot never freed: {line}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let err = tracker.stderr_text();
-    assert!(
-        err.contains("connection refused: Too many connections from your address"),
-        "{err}"
-    );
+    tracker.wait_stderr("connection refused: Too many connections from your address");
 }
 
 /// A client sending faster than the flood limit is held back (its lines
@@ -237,4 +227,119 @@ fn slow_reader_is_dropped_and_others_keep_everything() {
     // And the tracker keeps serving.
     talker.send("PRIVMSG #general :after");
     watcher.expect(":after");
+}
+
+/// chat.log cannot be written (the file size limit stands in for a full
+/// disk: writes fail with EFBIG): a message is not delivered and its sender
+/// is told; a join waits; the operator gets a diagnostic. Once the log is
+/// writable again the tracker carries on, the held join goes out, and
+/// chat.log holds every line anyone received, with no torn line.
+#[test]
+fn unwritable_chat_log_refuses_messages_and_recovers() {
+    if !crate::tmux::have(&["prlimit"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // dash counts `ulimit -f` in 512-byte blocks: chat.log may reach 8 KiB.
+    let mut tracker = Tracker::start_wrapped(
+        dir.path(),
+        &["--flood-rate", "0"],
+        "trap '' XFSZ\nulimit -S -f 16",
+    );
+    let mut alice = ClientProc::join(&tracker, "alice");
+    let mut bob = ClientProc::join(&tracker, "bob");
+    alice.expect("#general --> bob joined");
+    let filler = "y".repeat(300);
+    let mut refused = None;
+    for k in 0..100 {
+        alice.send(&format!("fill {k} {filler}"));
+        let line = alice.expect_matching("echo or refusal", |l| {
+            l.starts_with(&format!("#general <alice> fill {k} ")) || l.starts_with("!!! ")
+        });
+        if body(&line).starts_with("!!! ") {
+            refused = Some((k, body(&line).to_string()));
+            break;
+        }
+    }
+    let (k, line) = refused.expect("chat.log never filled up");
+    assert_eq!(
+        line,
+        format!(
+            "!!! Not delivered: the tracker cannot write its chat log (fill {k} {})",
+            &filler[..60 - format!("fill {k} ").len()]
+        )
+    );
+    tracker.wait_stderr("cannot write");
+    // Fill what room is left with short messages, so even a join line no
+    // longer fits.
+    let mut short = 0;
+    loop {
+        alice.send(&format!("s{short}"));
+        let line = alice.expect_matching("echo or refusal", |l| {
+            l == format!("#general <alice> s{short}") || l.starts_with("!!! ")
+        });
+        if body(&line).starts_with("!!! ") {
+            break;
+        }
+        short += 1;
+    }
+    // A join during the outage is held, not delivered unrecorded.
+    let mut carol = ClientProc::spawn(
+        client_command(
+            &tracker,
+            &["--user", "carol", "--fingerprint", &tracker.fingerprint],
+        ),
+        "carol",
+    );
+    tracker.wait_stderr("nick=carol");
+    // A barrier: once this refusal is back, carol's join was handled.
+    alice.send("barrier");
+    alice.expect_matching("refusal", |l| l.contains("(barrier)"));
+    assert!(
+        !bob.bodies().iter().any(|l| l.contains("carol")),
+        "a join was delivered before it was recorded"
+    );
+    assert!(!tracker.log().contains("carol"));
+    let ok = Command::new("prlimit")
+        .arg("--pid")
+        .arg(tracker.child.id().to_string())
+        .arg("--fsize=unlimited")
+        .status()
+        .expect("run prlimit");
+    assert!(ok.success());
+    carol.expect("#general --> you joined");
+    bob.expect("#general --> carol joined");
+    alice.send("after recovery");
+    bob.expect("#general <alice> after recovery");
+    tracker.wait_log("msg #general <alice> after recovery");
+    tracker.wait_stderr("is writable again");
+
+    // Everything bob saw is in chat.log; the refused message is not; every
+    // line is whole.
+    let log = tracker.log();
+    assert!(log.ends_with('\n'));
+    for l in log.lines() {
+        let (ts, rest) = l.split_once(' ').expect("timestamp");
+        assert!(ts.ends_with('Z') && ts.len() == 24, "bad line {l:?}");
+        assert!(!rest.is_empty());
+    }
+    let events = tracker.log_events();
+    for seen in bob.bodies() {
+        if let Some(m) = seen.strip_prefix("#general <") {
+            let wanted = format!("msg #general <{m}");
+            assert!(
+                events.contains(&wanted),
+                "bob saw {seen:?}, not in chat.log"
+            );
+        }
+    }
+    assert!(
+        !bob.bodies()
+            .iter()
+            .any(|b| b.contains(&format!("fill {k} ")))
+    );
+    assert!(!events.iter().any(|e| e.contains(&format!("fill {k} "))));
+    assert!(events.contains(&"join #general carol (127.0.0.1)".to_string()));
+    signal(&tracker.child, "TERM");
+    assert_eq!(wait_exit(&mut tracker.child, WAIT).code(), Some(0));
 }

@@ -129,7 +129,23 @@ pub struct Tracker {
 impl Tracker {
     /// Starts a tracker in `dir` (logs/ and data/ inside) with the test password.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Tracker {
-        let mut child = Command::new(tracker_bin())
+        Tracker::start_wrapped(dir, extra, "")
+    }
+
+    /// Like `start_in`, with shell commands run first in the process that
+    /// then becomes the tracker (`ulimit`, `trap`): `shell` is run by
+    /// `sh -c` before an `exec`.
+    pub fn start_wrapped(dir: &Path, extra: &[&str], shell: &str) -> Tracker {
+        let mut command = if shell.is_empty() {
+            Command::new(tracker_bin())
+        } else {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("{shell}\nexec \"$0\" \"$@\""))
+                .arg(tracker_bin());
+            c
+        };
+        let mut child = command
             .args(["--port", "0", "--bind", "127.0.0.1"])
             .arg("--log-dir")
             .arg(dir.join("logs"))
@@ -198,6 +214,15 @@ impl Tracker {
 
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Waits until the tracker's diagnostics (stderr) mention `text`.
+    pub fn wait_stderr(&self, text: &str) {
+        crate::tmux::poll(
+            &format!("tracker stderr to say {text:?}"),
+            || self.stderr_text().contains(text).then_some(()),
+            || self.stderr_text(),
+        );
     }
 
     pub fn is_running(&mut self) -> bool {
