@@ -118,6 +118,11 @@ fn read_password(args: &Args) -> anyhow::Result<Option<String>> {
         return Ok(Some(pw));
     }
     if let Ok(pw) = std::env::var("CONFAB_PASSWORD") {
+        // SAFETY: still single-threaded (before the runtime starts). Keeps
+        // the password out of what child processes would inherit; the
+        // kernel's copy in /proc/<pid>/environ cannot be wiped (see
+        // SECURITY.md).
+        unsafe { std::env::remove_var("CONFAB_PASSWORD") };
         if pw.is_empty() {
             bail!(UsageError("CONFAB_PASSWORD is empty".into()));
         }
@@ -139,8 +144,12 @@ fn read_password(args: &Args) -> anyhow::Result<Option<String>> {
             eprintln!("The password cannot be empty.");
             continue;
         }
-        let second = ask("Repeat password: ")?;
-        if first != second {
+        let mut second = ask("Repeat password: ")?;
+        let same = first == second;
+        zeroize::Zeroize::zeroize(&mut second);
+        if !same {
+            let mut first = first;
+            zeroize::Zeroize::zeroize(&mut first);
             eprintln!("The passwords differ; try again.");
             continue;
         }

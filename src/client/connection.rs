@@ -122,7 +122,7 @@ impl Connection {
         if !tls {
             return Ok((
                 Connection {
-                    framed: FramedRead::new(Box::new(tcp), LineCodec::new()),
+                    framed: FramedRead::new(Box::new(tcp), LineCodec::from_server()),
                 },
                 None,
             ));
@@ -149,7 +149,7 @@ impl Connection {
         let fp = Fingerprint::of(cert);
         Ok((
             Connection {
-                framed: FramedRead::new(Box::new(stream), LineCodec::new()),
+                framed: FramedRead::new(Box::new(stream), LineCodec::from_server()),
             },
             Some(fp),
         ))

@@ -153,6 +153,10 @@ pub struct App {
     pub room: String,
     pub my_status: Status,
     pub my_away: Option<String>,
+    /// The tracker echoes our own AWAY (we have away-notify and
+    /// echo-message): our status comes from that echo, never from what we
+    /// asked for.
+    away_echo: bool,
     pub rooms: Vec<String>,
     /// Everyone we share a room with, by folded nick.
     members: BTreeMap<String, Member>,
@@ -193,6 +197,7 @@ impl App {
             room: GENERAL.to_string(),
             my_status: Status::Active,
             my_away: None,
+            away_echo: false,
             rooms: Vec::new(),
             members: BTreeMap::new(),
             echo_message: false,
@@ -208,6 +213,7 @@ impl App {
     /// Capabilities the tracker acknowledged during login.
     pub fn set_caps(&mut self, acked: &[String]) {
         self.echo_message = acked.iter().any(|c| c == "echo-message");
+        self.away_echo = self.echo_message && acked.iter().any(|c| c == "away-notify");
     }
 
     fn is_me(&self, nick: &str) -> bool {
@@ -698,14 +704,17 @@ impl App {
                     }
                 }
             }
-            RPL_UNAWAY => self.set_my_status(None, time, up),
-            RPL_NOWAWAY => {
-                if self.my_away.is_none() {
-                    let reason =
-                        status::busy_reason(&self.requested_away.take().unwrap_or_default());
+            // With the AWAY echo these are only acknowledgements. Without
+            // it (a tracker that does not echo), 305/306 are all we learn.
+            RPL_UNAWAY if !self.away_echo => self.set_my_status(None, time, up),
+            RPL_NOWAWAY if !self.away_echo => {
+                let asked = self.requested_away.take();
+                if asked.is_some() || self.my_away.is_none() {
+                    let reason = status::busy_reason(&for_display(&asked.unwrap_or_default()));
                     self.set_my_status(Some(reason), time, up);
                 }
             }
+            RPL_UNAWAY | RPL_NOWAWAY => {}
             RPL_LISTSTART => {}
             RPL_LIST => {
                 if let Some(rows) = &mut self.list {
@@ -834,6 +843,39 @@ mod tests {
         );
         let up = a.on_input("/exit", t());
         assert_eq!(up.quit.as_deref(), Some("Leaving"));
+    }
+
+    #[test]
+    fn own_status_follows_the_trackers_echo() {
+        let mut a = app();
+        a.set_caps(&["echo-message".into(), "away-notify".into()]);
+        a.on_input("/status busy lunch", t());
+        assert!(
+            feed(&mut a, ":confab 306 me :marked away")
+                .events
+                .is_empty()
+        );
+        let up = feed(&mut a, ":me!m@h AWAY :Busy: lunch");
+        assert!(
+            matches!(&up.events[0], Event::Status { me: true, status: Status::Busy, detail: Some(d), .. } if d == "lunch")
+        );
+        // A new text while busy, and text the tracker cleaned: the echo wins.
+        a.on_input("/status busy meeting \x1b[31mred", t());
+        feed(&mut a, ":confab 306 me :marked away");
+        let up = feed(&mut a, ":me!m@h AWAY :Busy: meeting red");
+        assert!(
+            matches!(&up.events[0], Event::Status { me: true, status: Status::Busy, detail: Some(d), .. } if d == "meeting red")
+        );
+        assert_eq!(a.my_away.as_deref(), Some("Busy: meeting red"));
+        // Inactive by the tracker, then busy by the user.
+        feed(&mut a, ":me!m@h AWAY :Inactive: idle for 5 min");
+        assert_eq!(a.my_status, Status::Inactive);
+        feed(&mut a, ":me!m@h AWAY :Busy: coding");
+        assert_eq!(a.my_status, Status::Busy);
+        feed(&mut a, ":confab 305 me :back");
+        assert_eq!(a.my_status, Status::Busy, "305 alone changes nothing");
+        feed(&mut a, ":me!m@h AWAY");
+        assert_eq!(a.my_status, Status::Active);
     }
 
     #[test]

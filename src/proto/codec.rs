@@ -10,9 +10,6 @@ use tokio_util::codec::Decoder;
 
 use super::message::{MAX_BODY_BYTES, MAX_TAG_BYTES};
 
-/// A whole line may not exceed tags + body limits.
-pub const MAX_LINE_BYTES: usize = MAX_TAG_BYTES + MAX_BODY_BYTES;
-
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
     /// A line without its CR/LF, valid UTF-8.
@@ -23,22 +20,49 @@ pub enum Frame {
     InvalidUtf8,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LineCodec {
     /// True while skipping the rest of an oversized line.
     discarding: bool,
     /// Bytes of the buffer already known to contain no newline.
     scanned: usize,
+    /// Longest body accepted, CR LF included.
+    body_limit: usize,
 }
 
-impl LineCodec {
-    pub fn new() -> Self {
-        Self::default()
+impl Default for LineCodec {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-/// True when the body (the part after any tags) is too long for IRC.
-fn body_too_long(line: &[u8]) -> bool {
+/// Body limit for lines from a server. A client may send 512 bytes; the
+/// server then adds its `:nick!user@host` source when relaying, so what it
+/// sends can be longer, and dropping it would lose a message that was
+/// recorded and delivered.
+pub const FROM_SERVER_BODY_BYTES: usize = 4096;
+
+impl LineCodec {
+    /// The strict codec for what clients send (512-byte bodies).
+    pub fn new() -> Self {
+        LineCodec {
+            discarding: false,
+            scanned: 0,
+            body_limit: MAX_BODY_BYTES,
+        }
+    }
+
+    /// A codec for what a server sends ([`FROM_SERVER_BODY_BYTES`]).
+    pub fn from_server() -> Self {
+        LineCodec {
+            body_limit: FROM_SERVER_BODY_BYTES,
+            ..Self::new()
+        }
+    }
+}
+
+/// True when the body (the part after any tags) is longer than `limit`.
+fn body_too_long(line: &[u8], limit: usize) -> bool {
     let body = if line.first() == Some(&b'@') {
         match line.iter().position(|&b| b == b' ') {
             Some(i) if i + 1 > MAX_TAG_BYTES => return true,
@@ -48,7 +72,7 @@ fn body_too_long(line: &[u8]) -> bool {
     } else {
         line
     };
-    body.len() + 2 > MAX_BODY_BYTES
+    body.len() + 2 > limit
 }
 
 impl Decoder for LineCodec {
@@ -62,7 +86,7 @@ impl Decoder for LineCodec {
                 .position(|&b| b == b'\n')
                 .map(|i| i + self.scanned);
             let Some(end) = newline else {
-                if buf.len() > MAX_LINE_BYTES {
+                if buf.len() > MAX_TAG_BYTES + self.body_limit {
                     // Drop what we have; keep discarding until the next newline.
                     buf.clear();
                     self.scanned = 0;
@@ -87,7 +111,7 @@ impl Decoder for LineCodec {
             if line.is_empty() {
                 continue; // empty lines are silently ignored (Modern IRC)
             }
-            if body_too_long(line) {
+            if body_too_long(line, self.body_limit) {
                 return Ok(Some(Frame::TooLong));
             }
             return Ok(Some(match std::str::from_utf8(line) {
@@ -159,15 +183,33 @@ mod tests {
     #[test]
     fn huge_unterminated_line_is_reported_once_and_skipped() {
         let mut codec = LineCodec::new();
-        let mut buf = BytesMut::from(&vec![b'x'; MAX_LINE_BYTES + 10][..]);
+        let mut buf = BytesMut::from(&vec![b'x'; MAX_TAG_BYTES + MAX_BODY_BYTES + 10][..]);
         assert_eq!(codec.decode(&mut buf).unwrap(), Some(Frame::TooLong));
-        buf.extend_from_slice(&vec![b'y'; MAX_LINE_BYTES + 10]);
+        buf.extend_from_slice(&vec![b'y'; MAX_TAG_BYTES + MAX_BODY_BYTES + 10]);
         assert_eq!(codec.decode(&mut buf).unwrap(), None);
         buf.extend_from_slice(b"yyy\r\nPING z\r\n");
         assert_eq!(
             codec.decode(&mut buf).unwrap(),
             Some(Frame::Line("PING z".into()))
         );
+    }
+
+    #[test]
+    fn lines_from_a_server_may_be_longer() {
+        let long = format!(
+            ":nick!user@2001:db8::1 PRIVMSG #general :{}\r\n",
+            "a".repeat(500)
+        );
+        let mut buf = BytesMut::from(long.as_bytes());
+        assert_eq!(
+            LineCodec::new().decode(&mut buf).unwrap(),
+            Some(Frame::TooLong)
+        );
+        let mut buf = BytesMut::from(long.as_bytes());
+        assert!(matches!(
+            LineCodec::from_server().decode(&mut buf).unwrap(),
+            Some(Frame::Line(_))
+        ));
     }
 
     #[test]

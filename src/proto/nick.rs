@@ -42,6 +42,15 @@ pub fn validate_nick(nick: &str) -> Result<(), NickError> {
     Ok(())
 }
 
+/// Characters that change how text looks without showing: bidi controls,
+/// zero-width characters, soft hyphen. In a room name they would make two
+/// rooms look the same.
+pub fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// Channel names: `#` then 1..CHANNEL_MAX-1 printable characters without
 /// space, comma, BEL or control characters.
 pub fn valid_channel(name: &str) -> bool {
@@ -50,7 +59,7 @@ pub fn valid_channel(name: &str) -> bool {
         && name.len() <= CHANNEL_MAX
         && !name
             .chars()
-            .any(|c| c.is_control() || c == ' ' || c == ',' || c == ':')
+            .any(|c| c.is_control() || c == ' ' || c == ',' || c == ':' || invisible(c))
 }
 
 /// Folds a name with the `rfc1459` case mapping advertised in ISUPPORT:
@@ -100,5 +109,8 @@ mod tests {
         assert!(!valid_channel("#"));
         assert!(!valid_channel("#a,b"));
         assert!(!valid_channel("#a\x07"));
+        assert!(!valid_channel("#\u{202e}abc"), "bidi override");
+        assert!(!valid_channel("#ab\u{200b}c"), "zero-width space");
+        assert!(valid_channel("#caf\u{e9}"));
     }
 }

@@ -132,9 +132,20 @@ struct User {
     handle: ConnHandle,
 }
 
+/// An address as IRC can carry it in a middle parameter, which may not
+/// start with ':' (so `::1` is sent as `0::1`, as IRC servers do).
+fn irc_host(ip: IpAddr) -> String {
+    let text = ip.to_canonical().to_string();
+    if text.starts_with(':') {
+        format!("0{text}")
+    } else {
+        text
+    }
+}
+
 impl User {
     fn mask(&self) -> String {
-        format!("{}!{}@{}", self.nick, self.user, self.ip)
+        format!("{}!{}@{}", self.nick, self.user, irc_host(self.ip))
     }
 
     fn status(&self) -> Status {
@@ -278,7 +289,10 @@ impl Hub {
                 }
             }
             for req in batch.drain(..) {
-                self.handle(req);
+                // Nothing is handled (or recorded) after the stop line.
+                if !self.stopping {
+                    self.handle(req);
+                }
             }
             self.flush();
             if self.stopping {
@@ -734,7 +748,7 @@ impl Hub {
                 for n in msg.params.iter().take(5) {
                     if let Some(u) = self.find(n).and_then(|t| self.users.get(&t)) {
                         let away = if u.away.is_some() { '-' } else { '+' };
-                        replies.push(format!("{}={away}{}@{}", u.nick, u.user, u.ip));
+                        replies.push(format!("{}={away}{}@{}", u.nick, u.user, irc_host(u.ip)));
                     }
                 }
                 self.numeric(id, RPL_USERHOST, &[&replies.join(" ")]);
@@ -1018,14 +1032,32 @@ impl Hub {
             let chname = ch.name.clone();
             return self.numeric(id, ERR_NOTONCHANNEL, &[&chname, "You're not in that room"]);
         }
+        if key == casefold(GENERAL) {
+            // Everyone stays in #general: it is where members see each
+            // other arrive, leave and change status.
+            let fail = Message::new("FAIL")
+                .with_source(self.config.server_name.clone())
+                .param("PART")
+                .param("CANNOT_LEAVE")
+                .param(GENERAL)
+                .param("Everyone stays in #general; /exit (QUIT) leaves the tracker");
+            return self.send_msg(id, fail);
+        }
         let (chname, members) = (ch.name.clone(), ch.members.clone());
         let u = &self.users[&id];
         let (nick, mask) = (u.nick.clone(), u.mask());
         let reason = sanitize::for_relay(reason);
         let now = self.now();
         let shown = sanitize::for_display(&reason);
-        self.transcript
-            .record(&now, "part", &format!("{chname} {nick} ({shown})"));
+        self.transcript.record(
+            &now,
+            "part",
+            &if shown.is_empty() {
+                format!("{chname} {nick}")
+            } else {
+                format!("{chname} {nick} ({shown})")
+            },
+        );
         let mut m = Message::new("PART").with_source(mask).param(chname);
         if !reason.is_empty() {
             m = m.param(reason);
@@ -1098,7 +1130,7 @@ impl Hub {
                 .param(viewer_nick)
                 .param(channel)
                 .param(u.user.clone())
-                .param(u.ip.to_string())
+                .param(irc_host(u.ip))
                 .param(self.config.server_name.clone())
                 .param(u.nick.clone())
                 .param(flags)
@@ -1164,7 +1196,7 @@ impl Hub {
         self.numeric(
             id,
             RPL_WHOISUSER,
-            &[&nick, &user, &ip.to_string(), "*", &realname],
+            &[&nick, &user, &irc_host(ip), "*", &realname],
         );
         self.numeric(
             id,
@@ -1174,7 +1206,7 @@ impl Hub {
         self.numeric(
             id,
             RPL_WHOISACTUALLY,
-            &[&nick, &ip.to_string(), "is connecting from this IP"],
+            &[&nick, &irc_host(ip), "is connecting from this IP"],
         );
         if !rooms.is_empty() {
             self.numeric(id, RPL_WHOISCHANNELS, &[&nick, &rooms.join(" ")]);
@@ -1442,8 +1474,9 @@ impl Hub {
         let was = u.away.clone();
         match text {
             Some(t) => {
-                let t: String = sanitize::for_display(t).chars().take(AWAY_LEN).collect();
-                u.away = Some(status::busy_reason(&t));
+                // AWAYLEN counts the whole stored reason, prefix included.
+                let reason = status::busy_reason(&sanitize::for_display(t));
+                u.away = Some(reason.chars().take(AWAY_LEN).collect());
                 u.away_auto = false;
             }
             None => {
@@ -1464,10 +1497,15 @@ impl Hub {
     }
 
     /// Records and announces a status change. `tell_self`: the tracker made
-    /// the change, so the user's own client must hear about it too.
+    /// the change, so the user's own client must hear about it too (with
+    /// 305/306 as well). A client with both `away-notify` and
+    /// `echo-message` also gets its own `AWAY` back when it set the status
+    /// itself, as the tracker stored it (cleaned, cut to AWAYLEN): that is
+    /// how confab's client shows the user's status as the tracker sees it.
     fn status_changed(&mut self, id: ConnId, tell_self: bool) {
         let Some(u) = self.users.get(&id) else { return };
         let (nick, mask, away, status) = (u.nick.clone(), u.mask(), u.away.clone(), u.status());
+        let echo_self = tell_self || (u.caps.away_notify && u.caps.echo_message);
         let now = self.now();
         let detail = match &away {
             Some(r) => format!("{nick} {status} ({r})"),
@@ -1478,7 +1516,7 @@ impl Hub {
         if let Some(r) = &away {
             m = m.param(r.clone());
         }
-        let recipients = self.audience(id, tell_self);
+        let recipients = self.audience(id, echo_self);
         let mut out = Outgoing::new(m, &now);
         self.broadcast(&recipients, &mut out, |c| c.away_notify);
         if tell_self {

@@ -196,6 +196,8 @@ pub async fn run(
                     }
                 };
                 let _ = socket.set_nodelay(true);
+                // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
+                let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                 let slot = match limits.acquire(peer.ip()) {
                     Ok(slot) => slot,
                     Err(why) => {

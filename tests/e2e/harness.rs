@@ -145,8 +145,11 @@ impl Tracker {
                 .arg(tracker_bin());
             c
         };
+        if !extra.contains(&"--bind") {
+            command.args(["--bind", "127.0.0.1"]);
+        }
         let mut child = command
-            .args(["--port", "0", "--bind", "127.0.0.1"])
+            .args(["--port", "0"])
             .arg("--log-dir")
             .arg(dir.join("logs"))
             .arg("--data-dir")
@@ -333,6 +336,11 @@ pub struct Raw {
 }
 
 impl Raw {
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        let lines = Lines::spawn(stream.try_clone().expect("clone"));
+        Raw { stream, lines }
+    }
+
     pub fn connect(port: u16) -> Raw {
         Raw::connect_from("127.0.0.1", port)
     }

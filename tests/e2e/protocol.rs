@@ -278,3 +278,25 @@ fn malformed_input_gets_errors_and_nothing_else_breaks() {
     b.expect(":gamma!gamma@127.0.0.1 QUIT :Connection closed");
     assert!(!b.lines.seen.iter().any(|l| l.contains("half a li")));
 }
+
+/// Bound to `::`, the tracker serves IPv6 and IPv4 peers; addresses go out
+/// in a form IRC can carry (`0::1`, never `::ffff:127.0.0.1`).
+#[test]
+fn ipv6_and_dual_stack_addresses() {
+    let (_dir, tracker) = plain_tracker(&["--bind", "::"]);
+    let stream = std::net::TcpStream::connect(("::1", tracker.port)).expect("connect to ::1");
+    let mut v6 = Raw::from_stream(stream);
+    v6.send(&format!("PASS :{PASSWORD}"));
+    v6.send("NICK six");
+    v6.send("USER six 0 * :six");
+    v6.expect(":six!six@0::1 JOIN #general");
+    let mut v4 = Raw::register(tracker.port, "four");
+    v6.send("WHOIS six");
+    v6.expect(":confab 311 six six six 0::1 * :six");
+    v6.send("WHOIS four");
+    v6.expect(":confab 311 six four four 127.0.0.1 * :four raw");
+    v4.send("WHO #general");
+    v4.expect(":confab 352 four #general six 0::1 confab six H :0 six");
+    tracker.wait_log("join #general six (::1)");
+    tracker.wait_log("join #general four (127.0.0.1)");
+}
