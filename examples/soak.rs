@@ -256,14 +256,17 @@ async fn main() {
         avg(&last_minute),
         growth * 100.0
     );
-    let logged = std::fs::read_to_string(dir.join("logs").join("chat.log"))
-        .map(|t| t.lines().filter(|l| l.contains(" msg #general ")).count())
-        .unwrap_or(0);
-    println!("chat.log holds {logged} messages");
+    let log = std::fs::read_to_string(dir.join("logs").join("chat.log")).unwrap_or_default();
+    let logged = log.lines().filter(|l| l.contains(" msg #general ")).count();
+    let leaves: Vec<&str> = log.lines().filter(|l| l.contains(" leave ")).collect();
+    println!("chat.log holds {logged} messages, {} leaves", leaves.len());
+    for l in leaves.iter().take(5) {
+        println!("  {l}");
+    }
     let _ = tracker.kill();
     let _ = tracker.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    if delivered != expected || growth > 0.10 {
+    if delivered != expected || growth > 0.10 || !leaves.is_empty() {
         println!("FAIL");
         std::process::exit(1);
     }

@@ -18,11 +18,12 @@
 //!   - `mod`: `Config` and `run(config, listener, shutdown)`: accept loop,
 //!     TLS handshakes, shutdown sequence.
 //!   - `conn`: one task per connection: registration state machine, PING,
-//!     its outbox drained into one write.
+//!     flood control, its outbox (bounded in bytes) drained into one write.
 //!   - `hub`: the one owner of users, rooms and statuses, on its own thread;
 //!     records to the transcript before delivering.
 //!   - `transcript`: `chat.log`.
-//!   - `password`: the Argon2id password gate.
+//!   - `password`: the Argon2id password gate and the per-address lockout
+//!     after wrong passwords.
 //! - [`client`]: the client.
 //!   - `connection`: TLS with fingerprint pinning, lines to messages.
 //!   - `known`: the file of trusted tracker fingerprints.

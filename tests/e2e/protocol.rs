@@ -165,6 +165,8 @@ fn registration_burst_and_cap_negotiation() {
     r.expect(":confab 401 rawuser nobody :No such user");
     r.send("PRIVMSG #general");
     r.expect(":confab 412 rawuser :No text to send");
+    r.send("PART #general");
+    r.expect(":confab FAIL PART CANNOT_LEAVE #general :Everyone stays in #general; /exit (QUIT) leaves the tracker");
     plain.send("QUIT :done here");
     plain.expect("ERROR :Closing link: 127.0.0.1 (Quit: done here)");
     r.expect(":plainuser!plainuser@127.0.0.1 QUIT :Quit: done here");
