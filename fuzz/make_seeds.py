@@ -102,7 +102,6 @@ def main():
     # enough to start from (libFuzzer grows them).
     for i, data in enumerate(
         [
-            b"",
             IRSSI_CAPS,
             PARSE_LINE["tags_full"],
             struct.pack("<16B", *range(16)) * 4,

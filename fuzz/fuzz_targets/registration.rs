@@ -18,6 +18,8 @@
 //!   the client it must time out registration, or PING and then time out;
 //! - everything it writes is whole CRLF lines that `Message::parse` accepts,
 //!   and an `ERROR` line, if any, is the last one and the only one;
+//! - when the client stays connected (bit 0 clear), the tracker is the one
+//!   that ends the connection, so the last line must be that `ERROR`;
 //! - with CONFAB_FUZZ_STRICT=1 also: no line is longer than 512 bytes
 //!   with CRLF (the body limit that our own `LineCodec` enforces).
 //!
@@ -55,14 +57,29 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, input)) = data.split_first() else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    let out = rt.block_on(session(mode, input.to_vec()));
-    check_output(&out);
+    // One runtime for all execs (building one costs more than most execs);
+    // every task an exec spawns is finished or aborted before it returns.
+    // Only the timer is enabled: duplex pipes need no I/O driver.
+    thread_local! {
+        static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+    }
+    let out = RT.with(|rt| rt.block_on(session(mode, input.to_vec())));
+    if debug() {
+        eprintln!("--- mode {mode:#04x}, tracker wrote:\n{}", String::from_utf8_lossy(&out));
+    }
+    let eof = mode & 1 != 0;
+    check_output(&out, !eof);
 });
+
+/// CONFAB_FUZZ_DEBUG=1 prints what the tracker wrote (for reading seeds).
+fn debug() -> bool {
+    static DEBUG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DEBUG.get_or_init(|| std::env::var_os("CONFAB_FUZZ_DEBUG").is_some_and(|v| v == "1"))
+}
 
 fn strict() -> bool {
     static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -166,8 +183,9 @@ async fn session(mode: u8, input: Vec<u8>) -> Vec<u8> {
     out
 }
 
-fn check_output(out: &[u8]) {
+fn check_output(out: &[u8], stayed_open: bool) {
     if out.is_empty() {
+        assert!(!stayed_open, "connection ended without a word to a silent client");
         return;
     }
     let text = std::str::from_utf8(out)
@@ -194,6 +212,16 @@ fn check_output(out: &[u8]) {
     }
     if let Some(i) = error_at {
         assert_eq!(i + 1, lines.len(), "lines after ERROR: {:?}", &lines[i..]);
+    }
+    // A client that stays connected and reads everything is only ever
+    // dropped by the tracker (registration or ping timeout, QUIT, kill,
+    // shutdown, excess flood), and every such goodbye ends with ERROR.
+    if stayed_open {
+        assert!(
+            error_at.is_some(),
+            "connection to a silent client ended without ERROR last; last line: {:?}",
+            lines.last()
+        );
     }
 }
 

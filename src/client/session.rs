@@ -313,7 +313,13 @@ async fn register(
     nick: &str,
     opts: &Options,
 ) -> Result<Attempt, ClientError> {
-    let lost = |e: std::io::Error| ClientError::Lost(e.to_string());
+    // A plain connection to a TLS tracker is closed at the first line.
+    let hint = if opts.tls {
+        ""
+    } else {
+        " (is the tracker using TLS? then leave out --no-tls)"
+    };
+    let lost = |e: std::io::Error| ClientError::Lost(format!("{e}{hint}"));
     let current = nick.to_string();
     conn.send(&Message::new("CAP").param("LS").param("302"))
         .await
@@ -341,7 +347,7 @@ async fn register(
     loop {
         let msg = match conn.recv().await.map_err(lost)? {
             None if bad_password => return Ok(Attempt::WrongPassword(conn)),
-            None => return Err(ClientError::Lost("closed during login".into())),
+            None => return Err(ClientError::Lost(format!("closed during login{hint}"))),
             Some(Incoming::Garbage) => continue,
             Some(Incoming::Message(m)) => m,
         };
