@@ -243,7 +243,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             .with_source(self.ctx.server_name.clone())
             .param(nick);
         for p in params {
-            m = m.param(*p);
+            // Error replies quote the client's input: clean it (see hub).
+            m = m.param(crate::proto::sanitize::for_display(p));
         }
         self.push(m);
     }

@@ -460,14 +460,16 @@ impl Hub {
         self.send(to, Bytes::from(msg.to_line()));
     }
 
-    /// `:server <code> <nick> <params...>`
+    /// `:server <code> <nick> <params...>`. Parameters are cleaned: error
+    /// replies quote what the client sent (a bad nick, a room name), and
+    /// that must not carry terminal escapes back to it.
     fn numeric(&mut self, to: ConnId, code: &str, params: &[&str]) {
         let Some(u) = self.users.get(&to) else { return };
         let mut m = Message::new(code)
             .with_source(self.config.server_name.clone())
             .param(u.nick.clone());
         for p in params {
-            m = m.param(*p);
+            m = m.param(sanitize::for_display(p));
         }
         self.send_msg(to, m);
     }

@@ -264,6 +264,22 @@ fn malformed_input_gets_errors_and_nothing_else_breaks() {
     a.expect(":confab 421 alpha 12345 :Unknown command");
     a.send("@bad$tag=1 PRIVMSG #general :x");
     a.expect("FAIL * INVALID_MESSAGE :Line ignored: malformed tag section");
+    // NUL bytes, too many parameters, escapes in a nick or room name: an
+    // error, and the reply quotes the input cleaned.
+    a.send_bytes(b"PRIVMSG #general :nul\x00here\r\n");
+    a.expect("FAIL * INVALID_MESSAGE :Line ignored: line contains a NUL, CR or LF byte");
+    a.send(&format!("PRIVMSG #general {}:many", "p ".repeat(20)));
+    a.expect("FAIL * INVALID_MESSAGE :Line ignored: too many parameters");
+    a.send("NICK \x1b[31mred");
+    assert_eq!(
+        a.expect(" 432 "),
+        ":confab 432 alpha red :Erroneous nickname: usernames may use letters, digits and - _ [ ] \\ ^ { } | ` and may not start with a digit or -"
+    );
+    a.send("JOIN #\u{202e}abc");
+    assert_eq!(
+        a.expect(" 403 "),
+        ":confab 403 alpha #abc :Invalid room name"
+    );
     a.send("PRIVMSG #general :still works");
     assert_eq!(
         b.expect("still works"),
