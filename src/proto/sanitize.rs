@@ -109,8 +109,35 @@ pub fn for_display(input: &str) -> String {
     out
 }
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary.
+pub fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// How much of a client's input a reply quotes (a nick, a command, a
+/// target) in its middle parameters: enough to recognise it, and short
+/// enough that the reply stays within IRC's 512-byte line.
+pub const QUOTE_MAX: usize = 64;
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn clip_keeps_whole_characters() {
+        assert_eq!(clip("abc", 5), "abc");
+        assert_eq!(clip("abcdef", 3), "abc");
+        assert_eq!(clip("a\u{e9}b", 2), "a");
+        assert_eq!(clip("\u{1F600}x", 3), "");
+    }
+
     use super::*;
 
     #[test]

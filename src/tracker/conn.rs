@@ -25,6 +25,7 @@ use super::password::{LoginThrottle, PasswordGate};
 use crate::proto::caps::{self, Caps};
 use crate::proto::nick::validate_nick;
 use crate::proto::numeric::*;
+use crate::proto::sanitize;
 use crate::proto::{Frame, LineCodec, Message, ParseError};
 
 /// A write that makes no progress for this long means the peer is gone.
@@ -242,9 +243,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let mut m = Message::new(code)
             .with_source(self.ctx.server_name.clone())
             .param(nick);
-        for p in params {
-            // Error replies quote the client's input: clean it (see hub).
-            m = m.param(crate::proto::sanitize::for_display(p));
+        // Error replies quote the client's input: clean and shorten it
+        // (see the hub's `numeric`).
+        let last = params.len().saturating_sub(1);
+        for (i, p) in params.iter().enumerate() {
+            let p = if i < last {
+                sanitize::clip(p, sanitize::QUOTE_MAX)
+            } else {
+                p
+            };
+            m = m.param(sanitize::for_display(p));
         }
         self.push(m);
     }
@@ -585,8 +593,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     }
                     "REQ" => {
                         pending.negotiating = true;
-                        let list = msg.param_at(1).unwrap_or("").to_string();
-                        let verdict = if self.caps.request(&list) {
+                        let asked = msg.param_at(1).unwrap_or("");
+                        let verdict = if self.caps.request(asked) {
                             "ACK"
                         } else {
                             "NAK"
@@ -596,7 +604,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                                 .with_source(server)
                                 .param(nick)
                                 .param(verdict)
-                                .param(list),
+                                .param(sanitize::clip(asked, 400).to_string()),
                         );
                     }
                     "LIST" => {

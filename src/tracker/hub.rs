@@ -468,7 +468,13 @@ impl Hub {
         let mut m = Message::new(code)
             .with_source(self.config.server_name.clone())
             .param(u.nick.clone());
-        for p in params {
+        let last = params.len().saturating_sub(1);
+        for (i, p) in params.iter().enumerate() {
+            let p = if i < last {
+                sanitize::clip(p, sanitize::QUOTE_MAX)
+            } else {
+                p
+            };
             m = m.param(sanitize::for_display(p));
         }
         self.send_msg(to, m);
@@ -1348,9 +1354,13 @@ impl Hub {
                 .param("LIST")
                 .param(u.caps.enabled().join(" ")),
             "REQ" => {
-                let list = msg.param_at(1).unwrap_or("");
-                let verdict = if u.caps.request(list) { "ACK" } else { "NAK" };
-                Message::new("CAP").param(nick).param(verdict).param(list)
+                let asked = msg.param_at(1).unwrap_or("");
+                let verdict = if u.caps.request(asked) { "ACK" } else { "NAK" };
+                // A real request is short; only garbage needs cutting.
+                Message::new("CAP")
+                    .param(nick)
+                    .param(verdict)
+                    .param(sanitize::clip(asked, 400))
             }
             "END" => return,
             _ => {

@@ -280,6 +280,14 @@ fn malformed_input_gets_errors_and_nothing_else_breaks() {
         a.expect(" 403 "),
         ":confab 403 alpha #abc :Invalid room name"
     );
+    // Replies quoting long input stay within IRC's line limit.
+    a.send(&format!("{} x", "Q".repeat(450)));
+    let reply = a.expect(" 421 ");
+    assert!(reply.len() <= 510, "{} bytes: {reply}", reply.len());
+    assert!(
+        reply.starts_with(&format!(":confab 421 alpha {} :", "Q".repeat(64))),
+        "{reply}"
+    );
     a.send("PRIVMSG #general :still works");
     assert_eq!(
         b.expect("still works"),
