@@ -12,6 +12,7 @@
 //!   - `numeric`: reply codes.
 //! - [`prompt`]: questions on the terminal before the chat (hidden
 //!   passwords, Ctrl+C handled, the terminal always restored).
+//! - [`settings`]: the tracker's settings: defaults, TOML file, flags.
 //! - [`tls`]: the crypto provider, certificate fingerprints, the tracker's
 //!   self-signed certificate.
 //! - [`tracker`]: the server.
@@ -36,5 +37,10 @@
 pub mod client;
 pub mod prompt;
 pub mod proto;
+pub mod settings;
 pub mod tls;
 pub mod tracker;
+
+/// The version shown by `--version`: the package version and the git
+/// revision it was built from (`unknown` outside a git checkout).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CONFAB_GIT_REV"), ")");

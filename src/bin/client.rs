@@ -6,7 +6,7 @@ use confab::prompt::PromptError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use confab::client::known::{self, KnownTrackers};
 use confab::client::plain::PlainRenderer;
 use confab::client::session::{self, ClientError, Options, Outcome, Prompter};
@@ -14,10 +14,11 @@ use confab::tls::Fingerprint;
 
 /// Join a confab tracker and chat.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "client", version = confab::VERSION, about)]
 struct Args {
     /// The tracker: HOST, HOST:PORT or [IPv6]:PORT.
-    tracker: String,
+    #[arg(required_unless_present_any = ["completions", "man"])]
+    tracker: Option<String>,
     /// Port, when not given with the host. Default 6697 (6667 with --no-tls).
     port: Option<u16>,
     /// Username to log in with.
@@ -41,6 +42,12 @@ struct Args {
     /// Line mode: one line per event, typed lines are sent (the default until the full-screen UI exists).
     #[arg(long)]
     plain: bool,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) and exit
+    #[arg(long, value_name = "SHELL", hide = true)]
+    completions: Option<clap_complete::Shell>,
+    /// Print the man page (roff) and exit
+    #[arg(long, hide = true)]
+    man: bool,
 }
 
 struct Terminal {
@@ -88,7 +95,8 @@ fn split_host(tracker: &str, port: Option<u16>) -> Result<(String, Option<u16>),
 }
 
 fn options(args: &Args) -> Result<Options, ClientError> {
-    let (host, port) = split_host(&args.tracker, args.port).map_err(ClientError::Usage)?;
+    let tracker = args.tracker.as_deref().unwrap_or_default();
+    let (host, port) = split_host(tracker, args.port).map_err(ClientError::Usage)?;
     let password = match &args.password_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -127,6 +135,24 @@ fn options(args: &Args) -> Result<Options, ClientError> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(shell) = args.completions {
+        clap_complete::generate(
+            shell,
+            &mut Args::command(),
+            "client",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
+    if args.man {
+        return match clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("client: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

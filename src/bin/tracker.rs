@@ -7,79 +7,182 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use confab::prompt::PromptError;
+use confab::settings::{Layer, Settings};
 use confab::tracker::password::PasswordGate;
 use confab::tracker::{self, Config, Stopped};
 
 /// Run a confab tracker: the chat server everyone's `client` connects to.
+///
+/// Settings come from built-in defaults, then the configuration file
+/// (--config, or ~/.config/confab/tracker.toml if it exists), then these
+/// flags. Every flag is also a key of the file (--log-dir is log-dir).
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "tracker", version = confab::VERSION, about)]
 struct Args {
     /// Port to listen on (same as --port).
     #[arg(value_name = "PORT")]
     port_arg: Option<u16>,
-    /// Port to listen on; 0 picks a free one. Default 6697 (TLS) or 6667 (--no-tls).
+    /// Port to listen on; 0 picks a free one [default: 6697, or 6667 with --no-tls]
     #[arg(long)]
     port: Option<u16>,
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
-    bind: IpAddr,
-    /// Folder for chat.log.
-    #[arg(long, default_value = "logs")]
-    log_dir: PathBuf,
-    /// Folder for the TLS certificate and key.
-    #[arg(long, default_value = "data")]
-    data_dir: PathBuf,
-    /// Seconds without activity before a user becomes INACTIVE.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
-    idle_timeout: u64,
-    /// Seconds of silence before the tracker PINGs a client (and again before dropping it).
-    #[arg(long, default_value_t = 90, value_name = "SECS")]
-    ping_interval: u64,
-    /// Seconds a new connection has to log in.
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
-    register_timeout: u64,
-    /// Keep running after the last member leaves.
+    /// Address to listen on [default: 0.0.0.0]
+    #[arg(long)]
+    bind: Option<IpAddr>,
+    /// Folder for chat.log [default: logs]
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+    /// Folder for the TLS certificate and key [default: data]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Seconds without activity before a user becomes INACTIVE [default: 300]
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<u64>,
+    /// Seconds of silence before the tracker PINGs a client, and again before dropping it [default: 90]
+    #[arg(long, value_name = "SECS")]
+    ping_interval: Option<u64>,
+    /// Seconds a new connection has to log in [default: 30]
+    #[arg(long, value_name = "SECS")]
+    register_timeout: Option<u64>,
+    /// Keep running after the last member leaves
     #[arg(long)]
     stay: bool,
-    /// Lines per second a client may send, sustained (flood control); 0 turns it off.
-    #[arg(long, default_value_t = 4.0, value_name = "LINES")]
-    flood_rate: f64,
-    /// Lines a client may send at once before flood control holds it back.
-    #[arg(long, default_value_t = 20, value_name = "LINES")]
-    flood_burst: u32,
-    /// Bytes that may wait for a slow client before it is disconnected (at least 1 MiB).
-    #[arg(long, default_value_t = 2 << 20, value_name = "BYTES")]
-    sendq: usize,
-    /// Most open connections in all.
-    #[arg(long, default_value_t = 2000, value_name = "N")]
-    max_connections: usize,
-    /// Most open connections from one address.
-    #[arg(long, default_value_t = 50, value_name = "N")]
-    max_per_address: usize,
-    /// Read the server password from this file (first line).
+    /// Lines per second a client may send, sustained (flood control); 0 turns it off [default: 4]
+    #[arg(long, value_name = "LINES")]
+    flood_rate: Option<f64>,
+    /// Lines a client may send at once before flood control holds it back [default: 20]
+    #[arg(long, value_name = "LINES")]
+    flood_burst: Option<u32>,
+    /// Bytes that may wait for a slow client before it is disconnected, at least 1 MiB [default: 2097152]
+    #[arg(long, value_name = "BYTES")]
+    sendq: Option<usize>,
+    /// Most open connections in all [default: 2000]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Most open connections from one address [default: 50]
+    #[arg(long, value_name = "N")]
+    max_per_address: Option<usize>,
+    /// Read the server password from this file (first line)
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
-    /// Run without a password: anyone who can reach the tracker may join.
-    #[arg(long, conflicts_with = "password_file")]
+    /// Run without a password: anyone who can reach the tracker may join
+    #[arg(long)]
     no_password: bool,
-    /// Plain TCP instead of TLS: traffic and the password travel unencrypted.
+    /// Plain TCP instead of TLS: traffic and the password travel unencrypted
     #[arg(long)]
     no_tls: bool,
+    /// Configuration file (TOML) [default: ~/.config/confab/tracker.toml, if it exists]
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Print the settings in effect (as a configuration file) and exit
+    #[arg(long)]
+    print_config: bool,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) and exit
+    #[arg(long, value_name = "SHELL", hide = true)]
+    completions: Option<clap_complete::Shell>,
+    /// Print the man page (roff) and exit
+    #[arg(long, hide = true)]
+    man: bool,
+}
+
+impl Args {
+    /// What the command line sets, as a settings layer.
+    fn layer(&self) -> Layer {
+        let on = |b: bool| b.then_some(true);
+        Layer {
+            port: self.port.or(self.port_arg),
+            bind: self.bind,
+            log_dir: self.log_dir.clone(),
+            data_dir: self.data_dir.clone(),
+            idle_timeout: self.idle_timeout,
+            ping_interval: self.ping_interval,
+            register_timeout: self.register_timeout,
+            stay: on(self.stay),
+            password_file: self.password_file.clone(),
+            no_password: on(self.no_password),
+            no_tls: on(self.no_tls),
+            flood_rate: self.flood_rate,
+            flood_burst: self.flood_burst,
+            sendq: self.sendq,
+            max_connections: self.max_connections,
+            max_per_address: self.max_per_address,
+        }
+    }
+
+    /// Defaults, then the configuration file, then the flags.
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let file = match &self.config {
+            Some(path) => Some(Layer::read(path).map_err(|e| UsageError(e.to_string()))?),
+            None => match confab::settings::default_config_path().filter(|p| p.exists()) {
+                Some(path) => Some(Layer::read(&path).map_err(|e| UsageError(e.to_string()))?),
+                None => None,
+            },
+        };
+        let mut settings = Settings::default();
+        if let Some(file) = &file {
+            settings = settings.apply(file);
+        }
+        let settings = settings.apply(&self.layer());
+        settings.validate().map_err(|e| UsageError(e.to_string()))?;
+        Ok(settings)
+    }
+}
+
+/// Prints a line on stdout, ignoring errors: a closed stdout (a pipe whose
+/// reader went away) must not stop the tracker.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "confab=info".into());
+    let diagnostics = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "confab=info".into()),
-        )
-        .init();
+        .with_env_filter(filter);
+    // Under systemd (stderr goes to the journal, which stamps each line
+    // itself) a second timestamp is noise.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        diagnostics.without_time().init();
+    } else {
+        diagnostics.init();
+    }
     let args = Args::parse();
-    match start(args) {
+    if let Some(shell) = args.completions {
+        clap_complete::generate(
+            shell,
+            &mut Args::command(),
+            "tracker",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
+    if args.man {
+        return match clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tracker: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let settings = match args.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tracker: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.print_config {
+        print!("{}", settings.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    match start(settings) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("tracker: {e:#}");
@@ -101,7 +204,7 @@ struct Cancelled;
 #[error("{0}")]
 struct UsageError(String);
 
-fn read_password(args: &Args) -> anyhow::Result<Option<String>> {
+fn read_password(args: &Settings) -> anyhow::Result<Option<String>> {
     if args.no_password {
         return Ok(None);
     }
@@ -158,7 +261,7 @@ fn read_password(args: &Args) -> anyhow::Result<Option<String>> {
     bail!(UsageError("no password set".into()))
 }
 
-fn start(args: Args) -> anyhow::Result<ExitCode> {
+fn start(args: Settings) -> anyhow::Result<ExitCode> {
     let password = read_password(&args)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
@@ -188,20 +291,20 @@ fn start(args: Args) -> anyhow::Result<ExitCode> {
             fingerprint = Some(identity.fingerprint);
             config.tls = Some(confab::tls::server_config(&identity)?);
         }
-        let port = args.port.or(args.port_arg).unwrap_or(if args.no_tls { 6667 } else { 6697 });
+        let port = args.port_or_default();
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.bind, port))
             .await
             .with_context(|| format!("cannot listen on {}:{port}", args.bind))?;
         let local = listener.local_addr()?;
-        println!("listening on {local}");
+        say!("listening on {local}");
         match fingerprint {
-            Some(fp) => println!("fingerprint {fp}"),
-            None => println!("fingerprint none (plain TCP)"),
+            Some(fp) => say!("fingerprint {fp}"),
+            None => say!("fingerprint none (plain TCP)"),
         }
-        println!("chat log {}", args.log_dir.join("chat.log").display());
-        println!("data dir {}", args.data_dir.display());
+        say!("chat log {}", args.log_dir.join("chat.log").display());
+        say!("data dir {}", args.data_dir.display());
         for hint in join_hints(local, args.no_tls) {
-            println!("clients join with: {hint}");
+            say!("clients join with: {hint}");
         }
         let shutdown = async {
             let reason = shutdown_signal().await;

@@ -156,6 +156,8 @@ impl Tracker {
             .arg(dir.join("data"))
             .args(extra)
             .env("CONFAB_PASSWORD", PASSWORD)
+            // No configuration file of the machine's user may leak in.
+            .env("XDG_CONFIG_HOME", dir)
             .env("RUST_LOG", "confab=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod chat;
+mod config;
 mod harness;
 mod irssi;
 mod protocol;

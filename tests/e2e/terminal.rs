@@ -73,7 +73,7 @@ fn interactive_tracker_and_client_in_a_terminal() {
                 &data.display().to_string(),
             ],
         ),
-        &[],
+        &[("XDG_CONFIG_HOME", d)],
         &["CONFAB_PASSWORD"],
     );
     tracker.wait_screen("Server password: ");
@@ -222,6 +222,7 @@ fn tracker_without_terminal_or_password_exits_2() {
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .env_remove("CONFAB_PASSWORD")
+        .env("XDG_CONFIG_HOME", dir.path())
         .stdin(Stdio::null())
         .output()
         .expect("run tracker");

@@ -1,0 +1,235 @@
+//! The tracker's settings: built-in defaults, then a TOML configuration
+//! file, then command-line flags, each overriding the one before.
+//!
+//! Every flag has a key of the same name in the file (`--log-dir` is
+//! `log-dir`); an unknown key is an error that names it, so a typo never
+//! silently leaves a default in place.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// One layer: what a file or the command line sets (`None`: not set).
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Layer {
+    pub port: Option<u16>,
+    pub bind: Option<IpAddr>,
+    pub log_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub idle_timeout: Option<u64>,
+    pub ping_interval: Option<u64>,
+    pub register_timeout: Option<u64>,
+    pub stay: Option<bool>,
+    pub password_file: Option<PathBuf>,
+    pub no_password: Option<bool>,
+    pub no_tls: Option<bool>,
+    pub flood_rate: Option<f64>,
+    pub flood_burst: Option<u32>,
+    pub sendq: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_per_address: Option<usize>,
+}
+
+/// The settings in effect, as `tracker --print-config` shows them (a valid
+/// configuration file itself).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Settings {
+    /// `None`: the default for the transport, 6697 with TLS, 6667 without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    pub bind: IpAddr,
+    pub log_dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub idle_timeout: u64,
+    pub ping_interval: u64,
+    pub register_timeout: u64,
+    pub stay: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    pub no_password: bool,
+    pub no_tls: bool,
+    pub flood_rate: f64,
+    pub flood_burst: u32,
+    pub sendq: usize,
+    pub max_connections: usize,
+    pub max_per_address: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            port: None,
+            bind: IpAddr::from([0, 0, 0, 0]),
+            log_dir: PathBuf::from("logs"),
+            data_dir: PathBuf::from("data"),
+            idle_timeout: 300,
+            ping_interval: 90,
+            register_timeout: 30,
+            stay: false,
+            password_file: None,
+            no_password: false,
+            no_tls: false,
+            flood_rate: 4.0,
+            flood_burst: 20,
+            sendq: 2 << 20,
+            max_connections: 2000,
+            max_per_address: 50,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("in the configuration file {path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl Layer {
+    /// Parses a configuration file's text; `path` is for messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Layer, SettingsError> {
+        toml::from_str(text).map_err(|e| SettingsError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    pub fn read(path: &Path) -> Result<Layer, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Layer::parse(&text, path)
+    }
+}
+
+impl Settings {
+    /// Applies `layer` over these settings.
+    pub fn apply(mut self, layer: &Layer) -> Settings {
+        let l = layer.clone();
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = l.$f { self.$f = v; } )* };
+        }
+        set!(
+            bind,
+            log_dir,
+            data_dir,
+            idle_timeout,
+            ping_interval,
+            register_timeout,
+            stay,
+            no_password,
+            no_tls,
+            flood_rate,
+            flood_burst,
+            sendq,
+            max_connections,
+            max_per_address
+        );
+        if l.port.is_some() {
+            self.port = l.port;
+        }
+        if l.password_file.is_some() {
+            self.password_file = l.password_file;
+        }
+        self
+    }
+
+    /// Checks combinations no single layer can: a password file and no
+    /// password at once.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.no_password && self.password_file.is_some() {
+            return Err(SettingsError::Conflict(
+                "both no-password and password-file are set; keep one".into(),
+            ));
+        }
+        if !self.flood_rate.is_finite() || self.flood_rate < 0.0 {
+            return Err(SettingsError::Conflict(
+                "flood-rate must be 0 (off) or a positive number of lines per second".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or(if self.no_tls { 6667 } else { 6697 })
+    }
+
+    /// The settings as a configuration file.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot show the settings: {e}\n"))
+    }
+}
+
+/// Where the tracker looks for its configuration file when `--config` is
+/// not given: `$XDG_CONFIG_HOME/confab/tracker.toml`, else
+/// `~/.config/confab/tracker.toml`. Used only if it exists.
+pub fn default_config_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("confab").join("tracker.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags_override_defaults() {
+        let file = Layer::parse(
+            "port = 7000\nlog-dir = \"/var/log/confab\"\nstay = true\nflood-rate = 10.0\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let flags = Layer {
+            port: Some(7001),
+            max_per_address: Some(5),
+            ..Layer::default()
+        };
+        let s = Settings::default().apply(&file).apply(&flags);
+        assert_eq!(s.port, Some(7001), "flag beats file");
+        assert_eq!(
+            s.log_dir,
+            PathBuf::from("/var/log/confab"),
+            "file beats default"
+        );
+        assert!(s.stay);
+        assert_eq!(s.flood_rate, 10.0);
+        assert_eq!(s.max_per_address, 5);
+        assert_eq!(s.data_dir, PathBuf::from("data"), "default kept");
+        // What --print-config shows reads back as the same settings.
+        let again = Settings::default().apply(&Layer::parse(&s.to_toml(), Path::new("p")).unwrap());
+        assert_eq!(again, s);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = Layer::parse("log_dir = \"x\"\n", Path::new("t.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("unknown field `log_dir`"), "{msg}");
+        assert!(
+            msg.starts_with("in the configuration file t.toml:"),
+            "{msg}"
+        );
+        let e = Layer::parse("port = \"many\"\n", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("port"), "{e}");
+        let both = Settings {
+            no_password: true,
+            password_file: Some("pw".into()),
+            ..Settings::default()
+        };
+        assert!(both.validate().is_err());
+    }
+}
