@@ -3,7 +3,6 @@
 //! the abuser and none for everyone else.
 
 use std::io::Write;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -16,6 +15,7 @@ fn plain_tracker(extra: &[&str]) -> (tempfile::TempDir, Tracker) {
     (dir, t)
 }
 
+#[cfg(target_os = "linux")]
 fn try_login(from: &str, port: u16, password: &str, nick: &str) -> Raw {
     let mut r = Raw::connect_from(from, port);
     r.send(&format!("PASS :{password}"));
@@ -27,6 +27,7 @@ fn try_login(from: &str, port: u16, password: &str, nick: &str) -> Raw {
 /// Five wrong passwords from one address lock it out (even with the right
 /// password) for 5 s, then twice as long each time; another address logs in
 /// meanwhile. Refusals go to the diagnostics, not to chat.log.
+#[cfg(target_os = "linux")] // other 127.x addresses, prlimit: Linux only
 #[test]
 fn password_guessing_locks_out_one_address() {
     let (_dir, tracker) = plain_tracker(&[]);
@@ -59,6 +60,7 @@ fn password_guessing_locks_out_one_address() {
 
 /// Per-address and total connection limits: the refused client is told why;
 /// a freed slot can be used again.
+#[cfg(target_os = "linux")] // other 127.x addresses, prlimit: Linux only
 #[test]
 fn connection_limits_per_address_and_in_all() {
     let (_dir, tracker) = plain_tracker(&["--max-per-address", "2", "--max-connections", "3"]);
@@ -234,6 +236,7 @@ fn slow_reader_is_dropped_and_others_keep_everything() {
 /// is told; a join waits; the operator gets a diagnostic. Once the log is
 /// writable again the tracker carries on, the held join goes out, and
 /// chat.log holds every line anyone received, with no torn line.
+#[cfg(target_os = "linux")] // other 127.x addresses, prlimit: Linux only
 #[test]
 fn unwritable_chat_log_refuses_messages_and_recovers() {
     if !crate::tmux::have(&["prlimit"]) {
@@ -300,7 +303,7 @@ fn unwritable_chat_log_refuses_messages_and_recovers() {
         "a join was delivered before it was recorded"
     );
     assert!(!tracker.log().contains("carol"));
-    let ok = Command::new("prlimit")
+    let ok = std::process::Command::new("prlimit")
         .arg("--pid")
         .arg(tracker.child.id().to_string())
         .arg("--fsize=unlimited")
