@@ -53,6 +53,9 @@ PARSE_LINE = {
     "tags_8190": b"@+a=" + b"t" * 8186 + b" PING x\r\n",
     "tags_8191": b"@+a=" + b"t" * 8187 + b" PING x\r\n",
     "oversize_unterminated": b"x" * 9000,
+    # LineCodec::from_server(): 4096-byte bodies, 8191 + 4096 before discarding.
+    "server_body_4094": b":n!u@h PRIVMSG #g :" + b"s" * (4094 - 19) + b"\r\n:n!u@h PRIVMSG #g :" + b"s" * (4095 - 19) + b"\r\n",
+    "server_oversize_unterminated": b"@" + b"w" * 12400,
     "oversize_then_line": b"@" + b"y" * 9000 + b"\r\nPING z\r\n",
 }
 
@@ -82,6 +85,7 @@ REG = {
     "flood_excess": (0x02, b"NICK n\r\nUSER u 0 * :r\r\n" + b"PRIVMSG #g :f\r\n" * 220),
     "flood_pings": (0x03, b"NICK n\r\nUSER u 0 * :r\r\n" + b"PING x\r\nPRIVMSG #g :f\r\n" * 12),
     "oversize_unterminated": (0x01, b"NICK n\r\n" + b"z" * 9000),
+    "long_params": (0x00, b"PRIVMSG #g :" + b"x" * 480 + b"\r\nNICK n\r\nUSER u 0 * :r\r\nPRIVMSG #g :" + b"y" * 480 + b"\r\n"),
     "tags_registration": (0x04, b"@label=1 CAP LS 302\r\n@+x=y :me NICK n\r\n:me USER u 0 * :r\r\nCAP END\r\n"),
 }
 

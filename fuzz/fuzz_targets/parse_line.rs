@@ -1,11 +1,12 @@
 //! Arbitrary bytes through the line codec and the message parser.
 //!
 //! Checks, for any input:
-//! - `LineCodec` never panics nor errors, and gives the same frames whether
-//!   the bytes arrive at once or in small pieces;
+//! - `LineCodec` (both the client-side `new()` and `from_server()`) never
+//!   panics nor errors, and gives the same frames whether the bytes arrive
+//!   at once or in small pieces;
 //! - every `Frame::Line` is non-empty, has no LF, and is within the limits
 //!   the codec documents (tags <= 8191 bytes with `@` and space, body
-//!   <= 512 bytes with CRLF, whole line <= MAX_LINE_BYTES);
+//!   <= 512 bytes with CRLF, or FROM_SERVER_BODY_BYTES for `from_server()`);
 //! - for every line (from the codec, and every LF-separated piece of the
 //!   input regardless of length) that `Message::parse` accepts, the message
 //!   is well formed, `to_line()` is one CRLF-terminated line, and parsing
@@ -13,7 +14,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use confab::proto::codec::MAX_LINE_BYTES;
+use confab::proto::codec::FROM_SERVER_BODY_BYTES;
 use confab::proto::message::{MAX_BODY_BYTES, MAX_PARAMS, MAX_TAG_BYTES};
 use confab::proto::{Frame, LineCodec, Message};
 use libfuzzer_sys::fuzz_target;
@@ -28,21 +29,25 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let whole = decode_all(data, &[usize::MAX]);
-    let chunked = decode_all(data, &[1, 7, 2, 300, 3, 4096, 5]);
-    assert_eq!(whole, chunked, "framing depends on how the bytes arrive");
-    for frame in &whole {
-        if let Frame::Line(line) = frame {
-            check_frame_line(line);
-            check_parse(line);
+    for (codec, body_limit) in [
+        (LineCodec::new as fn() -> LineCodec, MAX_BODY_BYTES),
+        (LineCodec::from_server, FROM_SERVER_BODY_BYTES),
+    ] {
+        let whole = decode_all(codec(), body_limit, data, &[usize::MAX]);
+        let chunked = decode_all(codec(), body_limit, data, &[1, 7, 2, 300, 3, 4096, 5]);
+        assert_eq!(whole, chunked, "framing depends on how the bytes arrive");
+        for frame in &whole {
+            if let Frame::Line(line) = frame {
+                check_frame_line(line, body_limit);
+                check_parse(line);
+            }
         }
     }
 });
 
 /// Runs the decoder as `FramedRead` does: feed a piece, drain frames, repeat;
 /// `decode_eof` at the end. Piece sizes cycle through `sizes`.
-fn decode_all(data: &[u8], sizes: &[usize]) -> Vec<Frame> {
-    let mut codec = LineCodec::new();
+fn decode_all(mut codec: LineCodec, body_limit: usize, data: &[u8], sizes: &[usize]) -> Vec<Frame> {
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut rest = data;
@@ -57,7 +62,7 @@ fn decode_all(data: &[u8], sizes: &[usize]) -> Vec<Frame> {
         }
         // What stays buffered is at most one unfinished line within limits.
         assert!(
-            buf.len() <= MAX_LINE_BYTES,
+            buf.len() <= MAX_TAG_BYTES + body_limit,
             "decoder kept {} bytes buffered",
             buf.len()
         );
@@ -69,14 +74,13 @@ fn decode_all(data: &[u8], sizes: &[usize]) -> Vec<Frame> {
     out
 }
 
-fn check_frame_line(line: &str) {
+fn check_frame_line(line: &str, body_limit: usize) {
     assert!(!line.is_empty(), "empty Line frame");
     assert!(!line.contains('\n'), "Line frame with LF: {line:?}");
-    assert!(line.len() <= MAX_LINE_BYTES, "Line of {} bytes", line.len());
     let body = match line.strip_prefix('@') {
         Some(_) => match line.find(' ') {
             Some(i) => {
-                assert!(i + 1 <= MAX_TAG_BYTES, "tag section of {} bytes", i + 1);
+                assert!(i < MAX_TAG_BYTES, "tag section of {} bytes", i + 1);
                 &line[i + 1..]
             }
             None => line,
@@ -84,7 +88,7 @@ fn check_frame_line(line: &str) {
         None => line,
     };
     assert!(
-        body.len() + 2 <= MAX_BODY_BYTES,
+        body.len() + 2 <= body_limit,
         "body of {} bytes + CRLF",
         body.len()
     );
@@ -132,6 +136,9 @@ fn check_parse(line: &str) {
     );
     let back = Message::parse(body)
         .unwrap_or_else(|e| panic!("to_line output {wire:?} does not parse: {e}"));
-    assert_eq!(back, m, "parse(to_line(m)) != m for input {line:?}, wire {wire:?}");
+    assert_eq!(
+        back, m,
+        "parse(to_line(m)) != m for input {line:?}, wire {wire:?}"
+    );
     assert_eq!(back.to_line(), wire, "to_line not stable");
 }

@@ -50,7 +50,10 @@ fn build(raw: Raw) -> Message {
         let value = value.map(|v| v.replace('\0', "")).filter(|v| !v.is_empty());
         m.tags.push((key, value));
     }
-    m.source = raw.source.map(|s| clean(&s, &[' '])).filter(|s| !s.is_empty());
+    m.source = raw
+        .source
+        .map(|s| clean(&s, &[' ']))
+        .filter(|s| !s.is_empty());
     m.command = match raw.numeric {
         Some(n) => format!("{:03}", n % 1000),
         None => {
@@ -82,7 +85,10 @@ fuzz_target!(|raw: Raw| {
     let m = build(raw);
     let wire = m.to_line();
     let body = wire.strip_suffix("\r\n").expect("CRLF at the end");
-    assert!(!body.contains(['\r', '\n', '\0']), "stray CR/LF/NUL: {wire:?}");
+    assert!(
+        !body.contains(['\r', '\n', '\0']),
+        "stray CR/LF/NUL: {wire:?}"
+    );
     let back = Message::parse(body).unwrap_or_else(|e| panic!("{wire:?} does not parse: {e}"));
     assert_eq!(back, m, "wire {wire:?}");
 });

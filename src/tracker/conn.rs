@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -263,14 +263,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         );
     }
 
+    /// Writes `wbuf` out. Cancel-safe: what is not written yet stays in
+    /// `wbuf` (it is advanced write by write), so a goodbye that interrupts
+    /// this can still finish the line in flight before its `ERROR`.
     async fn write_out(&mut self) -> std::io::Result<()> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        let buf = self.wbuf.split();
-        let io = self.stream.get_mut();
+        let Conn { stream, wbuf, .. } = self;
+        let io = stream.get_mut();
         match tokio::time::timeout(WRITE_TIMEOUT, async {
-            io.write_all(&buf).await?;
+            while !wbuf.is_empty() {
+                let n = io.write(wbuf).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                wbuf.advance(n);
+            }
             io.flush().await
         })
         .await
@@ -318,7 +327,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
                 _ = control.token.cancelled() => {
                     let reason = control.reason();
-                    self.wbuf.clear();
+                    // Drop what is queued, but finish the line a cut-off
+                    // write may have started, so ERROR starts a line.
+                    let keep = self.wbuf.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+                    self.wbuf.truncate(keep);
                     self.push_error(&reason);
                     return End::Goodbye;
                 }
@@ -490,7 +502,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         };
         match msg.command.as_str() {
             "PING" => {
-                let token = msg.param_at(0).unwrap_or("").to_string();
+                // Echoed whole unless absurdly long (the reply must fit
+                // in 512 bytes).
+                let token = sanitize::clip(msg.param_at(0).unwrap_or(""), 400).to_string();
                 let server = self.ctx.server_name.clone();
                 self.push(
                     Message::new("PONG")
@@ -502,8 +516,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             "PONG" => return None,
             "QUIT" => {
+                // Cut so that `:nick!user@host QUIT :Quit: ...` and the
+                // `ERROR :Closing link: ...` both fit in 512 bytes.
                 let reason = match msg.param_at(0).filter(|r| !r.is_empty()) {
-                    Some(r) => format!("Quit: {r}"),
+                    Some(r) => format!("Quit: {}", sanitize::clip(r, 300)),
                     None => "Quit".to_string(),
                 };
                 if self.registered() {
