@@ -65,6 +65,10 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// A client's write half, shared by its reader (which answers PINGs, as
+/// every real client does) and, for senders, the sending task.
+type Writer = Arc<tokio::sync::Mutex<tokio::net::tcp::OwnedWriteHalf>>;
+
 async fn connect(
     port: u16,
     nick: String,
@@ -142,6 +146,8 @@ async fn main() {
     let mut joined = Vec::new();
     for i in 0..args.clients {
         let (r, w) = connect(port, format!("s{i}")).await;
+        let w: Writer = Arc::new(tokio::sync::Mutex::new(w));
+        let pong = w.clone();
         let delivered = delivered.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         joined.push(rx);
@@ -151,6 +157,9 @@ async fn main() {
             while let Ok(Some(l)) = lines.next_line().await {
                 if l.contains(" PRIVMSG ") {
                     delivered.fetch_add(1, Ordering::Relaxed);
+                } else if let Some(token) = l.strip_prefix("PING ") {
+                    let reply = format!("PONG {token}\r\n");
+                    let _ = pong.lock().await.write_all(reply.as_bytes()).await;
                 } else if l.contains(" 366 ")
                     && let Some(tx) = tx.take()
                 {
@@ -180,7 +189,7 @@ async fn main() {
     let duration = Duration::from_secs_f64(args.minutes * 60.0);
     let period = Duration::from_secs_f64(1.0 / args.rate);
     let mut senders = Vec::new();
-    for (k, mut w) in writers.drain(..args.senders).enumerate() {
+    for (k, w) in writers.drain(..args.senders).enumerate() {
         let sent = sent.clone();
         senders.push(tokio::spawn(async move {
             let begin = tokio::time::Instant::now();
@@ -189,7 +198,7 @@ async fn main() {
             while begin.elapsed() < duration {
                 tick.tick().await;
                 let msg = format!("PRIVMSG #general :soak {k} {n} {}\r\n", "z".repeat(80));
-                if w.write_all(msg.as_bytes()).await.is_err() {
+                if w.lock().await.write_all(msg.as_bytes()).await.is_err() {
                     break;
                 }
                 sent.fetch_add(1, Ordering::Relaxed);
