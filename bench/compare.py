@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""Run one load-generator workload against the tracker and ngircd, one after
+the other in the same run, and print the results side by side.
+
+    python3 bench/compare.py b1 --offered 100000
+    python3 bench/compare.py b2 --rate 10
+    python3 bench/compare.py b4 --clients 2000 [--tls]
+    python3 bench/compare.py b8 --rate 100
+    python3 bench/compare.py custom --clients 50 --senders 5 --rate 20
+
+Everything after the workload name goes to the load generator
+(examples/loadgen.rs) and overrides the workload's defaults; see
+`cargo run --release --example loadgen -- --help`. Options for this script
+come before the workload name:
+
+    --tls              both servers over TLS (ngircd gets a throwaway
+                       self-signed P-256 certificate made with openssl)
+    --servers LIST     tracker,ngircd (default both)
+    --no-pin           do not pin (default: server on CPU 0, generator on CPU 1)
+    --no-build         do not run `cargo build --release --examples --bins`
+    --tracker-password use a password on the tracker too (Argon2id per login)
+    --out FILE         append each result's JSON line to FILE
+
+The tracker runs with flood control off and high connection limits, with
+chat.log on (it always records); ngircd with penalties off, no DNS, ident or
+PAM, and a server password. Each server is started fresh for the workload
+and stopped after it. Needs python3 (standard library), taskset, and ngircd
+(installed with apt-get when missing). Linux only (/proc).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+TRACKER = os.path.join(TARGET, "release", "tracker")
+LOADGEN = os.path.join(TARGET, "release", "examples", "loadgen")
+PASSWORD = "bench-password"
+
+WORKLOADS = {
+    # B1 fan-out: 100 members all sending 128-byte messages; give --offered.
+    "b1": {"--clients": "100", "--size": "128", "--offered": "100000",
+           "--warmup": "2", "--duration": "10"},
+    # B2 low-load latency: as B1 at 1 or 10 messages a second per sender.
+    "b2": {"--clients": "100", "--size": "128", "--rate": "1",
+           "--warmup": "2", "--duration": "10"},
+    # B3 big room: 1000 members, 100 senders at 10/s.
+    "b3": {"--clients": "1000", "--senders": "100", "--rate": "10",
+           "--size": "128", "--warmup": "2", "--duration": "10",
+           "--concurrency": "8", "--connect-timeout": "120"},
+    # B4 idle connections.
+    # (8 logins at a time: ngircd listens with a backlog of 10, and more
+    # connections in flight overflow it, so SYNs are dropped and retried
+    # seconds later; that would measure TCP's retry timer, not the server.)
+    "b4": {"--idle": None, "--clients": "2000", "--concurrency": "8",
+           "--connect-timeout": "120"},
+    # B8 direct messages: 50 sender/receiver pairs.
+    "b8": {"--dm-pairs": "50", "--rate": "100", "--size": "128",
+           "--warmup": "2", "--duration": "10"},
+    "custom": {},
+}
+
+
+def parse_extra(tokens):
+    """--key value / --flag pairs, in order."""
+    out = {}
+    i = 0
+    while i < len(tokens):
+        key = tokens[i]
+        if not key.startswith("--"):
+            sys.exit(f"compare.py: expected an option, got {key!r}")
+        if "=" in key:
+            k, v = key.split("=", 1)
+            out[k] = v
+            i += 1
+        elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+            out[key] = tokens[i + 1]
+            i += 2
+        else:
+            out[key] = None
+            i += 1
+    return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def pin(cpu, enabled):
+    return ["taskset", "-c", str(cpu)] if enabled else []
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_tracker(tmp, tls, use_password, pinned, clients):
+    limit = str(max(20000, clients + 100))
+    cmd = pin(0, pinned) + [
+        TRACKER, "--port", "0", "--bind", "127.0.0.1", "--stay",
+        "--flood-rate", "0", "--max-connections", limit,
+        "--max-per-address", limit,
+        "--log-dir", os.path.join(tmp, "logs"),
+        "--data-dir", os.path.join(tmp, "data")]
+    env = dict(os.environ)
+    env.pop("CONFAB_PASSWORD", None)
+    if use_password:
+        env["CONFAB_PASSWORD"] = PASSWORD
+    else:
+        cmd.append("--no-password")
+    if not tls:
+        cmd.append("--no-tls")
+    err = open(os.path.join(tmp, "tracker.err"), "w")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err,
+                            stdin=subprocess.DEVNULL, env=env, text=True)
+    end = time.time() + 15
+    while time.time() < end:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("listening on "):
+            port = int(line.strip().rsplit(":", 1)[1])
+            # Keep reading stdout so the tracker never blocks on it.
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
+            return proc, port, (PASSWORD if use_password else None)
+    stop(proc)
+    raise RuntimeError("the tracker printed no listening address "
+                       f"(see {tmp}/tracker.err)")
+
+
+def ensure_ngircd():
+    if shutil.which("ngircd"):
+        return
+    print("ngircd is missing: apt-get install -y ngircd", file=sys.stderr)
+    quiet = {"stdout": subprocess.DEVNULL}
+    if subprocess.run(["apt-get", "install", "-y", "ngircd"], **quiet).returncode:
+        subprocess.run(["apt-get", "update"], **quiet, check=True)
+        subprocess.run(["apt-get", "install", "-y", "ngircd"], **quiet,
+                       check=True)
+
+
+def start_ngircd(tmp, tls, pinned):
+    ensure_ngircd()
+    port = free_port()
+    conf = os.path.join(tmp, "ngircd.conf")
+    ssl = ""
+    if tls:
+        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+             "-out", cert, "-days", "2", "-subj", "/CN=bench.ngircd.local"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.chmod(key, 0o644)  # ngircd may read it after dropping privileges
+        ssl = f"[SSL]\nCertFile = {cert}\nKeyFile = {key}\nPorts = {port}\n"
+        plain_ports = str(free_port())  # a plain port is required; unused
+    else:
+        plain_ports = str(port)
+    with open(conf, "w") as f:
+        f.write(f"""[Global]
+Name = bench.ngircd.local
+Info = benchmark server
+AdminInfo1 = benchmark
+AdminInfo2 = benchmark
+AdminEMail = bench@localhost
+Listen = 127.0.0.1
+Ports = {plain_ports}
+Password = {PASSWORD}
+MotdPhrase = "benchmark"
+[Limits]
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxNickLength = 16
+MaxPenaltyTime = 0
+PingTimeout = 600
+PongTimeout = 600
+[Options]
+DNS = no
+Ident = no
+PAM = no
+{ssl}""")
+    err = open(os.path.join(tmp, "ngircd.err"), "w")
+    proc = subprocess.Popen(pin(0, pinned) + ["ngircd", "-n", "-f", conf],
+                            stdout=err, stderr=err, stdin=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc)
+    except RuntimeError:
+        stop(proc)
+        raise
+    return proc, port, PASSWORD
+
+
+def run_one(server, args, opts):
+    tmp = tempfile.mkdtemp(prefix=f"bench-{server}-")
+    clients = int(args.get("--clients") or 0)
+    if "--dm-pairs" in args:
+        clients = 2 * int(args["--dm-pairs"])
+    if server == "tracker":
+        proc, port, password = start_tracker(
+            tmp, opts["tls"], opts["tracker_password"], opts["pin"], clients)
+    else:
+        proc, port, password = start_ngircd(tmp, opts["tls"], opts["pin"])
+    try:
+        time.sleep(0.3)
+        cmd = pin(1, opts["pin"]) + [
+            LOADGEN, "--addr", f"127.0.0.1:{port}", "--server-pid",
+            str(proc.pid), "--label", server]
+        if opts["tls"]:
+            cmd.append("--tls")
+        for k, v in args.items():
+            cmd += [k] if v is None else [k, v]
+        env = dict(os.environ)
+        env.pop("LOADGEN_PASSWORD", None)
+        if password:
+            env["LOADGEN_PASSWORD"] = password
+        print("$ " + " ".join(cmd), flush=True)
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        out = res.stdout
+        sys.stdout.write("".join(l + "\n" for l in out.splitlines()
+                                 if not l.startswith("{")))
+        if res.returncode != 0:
+            return {"label": server, "failed": f"loadgen exited {res.returncode}"}
+        lines = [l for l in out.splitlines() if l.startswith("{")]
+        return json.loads(lines[-1])
+    finally:
+        stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def table(results):
+    def ms(r, part, key):
+        v = (r.get(part) or {}).get(key)
+        return "-" if v is None else f"{v / 1000:.3f}"
+
+    def f(v, fmt="{:.0f}"):
+        return "-" if v is None else fmt.format(v)
+
+    def share(r, key):
+        v = r.get(key)
+        span = r.get("connect_s") if r.get("mode") == "idle" else r.get("window_s")
+        if v is None or not span:
+            return "-"
+        return f"{v:.2f} s ({100 * v / span:.0f}%)"
+
+    rows = [
+        ("connections", lambda r: f(r.get("connections"))),
+        ("connect s", lambda r: f(r.get("connect_s"), "{:.2f}")),
+        ("login p50 ms", lambda r: ms(r, "login", "p50_us")),
+        ("login p99 ms", lambda r: ms(r, "login", "p99_us")),
+    ]
+    ok = [r for r in results if "failed" not in r]
+    if any(r.get("mode") != "idle" for r in ok):
+        rows += [
+            ("offered deliveries/s", lambda r: f(r.get("offered_per_s"))),
+            ("delivered/s", lambda r: f(r.get("delivered_per_s"))),
+            ("expected", lambda r: f(r.get("expected"))),
+            ("lost", lambda r: f(r.get("lost"))),
+            ("latency p50 ms", lambda r: ms(r, "latency", "p50_us")),
+            ("latency p99 ms", lambda r: ms(r, "latency", "p99_us")),
+            ("latency p99.9 ms", lambda r: ms(r, "latency", "p999_us")),
+            ("latency max ms", lambda r: ms(r, "latency", "max_us")),
+            ("send lag p99 ms", lambda r: ms(r, "send_lag", "p99_us")),
+            ("messages per read()",
+             lambda r: f(r.get("deliveries_per_read"), "{:.1f}")),
+        ]
+    rows += [
+        ("server CPU", lambda r: share(r, "server_cpu_s")),
+        ("server RSS KiB", lambda r: f(r.get("server_rss_kib"))),
+    ]
+    if any(r.get("mode") == "idle" for r in ok):
+        rows.append(("RSS per conn KiB",
+                     lambda r: f(r.get("rss_per_conn_kib"), "{:.1f}")))
+    rows.append(("generator CPU", lambda r: share(r, "gen_cpu_s")))
+    width = max(len(r[0]) for r in rows)
+    head = f"{'':{width}}" + "".join(f"  {r.get('label', '?'):>20}" for r in results)
+    print(head)
+    for name, get in rows:
+        cells = []
+        for r in results:
+            cells.append(r["failed"][:20] if "failed" in r else get(r))
+        print(f"{name:{width}}" + "".join(f"  {c:>20}" for c in cells))
+
+
+def main(argv):
+    opts = {"tls": False, "pin": True, "build": True,
+            "tracker_password": False, "out": None,
+            "servers": ["tracker", "ngircd"]}
+    i = 0
+    while i < len(argv) and argv[i].startswith("--"):
+        a = argv[i]
+        if a == "--tls":
+            opts["tls"] = True
+        elif a == "--no-pin":
+            opts["pin"] = False
+        elif a == "--no-build":
+            opts["build"] = False
+        elif a == "--tracker-password":
+            opts["tracker_password"] = True
+        elif a == "--servers":
+            i += 1
+            opts["servers"] = argv[i].split(",")
+        elif a == "--out":
+            i += 1
+            opts["out"] = argv[i]
+        elif a in ("-h", "--help"):
+            print(__doc__)
+            return 0
+        else:
+            sys.exit(f"compare.py: unknown option {a}")
+        i += 1
+    if i >= len(argv) or argv[i] not in WORKLOADS:
+        print(__doc__)
+        return 2
+    workload = argv[i]
+    args = dict(WORKLOADS[workload])
+    extra = parse_extra(argv[i + 1:])
+    if "--rate" in extra:
+        args.pop("--offered", None)
+    if "--offered" in extra:
+        args.pop("--rate", None)
+    args.update(extra)
+    if opts["build"]:
+        subprocess.run(["cargo", "build", "--release", "--examples", "--bins"],
+                       cwd=ROOT, check=True)
+    if opts["pin"] and (os.cpu_count() or 1) < 2:
+        print("one CPU only: not pinning", file=sys.stderr)
+        opts["pin"] = False
+    print(f"workload {workload}: "
+          + " ".join(k if v is None else f"{k} {v}" for k, v in args.items())
+          + (" (TLS)" if opts["tls"] else ""), flush=True)
+    results = []
+    for server in opts["servers"]:
+        r = run_one(server, args, opts)
+        r["workload"] = workload
+        results.append(r)
+        if opts["out"]:
+            with open(opts["out"], "a") as f:
+                f.write(json.dumps(r) + "\n")
+        print(flush=True)
+    table(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
