@@ -44,3 +44,30 @@ pub mod tracker;
 /// The version shown by `--version`: the package version and the git
 /// revision it was built from (`unknown` outside a git checkout).
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CONFAB_GIT_REV"), ")");
+
+/// Handles the packaging flags both binaries have (`--completions SHELL`,
+/// `--man`): prints the script or the man page for `cmd` and returns the
+/// exit code, or `None` when neither flag was given.
+pub fn print_completions_or_man(
+    mut cmd: clap::Command,
+    completions: Option<clap_complete::Shell>,
+    man: bool,
+) -> Option<std::process::ExitCode> {
+    let name = cmd.get_name().to_string();
+    if let Some(shell) = completions {
+        clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
+        return Some(std::process::ExitCode::SUCCESS);
+    }
+    if man {
+        return Some(
+            match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{name}: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            },
+        );
+    }
+    None
+}

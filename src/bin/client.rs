@@ -135,23 +135,10 @@ fn options(args: &Args) -> Result<Options, ClientError> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(shell) = args.completions {
-        clap_complete::generate(
-            shell,
-            &mut Args::command(),
-            "client",
-            &mut std::io::stdout(),
-        );
-        return ExitCode::SUCCESS;
-    }
-    if args.man {
-        return match clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("client: {e}");
-                ExitCode::FAILURE
-            }
-        };
+    if let Some(code) =
+        confab::print_completions_or_man(Args::command(), args.completions, args.man)
+    {
+        return code;
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

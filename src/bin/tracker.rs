@@ -153,23 +153,10 @@ fn main() -> ExitCode {
         diagnostics.init();
     }
     let args = Args::parse();
-    if let Some(shell) = args.completions {
-        clap_complete::generate(
-            shell,
-            &mut Args::command(),
-            "tracker",
-            &mut std::io::stdout(),
-        );
-        return ExitCode::SUCCESS;
-    }
-    if args.man {
-        return match clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("tracker: {e}");
-                ExitCode::FAILURE
-            }
-        };
+    if let Some(code) =
+        confab::print_completions_or_man(Args::command(), args.completions, args.man)
+    {
+        return code;
     }
     let settings = match args.settings() {
         Ok(s) => s,

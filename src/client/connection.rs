@@ -87,6 +87,20 @@ impl ServerCertVerifier for PinAfterHandshake {
     }
 }
 
+/// TLS settings for talking to a tracker: any certificate chain is accepted
+/// and the caller checks the peer's fingerprint after the handshake (see
+/// [`PinAfterHandshake`]). The load generator uses it too.
+pub fn client_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = tls::provider();
+    Ok(
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinAfterHandshake(provider)))
+            .with_no_client_auth(),
+    )
+}
+
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
@@ -127,12 +141,7 @@ impl Connection {
                 None,
             ));
         }
-        let provider = tls::provider();
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinAfterHandshake(provider)))
-            .with_no_client_auth();
+        let config = client_config()?;
         let name = ServerName::try_from(host.to_string()).unwrap_or_else(|_| {
             ServerName::try_from("confab-tracker").expect("static name is valid")
         });

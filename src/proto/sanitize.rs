@@ -127,6 +127,18 @@ pub fn clip(s: &str, max: usize) -> &str {
 /// enough that the reply stays within IRC's 512-byte line.
 pub const QUOTE_MAX: usize = 64;
 
+/// Adds a numeric reply's parameters to `m`: cleaned, because error
+/// replies quote what the client sent, and the middle ones cut to
+/// [`QUOTE_MAX`] (the last is the reply's own text).
+pub fn reply_params(mut m: super::Message, params: &[&str]) -> super::Message {
+    let last = params.len().saturating_sub(1);
+    for (i, p) in params.iter().enumerate() {
+        let p = if i < last { clip(p, QUOTE_MAX) } else { p };
+        m = m.param(for_display(p));
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
 

@@ -240,20 +240,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Phase::Registering(p) => p.nick.clone().unwrap_or_else(|| "*".into()),
             _ => "*".into(),
         };
-        let mut m = Message::new(code)
+        let m = Message::new(code)
             .with_source(self.ctx.server_name.clone())
             .param(nick);
-        // Error replies quote the client's input: clean and shorten it
-        // (see the hub's `numeric`).
-        let last = params.len().saturating_sub(1);
-        for (i, p) in params.iter().enumerate() {
-            let p = if i < last {
-                sanitize::clip(p, sanitize::QUOTE_MAX)
-            } else {
-                p
-            };
-            m = m.param(sanitize::for_display(p));
-        }
+        let m = sanitize::reply_params(m, params);
         self.push(m);
     }
 

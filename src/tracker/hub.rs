@@ -465,18 +465,10 @@ impl Hub {
     /// that must not carry terminal escapes back to it.
     fn numeric(&mut self, to: ConnId, code: &str, params: &[&str]) {
         let Some(u) = self.users.get(&to) else { return };
-        let mut m = Message::new(code)
+        let m = Message::new(code)
             .with_source(self.config.server_name.clone())
             .param(u.nick.clone());
-        let last = params.len().saturating_sub(1);
-        for (i, p) in params.iter().enumerate() {
-            let p = if i < last {
-                sanitize::clip(p, sanitize::QUOTE_MAX)
-            } else {
-                p
-            };
-            m = m.param(sanitize::for_display(p));
-        }
+        let m = sanitize::reply_params(m, params);
         self.send_msg(to, m);
     }
 
