@@ -71,3 +71,15 @@ pub fn print_completions_or_man(
     }
     None
 }
+
+/// confab's folder for per-user files: `$XDG_CONFIG_HOME/confab`, else
+/// `~/.config/confab` (`None` without a home folder).
+pub fn config_dir() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config"))
+        })?;
+    Some(base.join("confab"))
+}

@@ -175,11 +175,7 @@ impl Settings {
 /// not given: `$XDG_CONFIG_HOME/confab/tracker.toml`, else
 /// `~/.config/confab/tracker.toml`. Used only if it exists.
 pub fn default_config_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("confab").join("tracker.toml"))
+    Some(crate::config_dir()?.join("tracker.toml"))
 }
 
 #[cfg(test)]

@@ -18,11 +18,7 @@ pub enum Known {
 /// The default file: `$XDG_CONFIG_HOME/confab/known_trackers`, else
 /// `~/.config/confab/known_trackers`.
 pub fn default_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("confab").join("known_trackers"))
+    Some(crate::config_dir()?.join("known_trackers"))
 }
 
 pub struct KnownTrackers {
