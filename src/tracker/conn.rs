@@ -30,6 +30,13 @@ use crate::proto::{Frame, LineCodec, Message, ParseError};
 
 /// A write that makes no progress for this long means the peer is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// First read buffer of a connection (it grows for longer input).
+const READ_BUF: usize = 2048;
+/// Stop taking from the outbox once this much waits to be written.
+const WRITE_CHUNK: usize = 256 * 1024;
+/// A write buffer grown past this is let go once written out (the NAMES
+/// burst at login alone grows it to tens of KiB in a big room).
+const KEEP_WBUF: usize = 4096;
 /// How long shutdown waits for the goodbye to be written.
 const GOODBYE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -201,13 +208,16 @@ where
         id,
         peer,
         ctx,
-        stream: FramedRead::new(stream, LineCodec::new()),
+        // Small buffers to start with, grown only by traffic: most
+        // connections are idle, and memory per connection is what a big
+        // room pays for (tokio-util's default read buffer is 8 KiB).
+        stream: FramedRead::with_capacity(stream, LineCodec::new(), READ_BUF),
         outbox_rx: rx,
         outbox_tx: Some(tx),
         control: Arc::new(ConnControl::new(sendq)),
         caps: Caps::default(),
         phase: Phase::Registering(Pending::default()),
-        wbuf: BytesMut::with_capacity(4096),
+        wbuf: BytesMut::new(),
         last_rx: Instant::now(),
         ping_sent: None,
         flood_clock: Instant::now(),
@@ -299,7 +309,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     async fn run(&mut self) -> End {
         let register_deadline = Instant::now() + self.ctx.register_timeout;
-        let mut batch: Vec<Bytes> = Vec::with_capacity(256);
         let shutdown = self.ctx.shutdown.clone();
         let control = self.control.clone();
         loop {
@@ -324,13 +333,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     self.push_error(&reason);
                     return End::Goodbye;
                 }
-                n = self.outbox_rx.recv_many(&mut batch, 256), if self.registered() => {
-                    if n == 0 {
+                first = self.outbox_rx.recv(), if self.registered() => {
+                    let Some(first) = first else {
                         // The hub let go of us (QUIT done): close.
                         return End::Goodbye;
-                    }
-                    let mut taken = 0;
-                    for b in batch.drain(..) {
+                    };
+                    // Everything already queued goes out in one write. No
+                    // Vec to receive into: it would be 8 KiB kept by every
+                    // idle connection.
+                    let mut taken = first.len();
+                    self.wbuf.extend_from_slice(&first);
+                    while self.wbuf.len() < WRITE_CHUNK {
+                        let Ok(b) = self.outbox_rx.try_recv() else { break };
                         taken += b.len();
                         self.wbuf.extend_from_slice(&b);
                     }
@@ -377,6 +391,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     if let Err(e) = written {
                         self.leave(format!("Write error: {e}")).await;
                         return End::Closed;
+                    }
+                    // A burst's buffer is not kept by a connection that
+                    // went quiet again.
+                    if self.wbuf.capacity() > KEEP_WBUF {
+                        self.wbuf = BytesMut::new();
                     }
                 }
             }
