@@ -359,23 +359,7 @@ impl Hub {
                 }
             };
             self.message_marks.clear();
-            for (id, bytes) in deliveries {
-                let handle = match self.users.get(&id) {
-                    Some(u) => &u.handle,
-                    None => match self.retired.get(&id) {
-                        Some(h) => h,
-                        None => continue,
-                    },
-                };
-                if !handle.control.reserve(bytes.len()) {
-                    if self.users.contains_key(&id) && !self.overflowed.contains(&id) {
-                        self.overflowed.push(id);
-                    }
-                    continue;
-                }
-                // Fails only when the connection task is already gone.
-                let _ = handle.outbox.send(bytes);
-            }
+            self.deliver(deliveries);
             if self.log_failing {
                 // Held lines to users who left still need the handle.
                 let held: HashSet<ConnId> = self.held.iter().map(|h| h.0).collect();
@@ -392,6 +376,55 @@ impl Hub {
                 }
                 self.remove_user(id, "SendQ exceeded");
             }
+        }
+    }
+
+    /// Hands a batch's deliveries to the connections: everything for one
+    /// connection joined into one buffer, in order, and sent as one item.
+    /// Per message and recipient that leaves a copy into the buffer; per
+    /// recipient and batch, one send-queue reservation, one channel send and
+    /// at most one wake-up of its task, which then writes it with one
+    /// `write()` (one TLS record). Sending each message separately cost
+    /// a channel push and an atomic per delivery, and let the task wake and
+    /// write after the first few.
+    fn deliver(&mut self, deliveries: Vec<(ConnId, Bytes)>) {
+        // Recipients in order of first appearance, each with its parts.
+        let mut slot: HashMap<ConnId, usize> = HashMap::new();
+        let mut groups: Vec<(ConnId, Vec<Bytes>)> = Vec::new();
+        for (id, bytes) in deliveries {
+            let i = *slot.entry(id).or_insert_with(|| {
+                groups.push((id, Vec::new()));
+                groups.len() - 1
+            });
+            groups[i].1.push(bytes);
+        }
+        for (id, parts) in groups {
+            let handle = match self.users.get(&id) {
+                Some(u) => &u.handle,
+                None => match self.retired.get(&id) {
+                    Some(h) => h,
+                    None => continue,
+                },
+            };
+            let len: usize = parts.iter().map(Bytes::len).sum();
+            if !handle.control.reserve(len) {
+                if self.users.contains_key(&id) && !self.overflowed.contains(&id) {
+                    self.overflowed.push(id);
+                }
+                continue;
+            }
+            let joined = match <[Bytes; 1]>::try_from(parts) {
+                Ok([one]) => one,
+                Err(parts) => {
+                    let mut buf = bytes::BytesMut::with_capacity(len);
+                    for p in &parts {
+                        buf.extend_from_slice(p);
+                    }
+                    buf.freeze()
+                }
+            };
+            // Fails only when the connection task is already gone.
+            let _ = handle.outbox.send(joined);
         }
     }
 
