@@ -25,7 +25,7 @@ use confab::proto::caps::Caps;
 use confab::proto::{LineCodec, Message};
 use confab::tracker::conn::ConnControl;
 use confab::tracker::hub::{ConnHandle, Hub, HubConfig, HubRequest, RegisterOutcome, Registration};
-use confab::tracker::transcript::Transcript;
+use confab::tracker::transcript::{LogSync, Transcript};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Decoder;
@@ -88,7 +88,7 @@ struct HubRig {
 impl HubRig {
     fn new(members: usize) -> HubRig {
         let dir = tempfile::tempdir().expect("temp dir");
-        let transcript = Transcript::open(dir.path()).expect("chat.log");
+        let transcript = Transcript::open(dir.path(), LogSync::Write).expect("chat.log");
         let config = HubConfig {
             server_name: "bench".into(),
             idle_timeout: Duration::from_secs(3600),

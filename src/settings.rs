@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::tracker::transcript::LogSync;
+
 /// One layer: what a file or the command line sets (`None`: not set).
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -31,6 +33,7 @@ pub struct Layer {
     pub sendq: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_per_address: Option<usize>,
+    pub log_sync: Option<LogSync>,
 }
 
 /// The settings in effect, as `tracker --print-config` shows them (a valid
@@ -57,6 +60,7 @@ pub struct Settings {
     pub sendq: usize,
     pub max_connections: usize,
     pub max_per_address: usize,
+    pub log_sync: LogSync,
 }
 
 impl Default for Settings {
@@ -78,6 +82,7 @@ impl Default for Settings {
             sendq: 2 << 20,
             max_connections: 2000,
             max_per_address: 50,
+            log_sync: LogSync::Write,
         }
     }
 }
@@ -134,7 +139,8 @@ impl Settings {
             flood_burst,
             sendq,
             max_connections,
-            max_per_address
+            max_per_address,
+            log_sync
         );
         if l.port.is_some() {
             self.port = l.port;
@@ -192,6 +198,7 @@ mod tests {
         let flags = Layer {
             port: Some(7001),
             max_per_address: Some(5),
+            log_sync: Some(LogSync::Fsync),
             ..Layer::default()
         };
         let s = Settings::default().apply(&file).apply(&flags);
@@ -204,6 +211,7 @@ mod tests {
         assert!(s.stay);
         assert_eq!(s.flood_rate, 10.0);
         assert_eq!(s.max_per_address, 5);
+        assert_eq!(s.log_sync, LogSync::Fsync);
         assert_eq!(s.data_dir, PathBuf::from("data"), "default kept");
         // What --print-config shows reads back as the same settings.
         let again = Settings::default().apply(&Layer::parse(&s.to_toml(), Path::new("p")).unwrap());

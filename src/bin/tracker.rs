@@ -11,6 +11,7 @@ use clap::{CommandFactory, Parser};
 use confab::prompt::PromptError;
 use confab::settings::{Layer, Settings};
 use confab::tracker::password::PasswordGate;
+use confab::tracker::transcript::LogSync;
 use confab::tracker::{self, Config, Stopped};
 
 /// Run a confab tracker: the chat server everyone's `client` connects to.
@@ -63,6 +64,9 @@ struct Args {
     /// Most open connections from one address [default: 50]
     #[arg(long, value_name = "N")]
     max_per_address: Option<usize>,
+    /// When chat.log reaches the disk: write (before delivery; survives a tracker crash), periodic (also flushed to disk within 100 ms), fsync (flushed to disk before delivery) [default: write]
+    #[arg(long, value_name = "POLICY")]
+    log_sync: Option<LogSync>,
     /// Read the server password from this file (first line)
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
@@ -107,6 +111,7 @@ impl Args {
             sendq: self.sendq,
             max_connections: self.max_connections,
             max_per_address: self.max_per_address,
+            log_sync: self.log_sync,
         }
     }
 
@@ -263,6 +268,7 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         config.sendq = args.sendq.max(1 << 20);
         config.max_connections = args.max_connections.max(1);
         config.max_per_address = args.max_per_address.max(1);
+        config.log_sync = args.log_sync;
         match password {
             Some(pw) => config.password = Some(PasswordGate::new(pw)?),
             None => eprintln!("WARNING: no password: anyone who can reach this tracker may join."),

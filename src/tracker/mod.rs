@@ -58,6 +58,8 @@ pub struct Config {
     pub max_per_address: usize,
     /// Wrong passwords an address may send before lockouts start.
     pub free_login_failures: u32,
+    /// When `chat.log` reaches the disk, relative to delivery.
+    pub log_sync: transcript::LogSync,
 }
 
 impl Config {
@@ -76,6 +78,7 @@ impl Config {
             max_connections: 2000,
             max_per_address: 50,
             free_login_failures: 5,
+            log_sync: transcript::LogSync::Write,
         }
     }
 }
@@ -104,11 +107,12 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = String>,
 ) -> Result<Stopped, TrackerError> {
     let local = listener.local_addr().map_err(TrackerError::Listener)?;
-    let transcript =
-        Transcript::open(&config.log_dir).map_err(|source| TrackerError::Transcript {
+    let transcript = Transcript::open(&config.log_dir, config.log_sync).map_err(|source| {
+        TrackerError::Transcript {
             dir: config.log_dir.display().to_string(),
             source,
-        })?;
+        }
+    })?;
     let token = CancellationToken::new();
     let (hub_tx, hub_rx) = mpsc::channel(HUB_INBOX);
     let started = jiff::Timestamp::now();

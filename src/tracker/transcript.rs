@@ -8,15 +8,111 @@
 //! one `write()` per hub batch ([`Transcript::commit`]); the hub delivers a
 //! batch only after its commit succeeded, so anything a client saw is in the
 //! kernel's page cache and survives a crash (even `kill -9`) of the tracker.
+//! How far it must also reach the disk before delivery is the operator's
+//! choice, [`LogSync`].
 
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use crate::proto::sanitize;
 
+/// How often the `periodic` policy flushes to disk.
+pub const PERIODIC_SYNC: Duration = Duration::from_millis(100);
+
+/// When `chat.log` reaches the disk, relative to delivery.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogSync {
+    /// Written (`write()`) before delivery; the kernel flushes it later.
+    /// Nothing anyone saw is missing after a tracker crash or `kill -9`; a
+    /// power loss or kernel crash can lose the last seconds.
+    #[default]
+    Write,
+    /// Written before delivery, and flushed to disk (`fdatasync`) at most
+    /// 100 ms later by a background thread: a power loss loses at most the
+    /// last 100 ms, and delivery never waits for the disk.
+    Periodic,
+    /// Written and flushed to disk before delivery: nothing anyone saw is
+    /// ever missing, at the cost of each batch waiting for the disk. Lines
+    /// arriving during a flush form the next batch (a group commit), so a
+    /// busy room pays one flush per batch, not per message.
+    Fsync,
+}
+
+impl LogSync {
+    pub const NAMES: &[&str] = &["write", "periodic", "fsync"];
+}
+
+impl fmt::Display for LogSync {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogSync::Write => "write",
+            LogSync::Periodic => "periodic",
+            LogSync::Fsync => "fsync",
+        })
+    }
+}
+
+impl FromStr for LogSync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "write" => Ok(LogSync::Write),
+            "periodic" => Ok(LogSync::Periodic),
+            "fsync" => Ok(LogSync::Fsync),
+            other => Err(format!(
+                "unknown log-sync policy {other:?}; one of: {}",
+                LogSync::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// The `periodic` policy's flusher: a thread with its own handle on the
+/// file, woken by commits. A thread rather than a task: `fdatasync` blocks,
+/// and the hub must not wait for it. A channel of one slot: a wake-up
+/// already pending covers every commit after it.
+struct Flusher {
+    wake: std_mpsc::SyncSender<()>,
+}
+
+impl Flusher {
+    fn start(file: File, path: PathBuf) -> io::Result<Flusher> {
+        let (wake, woken) = std_mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("chat.log flush".into())
+            .spawn(move || {
+                let mut last = Instant::now() - PERIODIC_SYNC;
+                // Ends when the transcript (the sender) is dropped.
+                while woken.recv().is_ok() {
+                    let due = last + PERIODIC_SYNC;
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    // Commits during the sleep are covered by this flush.
+                    while woken.try_recv().is_ok() {}
+                    last = Instant::now();
+                    if let Err(e) = file.sync_data() {
+                        tracing::error!("cannot flush {} to disk: {e}", path.display());
+                    }
+                }
+            })?;
+        Ok(Flusher { wake })
+    }
+}
+
 pub struct Transcript {
     file: File,
+    sync: LogSync,
+    flusher: Option<Flusher>,
     path: PathBuf,
     /// Bytes known to be in the file: a failed write is cut back to this.
     len: u64,
@@ -31,7 +127,7 @@ pub fn timestamp(ts: jiff::Timestamp) -> String {
 }
 
 impl Transcript {
-    pub fn open(dir: &Path) -> io::Result<Self> {
+    pub fn open(dir: &Path, sync: LogSync) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let path = dir.join("chat.log");
         let mut file = OpenOptions::new()
@@ -62,8 +158,14 @@ impl Transcript {
                 .unwrap_or("");
             previous_run_unclean = last.split(' ').nth(1) != Some("stop");
         }
+        let flusher = match sync {
+            LogSync::Periodic => Some(Flusher::start(file.try_clone()?, path.clone())?),
+            _ => None,
+        };
         Ok(Transcript {
             file,
+            sync,
+            flusher,
             path,
             len,
             staged,
@@ -100,15 +202,29 @@ impl Transcript {
         self.staged.replace_range(range, "");
     }
 
-    /// Writes every staged line in one call. On error nothing is left in
-    /// the file of this attempt (a partial write is cut off) and the lines
-    /// stay staged for the next attempt; the caller must not deliver what
-    /// they describe until one succeeds.
+    /// Writes every staged line in one call (and flushes it to disk under
+    /// `fsync`). On error nothing is left in the file of this attempt (a
+    /// partial or unflushed write is cut off) and the lines stay staged for
+    /// the next attempt; the caller must not deliver what they describe
+    /// until one succeeds.
     pub fn commit(&mut self) -> io::Result<()> {
         if self.staged.is_empty() {
             return Ok(());
         }
-        match self.file.write_all(self.staged.as_bytes()) {
+        let written = self
+            .file
+            .write_all(self.staged.as_bytes())
+            .and_then(|()| match self.sync {
+                LogSync::Fsync => self.file.sync_data(),
+                LogSync::Periodic => {
+                    if let Some(f) = &self.flusher {
+                        let _ = f.wake.try_send(());
+                    }
+                    Ok(())
+                }
+                LogSync::Write => Ok(()),
+            });
+        match written {
             Ok(()) => {
                 self.len += self.staged.len() as u64;
                 self.staged.clear();
@@ -135,7 +251,7 @@ mod tests {
     #[test]
     fn appends_and_detects_unclean_end() {
         let dir = tempfile::tempdir().unwrap();
-        let mut t = Transcript::open(dir.path()).unwrap();
+        let mut t = Transcript::open(dir.path(), LogSync::Write).unwrap();
         assert!(!t.previous_run_unclean);
         t.record("2026-01-01T00:00:00.000Z", "start", "listening on x");
         t.record(
@@ -145,13 +261,17 @@ mod tests {
         );
         t.commit().unwrap();
         drop(t);
-        let t = Transcript::open(dir.path()).unwrap();
+        let t = Transcript::open(dir.path(), LogSync::Write).unwrap();
         assert!(t.previous_run_unclean, "no stop line: unclean");
         let mut t = t;
         t.record("2026-01-01T00:00:02.000Z", "stop", "bye");
         t.sync().unwrap();
         drop(t);
-        assert!(!Transcript::open(dir.path()).unwrap().previous_run_unclean);
+        assert!(
+            !Transcript::open(dir.path(), LogSync::Write)
+                .unwrap()
+                .previous_run_unclean
+        );
         let text = fs::read_to_string(dir.path().join("chat.log")).unwrap();
         assert_eq!(
             text,
@@ -160,10 +280,38 @@ mod tests {
     }
 
     #[test]
+    fn every_policy_records_the_same_lines() {
+        for sync in [LogSync::Write, LogSync::Periodic, LogSync::Fsync] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut t = Transcript::open(dir.path(), sync).unwrap();
+            for i in 0..3 {
+                t.record("ts", "msg", &format!("#general <a> {i}"));
+                t.commit().unwrap();
+            }
+            // Dropping the transcript ends the periodic flusher's thread.
+            drop(t);
+            assert_eq!(
+                fs::read_to_string(dir.path().join("chat.log")).unwrap(),
+                "ts msg #general <a> 0\nts msg #general <a> 1\nts msg #general <a> 2\n",
+                "{sync}"
+            );
+        }
+        for name in LogSync::NAMES {
+            assert_eq!(name.parse::<LogSync>().unwrap().to_string(), *name);
+        }
+        assert!(
+            "sometimes"
+                .parse::<LogSync>()
+                .unwrap_err()
+                .contains("write, periodic, fsync")
+        );
+    }
+
+    #[test]
     fn torn_last_line_is_terminated() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("chat.log"), "2026 msg half a li").unwrap();
-        let mut t = Transcript::open(dir.path()).unwrap();
+        let mut t = Transcript::open(dir.path(), LogSync::Write).unwrap();
         assert!(t.previous_run_unclean);
         t.record("ts", "start", "");
         t.commit().unwrap();
