@@ -95,6 +95,17 @@ struct Args {
     /// Name carried into the report (e.g. tracker, ngircd).
     #[arg(long, default_value = "")]
     label: String,
+    /// Room mode: this many more members stop reading when the window starts
+    /// (a slow consumer, B7); reports when the others saw them dropped.
+    #[arg(long, default_value_t = 0)]
+    stall: usize,
+    /// Room mode: this many more clients log in during the window (a login
+    /// storm, B5), --storm-concurrency at a time; reports logins per second.
+    #[arg(long, default_value_t = 0)]
+    storm: usize,
+    /// Storm logins in flight at once.
+    #[arg(long, default_value_t = 32)]
+    storm_concurrency: usize,
     /// Generator threads; 1 runs everything on one thread.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -124,6 +135,9 @@ fn config(a: &Args) -> anyhow::Result<engine::Config> {
     c.connect_timeout = Duration::from_secs_f64(a.connect_timeout);
     c.settle = Duration::from_secs_f64(a.settle);
     c.label = a.label.clone();
+    c.stall = a.stall;
+    c.storm = a.storm;
+    c.storm_concurrency = a.storm_concurrency;
     if let Some(p) = a.dm_pairs {
         c.mode = engine::Mode::Dm;
         c.pairs = p;

@@ -148,3 +148,32 @@ fn idle_connections() {
         r.summary()
     );
 }
+
+/// B5 and B7 in miniature: a login storm (TLS, password, join) during the
+/// window, and one member that stops reading. Neither is counted as a
+/// recipient, so the others' deliveries must still be exact.
+#[test]
+fn login_storm_and_stalled_member() {
+    let t = start_tracker(true, Some("smoke-secret"));
+    let mut cfg = engine::Config::new(t.addr);
+    cfg.tls = true;
+    cfg.password = Some("smoke-secret".into());
+    cfg.clients = 4;
+    cfg.senders = 4;
+    cfg.rate = 20.0;
+    cfg.stall = 1;
+    cfg.storm = 3;
+    cfg.storm_concurrency = 2;
+    quick(&mut cfg, t.child.id());
+    let r = run(cfg);
+    assert_clean(&r);
+    assert_eq!(r.connections, 5, "{}", r.summary());
+    assert_eq!(r.storm_logins, 3, "{}", r.summary());
+    assert!(
+        r.storm_login.count == 3 && r.storm_secs > 0.0,
+        "{}",
+        r.summary()
+    );
+    // Too little traffic to fill its send queue: it is never dropped.
+    assert_eq!(r.stall_reason, None, "{}", r.summary());
+}

@@ -88,6 +88,14 @@ pub struct Config {
     pub settle: Duration,
     /// Free text carried into the report (e.g. "tracker", "ngircd").
     pub label: String,
+    /// Room mode: this many more members that stop reading when the window
+    /// starts (B7, a slow consumer). Not counted as recipients.
+    pub stall: usize,
+    /// Room mode: this many more clients log in (TLS if on, password, join)
+    /// from the start of the window (B5, a login storm), `storm_concurrency`
+    /// at a time, then stay connected reading. Not counted as recipients.
+    pub storm: usize,
+    pub storm_concurrency: usize,
 }
 
 impl Config {
@@ -113,6 +121,9 @@ impl Config {
             connect_timeout: Duration::from_secs(60),
             settle: Duration::from_secs(1),
             label: String::new(),
+            stall: 0,
+            storm: 0,
+            storm_concurrency: 32,
         }
     }
 
@@ -120,7 +131,8 @@ impl Config {
     pub fn connections(&self) -> usize {
         match self.mode {
             Mode::Dm => self.pairs * 2,
-            _ => self.clients,
+            Mode::Room => self.clients + self.stall,
+            Mode::Idle => self.clients,
         }
     }
 
@@ -251,6 +263,15 @@ pub struct Report {
     pub server_rss_before_kib: Option<u64>,
     pub rss_per_conn_kib: Option<f64>,
     pub gen_cpu_secs: f64,
+    /// Slow consumer (B7): seconds from the window's start until the others
+    /// saw the first stalled member leave, and the reason they were shown.
+    pub stall_dropped_secs: Option<f64>,
+    pub stall_reason: Option<String>,
+    /// Login storm (B5): logins done, seconds from the window's start to the
+    /// last one, and each login's time.
+    pub storm_logins: u64,
+    pub storm_secs: f64,
+    pub storm_login: Percentiles,
     pub errors: Vec<String>,
 }
 
@@ -336,6 +357,30 @@ impl Report {
                 per
             );
         }
+        if self.mode == "room" && self.server_rss_before_kib.is_some() {
+            s += &format!(
+                "  server RSS at window start {} KiB, at end {} KiB\n",
+                self.server_rss_before_kib.unwrap_or(0),
+                self.server_rss_kib.unwrap_or(0)
+            );
+        }
+        if let Some(reason) = &self.stall_reason {
+            s += &format!(
+                "  slow consumer dropped {:.2} s into the window: {reason}\n",
+                self.stall_dropped_secs.unwrap_or(f64::NAN)
+            );
+        }
+        if self.storm_logins > 0 {
+            s += &format!(
+                "  login storm: {} logins in {:.2} s ({:.1}/s); login ms p50 {:.1}  p99 {:.1}  max {:.1}\n",
+                self.storm_logins,
+                self.storm_secs,
+                self.storm_logins as f64 / self.storm_secs.max(1e-9),
+                ms(self.storm_login.p50),
+                ms(self.storm_login.p99),
+                ms(self.storm_login.max)
+            );
+        }
         s += &format!(
             "  generator: CPU {:.2} s ({:.0}% of one core)\n",
             self.gen_cpu_secs,
@@ -395,6 +440,8 @@ impl Report {
                 "\"deliveries_per_read\":{},\"bytes_per_read\":{},\"login\":{},",
                 "\"server_cpu_s\":{},\"server_rss_kib\":{},\"server_hwm_kib\":{},",
                 "\"server_rss_before_kib\":{},\"rss_per_conn_kib\":{},\"gen_cpu_s\":{},",
+                "\"stall_dropped_s\":{},\"stall_reason\":{},\"storm_logins\":{},",
+                "\"storm_s\":{},\"storm_login\":{},",
                 "\"errors\":[{}]}}"
             ),
             esc(&self.label),
@@ -425,6 +472,11 @@ impl Report {
             opt(self.server_rss_before_kib),
             opt(self.rss_per_conn_kib.map(num)),
             num(self.gen_cpu_secs),
+            opt(self.stall_dropped_secs.map(num)),
+            self.stall_reason.as_deref().map_or("null".into(), esc),
+            self.storm_logins,
+            num(self.storm_secs),
+            pct(&self.storm_login),
             errors.join(",")
         )
     }
@@ -477,11 +529,23 @@ struct Shared {
     read_bytes: AtomicU64,
     stop: CancellationToken,
     errors: std::sync::Mutex<Vec<String>>,
+    /// Nicks from index `stall_from` on are the stalled members; when the
+    /// others first saw one quit (µs), and why.
+    nick_prefix: String,
+    stall_from: usize,
+    stall_quit_us: AtomicU64,
+    stall_reason: std::sync::Mutex<Option<String>>,
 }
 
 impl Shared {
     fn now_us(&self) -> u64 {
         self.base.elapsed().as_micros() as u64
+    }
+
+    fn is_stalled(&self, nick: &[u8]) -> bool {
+        nick.strip_prefix(self.nick_prefix.as_bytes())
+            .and_then(parse_u64)
+            .is_some_and(|i| i as usize >= self.stall_from)
     }
 
     fn error(&self, e: String) {
@@ -754,12 +818,31 @@ struct ReaderResult {
     latency: Histogram<u64>,
 }
 
+/// What a connection does with what it receives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Counts and times every `LG` message.
+    Member,
+    /// Reads (uncounted) until the window starts, then stops reading (B7).
+    Stalled,
+    /// Reads and answers PING, counts nothing (B5's storm clients).
+    Extra,
+}
+
 /// Reads until stopped: answers PING, records every `LG` message.
-async fn receive(mut c: Client, shared: Arc<Shared>) -> ReaderResult {
+async fn receive(mut c: Client, shared: Arc<Shared>, role: Role) -> ReaderResult {
     let mut latency = new_histogram();
     let stop = shared.stop.clone();
     let (mut reads, mut read_bytes) = (0u64, 0u64);
     loop {
+        if role == Role::Stalled
+            && let Some(sched) = shared.schedule.get()
+            && shared.now_us() >= sched.w0_us
+        {
+            // Keep the socket open and never read again.
+            stop.cancelled().await;
+            break;
+        }
         let filled = tokio::select! {
             r = c.buf.fill(&mut c.reader) => r,
             _ = stop.cancelled() => break,
@@ -774,7 +857,7 @@ async fn receive(mut c: Client, shared: Arc<Shared>) -> ReaderResult {
             }
         };
         let now = shared.now_us();
-        let sched = shared.schedule.get();
+        let sched = shared.schedule.get().filter(|_| role == Role::Member);
         if sched.is_some() {
             reads += 1;
             read_bytes += n as u64;
@@ -804,6 +887,15 @@ async fn receive(mut c: Client, shared: Arc<Shared>) -> ReaderResult {
                     pong.extend_from_slice(b"PONG ");
                     pong.extend_from_slice(p.rest);
                     pong.extend_from_slice(b"\r\n");
+                }
+                b"QUIT" if role == Role::Member && shared.is_stalled(source_nick(p.source)) => {
+                    let before = shared.stall_quit_us.fetch_min(now, Ordering::Relaxed);
+                    if before == u64::MAX
+                        && let Ok(mut r) = shared.stall_reason.lock()
+                    {
+                        let reason = p.rest.strip_prefix(b":").unwrap_or(p.rest);
+                        *r = Some(String::from_utf8_lossy(reason).into_owned());
+                    }
                 }
                 b"ERROR" => shared.error(format!(
                     "{}: server said {}",
@@ -948,6 +1040,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         read_bytes: AtomicU64::new(0),
         stop: CancellationToken::new(),
         errors: std::sync::Mutex::new(Vec::new()),
+        nick_prefix: cfg.nick_prefix.clone(),
+        stall_from: match cfg.mode {
+            Mode::Room => cfg.clients,
+            _ => usize::MAX,
+        },
+        stall_quit_us: AtomicU64::new(u64::MAX),
+        stall_reason: std::sync::Mutex::new(None),
     });
     let server = |pid: Option<u32>| pid.and_then(|p| proc_sample(&p.to_string()));
     let gen_cpu = || proc_sample("self").map_or(0.0, |s| s.cpu_secs);
@@ -991,7 +1090,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
             match client {
                 Ok(c) => {
                     let _ = joined_tx.send(Ok((i, c.writer.clone(), c.nick.clone(), took)));
-                    Some(receive(c, shared).await)
+                    let role = if i >= shared.stall_from {
+                        Role::Stalled
+                    } else {
+                        Role::Member
+                    };
+                    Some(receive(c, shared, role).await)
                 }
                 Err(e) => {
                     let _ = joined_tx.send(Err(format!("{e:#}")));
@@ -1111,6 +1215,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let recv0 = shared.received.load(Ordering::Relaxed);
     let srv0 = server(cfg.server_pid);
     let gen0 = gen_cpu();
+    let storm = (cfg.storm > 0)
+        .then(|| tokio::spawn(login_storm(cfg.clone(), tls.clone(), shared.clone(), w0_us)));
     tokio::time::sleep_until(at(w1_us)).await;
     let t1 = Instant::now();
     let recv1 = shared.received.load(Ordering::Relaxed);
@@ -1123,6 +1229,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     report.gen_cpu_secs = gen1 - gen0;
     if let (Some(a), Some(b)) = (srv0, srv1) {
         report.server_cpu_secs = Some(b.cpu_secs - a.cpu_secs);
+        report.server_rss_before_kib = Some(a.rss_kib);
         report.server_rss_kib = Some(b.rss_kib);
         report.server_hwm_kib = Some(b.hwm_kib);
     }
@@ -1139,6 +1246,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let _ = ticker_thread.join();
     report.measured_messages = measured;
     report.expected = measured * cfg.recipients();
+
+    if let Some(storm) = storm {
+        match tokio::time::timeout(cfg.connect_timeout, storm).await {
+            Ok(Ok(r)) => {
+                report.storm_logins = r.logins;
+                report.storm_secs = r.last_us.saturating_sub(w0_us) as f64 / 1e6;
+                report.storm_login = Percentiles::of(&r.login);
+            }
+            _ => shared.error(format!(
+                "the login storm did not finish within {:?}",
+                cfg.connect_timeout
+            )),
+        }
+    }
 
     // Drain: wait for the last deliveries, or give up after `drain`.
     let drain_end = Instant::now() + cfg.drain;
@@ -1179,8 +1300,72 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let reads = shared.reads.load(Ordering::Relaxed).max(1) as f64;
     report.deliveries_per_read = shared.received.load(Ordering::Relaxed) as f64 / reads;
     report.bytes_per_read = shared.read_bytes.load(Ordering::Relaxed) as f64 / reads;
+    let quit = shared.stall_quit_us.load(Ordering::Relaxed);
+    if quit != u64::MAX {
+        report.stall_dropped_secs = Some(quit.saturating_sub(w0_us) as f64 / 1e6);
+        report.stall_reason = shared.stall_reason.lock().ok().and_then(|r| r.clone());
+    }
     report.errors = shared.errors.lock().map(|e| e.clone()).unwrap_or_default();
     Ok(report)
+}
+
+/// What the login storm measured.
+struct StormResult {
+    logins: u64,
+    /// When the last login finished (µs on the shared clock).
+    last_us: u64,
+    login: Histogram<u64>,
+}
+
+/// B5: `storm` clients log in from `start_us` on, `storm_concurrency` at a
+/// time, and stay connected (reading, uncounted) until the run stops.
+async fn login_storm(
+    cfg: Arc<Config>,
+    tls: Option<tokio_rustls::TlsConnector>,
+    shared: Arc<Shared>,
+    start_us: u64,
+) -> StormResult {
+    let permits = Arc::new(Semaphore::new(cfg.storm_concurrency.max(1)));
+    let mut logins = Vec::new();
+    for j in 0..cfg.storm {
+        let (cfg, tls, shared, permits) =
+            (cfg.clone(), tls.clone(), shared.clone(), permits.clone());
+        logins.push(tokio::spawn(async move {
+            let nick = format!("{}x{j}", cfg.nick_prefix);
+            let permit = permits.acquire().await.ok()?;
+            let started = Instant::now();
+            let c = tokio::select! {
+                c = register(&cfg, tls.as_ref(), nick) => c,
+                _ = shared.stop.cancelled() => return None,
+            };
+            let took = started.elapsed().as_micros() as u64;
+            let done = shared.now_us();
+            drop(permit);
+            match c {
+                Ok(c) => {
+                    tokio::spawn(receive(c, shared, Role::Extra));
+                    Some((took, done))
+                }
+                Err(e) => {
+                    shared.error(format!("storm login: {e:#}"));
+                    None
+                }
+            }
+        }));
+    }
+    let mut result = StormResult {
+        logins: 0,
+        last_us: start_us,
+        login: new_histogram(),
+    };
+    for l in logins {
+        if let Ok(Some((took, done))) = l.await {
+            result.logins += 1;
+            result.last_us = result.last_us.max(done);
+            result.login.saturating_record(took.max(1));
+        }
+    }
+    result
 }
 
 #[cfg(test)]
