@@ -6,6 +6,9 @@ the other in the same run, and print the results side by side.
     python3 bench/compare.py b2 --rate 10
     python3 bench/compare.py b4 --clients 2000 [--tls]
     python3 bench/compare.py b8 --rate 100
+    python3 bench/compare.py b5            # login storm (TLS, password) during B2
+    python3 bench/compare.py --log-sync fsync b6   # B1 at 1.2M, chat.log policy
+    python3 bench/compare.py b7            # B1 at 0.6M plus one member that stops reading
     python3 bench/compare.py custom --clients 50 --senders 5 --rate 20
 
 Everything after the workload name goes to the load generator
@@ -19,6 +22,7 @@ come before the workload name:
     --no-pin           do not pin (default: server on CPU 0, generator on CPU 1)
     --no-build         do not run `cargo build --release --examples --bins`
     --tracker-password use a password on the tracker too (Argon2id per login)
+    --log-sync POLICY  the tracker's --log-sync (write, periodic, fsync)
     --out FILE         append each result's JSON line to FILE
 
 The tracker runs with flood control off and high connection limits, with
@@ -65,7 +69,27 @@ WORKLOADS = {
     # B8 direct messages: 50 sender/receiver pairs.
     "b8": {"--dm-pairs": "50", "--rate": "100", "--size": "128",
            "--warmup": "2", "--duration": "10"},
+    # B5 login storm: B2 at 1/s in the background while 500 more clients log
+    # in over TLS with the password and join (the workload turns on --tls
+    # and --tracker-password).
+    "b5": {"--clients": "100", "--size": "128", "--rate": "1",
+           "--warmup": "2", "--duration": "20", "--storm": "500",
+           "--storm-concurrency": "32", "--connect-timeout": "120"},
+    # B6 transcript: B1 at 1.2M; give the tracker's policy with --log-sync.
+    "b6": {"--clients": "100", "--size": "128", "--offered": "1200000",
+           "--warmup": "2", "--duration": "5"},
+    # B7 slow consumer: B1 at 0.6M plus one member that stops reading when
+    # the window starts.
+    "b7": {"--clients": "100", "--size": "128", "--offered": "600000",
+           "--warmup": "2", "--duration": "15", "--stall": "1"},
     "custom": {},
+}
+
+# Options a workload needs whatever the command line says.
+IMPLIED = {
+    "b5": {"tls": True, "tracker_password": True},
+    # ngircd keeps no transcript: B6 compares the tracker's policies.
+    "b6": {"servers": ["tracker"]},
 }
 
 
@@ -123,7 +147,7 @@ def stop(proc):
             proc.wait()
 
 
-def start_tracker(tmp, tls, use_password, pinned, clients):
+def start_tracker(tmp, tls, use_password, pinned, clients, log_sync):
     limit = str(max(20000, clients + 100))
     cmd = pin(0, pinned) + [
         TRACKER, "--port", "0", "--bind", "127.0.0.1", "--stay",
@@ -131,6 +155,8 @@ def start_tracker(tmp, tls, use_password, pinned, clients):
         "--max-per-address", limit,
         "--log-dir", os.path.join(tmp, "logs"),
         "--data-dir", os.path.join(tmp, "data")]
+    if log_sync:
+        cmd += ["--log-sync", log_sync]
     env = dict(os.environ)
     env.pop("CONFAB_PASSWORD", None)
     if use_password:
@@ -227,7 +253,8 @@ def run_one(server, args, opts):
         clients = 2 * int(args["--dm-pairs"])
     if server == "tracker":
         proc, port, password = start_tracker(
-            tmp, opts["tls"], opts["tracker_password"], opts["pin"], clients)
+            tmp, opts["tls"], opts["tracker_password"], opts["pin"], clients,
+            opts["log_sync"])
     else:
         proc, port, password = start_ngircd(tmp, opts["tls"], opts["pin"])
     try:
@@ -300,6 +327,25 @@ def table(results):
     if any(r.get("mode") == "idle" for r in ok):
         rows.append(("RSS per conn KiB",
                      lambda r: f(r.get("rss_per_conn_kib"), "{:.1f}")))
+    else:
+        rows.append(("RSS at window start KiB",
+                     lambda r: f(r.get("server_rss_before_kib"))))
+    if any(r.get("stall_reason") is not None for r in ok):
+        rows += [
+            ("slow reader dropped at s",
+             lambda r: f(r.get("stall_dropped_s"), "{:.2f}")),
+            ("slow reader reason",
+             lambda r: (r.get("stall_reason") or "-")[:20]),
+        ]
+    if any(r.get("storm_logins") for r in ok):
+        def per_s(r):
+            n, secs = r.get("storm_logins") or 0, r.get("storm_s") or 0
+            return f"{n / secs:.1f}" if secs else "-"
+        rows += [
+            ("storm logins", lambda r: f(r.get("storm_logins"))),
+            ("storm logins/s", per_s),
+            ("storm login p99 ms", lambda r: ms(r, "storm_login", "p99_us")),
+        ]
     rows.append(("generator CPU", lambda r: share(r, "gen_cpu_s")))
     width = max(len(r[0]) for r in rows)
     head = f"{'':{width}}" + "".join(f"  {r.get('label', '?'):>20}" for r in results)
@@ -313,7 +359,7 @@ def table(results):
 
 def main(argv):
     opts = {"tls": False, "pin": True, "build": True,
-            "tracker_password": False, "out": None,
+            "tracker_password": False, "out": None, "log_sync": None,
             "servers": ["tracker", "ngircd"]}
     i = 0
     while i < len(argv) and argv[i].startswith("--"):
@@ -326,6 +372,9 @@ def main(argv):
             opts["build"] = False
         elif a == "--tracker-password":
             opts["tracker_password"] = True
+        elif a == "--log-sync":
+            i += 1
+            opts["log_sync"] = argv[i]
         elif a == "--servers":
             i += 1
             opts["servers"] = argv[i].split(",")
@@ -342,6 +391,7 @@ def main(argv):
         print(__doc__)
         return 2
     workload = argv[i]
+    opts.update(IMPLIED.get(workload, {}))
     args = dict(WORKLOADS[workload])
     extra = parse_extra(argv[i + 1:])
     if "--rate" in extra:

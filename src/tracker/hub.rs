@@ -40,6 +40,13 @@ const AWAY_LEN: usize = 200;
 const TOPIC_LEN: usize = 300;
 /// Requests handled per batch before the transcript commit and deliveries.
 const BATCH: usize = 1024;
+/// Under load (a batch of at least `LINGER_FROM` requests) the hub waits
+/// `LINGER` before taking the next batch, so each connection gets more per
+/// write. A loopback write costs microseconds whatever its size, and at
+/// high rates the tracker's CPU went mostly to writes of a few messages
+/// each; a quiet room never waits.
+const LINGER_FROM: usize = 32;
+const LINGER: Duration = Duration::from_millis(1);
 
 /// One chat message recorded in the current batch: its transcript line and
 /// its deliveries, by position, to take back if the commit fails.
@@ -288,6 +295,7 @@ impl Hub {
                     Err(_) => break,
                 }
             }
+            let busy = batch.len() >= LINGER_FROM;
             for req in batch.drain(..) {
                 // Nothing is handled (or recorded) after the stop line.
                 if !self.stopping {
@@ -297,6 +305,9 @@ impl Hub {
             self.flush();
             if self.stopping {
                 break;
+            }
+            if busy {
+                std::thread::sleep(LINGER);
             }
         }
         let reason = if self.stopping {
