@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# A CPU profile of the tracker under B1 (100 members all sending 128-byte
+# messages), as recorded in BENCHMARKS.md:
+#
+#   bash bench/profile.sh [OFFERED]     # default 1200000 deliveries/s
+#
+# Builds the tracker and the load generator with symbols (release settings,
+# not stripped) in their own target folder, pins the tracker to CPU 0 and
+# the generator to CPU 1, records 5 s of the measured window with
+# `perf record -g`, and prints the top symbols (self time) and the
+# generator's summary. Needs perf (Debian: linux-perf; installed if
+# missing). The VM this was written on has no hardware counters, so the
+# event is cpu-clock.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+offered=${1:-1200000}
+target=${PROFILE_TARGET:-${TMPDIR:-/tmp}/confab-profile-target}
+if ! command -v perf >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get install -y -qq linux-perf >/dev/null
+fi
+CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+    cargo build --release --bin tracker --example loadgen --target-dir "$target"
+work=$(mktemp -d)
+trap 'kill "$tracker" 2>/dev/null || true; rm -rf "$work"' EXIT
+taskset -c 0 "$target/release/tracker" --port 0 --bind 127.0.0.1 --no-tls \
+    --no-password --stay --flood-rate 0 --max-per-address 1000 \
+    --log-dir "$work/logs" --data-dir "$work/data" >"$work/out" 2>"$work/err" &
+tracker=$!
+for _ in $(seq 100); do
+    grep -q "^listening on" "$work/out" 2>/dev/null && break
+    sleep 0.1
+done
+addr=$(sed -n 's/^listening on //p' "$work/out" | head -n 1)
+taskset -c 1 "$target/release/examples/loadgen" --addr "$addr" --clients 100 \
+    --size 128 --offered "$offered" --warmup 2 --duration 8 \
+    --server-pid "$tracker" >"$work/loadgen" 2>&1 &
+loadgen=$!
+sleep 3
+perf record -F 999 -g -e cpu-clock -p "$tracker" -o "$work/perf.data" -- sleep 5 >/dev/null 2>&1
+wait "$loadgen"
+grep -v '^{' "$work/loadgen"
+echo "--- tracker, self time by symbol (top 30) ---"
+perf report -i "$work/perf.data" --no-children --sort dso,symbol -g none 2>/dev/null \
+    | grep '%' | head -n 30
+echo "--- tracker, time by binary ---"
+perf report -i "$work/perf.data" --no-children --sort dso -g none 2>/dev/null \
+    | grep '%' | head -n 8
