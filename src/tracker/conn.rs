@@ -342,7 +342,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     // Vec to receive into: it would be 8 KiB kept by every
                     // idle connection.
                     let mut taken = first.len();
-                    self.wbuf.extend_from_slice(&first);
+                    // A buffer the hub joined for us alone becomes the write
+                    // buffer as it is (no copy); a message shared with other
+                    // recipients is copied.
+                    if self.wbuf.is_empty() {
+                        match first.try_into_mut() {
+                            Ok(own) => self.wbuf = own,
+                            Err(shared) => self.wbuf.extend_from_slice(&shared),
+                        }
+                    } else {
+                        self.wbuf.extend_from_slice(&first);
+                    }
                     while self.wbuf.len() < WRITE_CHUNK {
                         let Ok(b) = self.outbox_rx.try_recv() else { break };
                         taken += b.len();
