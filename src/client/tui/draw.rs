@@ -22,7 +22,7 @@ const NAME_COLORS: &[Color] = &[
     Color::Cyan,
     Color::Green,
     Color::Magenta,
-    Color::Blue,
+    Color::Indexed(75), // sky blue: plain blue is unreadable on black
     Color::LightCyan,
     Color::LightGreen,
     Color::LightMagenta,
@@ -58,6 +58,7 @@ fn text_style(tone: Tone) -> Style {
         Tone::Mention => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
         Tone::Join => Style::new().fg(Color::Green),
         Tone::Part => Style::new().fg(Color::Red),
+        Tone::Quiet => Style::new().fg(Color::DarkGray),
         Tone::Info => Style::new().fg(Color::Cyan),
         Tone::Error => Style::new()
             .fg(Color::LightRed)

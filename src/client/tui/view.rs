@@ -48,6 +48,8 @@ pub enum Tone {
     Mention,
     Join,
     Part,
+    /// Status and name changes: shown, but quieter than the chat.
+    Quiet,
     Info,
     Error,
 }
@@ -548,8 +550,10 @@ impl View {
             } => {
                 let idx = self.ensure(window);
                 let text = for_display(text);
-                let mention =
-                    !own && (matches!(window, Window::Dm(_)) || mentions(&text, &self.me));
+                let mention = !own && mentions(&text, &self.me);
+                // A DM is for the user: it marks its window like a mention,
+                // without painting the whole conversation as one.
+                let marks = mention || (!own && matches!(window, Window::Dm(_)));
                 let tone = match (own, mention) {
                     (true, _) => Tone::Own,
                     (false, true) => Tone::Mention,
@@ -565,7 +569,7 @@ impl View {
                 w.push(line);
                 if idx != self.active && !own {
                     w.unread += 1;
-                    w.mention |= mention;
+                    w.mention |= marks;
                 }
             }
             Event::Joined { room, me, .. } => {
@@ -595,7 +599,7 @@ impl View {
                 let tone = if matches!(event, Event::Quit { .. }) {
                     Tone::Part
                 } else {
-                    Tone::Info
+                    Tone::Quiet
                 };
                 self.show(self.general(), event, tone);
                 if let Some(dm) = self.find(&Window::Dm(nick.clone())) {
@@ -606,9 +610,9 @@ impl View {
                 if let Some(dm) = self.find(&Window::Dm(old.clone())) {
                     self.windows[dm].target = Window::Dm(for_display(new));
                 }
-                self.show(self.general(), event, Tone::Info);
+                self.show(self.general(), event, Tone::Quiet);
                 if let Some(dm) = self.find(&Window::Dm(new.clone())) {
-                    self.show(dm, event, Tone::Info);
+                    self.show(dm, event, Tone::Quiet);
                 }
             }
             Event::Topic { room, topic, .. } => {
