@@ -34,6 +34,16 @@ fn start(tracker: &Tracker, name: &str) -> Tmux {
     term
 }
 
+/// Waits until the whole screen satisfies `ok`: a frame reaches the
+/// terminal in pieces, so one capture may hold half of it.
+fn wait_until(term: &Tmux, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    poll(
+        what,
+        || Some(term.screen()).filter(|s| ok(s)),
+        || term.screen(),
+    )
+}
+
 /// The status word the side list shows for `nick`.
 fn side_status(screen: &str, nick: &str) -> Option<String> {
     let row = format!("● {nick} ");
@@ -98,14 +108,14 @@ fn two_people_chat_full_screen() {
 
     // A DM opens a window on alice's side, marked, but she stays in #general.
     bob.type_line("/msg alice psst, a secret");
-    let screen = alice.wait_screen(" 2:bob (1!)");
+    let screen = wait_until(&alice, "bob's DM marked", |s| {
+        s.contains(" 2:bob (1!)") && s.contains("│ #general │")
+    });
     assert!(!pane(&screen).contains("psst"), "{screen}");
-    assert!(screen.contains("│ #general │"), "{screen}");
     alice.press("M-2");
-    let screen = alice.wait_screen("<bob> psst, a secret");
-    assert!(screen.contains(" 2:bob"), "{screen}");
-    assert!(!screen.contains("(1!)"), "{screen}");
-    assert!(screen.contains("│ DM bob │"), "{screen}");
+    wait_until(&alice, "bob's DM in view", |s| {
+        s.contains("<bob> psst, a secret") && s.contains("│ DM bob │") && !s.contains("(1!)")
+    });
 
     // A multi-line paste waits for Enter, then goes as lines, in order,
     // even one that looks like a command.
@@ -133,9 +143,11 @@ fn two_people_chat_full_screen() {
 
     // /info answers in the window.
     alice.type_line("/info bob");
-    let screen = alice.wait_screen("address 127.0.0.1");
-    assert!(screen.contains("status BUSY: in a meeting"), "{screen}");
-    assert!(screen.contains("joined at "), "{screen}");
+    wait_until(&alice, "the answer to /info", |s| {
+        s.contains("address 127.0.0.1")
+            && s.contains("status BUSY: in a meeting")
+            && s.contains("joined at ")
+    });
 
     // Ctrl+C: alice leaves, her terminal is hers again.
     alice.press("C-c");
@@ -149,10 +161,11 @@ fn two_people_chat_full_screen() {
     tracker.wait_log("leave bob (Quit: Leaving)");
 }
 
-/// Resizing redraws to the new size; the tracker shutting down ends the
-/// UI with its reason printed after the terminal is restored.
+/// Resizing redraws to the new size; the tracker shutting down, or
+/// vanishing, ends the UI with the reason printed after the terminal is
+/// restored.
 #[test]
-fn resize_and_tracker_shutdown() {
+fn resize_and_the_tracker_going_away() {
     if !have(&["tmux"]) {
         return;
     }
@@ -190,4 +203,11 @@ fn resize_and_tracker_shutdown() {
     signal(&tracker.child, "INT");
     let screen = left_cleanly(&carol, "client: disconnected by the tracker", "0");
     assert!(screen.contains("shutting down"), "{screen}");
+
+    // A tracker that vanishes without a word: the link is lost, exit 1.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tracker = Tracker::start_in(dir.path(), &[]);
+    let dave = start(&tracker, "dave");
+    signal(&tracker.child, "KILL");
+    left_cleanly(&dave, "client: connection to the tracker lost", "1");
 }

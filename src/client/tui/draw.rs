@@ -549,6 +549,18 @@ mod tests {
     }
 
     #[test]
+    fn any_size_draws_without_panicking() {
+        let mut v = conversation();
+        v.editor.insert("漢字 input");
+        v.scroll_up(3);
+        for w in 0..=70 {
+            for h in 0..=6 {
+                screen(&mut v, w, h);
+            }
+        }
+    }
+
+    #[test]
     fn colors_are_stable_and_styles_mark_own_and_mentions() {
         assert_eq!(name_color("bob"), name_color("BOB"));
         let mut v = conversation();
