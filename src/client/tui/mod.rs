@@ -14,7 +14,7 @@ pub mod editor;
 pub mod terminal;
 pub mod view;
 
-use std::io::{self, Stdout};
+use std::io::{self, Stdout, Write};
 use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, EventStream};
@@ -51,7 +51,9 @@ pub async fn run(mut session: LoggedIn, tls: bool) -> Result<Outcome, ClientErro
     };
     drop(guard);
     if let Ok(Outcome::Left) = result {
-        println!("*** you left the tracker");
+        // Not println!: after a hangup there is no terminal, and a failed
+        // write must not turn a clean leave into a panic.
+        let _ = writeln!(io::stdout(), "*** you left the tracker");
     }
     result
 }
