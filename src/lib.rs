@@ -32,7 +32,15 @@
 //!     input without I/O; produces events and outgoing messages.
 //!   - `input`: parsing what the user types into commands.
 //!   - `plain`: the line-mode renderer (formatting only).
-//!   - `session`: login (trust, password, username) and the plain-mode loop.
+//!   - `session`: login (trust, password, username), the plain-mode loop
+//!     and what both chat loops share (keep-alive, sending, leaving).
+//!   - `tui`: the full-screen UI (ratatui + crossterm): its chat loop.
+//!     - `view`: what is shown, as data: windows, scrollback, unread and
+//!       mention marks, scroll position, roster; updated by events and
+//!       keys, no I/O.
+//!     - `editor`: the input line: editing, history, Tab completion.
+//!     - `draw`: draws a view (drawing only).
+//!     - `terminal`: raw mode and the alternate screen, always restored.
 
 pub mod client;
 pub mod prompt;

@@ -39,7 +39,7 @@ struct Args {
     /// Connect without TLS (for trackers started with --no-tls): traffic is readable by others.
     #[arg(long)]
     no_tls: bool,
-    /// Line mode: one line per event, typed lines are sent (the default until the full-screen UI exists).
+    /// Line mode: one line per event, typed lines are sent (the default when stdin or stdout is not a terminal).
     #[arg(long)]
     plain: bool,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) and exit
@@ -151,6 +151,8 @@ fn main() -> ExitCode {
         }
     };
     let interactive = std::io::stdin().is_terminal();
+    // Pipes and scripts get lines; a person at a terminal gets the window.
+    let full_screen = interactive && std::io::stdout().is_terminal() && !args.plain;
     let result = runtime.block_on(async {
         let mut opts = options(&args)?;
         if args.no_tls {
@@ -158,6 +160,9 @@ fn main() -> ExitCode {
         }
         let mut terminal = Terminal { interactive };
         let session = session::login(&mut opts, &mut terminal).await?;
+        if full_screen {
+            return confab::client::tui::run(session, opts.tls).await;
+        }
         // Typed lines come from a plain thread: a blocking read of stdin
         // cannot be cancelled, and a thread dies with the process.
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -122,6 +122,12 @@ pub fn parse(line: &str) -> Result<Option<Command>, InputError> {
     Ok(Some(cmd))
 }
 
+/// Command names, for completion (aliases included, without the slash).
+pub const COMMANDS: &[&str] = &[
+    "away", "back", "exit", "help", "info", "join", "me", "msg", "nick", "part", "query", "quit",
+    "quote", "rooms", "status", "users", "whois",
+];
+
 pub fn help_lines() -> Vec<String> {
     [
         "Type a line to send it to the current room (#general unless you /join another).",

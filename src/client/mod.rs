@@ -1,4 +1,5 @@
-//! The confab client: connection, state, and the plain line mode.
+//! The confab client: connection, state, the full-screen UI and the plain
+//! line mode.
 
 pub mod connection;
 pub mod input;
@@ -6,3 +7,4 @@ pub mod known;
 pub mod plain;
 pub mod session;
 pub mod state;
+pub mod tui;

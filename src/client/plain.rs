@@ -39,12 +39,22 @@ impl PlainRenderer {
     }
 
     pub fn render(&self, event: &Event) -> Vec<String> {
+        let c = self.clock(event.time());
+        self.describe(event)
+            .into_iter()
+            .map(|line| format!("{c} {line}"))
+            .collect()
+    }
+
+    /// The lines for `event` without the clock: what [`Self::render`]
+    /// prints after it, and what the full-screen UI shows for events other
+    /// than chat.
+    pub fn describe(&self, event: &Event) -> Vec<String> {
         // Everything shown passed through for_display in the state already;
         // names are sanitized again here because they are cheap to check.
         let n = |s: &str| for_display(s);
         match event {
             Event::Chat {
-                time,
                 window,
                 from,
                 text,
@@ -60,27 +70,18 @@ impl PlainRenderer {
                     ChatKind::Notice => format!("-{}- {text}", n(from)),
                     ChatKind::Action => format!("* {} {text}", n(from)),
                 };
-                vec![format!("{} {place} {body}", self.clock(*time))]
+                vec![format!("{place} {body}")]
             }
-            Event::Joined {
-                time,
-                room,
-                nick,
-                me,
-            } => {
+            Event::Joined { room, nick, me, .. } => {
                 let who = if *me { "you".to_string() } else { n(nick) };
-                vec![format!(
-                    "{} {} --> {who} joined",
-                    self.clock(*time),
-                    n(room)
-                )]
+                vec![format!("{} --> {who} joined", n(room))]
             }
             Event::Parted {
-                time,
                 room,
                 nick,
                 reason,
                 me,
+                ..
             } => {
                 let who = if *me { "you".to_string() } else { n(nick) };
                 let why = if reason.is_empty() {
@@ -88,31 +89,18 @@ impl PlainRenderer {
                 } else {
                     format!(" ({reason})")
                 };
-                vec![format!(
-                    "{} {} <-- {who} left{why}",
-                    self.clock(*time),
-                    n(room)
-                )]
+                vec![format!("{} <-- {who} left{why}", n(room))]
             }
-            Event::Quit { time, nick, reason } => vec![format!(
-                "{} <-- {} left ({reason})",
-                self.clock(*time),
-                n(nick)
-            )],
-            Event::NickChanged { time, old, new } => {
-                vec![format!(
-                    "{} --- {} is now known as {}",
-                    self.clock(*time),
-                    n(old),
-                    n(new)
-                )]
+            Event::Quit { nick, reason, .. } => vec![format!("<-- {} left ({reason})", n(nick))],
+            Event::NickChanged { old, new, .. } => {
+                vec![format!("--- {} is now known as {}", n(old), n(new))]
             }
             Event::Status {
-                time,
                 nick,
                 me,
                 status,
                 detail,
+                ..
             } => {
                 let who = if *me {
                     "you are".to_string()
@@ -123,86 +111,64 @@ impl PlainRenderer {
                     .as_ref()
                     .map(|d| format!(": {d}"))
                     .unwrap_or_default();
-                vec![format!(
-                    "{} --- {who} now {status}{detail}",
-                    self.clock(*time)
-                )]
+                vec![format!("--- {who} now {status}{detail}")]
             }
             Event::Topic {
-                time,
-                room,
-                topic,
-                by,
+                room, topic, by, ..
             } => match by {
-                Some(by) => vec![format!(
-                    "{} {} *** {} set the topic: {topic}",
-                    self.clock(*time),
-                    n(room),
-                    n(by)
-                )],
-                None => vec![format!(
-                    "{} {} *** topic: {topic}",
-                    self.clock(*time),
-                    n(room)
-                )],
+                Some(by) => vec![format!("{} *** {} set the topic: {topic}", n(room), n(by))],
+                None => vec![format!("{} *** topic: {topic}", n(room))],
             },
-            Event::Users { time, room, users } => {
-                let c = self.clock(*time);
-                let mut out = vec![format!("{c} --- users in {} ({}):", n(room), users.len())];
-                out.extend(users.iter().map(|u| format!("{c} ---   {}", describe(u))));
+            Event::Users { room, users, .. } => {
+                let mut out = vec![format!("--- users in {} ({}):", n(room), users.len())];
+                out.extend(users.iter().map(|u| format!("---   {}", describe(u))));
                 out
             }
-            Event::Whois { time, info } => {
-                let c = self.clock(*time);
+            Event::Whois { info, .. } => {
                 let mut out = vec![format!(
-                    "{c} --- info {}: {}@{} ({})",
+                    "--- info {}: {}@{} ({})",
                     n(&info.nick),
                     n(&info.user),
                     n(&info.ip),
                     n(&info.realname)
                 )];
-                out.push(format!("{c} ---   address {}", n(&info.ip)));
+                out.push(format!("---   address {}", n(&info.ip)));
                 let entry = super::state::entry(&info.nick, info.away.as_deref());
                 out.push(format!(
-                    "{c} ---   status {}",
+                    "---   status {}",
                     describe(&entry)
                         .trim_start_matches(entry.nick.as_str())
                         .trim()
                 ));
                 if let Some(idle) = info.idle_secs {
-                    out.push(format!("{c} ---   idle {idle}s"));
+                    out.push(format!("---   idle {idle}s"));
                 }
                 if let Some(signon) = info.signon.and_then(|s| Timestamp::from_second(s).ok()) {
                     let joined = signon
                         .to_zoned(self.tz.clone())
                         .strftime("%Y-%m-%d %H:%M:%S");
-                    out.push(format!("{c} ---   joined at {joined}"));
+                    out.push(format!("---   joined at {joined}"));
                 }
                 if !info.rooms.is_empty() {
-                    out.push(format!("{c} ---   rooms {}", info.rooms.join(" ")));
+                    out.push(format!("---   rooms {}", info.rooms.join(" ")));
                 }
                 out
             }
-            Event::Rooms { time, rooms } => {
-                let c = self.clock(*time);
-                let mut out = vec![format!("{c} --- rooms ({}):", rooms.len())];
+            Event::Rooms { rooms, .. } => {
+                let mut out = vec![format!("--- rooms ({}):", rooms.len())];
                 out.extend(
                     rooms
                         .iter()
-                        .map(|(name, count, topic)| format!("{c} ---   {name} ({count}) {topic}")),
+                        .map(|(name, count, topic)| format!("---   {name} ({count}) {topic}")),
                 );
                 out
             }
-            Event::Info { time, text } => vec![format!("{} *** {text}", self.clock(*time))],
-            Event::Error { time, text } => vec![format!("{} !!! {text}", self.clock(*time))],
-            Event::Help { time, lines } => {
-                let c = self.clock(*time);
-                lines.iter().map(|l| format!("{c} *** {l}")).collect()
+            Event::Info { text, .. } => vec![format!("*** {text}")],
+            Event::Error { text, .. } => vec![format!("!!! {text}")],
+            Event::Help { lines, .. } => lines.iter().map(|l| format!("*** {l}")).collect(),
+            Event::Closed { reason, .. } => {
+                vec![format!("*** disconnected by the tracker: {reason}")]
             }
-            Event::Closed { time, reason } => vec![format!(
-                "{} *** disconnected by the tracker: {reason}",
-                self.clock(*time)
-            )],
         }
     }
 }

@@ -104,6 +104,8 @@ pub enum ClientError {
     Closed(String),
     #[error("connection to the tracker lost: {0}")]
     Lost(String),
+    #[error("terminal error: {0}")]
+    Terminal(std::io::Error),
     #[error("cannot use the known trackers file {file}: {source}")]
     KnownFile {
         file: String,
@@ -453,34 +455,21 @@ pub async fn run_plain(
     let pending = std::mem::take(&mut session.pending);
     print(out, &pending);
     let LoggedIn { conn, app, .. } = &mut session;
-    let mut last_rx = Instant::now();
-    let mut ping_sent: Option<Instant> = None;
+    let mut alive = Keepalive::new();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let quit_reason: String;
     loop {
-        let deadline = match ping_sent {
-            Some(t) => t + PING_AFTER,
-            None => last_rx + PING_AFTER,
-        };
         tokio::select! {
             incoming = conn.recv() => {
-                let msg = match incoming {
-                    Ok(Some(Incoming::Message(m))) => m,
-                    Ok(Some(Incoming::Garbage)) => continue,
-                    Ok(None) => return Err(ClientError::Lost("the tracker closed the connection without a reason".into())),
-                    Err(e) => return Err(ClientError::Lost(e.to_string())),
-                };
-                last_rx = Instant::now();
-                ping_sent = None;
+                let Some(msg) = received(incoming)? else { continue };
+                alive.heard();
                 let up = app.on_message(&msg, jiff::Timestamp::now());
                 print(out, &up.events);
-                for m in &up.send {
-                    conn.send(m).await.map_err(|e| ClientError::Lost(e.to_string()))?;
-                }
-                if let Some(Event::Closed { reason, .. }) = up.events.iter().find(|e| matches!(e, Event::Closed { .. })) {
+                send_all(conn, &up.send).await?;
+                if let Some(reason) = closed(&up.events) {
                     conn.close().await;
-                    return Ok(Outcome::ClosedByTracker(reason.clone()));
+                    return Ok(Outcome::ClosedByTracker(reason));
                 }
             }
             line = input.recv() => {
@@ -490,9 +479,7 @@ pub async fn run_plain(
                 };
                 let up = app.on_input(&line, jiff::Timestamp::now());
                 print(out, &up.events);
-                for m in &up.send {
-                    conn.send(m).await.map_err(|e| ClientError::Lost(e.to_string()))?;
-                }
+                send_all(conn, &up.send).await?;
                 if let Some(reason) = up.quit {
                     quit_reason = reason;
                     break;
@@ -502,12 +489,10 @@ pub async fn run_plain(
                 quit_reason = "Leaving".into();
                 break;
             }
-            _ = tokio::time::sleep_until(deadline) => {
-                if ping_sent.is_some() {
-                    return Err(ClientError::Lost(format!("no answer from the tracker for {} seconds", (PING_AFTER * 2).as_secs())));
+            _ = tokio::time::sleep_until(alive.deadline()) => {
+                if let Some(ping) = alive.due()? {
+                    send_all(conn, &[ping]).await?;
                 }
-                ping_sent = Some(Instant::now());
-                conn.send(&Message::new("PING").param("confab")).await.map_err(|e| ClientError::Lost(e.to_string()))?;
             }
         }
     }
@@ -524,6 +509,91 @@ pub async fn run_plain(
     let _ = writeln!(out, "*** you left the tracker");
     let _ = out.flush();
     Ok(Outcome::Left)
+}
+
+/// What one read from the tracker gave: a message, nothing worth
+/// handling (an unreadable line), or the end of the link as an error.
+pub fn received(
+    incoming: std::io::Result<Option<Incoming>>,
+) -> Result<Option<Message>, ClientError> {
+    match incoming {
+        Ok(Some(Incoming::Message(m))) => Ok(Some(m)),
+        Ok(Some(Incoming::Garbage)) => Ok(None),
+        Ok(None) => Err(ClientError::Lost(
+            "the tracker closed the connection without a reason".into(),
+        )),
+        Err(e) => Err(ClientError::Lost(e.to_string())),
+    }
+}
+
+pub async fn send_all(conn: &mut Connection, msgs: &[Message]) -> Result<(), ClientError> {
+    for m in msgs {
+        conn.send(m)
+            .await
+            .map_err(|e| ClientError::Lost(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The tracker's reason when `events` say it closed the link.
+pub fn closed(events: &[Event]) -> Option<String> {
+    events.iter().find_map(|e| match e {
+        Event::Closed { reason, .. } => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+/// The keep-alive: a PING after [`PING_AFTER`] of silence from the
+/// tracker, and the link given up when as long again passes unanswered.
+pub struct Keepalive {
+    last_rx: Instant,
+    ping_sent: Option<Instant>,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Keepalive {
+    pub fn new() -> Self {
+        Keepalive {
+            last_rx: Instant::now(),
+            ping_sent: None,
+        }
+    }
+
+    /// Anything arrived from the tracker.
+    pub fn heard(&mut self) {
+        self.last_rx = Instant::now();
+        self.ping_sent = None;
+    }
+
+    /// When [`Self::due`] must be called next.
+    pub fn deadline(&self) -> Instant {
+        match self.ping_sent {
+            Some(t) => t + PING_AFTER,
+            None => self.last_rx + PING_AFTER,
+        }
+    }
+
+    /// When the PING in flight was sent, if one is.
+    pub fn waiting_since(&self) -> Option<Instant> {
+        self.ping_sent
+    }
+
+    /// At the deadline: the PING to send, or the link is lost.
+    pub fn due(&mut self) -> Result<Option<Message>, ClientError> {
+        if self.ping_sent.is_some() {
+            return Err(ClientError::Lost(format!(
+                "no answer from the tracker for {} seconds",
+                (PING_AFTER * 2).as_secs()
+            )));
+        }
+        self.ping_sent = Some(Instant::now());
+        Ok(Some(Message::new("PING").param("confab")))
+    }
 }
 
 /// Sends QUIT and waits (briefly) for the tracker to confirm with ERROR, so

@@ -131,6 +131,28 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// When it happened.
+    pub fn time(&self) -> Timestamp {
+        match self {
+            Event::Chat { time, .. }
+            | Event::Joined { time, .. }
+            | Event::Parted { time, .. }
+            | Event::Quit { time, .. }
+            | Event::NickChanged { time, .. }
+            | Event::Status { time, .. }
+            | Event::Topic { time, .. }
+            | Event::Users { time, .. }
+            | Event::Whois { time, .. }
+            | Event::Rooms { time, .. }
+            | Event::Info { time, .. }
+            | Event::Error { time, .. }
+            | Event::Help { time, .. }
+            | Event::Closed { time, .. } => *time,
+        }
+    }
+}
+
 /// What one input or server message produced.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Update {
@@ -173,6 +195,9 @@ pub struct App {
     list: Option<Vec<(String, String, String)>>,
     /// The away text we asked for, shown when the tracker confirms.
     requested_away: Option<String>,
+    /// A DM partner typed lines go to instead of `room` (the full-screen
+    /// UI's DM windows; the plain mode never sets it).
+    dm: Option<String>,
 }
 
 struct UsersQuery {
@@ -207,6 +232,7 @@ impl App {
             whois: None,
             list: None,
             requested_away: None,
+            dm: None,
         }
     }
 
@@ -228,6 +254,35 @@ impl App {
             .collect()
     }
 
+    /// Where typed lines go from now on: a room, or a DM partner.
+    pub fn focus(&mut self, window: &Window) {
+        match window {
+            Window::Room(r) => {
+                self.room = r.clone();
+                self.dm = None;
+            }
+            Window::Dm(nick) => self.dm = Some(nick.clone()),
+        }
+    }
+
+    /// The room or person typed lines go to.
+    pub fn target(&self) -> String {
+        self.dm.clone().unwrap_or_else(|| self.room.clone())
+    }
+
+    /// Sends `text` as it is, with no command parsing: each line of a
+    /// multi-line paste, where a line starting with `/` or `@` is text the
+    /// person pasted, not a command they typed.
+    pub fn on_text(&mut self, text: &str, now: Timestamp) -> Update {
+        let mut up = Update::default();
+        let text = text.trim_end_matches(['\r', '\n']);
+        if !text.trim().is_empty() {
+            let to = self.target();
+            self.say(&to, text, false, now, &mut up);
+        }
+        up
+    }
+
     // ---- typed input ----------------------------------------------------
 
     pub fn on_input(&mut self, line: &str, now: Timestamp) -> Update {
@@ -245,12 +300,12 @@ impl App {
         };
         match cmd {
             Command::Say(text) => {
-                let room = self.room.clone();
-                self.say(&room, &text, false, now, &mut up);
+                let to = self.target();
+                self.say(&to, &text, false, now, &mut up);
             }
             Command::Me(text) => {
-                let room = self.room.clone();
-                self.say(&room, &text, true, now, &mut up);
+                let to = self.target();
+                self.say(&to, &text, true, now, &mut up);
             }
             Command::Msg { to, text } => self.say(&to, &text, false, now, &mut up),
             Command::Status { busy, text } => {
@@ -351,6 +406,7 @@ impl App {
                         self.rooms.push(room.clone());
                     }
                     self.room = room.clone();
+                    self.dm = None;
                     // Learn who is away (and why) without showing the answer.
                     self.who_queue.push_back(None);
                     up.send.push(Message::new("WHO").param(room.clone()));
@@ -401,6 +457,13 @@ impl App {
                 let new = for_display(p(0));
                 if self.is_me(&from) {
                     self.me = new.clone();
+                }
+                if self
+                    .dm
+                    .as_deref()
+                    .is_some_and(|d| casefold(d) == casefold(&from))
+                {
+                    self.dm = Some(new.clone());
                 }
                 if let Some(mut m) = self.members.remove(&casefold(&from)) {
                     m.nick = new.clone();
@@ -989,6 +1052,46 @@ mod tests {
         let up = feed(&mut a, ":confab 401 me nobody :No such user");
         assert!(
             matches!(&up.events[0], Event::Error { text, .. } if text == "no such user: nobody")
+        );
+    }
+
+    #[test]
+    fn dm_focus_and_literal_text() {
+        let mut a = app();
+        a.focus(&Window::Dm("bob".into()));
+        let up = a.on_input("/me waves", t());
+        assert_eq!(
+            up.send,
+            vec![
+                Message::new("PRIVMSG")
+                    .param("bob")
+                    .param("\x01ACTION waves\x01")
+            ]
+        );
+        // A pasted line is text even when it looks like a command.
+        let up = a.on_text("/exit is a command", t());
+        assert_eq!(up.quit, None);
+        assert_eq!(
+            up.send,
+            vec![
+                Message::new("PRIVMSG")
+                    .param("bob")
+                    .param("/exit is a command")
+            ]
+        );
+        assert!(a.on_text("   ", t()).send.is_empty());
+        // The partner renames: the DM follows them.
+        feed(&mut a, ":bob!b@h NICK robert");
+        assert_eq!(a.target(), "robert");
+        // /users still asks about the room.
+        let up = a.on_input("/users", t());
+        assert_eq!(up.send, vec![Message::new("WHO").param("#general")]);
+        a.focus(&Window::Room("#games".into()));
+        assert_eq!(a.target(), "#games");
+        let up = a.on_text("hi", t());
+        assert_eq!(
+            up.send,
+            vec![Message::new("PRIVMSG").param("#games").param("hi")]
         );
     }
 

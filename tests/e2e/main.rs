@@ -9,3 +9,4 @@ mod irssi;
 mod protocol;
 mod terminal;
 mod tmux;
+mod tui;

@@ -23,7 +23,7 @@ echo "TTY=$(stty -a | tr ' ;' '\n\n' | grep -x -e -echo -e echo -e icanon -e -ic
 exec sleep 600
 "#;
 
-fn wrapped(dir: &Path, program: &str, args: &[&str]) -> String {
+pub fn wrapped(dir: &Path, program: &str, args: &[&str]) -> String {
     let wrapper = dir.join("wrap.sh");
     if !wrapper.exists() {
         std::fs::write(&wrapper, WRAPPER).expect("write wrapper");
@@ -36,7 +36,7 @@ fn wrapped(dir: &Path, program: &str, args: &[&str]) -> String {
 }
 
 /// The value after `prefix` on the line of `screen` that starts with it.
-fn screen_value<'a>(screen: &'a str, prefix: &str) -> &'a str {
+pub fn screen_value<'a>(screen: &'a str, prefix: &str) -> &'a str {
     screen
         .lines()
         .find_map(|l| l.strip_prefix(prefix))
@@ -121,9 +121,15 @@ fn interactive_tracker_and_client_in_a_terminal() {
 
     // carol types everything: trust on first use, a wrong password, a taken
     // and an invalid name, then gets in.
+    // --plain: this test reads the chat as lines; the full-screen UI has
+    // its own tests (tui.rs). The questions before it are the same.
     let carol = Tmux::start(
         "carol",
-        &wrapped(d, client_bin(), &["127.0.0.1", &port.to_string()]),
+        &wrapped(
+            d,
+            client_bin(),
+            &["127.0.0.1", &port.to_string(), "--plain"],
+        ),
         &[("CONFAB_KNOWN_TRACKERS", &known)],
         &["CONFAB_PASSWORD"],
     );

@@ -144,6 +144,40 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Pastes `text` as a terminal would: inside bracketed-paste marks
+    /// when the program asked for them, line breaks as CR.
+    pub fn paste(&self, text: &str) {
+        let ok = self.tmux(&["set-buffer", "--", text]).status.success()
+            && self
+                .tmux(&["paste-buffer", "-p", "-d", "-t", &self.session])
+                .status
+                .success();
+        assert!(ok, "tmux paste failed");
+    }
+
+    /// A tmux format about the pane, like `#{alternate_on}`.
+    pub fn pane_format(&self, format: &str) -> String {
+        let out = self.tmux(&["display-message", "-p", "-t", &self.session, format]);
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+
+    /// Resizes the terminal, as a person dragging the window would.
+    pub fn resize(&self, width: u16, height: u16) {
+        let ok = self
+            .tmux(&[
+                "resize-window",
+                "-t",
+                &self.session,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .status
+            .success();
+        assert!(ok, "tmux resize-window failed");
+    }
+
     pub fn alive(&self) -> bool {
         self.tmux(&["has-session", "-t", &self.session])
             .status

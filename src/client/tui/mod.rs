@@ -1,0 +1,190 @@
+//! The full-screen UI: the chat loop that ties the connection, the keys
+//! and the screen together. The application state is the same [`App`] the
+//! plain mode uses; `view` holds what is shown, `draw` draws it,
+//! `terminal` takes the terminal and always gives it back.
+//!
+//! One `select!` on one thread, like the plain loop: the connection, the
+//! terminal's events (crossterm's `EventStream`, whose reader thread blocks
+//! on the terminal), signals and the keep-alive timer. The screen is drawn
+//! only when something changed and nothing else is ready, so a burst of
+//! messages costs one frame and an idle client does nothing at all.
+
+pub mod draw;
+pub mod editor;
+pub mod terminal;
+pub mod view;
+
+use std::io::{self, Stdout, Write};
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream};
+use futures_util::StreamExt;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::session::{self, ClientError, Keepalive, LoggedIn, Outcome};
+use super::state::App;
+use view::{Action, Conn, Outgoing, View};
+
+/// How long an unanswered keep-alive PING waits before the status bar
+/// says the connection is being checked.
+const SLOW_ANSWER: Duration = Duration::from_secs(10);
+/// Most messages handled between two frames in a flood, so the screen
+/// keeps up even when the connection is always ready.
+const FRAME_EVERY: usize = 256;
+
+fn term_err(e: io::Error) -> ClientError {
+    ClientError::Terminal(e)
+}
+
+/// Runs the chat full-screen until the user leaves or the link ends. The
+/// terminal is restored before this returns (and on a panic), and then
+/// how it ended is printed on the normal screen.
+pub async fn run(mut session: LoggedIn, tls: bool) -> Result<Outcome, ClientError> {
+    let guard = terminal::TerminalGuard::enter().map_err(term_err)?;
+    let result = match Terminal::new(CrosstermBackend::new(io::stdout())) {
+        Ok(mut term) => chat(&mut session, &mut term, tls).await,
+        Err(e) => Err(term_err(e)),
+    };
+    drop(guard);
+    if let Ok(Outcome::Left) = result {
+        // Not println!: after a hangup there is no terminal, and a failed
+        // write must not turn a clean leave into a panic.
+        let _ = writeln!(io::stdout(), "*** you left the tracker");
+    }
+    result
+}
+
+async fn chat(
+    session: &mut LoggedIn,
+    term: &mut Terminal<CrosstermBackend<Stdout>>,
+    tls: bool,
+) -> Result<Outcome, ClientError> {
+    let LoggedIn { conn, app, pending } = session;
+    let mut view = View::new(&app.me, &app.tracker, tls, TimeZone::system());
+    let size = term.size().map_err(term_err)?;
+    view.resize(size.width, size.height);
+    view.apply(pending);
+    view.sync(app);
+    let mut keys = EventStream::new();
+    let mut sigterm = signal(SignalKind::terminate()).map_err(term_err)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(term_err)?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut alive = Keepalive::new();
+    let mut dirty = true;
+    let mut since_frame = 0;
+    let quit_reason: String = 'chat: loop {
+        let timer = match alive.waiting_since() {
+            Some(sent) if view.conn == Conn::Connected => sent + SLOW_ANSWER,
+            _ => alive.deadline(),
+        };
+        tokio::select! {
+            // Keys first: typing stays responsive during a flood.
+            biased;
+            ev = keys.next() => {
+                let now = Timestamp::now();
+                match ev {
+                    Some(Ok(TermEvent::Key(k))) => match view.on_key(k, now) {
+                        Action::None => {}
+                        Action::Repaint => term.clear().map_err(term_err)?,
+                        Action::Quit(reason) => break 'chat reason,
+                        Action::Send(lines) => {
+                            if let Some(reason) = send(app, &mut view, conn, lines, now).await? {
+                                break 'chat reason;
+                            }
+                        }
+                    },
+                    Some(Ok(TermEvent::Paste(text))) => view.on_paste(&text, now),
+                    Some(Ok(TermEvent::Mouse(m))) => {
+                        if !view.on_mouse(m) {
+                            continue;
+                        }
+                    }
+                    Some(Ok(TermEvent::Resize(w, h))) => view.resize(w, h),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(term_err(e)),
+                    // The terminal is gone: nobody to show anything to.
+                    None => break 'chat "Leaving".into(),
+                }
+                dirty = true;
+            }
+            incoming = conn.recv() => {
+                let Some(msg) = session::received(incoming)? else { continue };
+                alive.heard();
+                view.conn = Conn::Connected;
+                let up = app.on_message(&msg, Timestamp::now());
+                view.apply(&up.events);
+                view.sync(app);
+                session::send_all(conn, &up.send).await?;
+                if let Some(reason) = session::closed(&up.events) {
+                    conn.close().await;
+                    return Ok(Outcome::ClosedByTracker(reason));
+                }
+                dirty = true;
+                since_frame += 1;
+            }
+            _ = &mut ctrl_c => break 'chat "Leaving".into(),
+            _ = sigterm.recv() => break 'chat "Leaving".into(),
+            _ = sighup.recv() => break 'chat "Leaving".into(),
+            _ = tokio::time::sleep_until(timer) => {
+                if timer == alive.deadline() {
+                    if let Some(ping) = alive.due()? {
+                        session::send_all(conn, &[ping]).await?;
+                    }
+                } else {
+                    view.conn = Conn::Checking;
+                    dirty = true;
+                }
+            }
+            // Reached only when nothing above is ready.
+            _ = std::future::ready(()), if dirty => {
+                frame(term, &view)?;
+                dirty = false;
+                since_frame = 0;
+            }
+        }
+        if since_frame >= FRAME_EVERY {
+            frame(term, &view)?;
+            dirty = false;
+            since_frame = 0;
+        }
+    };
+    for msg in session::leave(conn, &quit_reason).await {
+        app.on_message(&msg, Timestamp::now());
+    }
+    Ok(Outcome::Left)
+}
+
+fn frame(term: &mut Terminal<CrosstermBackend<Stdout>>, view: &View) -> Result<(), ClientError> {
+    term.draw(|f| draw::draw(f, view)).map_err(term_err)?;
+    Ok(())
+}
+
+/// Hands what Enter produced to the application, in order, and sends what
+/// it says to send. Returns the QUIT reason if one of the lines was /exit.
+async fn send(
+    app: &mut App,
+    view: &mut View,
+    conn: &mut super::connection::Connection,
+    lines: Vec<Outgoing>,
+    now: Timestamp,
+) -> Result<Option<String>, ClientError> {
+    app.focus(&view.active().target);
+    for line in lines {
+        let up = match line {
+            Outgoing::Typed(l) => app.on_input(&l, now),
+            Outgoing::Text(t) => app.on_text(&t, now),
+        };
+        view.apply(&up.events);
+        session::send_all(conn, &up.send).await?;
+        if up.quit.is_some() {
+            return Ok(up.quit);
+        }
+    }
+    view.sync(app);
+    Ok(None)
+}

@@ -1,0 +1,1180 @@
+//! What the full-screen UI shows, as plain data: one window per room and DM
+//! partner with its scrollback, unread and mention marks, the scroll
+//! position, the roster, the input line. Updated from the application's
+//! [`Event`]s and from keys; read by `draw`. No I/O, so it is tested
+//! without a terminal.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use ratatui::layout::Rect;
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
+
+use super::editor::Editor;
+use crate::client::input;
+use crate::client::plain::PlainRenderer;
+use crate::client::state::{App, ChatKind, Event, GENERAL, UserEntry, Window, entry};
+use crate::proto::nick::{casefold, validate_nick};
+use crate::proto::sanitize::for_display;
+
+/// Lines kept per window; older ones are dropped.
+pub const SCROLLBACK: usize = 10_000;
+/// Most lines one Enter may send. The tracker holds back a client that
+/// sends faster than its flood limit and disconnects it 200 lines ahead, so
+/// a huge paste is refused here, with the input kept, rather than there.
+pub const MAX_SEND_LINES: usize = 50;
+const WHEEL_ROWS: usize = 3;
+/// Width of the clock column, `HH:MM` and a space.
+const CLOCK_WIDTH: usize = 6;
+
+/// Lines `/help` adds for the full-screen mode.
+const UI_HELP: &[&str] = &[
+    "/w <number|name>     switch window (also Alt+1..9, Alt+0, Ctrl+N / Ctrl+P); /w <user> opens a DM window",
+    "/query <user>        open a DM window;  /close closes a DM window",
+    "PgUp/PgDn or the mouse wheel scroll; Tab completes names and commands; Up/Down recall what you typed",
+    "Ctrl+W deletes a word, Ctrl+U/Ctrl+K to the start/end; a paste is sent only when you press Enter",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    /// Someone else's message.
+    Normal,
+    Own,
+    /// Names the user, or a DM to them.
+    Mention,
+    Join,
+    Part,
+    /// Status and name changes: shown, but quieter than the chat.
+    Quiet,
+    Info,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    /// `HH:MM`.
+    pub clock: String,
+    /// The sender of a chat line.
+    pub from: Option<(String, ChatKind)>,
+    pub text: String,
+    pub tone: Tone,
+}
+
+impl Line {
+    /// The sender part after the clock: `<alice> `, `* alice `, `-alice- `.
+    pub fn sender(&self) -> Option<String> {
+        self.from.as_ref().map(|(n, kind)| match kind {
+            ChatKind::Message => format!("<{n}> "),
+            ChatKind::Action => format!("* {n} "),
+            ChatKind::Notice => format!("-{n}- "),
+        })
+    }
+
+    /// Columns before the text on the first row.
+    pub fn prefix_width(&self) -> usize {
+        CLOCK_WIDTH + self.sender().map_or(0, |s| s.width())
+    }
+
+    /// Where continuation rows start: under the text, unless the prefix
+    /// would take most of a narrow window.
+    pub fn indent(&self, width: usize) -> usize {
+        let p = self.prefix_width();
+        if p * 2 <= width { p } else { 0 }
+    }
+
+    /// The byte ranges of `text` on each row at `width` columns.
+    pub fn rows(&self, width: usize) -> Vec<Range<usize>> {
+        let first = width.saturating_sub(self.prefix_width());
+        let rest = width.saturating_sub(self.indent(width));
+        wrap(&self.text, first, rest)
+    }
+}
+
+/// Splits `text` into rows: the first `first` columns wide, the others
+/// `rest`. Breaks at spaces; a word longer than a row is cut between
+/// characters (graphemes). Widths are display columns, so CJK and emoji
+/// count two. Always at least one row.
+pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<Range<usize>> {
+    let mut rows = Vec::new();
+    let mut limit = first.max(1);
+    // The row being filled: its start and the end of its last word.
+    let mut row: Option<(usize, usize)> = Some((0, 0));
+    let mut col = 0;
+    let mut pos = 0;
+    for word in text.split(' ') {
+        let (ws, we) = (pos, pos + word.len());
+        pos = we + 1;
+        if word.is_empty() {
+            continue;
+        }
+        let width = word.width();
+        if let Some((s, e)) = row {
+            let gap = ws - e;
+            if col + gap + width <= limit {
+                row = Some((s, we));
+                col += gap + width;
+                continue;
+            }
+            if e > s {
+                rows.push(s..e);
+                limit = rest.max(1);
+            }
+        }
+        if width <= limit {
+            row = Some((ws, we));
+            col = width;
+            continue;
+        }
+        let (mut s, mut c) = (ws, 0);
+        for (gi, g) in word.grapheme_indices(true) {
+            let gw = g.width();
+            if c + gw > limit && ws + gi > s {
+                rows.push(s..ws + gi);
+                limit = rest.max(1);
+                s = ws + gi;
+                c = 0;
+            }
+            c += gw;
+        }
+        row = Some((s, we));
+        col = c;
+    }
+    match row {
+        Some((s, e)) if e > s || rows.is_empty() => rows.push(s..e),
+        _ => {}
+    }
+    rows
+}
+
+/// Whether `text` names `me` as a whole word (names compared as IRC does).
+pub fn mentions(text: &str, me: &str) -> bool {
+    let me = casefold(me);
+    if me.is_empty() {
+        return false;
+    }
+    let text = casefold(text);
+    let nickish = |c: char| c.is_ascii_alphanumeric() || "-_{}|^`".contains(c);
+    text.match_indices(&me).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + me.len()..].chars().next();
+        !before.is_some_and(nickish) && !after.is_some_and(nickish)
+    })
+}
+
+/// A scroll position: the line at the bottom edge (by sequence number)
+/// and how many of its rows are hidden below it. Anchored to a line, not a
+/// row count from the end, so new messages do not move what is on screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    seq: u64,
+    below: usize,
+}
+
+#[derive(Debug)]
+pub struct Win {
+    pub target: Window,
+    lines: VecDeque<Line>,
+    /// Sequence number of `lines[0]`.
+    first_seq: u64,
+    /// Messages from others since the window was last in view.
+    pub unread: usize,
+    /// One of them names the user, or is a DM.
+    pub mention: bool,
+    /// `None` follows the newest line.
+    pub scroll: Option<Anchor>,
+    /// Lines that arrived while scrolled up.
+    pub new_below: usize,
+    pub topic: Option<String>,
+}
+
+impl Win {
+    fn new(target: Window) -> Self {
+        Win {
+            target,
+            lines: VecDeque::new(),
+            first_seq: 0,
+            unread: 0,
+            mention: false,
+            scroll: None,
+            new_below: 0,
+            topic: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match &self.target {
+            Window::Room(r) | Window::Dm(r) => r,
+        }
+    }
+
+    pub fn lines(&self) -> &VecDeque<Line> {
+        &self.lines
+    }
+
+    fn push(&mut self, line: Line) {
+        if self.lines.len() == SCROLLBACK {
+            self.lines.pop_front();
+            self.first_seq += 1;
+        }
+        self.lines.push_back(line);
+        if self.scroll.is_some() {
+            self.new_below += 1;
+        }
+    }
+
+    fn index_of(&self, seq: u64) -> usize {
+        (seq.saturating_sub(self.first_seq) as usize).min(self.lines.len().saturating_sub(1))
+    }
+
+    /// The bottom line's index and rows hidden under the bottom edge.
+    fn bottom(&self) -> (usize, usize) {
+        match self.scroll {
+            Some(a) => (self.index_of(a.seq), a.below),
+            None => (self.lines.len().saturating_sub(1), 0),
+        }
+    }
+
+    fn anchor_at(&mut self, idx: usize, below: usize) {
+        self.scroll = Some(Anchor {
+            seq: self.first_seq + idx as u64,
+            below,
+        });
+    }
+
+    fn follow(&mut self) {
+        self.scroll = None;
+        self.new_below = 0;
+    }
+
+    fn height(&self, idx: usize, width: usize) -> usize {
+        self.lines[idx].rows(width).len()
+    }
+
+    fn scroll_up(&mut self, n: usize, width: usize, rows: usize) {
+        if self.lines.is_empty() {
+            return;
+        }
+        let (mut idx, mut below) = self.bottom();
+        below += n;
+        loop {
+            let h = self.height(idx, width);
+            if below < h {
+                break;
+            }
+            if idx == 0 {
+                below = h - 1;
+                break;
+            }
+            below -= h;
+            idx -= 1;
+        }
+        self.anchor_at(idx, below);
+        // Scrolled up, the last row shows "more below": one row less.
+        self.clamp_top(width, rows.saturating_sub(1));
+    }
+
+    /// Past the oldest line the view would show blank rows: come down
+    /// until the oldest line is at the top.
+    fn clamp_top(&mut self, width: usize, rows: usize) {
+        let (idx, below) = self.bottom();
+        let mut filled = self.height(idx, width).saturating_sub(below);
+        let mut i = idx;
+        while filled < rows && i > 0 {
+            i -= 1;
+            filled += self.height(i, width);
+        }
+        if filled < rows {
+            self.scroll_down(rows - filled, width);
+        }
+    }
+
+    fn scroll_down(&mut self, n: usize, width: usize) {
+        let Some(_) = self.scroll else { return };
+        let (mut idx, mut below) = self.bottom();
+        if n <= below {
+            below -= n;
+        } else {
+            let mut left = n - below;
+            loop {
+                idx += 1;
+                if idx >= self.lines.len() {
+                    return self.follow();
+                }
+                let h = self.height(idx, width);
+                if left <= h {
+                    below = h - left;
+                    break;
+                }
+                left -= h;
+            }
+        }
+        if idx + 1 == self.lines.len() && below == 0 {
+            self.follow();
+        } else {
+            self.anchor_at(idx, below);
+        }
+    }
+}
+
+/// One row of the message pane: a line and which of its wrapped rows.
+pub struct Row<'a> {
+    pub line: &'a Line,
+    /// 0 for the first row (the one with the clock and sender).
+    pub index: usize,
+    pub range: Range<usize>,
+}
+
+/// Where things go on a screen of `area`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Areas {
+    /// Window list (tabs).
+    pub tabs: Rect,
+    pub messages: Rect,
+    /// Who is connected; empty on a narrow screen.
+    pub side: Rect,
+    pub status: Rect,
+    pub input: Rect,
+}
+
+pub fn layout(area: Rect) -> Areas {
+    let side_w = if area.width >= 60 {
+        (area.width / 5).clamp(20, 28)
+    } else {
+        0
+    };
+    let body_h = area.height.saturating_sub(3);
+    let at = |dy: u16, h: u16| Rect::new(area.x, area.y + dy.min(area.height), area.width, h);
+    let body = at(1, body_h);
+    Areas {
+        tabs: at(0, area.height.min(1)),
+        messages: Rect::new(body.x, body.y, body.width - side_w, body.height),
+        side: Rect::new(body.x + body.width - side_w, body.y, side_w, body.height),
+        status: at(1 + body_h, area.height.saturating_sub(1 + body_h).min(1)),
+        input: at(2 + body_h, area.height.saturating_sub(2 + body_h).min(1)),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Conn {
+    Connected,
+    /// A keep-alive PING is unanswered so far.
+    Checking,
+    Closed,
+}
+
+/// What the run loop does after a key.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    None,
+    Send(Vec<Outgoing>),
+    Quit(String),
+    /// Ctrl+L: clear and redraw everything.
+    Repaint,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A typed line: commands are commands.
+    Typed(String),
+    /// A line of a multi-line paste: sent as text, whatever it starts with.
+    Text(String),
+}
+
+pub struct View {
+    pub windows: Vec<Win>,
+    active: usize,
+    pub editor: Editor,
+    pub me: String,
+    /// The user's own status as the tracker reports it.
+    pub my: UserEntry,
+    pub tracker: String,
+    pub tls: bool,
+    pub conn: Conn,
+    pub roster: Vec<UserEntry>,
+    size: Rect,
+    tz: TimeZone,
+    renderer: PlainRenderer,
+}
+
+impl View {
+    pub fn new(me: &str, tracker: &str, tls: bool, tz: TimeZone) -> Self {
+        View {
+            windows: vec![Win::new(Window::Room(GENERAL.into()))],
+            active: 0,
+            editor: Editor::default(),
+            me: me.to_string(),
+            my: entry(me, None),
+            tracker: tracker.to_string(),
+            tls,
+            conn: Conn::Connected,
+            roster: Vec::new(),
+            size: Rect::new(0, 0, 80, 24),
+            renderer: PlainRenderer::new(tz.clone()),
+            tz,
+        }
+    }
+
+    pub fn resize(&mut self, width: u16, height: u16) {
+        self.size = Rect::new(0, 0, width, height);
+    }
+
+    pub fn size(&self) -> Rect {
+        self.size
+    }
+
+    pub fn active(&self) -> &Win {
+        &self.windows[self.active]
+    }
+
+    pub fn active_index(&self) -> usize {
+        self.active
+    }
+
+    /// Takes the names, statuses and roster from the application state.
+    pub fn sync(&mut self, app: &App) {
+        self.me = for_display(&app.me);
+        self.my = entry(&self.me, app.my_away.as_deref());
+        self.roster = app
+            .users()
+            .into_iter()
+            .map(|u| {
+                if casefold(&u.nick) == casefold(&app.me) {
+                    self.my.clone()
+                } else {
+                    UserEntry {
+                        nick: for_display(&u.nick),
+                        status: u.status,
+                        detail: u.detail.map(|d| for_display(&d)),
+                    }
+                }
+            })
+            .collect();
+    }
+
+    // ---- windows --------------------------------------------------------
+
+    fn find(&self, target: &Window) -> Option<usize> {
+        let same = |a: &str, b: &str| casefold(a) == casefold(b);
+        self.windows.iter().position(|w| match (&w.target, target) {
+            (Window::Room(a), Window::Room(b)) | (Window::Dm(a), Window::Dm(b)) => same(a, b),
+            _ => false,
+        })
+    }
+
+    /// The window for `target`, opened (at the end, not in view) if new.
+    fn ensure(&mut self, target: &Window) -> usize {
+        if let Some(i) = self.find(target) {
+            return i;
+        }
+        let target = match target {
+            Window::Room(r) => Window::Room(for_display(r)),
+            Window::Dm(n) => Window::Dm(for_display(n)),
+        };
+        self.windows.push(Win::new(target));
+        self.windows.len() - 1
+    }
+
+    pub fn switch(&mut self, idx: usize) {
+        if idx < self.windows.len() {
+            self.active = idx;
+            let w = &mut self.windows[idx];
+            w.unread = 0;
+            w.mention = false;
+        }
+    }
+
+    fn close(&mut self, idx: usize) {
+        if self.windows.len() <= 1 || idx >= self.windows.len() {
+            return;
+        }
+        self.windows.remove(idx);
+        if self.active > idx || self.active == self.windows.len() {
+            self.active -= 1;
+        }
+        self.switch(self.active);
+    }
+
+    fn general(&self) -> usize {
+        self.find(&Window::Room(GENERAL.into())).unwrap_or(0)
+    }
+
+    // ---- events -----------------------------------------------------------
+
+    fn clock(&self, t: Timestamp) -> String {
+        t.to_zoned(self.tz.clone()).strftime("%H:%M").to_string()
+    }
+
+    fn note(&mut self, idx: usize, clock: &str, text: &str, tone: Tone) {
+        self.windows[idx].push(Line {
+            clock: clock.to_string(),
+            from: None,
+            text: for_display(text),
+            tone,
+        });
+    }
+
+    /// Shows `text` in the window in view (answers and errors).
+    pub fn notice(&mut self, text: &str, tone: Tone, now: Timestamp) {
+        let clock = self.clock(now);
+        self.note(self.active, &clock, text, tone);
+    }
+
+    /// Shows `event` in window `idx` as the plain mode words it.
+    fn show(&mut self, idx: usize, event: &Event, tone: Tone) {
+        let clock = self.clock(event.time());
+        for line in self.renderer.describe(event) {
+            self.note(idx, &clock, &line, tone);
+        }
+    }
+
+    pub fn apply(&mut self, events: &[Event]) {
+        for e in events {
+            self.apply_one(e);
+        }
+    }
+
+    fn apply_one(&mut self, event: &Event) {
+        let clock = self.clock(event.time());
+        match event {
+            Event::Chat {
+                window,
+                from,
+                text,
+                kind,
+                own,
+                ..
+            } => {
+                let idx = self.ensure(window);
+                let text = for_display(text);
+                let mention = !own && mentions(&text, &self.me);
+                // A DM is for the user: it marks its window like a mention,
+                // without painting the whole conversation as one.
+                let marks = mention || (!own && matches!(window, Window::Dm(_)));
+                let tone = match (own, mention) {
+                    (true, _) => Tone::Own,
+                    (false, true) => Tone::Mention,
+                    (false, false) => Tone::Normal,
+                };
+                let line = Line {
+                    clock: clock.clone(),
+                    from: Some((for_display(from), *kind)),
+                    text,
+                    tone,
+                };
+                let w = &mut self.windows[idx];
+                w.push(line);
+                if idx != self.active && !own {
+                    w.unread += 1;
+                    w.mention |= marks;
+                }
+            }
+            Event::Joined { room, me, .. } => {
+                let idx = self.ensure(&Window::Room(room.clone()));
+                if *me {
+                    self.switch(idx);
+                }
+                self.show(idx, event, Tone::Join);
+            }
+            Event::Parted { room, me, .. } => {
+                let room = Window::Room(room.clone());
+                match (me, self.find(&room)) {
+                    (true, Some(idx)) if idx != self.general() => {
+                        self.close(idx);
+                        let g = self.general();
+                        self.switch(g);
+                        self.show(g, event, Tone::Part);
+                    }
+                    (_, Some(idx)) => self.show(idx, event, Tone::Part),
+                    (_, None) => self.show(self.general(), event, Tone::Part),
+                }
+            }
+            Event::Quit { nick, .. }
+            | Event::Status {
+                nick, me: false, ..
+            } => {
+                let tone = if matches!(event, Event::Quit { .. }) {
+                    Tone::Part
+                } else {
+                    Tone::Quiet
+                };
+                self.show(self.general(), event, tone);
+                if let Some(dm) = self.find(&Window::Dm(nick.clone())) {
+                    self.show(dm, event, tone);
+                }
+            }
+            Event::NickChanged { old, new, .. } => {
+                if let Some(dm) = self.find(&Window::Dm(old.clone())) {
+                    self.windows[dm].target = Window::Dm(for_display(new));
+                }
+                self.show(self.general(), event, Tone::Quiet);
+                if let Some(dm) = self.find(&Window::Dm(new.clone())) {
+                    self.show(dm, event, Tone::Quiet);
+                }
+            }
+            Event::Topic { room, topic, .. } => {
+                let idx = self.ensure(&Window::Room(room.clone()));
+                self.windows[idx].topic = Some(for_display(topic));
+                self.show(idx, event, Tone::Info);
+            }
+            Event::Help { .. } => {
+                self.show(self.active, event, Tone::Info);
+                for l in UI_HELP {
+                    self.note(self.active, &clock, &format!("*** {l}"), Tone::Info);
+                }
+            }
+            Event::Closed { .. } => {
+                self.conn = Conn::Closed;
+                self.show(self.active, event, Tone::Error);
+            }
+            Event::Error { .. } => self.show(self.active, event, Tone::Error),
+            Event::Status { me: true, .. }
+            | Event::Users { .. }
+            | Event::Whois { .. }
+            | Event::Rooms { .. }
+            | Event::Info { .. } => self.show(self.active, event, Tone::Info),
+        }
+    }
+
+    // ---- keys -------------------------------------------------------------
+
+    fn pane(&self) -> (usize, usize) {
+        let m = layout(self.size).messages;
+        (m.width as usize, m.height as usize)
+    }
+
+    pub fn scroll_up(&mut self, n: usize) {
+        let (w, h) = self.pane();
+        self.windows[self.active].scroll_up(n, w, h);
+    }
+
+    pub fn scroll_down(&mut self, n: usize) {
+        let (w, _) = self.pane();
+        self.windows[self.active].scroll_down(n, w);
+    }
+
+    fn page(&self) -> usize {
+        self.pane().1.saturating_sub(2).max(1)
+    }
+
+    /// The wheel scrolls; false for mouse events that change nothing.
+    pub fn on_mouse(&mut self, m: MouseEvent) -> bool {
+        match m.kind {
+            MouseEventKind::ScrollUp => self.scroll_up(WHEEL_ROWS),
+            MouseEventKind::ScrollDown => self.scroll_down(WHEEL_ROWS),
+            _ => return false,
+        }
+        true
+    }
+
+    /// A bracketed paste: into the input, line breaks kept, sent on Enter.
+    pub fn on_paste(&mut self, text: &str, now: Timestamp) {
+        if !self.editor.insert(text) {
+            self.notice(
+                &format!(
+                    "!!! the paste was cut at {} KiB",
+                    super::editor::MAX_INPUT / 1024
+                ),
+                Tone::Error,
+                now,
+            );
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.roster.iter().map(|u| u.nick.clone()).collect();
+        names.extend(self.windows.iter().map(|w| w.name().to_string()));
+        names
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent, now: Timestamp) -> Action {
+        if key.kind == KeyEventKind::Release {
+            return Action::None;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        let e = &mut self.editor;
+        match key.code {
+            KeyCode::Char('c') if ctrl => return Action::Quit("Leaving".into()),
+            KeyCode::Char('d') if ctrl && e.is_empty() => return Action::Quit("Leaving".into()),
+            KeyCode::Char('l') if ctrl => return Action::Repaint,
+            KeyCode::Char('n') if ctrl => self.switch((self.active + 1) % self.windows.len()),
+            KeyCode::Char('p') if ctrl => {
+                self.switch((self.active + self.windows.len() - 1) % self.windows.len())
+            }
+            KeyCode::Char('a') if ctrl => e.home(),
+            KeyCode::Char('e') if ctrl => e.end(),
+            KeyCode::Char('b') if ctrl => e.left(),
+            KeyCode::Char('f') if ctrl => e.right(),
+            KeyCode::Char('w') | KeyCode::Char('h') if ctrl => e.delete_word_back(),
+            KeyCode::Char('u') if ctrl => e.kill_to_start(),
+            KeyCode::Char('k') if ctrl => e.kill_to_end(),
+            KeyCode::Char('b') if alt => e.word_left(),
+            KeyCode::Char('f') if alt => e.word_right(),
+            KeyCode::Char('d') if alt => e.delete_word_forward(),
+            KeyCode::Char(c @ '0'..='9') if alt => {
+                let n = c.to_digit(10).unwrap_or(0) as usize;
+                self.switch(if n == 0 { 9 } else { n - 1 });
+            }
+            KeyCode::Char(c) if !ctrl && !alt => {
+                e.insert(c.encode_utf8(&mut [0; 4]));
+            }
+            KeyCode::Enter if alt => {
+                e.insert("\n");
+            }
+            KeyCode::Enter => return self.submit(now),
+            KeyCode::Backspace if ctrl || alt => e.delete_word_back(),
+            KeyCode::Backspace => e.backspace(),
+            KeyCode::Delete => e.delete(),
+            KeyCode::Left if ctrl || alt => e.word_left(),
+            KeyCode::Right if ctrl || alt => e.word_right(),
+            KeyCode::Left => e.left(),
+            KeyCode::Right => e.right(),
+            KeyCode::Home => e.home(),
+            KeyCode::End => e.end(),
+            KeyCode::Up => e.history_prev(),
+            KeyCode::Down => e.history_next(),
+            KeyCode::PageUp => self.scroll_up(self.page()),
+            KeyCode::PageDown => self.scroll_down(self.page()),
+            KeyCode::Tab => {
+                let names = self.names();
+                let mut commands = input::COMMANDS.to_vec();
+                commands.extend(["close", "w", "window"]);
+                commands.sort();
+                self.editor.complete(&commands, &names);
+            }
+            _ => {}
+        }
+        Action::None
+    }
+
+    fn submit(&mut self, now: Timestamp) -> Action {
+        let count = self.editor.line_count();
+        if count > MAX_SEND_LINES {
+            self.notice(
+                &format!(
+                    "!!! {count} lines is more than {MAX_SEND_LINES} at once (the tracker cuts off floods); nothing sent, the text is still in the input"
+                ),
+                Tone::Error,
+                now,
+            );
+            return Action::None;
+        }
+        let text = self.editor.take();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        match lines.as_slice() {
+            [] => Action::None,
+            [line] => {
+                // A lone line, even pasted, is what a person would type.
+                match self.view_command(line, now) {
+                    Some(action) => action,
+                    None => Action::Send(vec![Outgoing::Typed(line.to_string())]),
+                }
+            }
+            many => Action::Send(many.iter().map(|l| Outgoing::Text(l.to_string())).collect()),
+        }
+    }
+
+    /// Commands about windows, which only the full-screen mode has.
+    fn view_command(&mut self, line: &str, now: Timestamp) -> Option<Action> {
+        let rest = line.strip_prefix('/')?;
+        let (name, arg) = rest.split_once(' ').unwrap_or((rest, ""));
+        let arg = arg.trim();
+        match name.to_ascii_lowercase().as_str() {
+            "w" | "window" | "win" if arg.is_empty() => {
+                self.notice("!!! usage: /w <number|name>", Tone::Error, now);
+            }
+            "w" | "window" | "win" => self.goto(arg, now),
+            "query" if !arg.is_empty() && !arg.contains(' ') => self.goto(arg, now),
+            "close" | "wc" => match &self.active().target {
+                Window::Dm(_) => self.close(self.active),
+                Window::Room(r) => {
+                    let text = format!("!!! {r} is a room: leave it with /part");
+                    self.notice(&text, Tone::Error, now);
+                }
+            },
+            _ => return None,
+        }
+        Some(Action::None)
+    }
+
+    fn goto(&mut self, arg: &str, now: Timestamp) {
+        if let Ok(n) = arg.parse::<usize>() {
+            if (1..=self.windows.len()).contains(&n) {
+                self.switch(n - 1);
+            } else {
+                self.notice(&format!("!!! no window {n}"), Tone::Error, now);
+            }
+            return;
+        }
+        let found = self.windows.iter().position(|w| {
+            casefold(w.name().trim_start_matches('#')) == casefold(arg.trim_start_matches('#'))
+        });
+        match found {
+            Some(i) => self.switch(i),
+            None if arg.starts_with('#') => {
+                let text = format!("!!! you are not in {arg}: /join {arg} first");
+                self.notice(&for_display(&text), Tone::Error, now);
+            }
+            None => match validate_nick(arg) {
+                Ok(()) => {
+                    let idx = self.ensure(&Window::Dm(arg.to_string()));
+                    self.switch(idx);
+                }
+                Err(e) => self.notice(&for_display(&format!("!!! {e}")), Tone::Error, now),
+            },
+        }
+    }
+
+    /// The rows the message pane shows, top to bottom, `rows` at most.
+    pub fn visible(&self, width: usize, rows: usize) -> Vec<Row<'_>> {
+        let w = self.active();
+        let mut out = Vec::new();
+        if w.lines.is_empty() || rows == 0 {
+            return out;
+        }
+        let (mut idx, mut skip) = w.bottom();
+        loop {
+            let line = &w.lines[idx];
+            let wrapped = line.rows(width);
+            let shown = wrapped.len().saturating_sub(skip);
+            for (index, range) in wrapped.into_iter().enumerate().take(shown).rev() {
+                if out.len() == rows {
+                    break;
+                }
+                out.push(Row { line, index, range });
+            }
+            skip = 0;
+            if out.len() == rows || idx == 0 {
+                break;
+            }
+            idx -= 1;
+        }
+        out.reverse();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::status::Status;
+    use crossterm::event::KeyEventState;
+
+    fn t() -> Timestamp {
+        "2026-11-21T10:00:00Z".parse().unwrap()
+    }
+
+    fn key(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
+        KeyEvent {
+            code,
+            modifiers,
+            kind: KeyEventKind::Press,
+            state: KeyEventState::NONE,
+        }
+    }
+
+    fn typed(v: &mut View, text: &str) -> Action {
+        for c in text.chars() {
+            v.on_key(key(KeyCode::Char(c), KeyModifiers::NONE), t());
+        }
+        v.on_key(key(KeyCode::Enter, KeyModifiers::NONE), t())
+    }
+
+    fn chat(window: Window, from: &str, text: &str, own: bool) -> Event {
+        Event::Chat {
+            time: t(),
+            window,
+            from: from.into(),
+            text: text.into(),
+            kind: ChatKind::Message,
+            own,
+        }
+    }
+
+    fn room(r: &str) -> Window {
+        Window::Room(r.into())
+    }
+
+    fn dm(n: &str) -> Window {
+        Window::Dm(n.into())
+    }
+
+    /// The newest line of the window in view.
+    fn last(v: &View) -> String {
+        v.active()
+            .lines()
+            .back()
+            .map(|l| l.text.clone())
+            .unwrap_or_default()
+    }
+
+    fn view() -> View {
+        let mut v = View::new("alice", "127.0.0.1:6697", true, TimeZone::UTC);
+        v.resize(80, 24);
+        v
+    }
+
+    #[test]
+    fn wraps_by_display_width() {
+        let s = |text: &str, rows: Vec<Range<usize>>| -> Vec<String> {
+            rows.into_iter().map(|r| text[r].to_string()).collect()
+        };
+        let text = "the quick brown fox";
+        assert_eq!(s(text, wrap(text, 10, 10)), ["the quick", "brown fox"]);
+        assert_eq!(s(text, wrap(text, 4, 20)), ["the", "quick brown fox"]);
+        let long = "abcdefghijkl";
+        assert_eq!(s(long, wrap(long, 5, 5)), ["abcde", "fghij", "kl"]);
+        // Wide characters count two columns and are never split.
+        let cjk = "漢字漢字漢";
+        assert_eq!(s(cjk, wrap(cjk, 5, 5)), ["漢字", "漢字", "漢"]);
+        let emoji = "hi 👍👍👍";
+        assert_eq!(s(emoji, wrap(emoji, 4, 4)), ["hi", "👍👍", "👍"]);
+        assert_eq!(wrap("", 10, 10).len(), 1);
+        // Inner runs of spaces are kept.
+        let spaced = "a   b";
+        assert_eq!(s(spaced, wrap(spaced, 10, 10)), ["a   b"]);
+        // A row too narrow for even one wide character still advances.
+        assert_eq!(s(cjk, wrap(cjk, 1, 1)).len(), 5);
+    }
+
+    #[test]
+    fn mentions_are_whole_names() {
+        assert!(mentions("hey alice, lunch?", "alice"));
+        assert!(mentions("ALICE!", "alice"));
+        assert!(mentions("@alice", "alice"));
+        assert!(!mentions("malice aforethought", "alice"));
+        assert!(!mentions("alice_b is here", "alice"));
+        assert!(mentions("[x] is {x}", "[x]"));
+    }
+
+    #[test]
+    fn dm_opens_a_window_without_taking_focus() {
+        let mut v = view();
+        v.apply(&[chat(room("#general"), "bob", "hello", false)]);
+        v.apply(&[chat(dm("bob"), "bob", "psst", false)]);
+        v.apply(&[chat(dm("bob"), "bob", "still there?", false)]);
+        assert_eq!(v.windows.len(), 2);
+        assert_eq!(v.active_index(), 0);
+        let w = &v.windows[1];
+        assert_eq!((w.name(), w.unread, w.mention), ("bob", 2, true));
+        // A mention in a room marks it too; own lines never count.
+        v.apply(&[Event::Joined {
+            time: t(),
+            room: "#games".into(),
+            nick: "alice".into(),
+            me: true,
+        }]);
+        assert_eq!(v.active().name(), "#games");
+        v.apply(&[chat(room("#general"), "bob", "plain", false)]);
+        v.apply(&[chat(room("#general"), "alice", "mine", true)]);
+        assert_eq!((v.windows[0].unread, v.windows[0].mention), (1, false));
+        v.apply(&[chat(room("#general"), "bob", "alice: look", false)]);
+        assert_eq!((v.windows[0].unread, v.windows[0].mention), (2, true));
+        // Looking at a window clears its marks.
+        v.on_key(key(KeyCode::Char('2'), KeyModifiers::ALT), t());
+        assert_eq!(v.active().name(), "bob");
+        assert_eq!((v.active().unread, v.active().mention), (0, false));
+        v.on_key(key(KeyCode::Char('n'), KeyModifiers::CONTROL), t());
+        assert_eq!(v.active().name(), "#games");
+        v.on_key(key(KeyCode::Char('n'), KeyModifiers::CONTROL), t());
+        assert_eq!(v.active().name(), "#general");
+        v.on_key(key(KeyCode::Char('p'), KeyModifiers::CONTROL), t());
+        assert_eq!(v.active().name(), "#games");
+    }
+
+    #[test]
+    fn window_commands() {
+        let mut v = view();
+        v.apply(&[chat(dm("bob"), "bob", "hi", false)]);
+        assert_eq!(typed(&mut v, "/w 2"), Action::None);
+        assert_eq!(v.active().name(), "bob");
+        assert_eq!(typed(&mut v, "/w #GENERAL"), Action::None);
+        assert_eq!(v.active_index(), 0);
+        typed(&mut v, "/w 7");
+        assert!(last(&v).contains("no window 7"), "{}", last(&v));
+        typed(&mut v, "/w #nope");
+        assert!(last(&v).contains("/join #nope"), "{}", last(&v));
+        // /w and /query with a new name open a DM window and show it.
+        typed(&mut v, "/query carol");
+        assert_eq!(v.active().target, dm("carol"));
+        typed(&mut v, "/close");
+        assert_eq!(v.windows.len(), 2);
+        typed(&mut v, "/w 1");
+        typed(&mut v, "/close");
+        assert!(last(&v).contains("/part"), "{}", last(&v));
+        // Everything else is for the application.
+        assert_eq!(
+            typed(&mut v, "/msg bob hi"),
+            Action::Send(vec![Outgoing::Typed("/msg bob hi".into())])
+        );
+    }
+
+    #[test]
+    fn paste_is_sent_on_enter_as_text_lines() {
+        let mut v = view();
+        v.on_paste("first line\r\n/not a command\n\nlast", t());
+        assert_eq!(v.editor.line_count(), 3);
+        assert_eq!(
+            v.on_key(key(KeyCode::Enter, KeyModifiers::NONE), t()),
+            Action::Send(vec![
+                Outgoing::Text("first line".into()),
+                Outgoing::Text("/not a command".into()),
+                Outgoing::Text("last".into()),
+            ])
+        );
+        assert!(v.editor.is_empty());
+        // Too many lines: refused, kept for the user to trim.
+        v.on_paste(&"x\n".repeat(MAX_SEND_LINES + 1), t());
+        assert_eq!(
+            v.on_key(key(KeyCode::Enter, KeyModifiers::NONE), t()),
+            Action::None
+        );
+        assert_eq!(v.editor.line_count(), MAX_SEND_LINES + 1);
+        assert_eq!(v.active().lines().back().unwrap().tone, Tone::Error);
+    }
+
+    #[test]
+    fn keys_for_leaving_and_editing() {
+        let mut v = view();
+        assert_eq!(
+            v.on_key(key(KeyCode::Char('c'), KeyModifiers::CONTROL), t()),
+            Action::Quit("Leaving".into())
+        );
+        typed(&mut v, "");
+        for c in "one two".chars() {
+            v.on_key(key(KeyCode::Char(c), KeyModifiers::NONE), t());
+        }
+        v.on_key(key(KeyCode::Char('w'), KeyModifiers::CONTROL), t());
+        assert_eq!(v.editor.text(), "one ");
+        assert_eq!(
+            v.on_key(key(KeyCode::Char('d'), KeyModifiers::CONTROL), t()),
+            Action::None,
+            "Ctrl+D only leaves on an empty line"
+        );
+        v.on_key(key(KeyCode::Enter, KeyModifiers::ALT), t());
+        v.on_key(key(KeyCode::Char('x'), KeyModifiers::NONE), t());
+        assert_eq!(v.editor.text(), "one \nx");
+        v.on_key(key(KeyCode::Char('a'), KeyModifiers::CONTROL), t());
+        v.on_key(key(KeyCode::Char('k'), KeyModifiers::CONTROL), t());
+        assert_eq!(
+            v.on_key(key(KeyCode::Char('d'), KeyModifiers::CONTROL), t()),
+            Action::Quit("Leaving".into())
+        );
+    }
+
+    fn fill(v: &mut View, n: usize) {
+        let from = v.active().lines().len();
+        for i in from..from + n {
+            v.apply(&[chat(room("#general"), "bob", &format!("line {i}"), false)]);
+        }
+    }
+
+    fn shown(v: &View) -> Vec<String> {
+        let m = layout(v.size()).messages;
+        let rows = m.height as usize - usize::from(v.active().scroll.is_some());
+        v.visible(m.width as usize, rows)
+            .iter()
+            .map(|r| r.line.text[r.range.clone()].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn scrolling_stays_put_while_messages_arrive() {
+        let mut v = view();
+        fill(&mut v, 100);
+        let pane = layout(v.size()).messages.height as usize;
+        assert_eq!(shown(&v).last().unwrap(), "line 99");
+        assert_eq!(shown(&v).len(), pane);
+        v.on_key(key(KeyCode::PageUp, KeyModifiers::NONE), t());
+        let before = shown(&v);
+        assert_eq!(before.last().unwrap(), &format!("line {}", 99 - v.page()));
+        fill(&mut v, 5);
+        assert_eq!(shown(&v), before, "the view stays put");
+        assert_eq!(v.active().new_below, 5);
+        v.on_mouse(MouseEvent {
+            kind: MouseEventKind::ScrollDown,
+            column: 0,
+            row: 0,
+            modifiers: KeyModifiers::NONE,
+        });
+        assert_eq!(
+            shown(&v).last().unwrap(),
+            &format!("line {}", 99 - v.page() + WHEEL_ROWS)
+        );
+        // Down past the end: following the newest line again.
+        for _ in 0..5 {
+            v.on_key(key(KeyCode::PageDown, KeyModifiers::NONE), t());
+        }
+        assert_eq!(v.active().scroll, None);
+        assert_eq!(v.active().new_below, 0);
+        assert_eq!(shown(&v).last().unwrap(), "line 104");
+        // Up past the oldest line stops with it at the top.
+        for _ in 0..50 {
+            v.on_key(key(KeyCode::PageUp, KeyModifiers::NONE), t());
+        }
+        assert_eq!(shown(&v).first().unwrap(), "line 0");
+        assert_eq!(shown(&v).len(), pane - 1);
+    }
+
+    #[test]
+    fn scrolling_a_short_window_does_nothing() {
+        let mut v = view();
+        fill(&mut v, 3);
+        v.on_key(key(KeyCode::PageUp, KeyModifiers::NONE), t());
+        assert_eq!(v.active().scroll, None);
+        assert_eq!(shown(&v), ["line 0", "line 1", "line 2"]);
+    }
+
+    #[test]
+    fn scrollback_is_bounded() {
+        let mut v = view();
+        fill(&mut v, SCROLLBACK + 10);
+        assert_eq!(v.active().lines().len(), SCROLLBACK);
+        assert_eq!(v.active().lines().front().unwrap().text, "line 10");
+        assert_eq!(v.active().lines().back().unwrap().text, "line 10009");
+        // An anchor on a dropped line is clamped, not a panic.
+        v.scroll_up(5);
+        fill(&mut v, SCROLLBACK);
+        assert!(!shown(&v).is_empty());
+    }
+
+    #[test]
+    fn network_text_is_made_harmless() {
+        let mut v = view();
+        v.apply(&[chat(
+            dm("ev\x1b[31mil"),
+            "ev\x1b[31mil",
+            "a\x1b[2Jb\x1b]0;x\x07c\rd\u{202e}e",
+            false,
+        )]);
+        let w = &v.windows[1];
+        assert_eq!(w.name(), "evil");
+        let line = w.lines().back().unwrap();
+        assert_eq!(line.text, "abcde");
+        assert_eq!(line.from.as_ref().unwrap().0, "evil");
+    }
+
+    #[test]
+    fn roster_and_own_status_come_from_the_app() {
+        let mut app = App::new("alice", "t:1");
+        app.set_caps(&["echo-message".into(), "away-notify".into()]);
+        let p = |l: &str| crate::proto::Message::parse(l).unwrap();
+        app.on_message(&p(":alice!a@h JOIN #general"), t());
+        app.on_message(&p(":confab 353 alice = #general :alice bob"), t());
+        app.on_message(&p(":bob!b@h AWAY :Busy: lunch"), t());
+        app.on_message(&p(":alice!a@h AWAY :Inactive: idle for 5 min"), t());
+        let mut v = view();
+        v.sync(&app);
+        let shown: Vec<(&str, Status)> = v
+            .roster
+            .iter()
+            .map(|u| (u.nick.as_str(), u.status))
+            .collect();
+        assert_eq!(shown, [("alice", Status::Inactive), ("bob", Status::Busy)]);
+        assert_eq!(v.my.status, Status::Inactive);
+    }
+}
