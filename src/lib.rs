@@ -22,9 +22,9 @@
 //!     flood control, its outbox (bounded in bytes) drained into one write.
 //!   - `hub`: the one owner of users, rooms and statuses, on its own thread;
 //!     records to the transcript before delivering.
-//!   - `transcript`: `chat.log`.
-//!   - `password`: the Argon2id password gate and the per-address lockout
-//!     after wrong passwords.
+//!   - `transcript`: `chat.log`, and when it reaches the disk (`LogSync`).
+//!   - `password`: the Argon2id password gate (its own low-priority
+//!     checking threads) and the per-address lockout after wrong passwords.
 //! - [`client`]: the client.
 //!   - `connection`: TLS with fingerprint pinning, lines to messages.
 //!   - `known`: the file of trusted tracker fingerprints.
