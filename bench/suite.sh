@@ -30,6 +30,7 @@ run b1 --offered 100000
 run b1 --offered 600000
 run b1 --offered 1200000 --duration 5
 run b1 --offered 2000000 --duration 5
+run b1 --offered 2500000 --duration 5
 run b1 --offered 3000000 --duration 5
 run --tls b2 --rate 1
 run --tls b2 --rate 10
