@@ -23,7 +23,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use confab::proto::caps::Caps;
 use confab::proto::{LineCodec, Message};
-use confab::tracker::conn::ConnControl;
+use confab::tracker::conn::{ConnControl, SendBudget};
 use confab::tracker::hub::{ConnHandle, Hub, HubConfig, HubRequest, RegisterOutcome, Registration};
 use confab::tracker::transcript::{LogSync, Transcript};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -89,12 +89,15 @@ impl HubRig {
     fn new(members: usize) -> HubRig {
         let dir = tempfile::tempdir().expect("temp dir");
         let transcript = Transcript::open(dir.path(), LogSync::Write).expect("chat.log");
+        // Benchmarks never read back the byte count: no send-queue limits.
+        let budget = Arc::new(SendBudget::new(usize::MAX / 2));
         let config = HubConfig {
             server_name: "bench".into(),
             idle_timeout: Duration::from_secs(3600),
             stay: true,
             log_path_shown: "chat.log".into(),
             started: jiff::Timestamp::now(),
+            send_budget: budget.clone(),
         };
         let hub = Hub::new(config, transcript, CancellationToken::new());
         let (inbox, rx) = mpsc::channel(4096);
@@ -102,8 +105,7 @@ impl HubRig {
         let mut outboxes = Vec::new();
         for i in 0..members {
             let (tx, out) = mpsc::unbounded_channel();
-            // Benchmarks never read back the byte count: no send-queue limit.
-            let control = Arc::new(ConnControl::new(usize::MAX / 4));
+            let control = Arc::new(ConnControl::new(usize::MAX / 4, budget.clone()));
             let nick = format!("m{i}");
             let reg = Registration {
                 conn: i as u64,

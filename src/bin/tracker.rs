@@ -58,6 +58,9 @@ struct Args {
     /// Bytes that may wait for a slow client before it is disconnected, at least 1 MiB [default: 2097152]
     #[arg(long, value_name = "BYTES")]
     sendq: Option<usize>,
+    /// Bytes that may wait for all clients together; past it, those furthest behind are disconnected, at least 16 MiB [default: 268435456]
+    #[arg(long, value_name = "BYTES")]
+    sendq_total: Option<usize>,
     /// Most open connections in all [default: 2000]
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
@@ -109,6 +112,7 @@ impl Args {
             flood_rate: self.flood_rate,
             flood_burst: self.flood_burst,
             sendq: self.sendq,
+            sendq_total: self.sendq_total,
             max_connections: self.max_connections,
             max_per_address: self.max_per_address,
             log_sync: self.log_sync,
@@ -266,6 +270,7 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         // One hub batch can queue ~0.5 MiB for a reader at once; a smaller
         // queue would drop readers that are keeping up.
         config.sendq = args.sendq.max(1 << 20);
+        config.sendq_total = args.sendq_total.max(16 << 20);
         config.max_connections = args.max_connections.max(1);
         config.max_per_address = args.max_per_address.max(1);
         config.log_sync = args.log_sync;

@@ -40,6 +40,49 @@ const KEEP_WBUF: usize = 4096;
 /// How long shutdown waits for the goodbye to be written.
 const GOODBYE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Bytes queued in all outboxes together, and the most they may be before
+/// the slowest readers are dropped (`--sendq-total`).
+///
+/// Each connection's own limit (`--sendq`) alone would let N slow readers
+/// hold N times that: when the readers fall behind together (a burst of
+/// JOINs and NAMES while thousands log in, a congested network), memory
+/// grew with no bound but the per-connection one (779 MiB seen mid-login in
+/// B4 at 10,000 clients). An atomic shared by every `ConnControl`, not a
+/// lock: it is touched once per recipient per hub batch.
+#[derive(Debug)]
+pub struct SendBudget {
+    total: AtomicUsize,
+    limit: usize,
+}
+
+impl SendBudget {
+    pub fn new(limit: usize) -> Self {
+        SendBudget {
+            total: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Bytes queued in all outboxes now.
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+/// Why an outbox refused more bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Past this connection's own limit.
+    Own,
+    /// All outboxes together are past the shared budget, and this one holds
+    /// more than its share of it.
+    Shared,
+}
+
 /// What the hub shares with one connection task besides its outbox: the
 /// bytes queued for the client (the send queue, bounded) and a kill switch.
 pub struct ConnControl {
@@ -52,31 +95,50 @@ pub struct ConnControl {
     /// messages of any size.
     queued: AtomicUsize,
     sendq: usize,
+    budget: Arc<SendBudget>,
 }
 
 impl ConnControl {
-    pub fn new(sendq: usize) -> Self {
+    pub fn new(sendq: usize, budget: Arc<SendBudget>) -> Self {
         ConnControl {
             token: CancellationToken::new(),
             reason: Mutex::new(None),
             queued: AtomicUsize::new(0),
             sendq,
+            budget,
         }
     }
 
-    /// Accounts `len` more bytes for the outbox; false (and nothing
-    /// accounted) when that would pass the send-queue limit.
-    pub fn reserve(&self, len: usize) -> bool {
-        let before = self.queued.fetch_add(len, Ordering::Relaxed);
-        if before + len > self.sendq {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
-            return false;
+    /// Accounts `len` more bytes for the outbox, or refuses them (and
+    /// accounts nothing) when that would pass the connection's own limit,
+    /// or when all outboxes together are past the shared budget and this
+    /// one would hold more than its share of the budget (split evenly over
+    /// `connections`). While the total is over, only the readers furthest
+    /// behind are refused, so memory stays under about twice the budget and
+    /// readers that keep up are never dropped for someone else's backlog.
+    pub fn reserve(&self, len: usize, connections: usize) -> Result<(), Overflow> {
+        let fair_share = self.budget.limit / connections.max(1);
+        let mine = self.queued.fetch_add(len, Ordering::Relaxed) + len;
+        let total = self.budget.total.fetch_add(len, Ordering::Relaxed) + len;
+        let refused = if mine > self.sendq {
+            Some(Overflow::Own)
+        } else if total > self.budget.limit && mine > fair_share {
+            Some(Overflow::Shared)
+        } else {
+            None
+        };
+        match refused {
+            Some(why) => {
+                self.release(len);
+                Err(why)
+            }
+            None => Ok(()),
         }
-        true
     }
 
     fn release(&self, len: usize) {
         self.queued.fetch_sub(len, Ordering::Relaxed);
+        self.budget.total.fetch_sub(len, Ordering::Relaxed);
     }
 
     pub fn kill(&self, reason: &str) {
@@ -95,6 +157,15 @@ impl ConnControl {
     }
 }
 
+impl Drop for ConnControl {
+    /// What a killed connection never took from its outbox leaves the
+    /// shared count with it.
+    fn drop(&mut self) {
+        let left = *self.queued.get_mut();
+        self.budget.total.fetch_sub(left, Ordering::Relaxed);
+    }
+}
+
 /// What every connection task shares.
 pub struct ConnContext {
     pub hub: mpsc::Sender<HubRequest>,
@@ -107,6 +178,8 @@ pub struct ConnContext {
     pub flood: FloodPolicy,
     /// Send-queue limit per connection, in bytes.
     pub sendq: usize,
+    /// All send queues together (`--sendq-total`).
+    pub send_budget: Arc<SendBudget>,
 }
 
 /// Flood control ("fakelag", as IRC servers do it): every line a client
@@ -203,7 +276,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (tx, rx) = mpsc::unbounded_channel();
-    let sendq = ctx.sendq;
+    let control = Arc::new(ConnControl::new(ctx.sendq, ctx.send_budget.clone()));
     let mut conn = Conn {
         id,
         peer,
@@ -214,7 +287,7 @@ where
         stream: FramedRead::with_capacity(stream, LineCodec::new(), READ_BUF),
         outbox_rx: rx,
         outbox_tx: Some(tx),
-        control: Arc::new(ConnControl::new(sendq)),
+        control,
         caps: Caps::default(),
         phase: Phase::Registering(Pending::default()),
         wbuf: BytesMut::new(),
@@ -813,5 +886,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Some(End::Goodbye)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_limit_then_shared_budget_refuse_only_the_reader_behind() {
+        let budget = Arc::new(SendBudget::new(1000));
+        let slow = ConnControl::new(600, budget.clone());
+        let keeping_up = ConnControl::new(600, budget.clone());
+        // Its own limit first: 600 bytes each, whatever the budget.
+        assert_eq!(slow.reserve(500, 2), Ok(()));
+        assert_eq!(slow.reserve(101, 2), Err(Overflow::Own));
+        assert_eq!(budget.total(), 500, "a refusal accounts nothing");
+        // Total 500 + 450 = 950, under the budget of 1000: both fine.
+        assert_eq!(keeping_up.reserve(450, 2), Ok(()));
+        // Past the budget (1050), and the slow one holds more than its
+        // share (500 of 1000 over 2): refused.
+        assert_eq!(slow.reserve(100, 2), Err(Overflow::Shared));
+        assert_eq!(budget.total(), 950);
+        // The reader that wrote out its queue gets the same bytes.
+        keeping_up.release(450);
+        assert_eq!(keeping_up.reserve(100, 2), Ok(()));
+        // Over the budget again, but within its share: still accepted.
+        assert_eq!(keeping_up.reserve(400, 2), Ok(()));
+        assert_eq!(budget.total(), 1000);
+        assert_eq!(keeping_up.reserve(1, 2), Err(Overflow::Shared));
+        // What a killed connection never took leaves the count with it.
+        drop(slow);
+        assert_eq!(budget.total(), 500);
+        drop(keeping_up);
+        assert_eq!(budget.total(), 0);
     }
 }

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::conn::ConnControl;
+use super::conn::{ConnControl, Overflow, SendBudget};
 use super::transcript::{self, Transcript};
 use crate::proto::Message;
 use crate::proto::caps::{self, Caps};
@@ -152,6 +152,8 @@ pub struct HubConfig {
     pub stay: bool,
     pub log_path_shown: String,
     pub started: jiff::Timestamp,
+    /// Shared with every connection's send queue (`--sendq-total`).
+    pub send_budget: Arc<SendBudget>,
 }
 
 struct User {
@@ -248,8 +250,8 @@ pub struct Hub {
     /// ERROR) still go out after the commit; dropped after delivery, which
     /// closes their outbox and ends their connection task.
     retired: IdMap<ConnHandle>,
-    /// Users whose outbox overflowed during delivery.
-    overflowed: Vec<ConnId>,
+    /// Users whose outbox overflowed during delivery, and why.
+    overflowed: Vec<(ConnId, Overflow)>,
     /// Chat messages recorded in this batch: what to take back if the
     /// transcript cannot be written.
     message_marks: Vec<MessageMark>,
@@ -413,11 +415,27 @@ impl Hub {
             if self.overflowed.is_empty() {
                 return;
             }
-            for id in std::mem::take(&mut self.overflowed) {
+            let overflowed = std::mem::take(&mut self.overflowed);
+            let shared = overflowed
+                .iter()
+                .filter(|o| o.1 == Overflow::Shared)
+                .count();
+            if shared > 0 {
+                tracing::warn!(
+                    "output queued for all clients passed --sendq-total ({} KiB); \
+                     dropping the {shared} furthest behind",
+                    self.config.send_budget.limit() / 1024
+                );
+            }
+            for (id, why) in overflowed {
+                let reason = match why {
+                    Overflow::Own => "SendQ exceeded",
+                    Overflow::Shared => "Tracker-wide SendQ exceeded",
+                };
                 if let Some(u) = self.users.get(&id) {
-                    u.handle.control.kill("SendQ exceeded");
+                    u.handle.control.kill(reason);
                 }
-                self.remove_user(id, "SendQ exceeded");
+                self.remove_user(id, reason);
             }
         }
     }
@@ -441,6 +459,7 @@ impl Hub {
             });
             groups[i].1.push(bytes);
         }
+        let connections = self.users.len() + self.retired.len();
         for (id, parts) in groups {
             let handle = match self.users.get(&id) {
                 Some(u) => &u.handle,
@@ -450,9 +469,9 @@ impl Hub {
                 },
             };
             let len: usize = parts.iter().map(Bytes::len).sum();
-            if !handle.control.reserve(len) {
-                if self.users.contains_key(&id) && !self.overflowed.contains(&id) {
-                    self.overflowed.push(id);
+            if let Err(why) = handle.control.reserve(len, connections) {
+                if self.users.contains_key(&id) && !self.overflowed.iter().any(|o| o.0 == id) {
+                    self.overflowed.push((id, why));
                 }
                 continue;
             }

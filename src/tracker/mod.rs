@@ -25,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::conn::{ConnContext, FloodPolicy};
+use self::conn::{ConnContext, FloodPolicy, SendBudget};
 use self::hub::{Hub, HubConfig, HubRequest};
 use self::password::LoginThrottle;
 use self::password::PasswordGate;
@@ -53,6 +53,9 @@ pub struct Config {
     pub flood: FloodPolicy,
     /// Bytes that may wait for one slow client before it is dropped.
     pub sendq: usize,
+    /// Bytes that may wait for all clients together; past it, the clients
+    /// furthest behind are dropped.
+    pub sendq_total: usize,
     /// Open connections at most, in all and from one address.
     pub max_connections: usize,
     pub max_per_address: usize,
@@ -75,6 +78,7 @@ impl Config {
             server_name: "confab".to_string(),
             flood: FloodPolicy::new(4.0, 20),
             sendq: 2 << 20,
+            sendq_total: 256 << 20,
             max_connections: 2000,
             max_per_address: 50,
             free_login_failures: 5,
@@ -115,6 +119,7 @@ pub async fn run(
     })?;
     let token = CancellationToken::new();
     let (hub_tx, hub_rx) = mpsc::channel(HUB_INBOX);
+    let send_budget = Arc::new(SendBudget::new(config.sendq_total));
     let started = jiff::Timestamp::now();
     let hub = Hub::new(
         HubConfig {
@@ -123,6 +128,7 @@ pub async fn run(
             stay: config.stay,
             log_path_shown: transcript.path().display().to_string(),
             started,
+            send_budget: send_budget.clone(),
         },
         transcript,
         token.clone(),
@@ -152,6 +158,7 @@ pub async fn run(
         register_timeout: config.register_timeout,
         flood: config.flood,
         sendq: config.sendq,
+        send_budget,
         throttle: Arc::new(LoginThrottle::new(config.free_login_failures)),
     });
     let limits = Arc::new(ConnLimits::new(

@@ -197,27 +197,35 @@ fn slow_reader_is_dropped_and_others_keep_everything() {
     tracker.wait_log("join #general sleeper (127.0.0.1)");
 
     // Enough to fill the sleeper's socket buffers and its 1 MiB queue.
-    let text = "x".repeat(400);
     let started = Instant::now();
+    let sent = flood_until(&mut talker, &mut watcher, |seen| {
+        seen.iter().any(|l| l.contains("QUIT :SendQ exceeded"))
+    });
+    eprintln!(
+        "sleeper dropped after {sent} messages, {:?}",
+        started.elapsed()
+    );
+    tracker.wait_log("leave sleeper (SendQ exceeded)");
+    // And the tracker keeps serving.
+    talker.send("PRIVMSG #general :after");
+    watcher.expect(":after");
+}
+
+/// Has `talker` send 400-byte messages to #general, 500 at a time, until
+/// `done` holds for the lines `watcher` has seen; then checks that the
+/// watcher got every one of them, in order. Returns how many were sent.
+fn flood_until(talker: &mut Raw, watcher: &mut Raw, done: impl Fn(&[String]) -> bool) -> usize {
+    let text = "x".repeat(400);
     let mut sent = 0;
-    while !watcher
-        .lines
-        .seen
-        .iter()
-        .any(|l| l.contains("QUIT :SendQ exceeded"))
-    {
+    while !done(&watcher.lines.seen) {
         let batch: String = (sent..sent + 500)
             .map(|i| format!("PRIVMSG #general :{i} {text}\r\n"))
             .collect();
         talker.send_bytes(batch.as_bytes());
         sent += 500;
         watcher.expect(&format!(":{} x", sent - 1));
-        assert!(sent < 200_000, "sleeper never dropped");
+        assert!(sent < 200_000, "nobody was dropped");
     }
-    let dropped_after = started.elapsed();
-    eprintln!("sleeper dropped after {sent} messages, {dropped_after:?}");
-    tracker.wait_log("leave sleeper (SendQ exceeded)");
-    // The watcher got every message, in order.
     let got: Vec<usize> = watcher
         .lines
         .seen
@@ -226,9 +234,54 @@ fn slow_reader_is_dropped_and_others_keep_everything() {
         .filter_map(|t| t.split(' ').next()?.parse().ok())
         .collect();
     assert_eq!(got, (0..sent).collect::<Vec<_>>());
-    // And the tracker keeps serving.
+    sent
+}
+
+/// Many members stop reading at once: their queues together pass
+/// `--sendq-total` long before each reaches its own `--sendq`, and they are
+/// dropped for that, so the tracker's memory stays bounded; the members
+/// that read lose nothing and stay.
+#[test]
+fn many_slow_readers_are_held_to_the_tracker_wide_limit() {
+    const SLEEPERS: usize = 20;
+    // 16 MiB over 22 members: about 745 KiB each, far under 8 MiB.
+    let (_dir, tracker) = plain_tracker(&[
+        "--flood-rate",
+        "0",
+        "--sendq",
+        "8388608",
+        "--sendq-total",
+        "16777216",
+    ]);
+    let mut sleepers = Vec::new();
+    for i in 0..SLEEPERS {
+        let mut s = connect_from("127.0.0.1", tracker.port);
+        write!(
+            s,
+            "PASS :{PASSWORD}\r\nNICK sleeper{i}\r\nUSER s 0 * :s\r\n"
+        )
+        .expect("register sleeper");
+        sleepers.push(s);
+    }
+    for i in 0..SLEEPERS {
+        tracker.wait_log(&format!("join #general sleeper{i} (127.0.0.1)"));
+    }
+    let mut watcher = Raw::register(tracker.port, "watcher");
+    let mut talker = Raw::register(tracker.port, "talker");
+    watcher.expect(":talker!talker@127.0.0.1 JOIN #general");
+
+    let quits = |seen: &[String]| seen.iter().filter(|l| l.contains(" QUIT :")).count();
+    let sent = flood_until(&mut talker, &mut watcher, |seen| quits(seen) == SLEEPERS);
+    eprintln!("{SLEEPERS} sleepers dropped after {sent} messages");
+    for i in 0..SLEEPERS {
+        let quit = format!(":sleeper{i}!s@127.0.0.1 QUIT :Tracker-wide SendQ exceeded");
+        assert!(watcher.lines.seen.contains(&quit), "no {quit:?}");
+        tracker.wait_log(&format!("leave sleeper{i} (Tracker-wide SendQ exceeded)"));
+    }
+    // The readers are still members.
     talker.send("PRIVMSG #general :after");
     watcher.expect(":after");
+    drop(sleepers);
 }
 
 /// chat.log cannot be written (the file size limit stands in for a full
