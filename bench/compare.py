@@ -24,6 +24,10 @@ come before the workload name:
     --tracker-password use a password on the tracker too (Argon2id per login)
     --log-sync POLICY  the tracker's --log-sync (write, periodic, fsync)
     --out FILE         append each result's JSON line to FILE
+    --repeat N         run the servers in turn N times (tracker, ngircd,
+                       tracker, ...), then print the median of each figure;
+                       tail latencies on a shared VM vary several-fold
+                       from run to run
 
 The tracker runs with flood control off and high connection limits, with
 chat.log on (it always records); ngircd with penalties off, no DNS, ident or
@@ -368,10 +372,34 @@ def table(results):
         print(f"{name:{width}}" + "".join(f"  {c:>20}" for c in cells))
 
 
+def median_result(runs):
+    """One result whose every figure is the median of that figure over
+    `runs` (a run whose p99 was the median may have had another p50)."""
+    ok = [r for r in runs if "failed" not in r]
+    if not ok:
+        return runs[0]
+
+    def med(values):
+        v = sorted(x for x in values
+                   if isinstance(x, (int, float)) and not isinstance(x, bool))
+        return v[len(v) // 2] if v else None
+
+    out = dict(ok[0])
+    for k, v in ok[0].items():
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, (int, float)):
+            out[k] = med(r.get(k) for r in ok)
+        elif isinstance(v, dict):
+            out[k] = {kk: med((r.get(k) or {}).get(kk) for r in ok) for kk in v}
+    out["label"] = f"{ok[0].get('label', '?')} median/{len(ok)}"
+    return out
+
+
 def main(argv):
     opts = {"tls": False, "pin": True, "build": True,
             "tracker_password": False, "out": None, "log_sync": None,
-            "servers": ["tracker", "ngircd"]}
+            "servers": ["tracker", "ngircd"], "repeat": 1}
     i = 0
     while i < len(argv) and argv[i].startswith("--"):
         a = argv[i]
@@ -389,6 +417,9 @@ def main(argv):
         elif a == "--servers":
             i += 1
             opts["servers"] = argv[i].split(",")
+        elif a == "--repeat":
+            i += 1
+            opts["repeat"] = max(1, int(argv[i]))
         elif a == "--out":
             i += 1
             opts["out"] = argv[i]
@@ -419,16 +450,32 @@ def main(argv):
     print(f"workload {workload}: "
           + " ".join(k if v is None else f"{k} {v}" for k, v in args.items())
           + (" (TLS)" if opts["tls"] else ""), flush=True)
-    results = []
-    for server in opts["servers"]:
-        r = run_one(server, args, opts)
-        r["workload"] = workload
-        results.append(r)
-        if opts["out"]:
-            with open(opts["out"], "a") as f:
-                f.write(json.dumps(r) + "\n")
-        print(flush=True)
-    table(results)
+    rounds = []
+    for n in range(opts["repeat"]):
+        results = []
+        for server in opts["servers"]:
+            r = run_one(server, args, opts)
+            r["workload"] = workload
+            results.append(r)
+            if opts["out"]:
+                with open(opts["out"], "a") as f:
+                    f.write(json.dumps(r) + "\n")
+            print(flush=True)
+        if opts["repeat"] > 1:
+            print(f"--- round {n + 1} of {opts['repeat']}")
+        table(results)
+        rounds.append(results)
+    if opts["repeat"] > 1:
+        print()
+        print(f"--- median of {opts['repeat']} rounds (each figure on its own)")
+        per_server = [[rd[j] for rd in rounds] for j in range(len(opts["servers"]))]
+        table([median_result(runs) for runs in per_server])
+        for runs in per_server:
+            p99 = sorted(r["latency"]["p99_us"] / 1000 for r in runs
+                         if "failed" not in r and r.get("latency"))
+            if p99:
+                print(f"{runs[0].get('label', '?')}: p99 ms per round "
+                      + ", ".join(f"{v:.2f}" for v in p99))
     return 0
 
 
