@@ -566,6 +566,9 @@ impl Shared {
 type Reader = Box<dyn AsyncRead + Unpin + Send>;
 type Writer = Arc<Mutex<Box<dyn AsyncWrite + Unpin + Send>>>;
 
+/// How far a busy connection's read buffer grows (it starts at 16 KiB).
+const READ_BUF_MAX: usize = 256 * 1024;
+
 /// A read buffer that hands out whole lines.
 struct LineBuf {
     data: Vec<u8>,
@@ -614,6 +617,7 @@ impl LineBuf {
             }
             self.data.resize(self.data.len() * 2, 0);
         }
+        let free = self.data.len() - self.end;
         let n = r.read(&mut self.data[self.end..]).await?;
         if n == 0 {
             return Err(io::Error::new(
@@ -622,6 +626,13 @@ impl LineBuf {
             ));
         }
         self.end += n;
+        // A read that filled the buffer means more was waiting: a busy
+        // connection gets a bigger buffer, so at high rates one read()
+        // takes hundreds of messages (reads are most of the generator's
+        // cost), while idle connections keep the small one.
+        if n == free && self.data.len() < READ_BUF_MAX {
+            self.data.resize(self.data.len() * 2, 0);
+        }
         Ok(n)
     }
 
