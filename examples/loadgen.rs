@@ -106,7 +106,7 @@ struct Args {
     /// Storm logins in flight at once.
     #[arg(long, default_value_t = 32)]
     storm_concurrency: usize,
-    /// Generator threads; 1 runs everything on one thread.
+    /// Threads for the readers and logins (the senders and the ticker always have one each); 1 runs them on one thread.
     #[arg(long, default_value_t = 1)]
     threads: usize,
 }
