@@ -19,7 +19,8 @@
 //!   - `mod`: `Config` and `run(config, listener, shutdown)`: accept loop,
 //!     TLS handshakes, shutdown sequence.
 //!   - `conn`: one task per connection: registration state machine, PING,
-//!     flood control, its outbox (bounded in bytes) drained into one write.
+//!     flood control, its outbox (bounded in bytes, and all outboxes
+//!     together by a shared `SendBudget`) drained into one write.
 //!   - `hub`: the one owner of users, rooms and statuses, on its own thread;
 //!     records to the transcript before delivering.
 //!   - `transcript`: `chat.log`, and when it reaches the disk (`LogSync`).
