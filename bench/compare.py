@@ -24,6 +24,7 @@ come before the workload name:
     --tracker-password use a password on the tracker too (Argon2id per login)
     --log-sync POLICY  the tracker's --log-sync (write, periodic, fsync)
     --out FILE         append each result's JSON line to FILE
+    --no-stall-probe   do not run the stall probe (see below)
     --repeat N         run the servers in turn N times (tracker, ngircd,
                        tracker, ...), then print the median of each figure;
                        tail latencies on a shared VM vary several-fold
@@ -34,6 +35,13 @@ chat.log on (it always records); ngircd with penalties off, no DNS, ident or
 PAM, and a server password. Each server is started fresh for the workload
 and stopped after it. Needs python3 (standard library), taskset, and ngircd
 (installed with apt-get when missing). Linux only (/proc).
+
+While the generator runs, a stall probe (cyclictest from Debian's rt-tests,
+installed when missing; needs root) wakes a real-time thread on each of the
+two CPUs every millisecond and reports the longest wait. On a shared VM the
+host sometimes takes a CPU away for 20 to 100 ms; a round with such a stall
+shows it in the "CPU stall max ms" row instead of passing it off as the
+server's latency. Turn it off with --no-stall-probe.
 """
 
 import json
@@ -250,6 +258,56 @@ PAM = no
     return proc, port, PASSWORD
 
 
+def ensure_cyclictest():
+    """True when the stall probe can run (root, cyclictest present)."""
+    if os.geteuid() != 0:
+        return False
+    if not shutil.which("cyclictest"):
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        subprocess.run(["apt-get", "install", "-y", "rt-tests"], **quiet)
+    return shutil.which("cyclictest") is not None
+
+
+# Wake-ups later than this count as a stall of the CPU.
+STALL_MS = 5
+
+
+def start_stall_probe():
+    """cyclictest on CPUs 0 and 1 at real-time priority, every 1 ms. At
+    priority 95 it runs as soon as its CPU does: a late wake-up means the
+    CPU itself was not running (the VM's host took it, or the kernel did
+    not preempt), which delays any server alike. Costs about 1% of each
+    core."""
+    return subprocess.Popen(
+        ["cyclictest", "-t2", "-a", "0,1", "-p", "95", "-m", "-i", "1000",
+         "-q", "-h", "200000"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def stop_stall_probe(probe):
+    """Per CPU: the longest wake-up delay (ms) and how many were over
+    STALL_MS, from cyclictest's histogram (one row per microsecond)."""
+    probe.send_signal(signal.SIGINT)
+    try:
+        out = probe.communicate(timeout=20)[0]
+    except subprocess.TimeoutExpired:
+        probe.kill()
+        return None
+    worst, over = [0.0, 0.0], [0, 0]
+    for line in out.splitlines():
+        if line.startswith("# Max Latencies:"):
+            worst = [int(v) / 1000 for v in line.split(":")[1].split()][:2]
+        elif line.startswith("# Histogram Overflows:"):
+            for cpu, v in enumerate(line.split(":")[1].split()[:2]):
+                over[cpu] += int(v)
+        elif line and line[0].isdigit():
+            cells = line.split()
+            if len(cells) >= 3 and int(cells[0]) >= STALL_MS * 1000:
+                over[0] += int(cells[1])
+                over[1] += int(cells[2])
+    return {"max_ms": worst, "over_5ms": over}
+
+
 def run_one(server, args, opts):
     tmp = tempfile.mkdtemp(prefix=f"bench-{server}-")
     clients = int(args.get("--clients") or 0)
@@ -275,14 +333,22 @@ def run_one(server, args, opts):
         if password:
             env["LOADGEN_PASSWORD"] = password
         print("$ " + " ".join(cmd), flush=True)
-        res = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        probe = start_stall_probe() if opts["stall_probe"] else None
+        try:
+            res = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        finally:
+            stalls = stop_stall_probe(probe) if probe else None
         out = res.stdout
         sys.stdout.write("".join(l + "\n" for l in out.splitlines()
                                  if not l.startswith("{")))
         if res.returncode != 0:
             return {"label": server, "failed": f"loadgen exited {res.returncode}"}
         lines = [l for l in out.splitlines() if l.startswith("{")]
-        return json.loads(lines[-1])
+        result = json.loads(lines[-1])
+        if stalls:
+            result["cpu_stall_max_ms"] = stalls["max_ms"]
+            result["cpu_stalls_over_5ms"] = stalls["over_5ms"]
+        return result
     finally:
         stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -362,6 +428,13 @@ def table(results):
 
     if any(r.get("mode") != "idle" for r in ok):
         rows.append(("generator saturated", saturated))
+    if any(r.get("cpu_stall_max_ms") for r in ok):
+        rows += [
+            ("CPU stall max ms (0/1)", lambda r: "/".join(
+                f"{v:.1f}" for v in r.get("cpu_stall_max_ms") or []) or "-"),
+            (f"stalls over {STALL_MS} ms (0/1)", lambda r: "/".join(
+                f"{v:.0f}" for v in r.get("cpu_stalls_over_5ms") or []) or "-"),
+        ]
     width = max(len(r[0]) for r in rows)
     head = f"{'':{width}}" + "".join(f"  {r.get('label', '?'):>20}" for r in results)
     print(head)
@@ -392,6 +465,9 @@ def median_result(runs):
             out[k] = med(r.get(k) for r in ok)
         elif isinstance(v, dict):
             out[k] = {kk: med((r.get(k) or {}).get(kk) for r in ok) for kk in v}
+        elif isinstance(v, list):
+            out[k] = [med((r.get(k) or [])[i:i + 1] and r[k][i] for r in ok)
+                      for i in range(len(v))]
     out["label"] = f"{ok[0].get('label', '?')} median/{len(ok)}"
     return out
 
@@ -399,7 +475,8 @@ def median_result(runs):
 def main(argv):
     opts = {"tls": False, "pin": True, "build": True,
             "tracker_password": False, "out": None, "log_sync": None,
-            "servers": ["tracker", "ngircd"], "repeat": 1}
+            "servers": ["tracker", "ngircd"], "repeat": 1,
+            "stall_probe": True}
     i = 0
     while i < len(argv) and argv[i].startswith("--"):
         a = argv[i]
@@ -407,6 +484,8 @@ def main(argv):
             opts["tls"] = True
         elif a == "--no-pin":
             opts["pin"] = False
+        elif a == "--no-stall-probe":
+            opts["stall_probe"] = False
         elif a == "--no-build":
             opts["build"] = False
         elif a == "--tracker-password":
@@ -447,6 +526,10 @@ def main(argv):
     if opts["pin"] and (os.cpu_count() or 1) < 2:
         print("one CPU only: not pinning", file=sys.stderr)
         opts["pin"] = False
+    if opts["stall_probe"] and not (opts["pin"] and ensure_cyclictest()):
+        print("no stall probe (needs root, two CPUs pinned and cyclictest)",
+              file=sys.stderr)
+        opts["stall_probe"] = False
     print(f"workload {workload}: "
           + " ".join(k if v is None else f"{k} {v}" for k, v in args.items())
           + (" (TLS)" if opts["tls"] else ""), flush=True)
@@ -471,11 +554,18 @@ def main(argv):
         per_server = [[rd[j] for rd in rounds] for j in range(len(opts["servers"]))]
         table([median_result(runs) for runs in per_server])
         for runs in per_server:
-            p99 = sorted(r["latency"]["p99_us"] / 1000 for r in runs
-                         if "failed" not in r and r.get("latency"))
-            if p99:
+            done = sorted((r for r in runs
+                           if "failed" not in r and r.get("latency")),
+                          key=lambda r: r["latency"]["p99_us"])
+            if done:
+                # With each round's worst CPU stall, so a slow round can be
+                # told from a stalled one.
                 print(f"{runs[0].get('label', '?')}: p99 ms per round "
-                      + ", ".join(f"{v:.2f}" for v in p99))
+                      + ", ".join(
+                          f"{r['latency']['p99_us'] / 1000:.2f}"
+                          + (f" (stall {max(r['cpu_stall_max_ms']):.1f})"
+                             if r.get("cpu_stall_max_ms") else "")
+                          for r in done))
     return 0
 
 
