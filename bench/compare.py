@@ -466,7 +466,7 @@ def median_result(runs):
         elif isinstance(v, dict):
             out[k] = {kk: med((r.get(k) or {}).get(kk) for r in ok) for kk in v}
         elif isinstance(v, list):
-            out[k] = [med((r.get(k) or [])[i:i + 1] and r[k][i] for r in ok)
+            out[k] = [med(r[k][i] for r in ok if len(r.get(k) or []) > i)
                       for i in range(len(v))]
     out["label"] = f"{ok[0].get('label', '?')} median/{len(ok)}"
     return out
