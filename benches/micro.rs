@@ -23,8 +23,10 @@ use std::time::Duration;
 use bytes::BytesMut;
 use confab::proto::caps::Caps;
 use confab::proto::{LineCodec, Message};
-use confab::tracker::conn::{ConnControl, SendBudget};
-use confab::tracker::hub::{ConnHandle, Hub, HubConfig, HubRequest, RegisterOutcome, Registration};
+use confab::tracker::hub::{Hub, HubConfig};
+use confab::tracker::shared::{
+    ConnControl, ConnHandle, HubRequest, RegisterOutcome, Registration, SendBudget,
+};
 use confab::tracker::transcript::{LogSync, Transcript};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::sync::{mpsc, oneshot};

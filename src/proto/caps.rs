@@ -7,10 +7,28 @@ pub struct Caps {
     pub message_tags: bool,
     pub echo_message: bool,
     pub away_notify: bool,
+    pub multi_prefix: bool,
+}
+
+/// What to answer a `CAP` subcommand.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CapAnswer {
+    /// `CAP <nick> <verb> :<list>`.
+    Reply(&'static str, String),
+    /// `CAP END`: nothing to say; registration may go on.
+    End,
+    /// An unknown subcommand: `410`.
+    Invalid,
 }
 
 /// Advertised in `CAP LS`. Only what the tracker fully implements.
-pub const SUPPORTED: &[&str] = &["away-notify", "echo-message", "message-tags", "server-time"];
+pub const SUPPORTED: &[&str] = &[
+    "away-notify",
+    "echo-message",
+    "message-tags",
+    "multi-prefix",
+    "server-time",
+];
 
 impl Caps {
     fn flag(&mut self, name: &str) -> Option<&mut bool> {
@@ -19,6 +37,7 @@ impl Caps {
             "message-tags" => Some(&mut self.message_tags),
             "echo-message" => Some(&mut self.echo_message),
             "away-notify" => Some(&mut self.away_notify),
+            "multi-prefix" => Some(&mut self.multi_prefix),
             _ => None,
         }
     }
@@ -49,6 +68,22 @@ impl Caps {
             .copied()
             .filter(|n| copy.flag(n).is_some_and(|f| *f))
             .collect()
+    }
+
+    /// The answer to `CAP <sub> [arg]`, the same before and after
+    /// registration (the caller addresses it).
+    pub fn answer(&mut self, sub: &str, arg: &str) -> CapAnswer {
+        match sub {
+            "LS" => CapAnswer::Reply("LS", SUPPORTED.join(" ")),
+            "LIST" => CapAnswer::Reply("LIST", self.enabled().join(" ")),
+            "REQ" => {
+                let verdict = if self.request(arg) { "ACK" } else { "NAK" };
+                // A real request is short; only garbage needs cutting.
+                CapAnswer::Reply(verdict, super::sanitize::clip(arg, 400).to_string())
+            }
+            "END" => CapAnswer::End,
+            _ => CapAnswer::Invalid,
+        }
     }
 
     /// Index 0..4 of the wire variant this connection needs for tagged messages.

@@ -151,6 +151,10 @@ impl Message {
     fn last_param_is_text(&self) -> bool {
         let numeric = self.command.len() == 3 && self.command.bytes().all(|b| b.is_ascii_digit());
         match self.command.as_str() {
+            // Replies whose last parameter is a value, not text (modes, a
+            // time, a room, a mask's setter time, WHOX fields): written
+            // plain, as other servers write them.
+            "004" | "221" | "324" | "329" | "333" | "341" | "346" | "354" | "367" => false,
             _ if numeric => self.params.len() >= 2,
             "PRIVMSG" | "NOTICE" | "TOPIC" | "KICK" | "PONG" | "CAP" | "FAIL" => {
                 self.params.len() >= 2

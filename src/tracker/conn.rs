@@ -8,8 +8,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -20,11 +19,15 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::hub::{BadLine, ConnHandle, ConnId, HubRequest, RegisterOutcome, Registration};
+use super::commands::{self, Cmd};
+use super::opers::OperGate;
 use super::password::{LoginThrottle, PasswordGate};
-use crate::proto::caps::{self, Caps};
+use super::replies::{self, Numeric};
+use super::shared::{
+    BadLine, ConnControl, ConnHandle, ConnId, HubRequest, RegisterOutcome, Registration, SendBudget,
+};
+use crate::proto::caps::{CapAnswer, Caps};
 use crate::proto::nick::validate_nick;
-use crate::proto::numeric::*;
 use crate::proto::sanitize;
 use crate::proto::{Frame, LineCodec, Message, ParseError};
 
@@ -40,136 +43,12 @@ const KEEP_WBUF: usize = 4096;
 /// How long shutdown waits for the goodbye to be written.
 const GOODBYE_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Bytes queued in all outboxes together, and the most they may be before
-/// the slowest readers are dropped (`--sendq-total`).
-///
-/// Each connection's own limit (`--sendq`) alone would let N slow readers
-/// hold N times that: when the readers fall behind together (a burst of
-/// JOINs and NAMES while thousands log in, a congested network), memory
-/// grew with no bound but the per-connection one (779 MiB seen mid-login in
-/// B4 at 10,000 clients). An atomic shared by every `ConnControl`, not a
-/// lock: it is touched once per recipient per hub batch.
-#[derive(Debug)]
-pub struct SendBudget {
-    total: AtomicUsize,
-    limit: usize,
-}
-
-impl SendBudget {
-    pub fn new(limit: usize) -> Self {
-        SendBudget {
-            total: AtomicUsize::new(0),
-            limit,
-        }
-    }
-
-    /// Bytes queued in all outboxes now.
-    pub fn total(&self) -> usize {
-        self.total.load(Ordering::Relaxed)
-    }
-
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-}
-
-/// Why an outbox refused more bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overflow {
-    /// Past this connection's own limit.
-    Own,
-    /// All outboxes together are past the shared budget, and this one holds
-    /// more than its share of it.
-    Shared,
-}
-
-/// What the hub shares with one connection task besides its outbox: the
-/// bytes queued for the client (the send queue, bounded) and a kill switch.
-pub struct ConnControl {
-    token: CancellationToken,
-    // A plain mutex: written once by the hub, read once by the task, never
-    // held across an await.
-    reason: Mutex<Option<String>>,
-    /// Bytes in the outbox not yet taken by the task. An atomic, not a
-    /// bounded channel, so the bound is in bytes (memory) rather than in
-    /// messages of any size.
-    queued: AtomicUsize,
-    sendq: usize,
-    budget: Arc<SendBudget>,
-}
-
-impl ConnControl {
-    pub fn new(sendq: usize, budget: Arc<SendBudget>) -> Self {
-        ConnControl {
-            token: CancellationToken::new(),
-            reason: Mutex::new(None),
-            queued: AtomicUsize::new(0),
-            sendq,
-            budget,
-        }
-    }
-
-    /// Accounts `len` more bytes for the outbox, or refuses them (and
-    /// accounts nothing) when that would pass the connection's own limit,
-    /// or when all outboxes together are past the shared budget and this
-    /// one would hold more than its share of the budget (split evenly over
-    /// `connections`). While the total is over, only the readers furthest
-    /// behind are refused, so memory stays under about twice the budget and
-    /// readers that keep up are never dropped for someone else's backlog.
-    pub fn reserve(&self, len: usize, connections: usize) -> Result<(), Overflow> {
-        let fair_share = self.budget.limit / connections.max(1);
-        let mine = self.queued.fetch_add(len, Ordering::Relaxed) + len;
-        let total = self.budget.total.fetch_add(len, Ordering::Relaxed) + len;
-        let refused = if mine > self.sendq {
-            Some(Overflow::Own)
-        } else if total > self.budget.limit && mine > fair_share {
-            Some(Overflow::Shared)
-        } else {
-            None
-        };
-        match refused {
-            Some(why) => {
-                self.release(len);
-                Err(why)
-            }
-            None => Ok(()),
-        }
-    }
-
-    fn release(&self, len: usize) {
-        self.queued.fetch_sub(len, Ordering::Relaxed);
-        self.budget.total.fetch_sub(len, Ordering::Relaxed);
-    }
-
-    pub fn kill(&self, reason: &str) {
-        if let Ok(mut r) = self.reason.lock() {
-            r.get_or_insert_with(|| reason.to_string());
-        }
-        self.token.cancel();
-    }
-
-    fn reason(&self) -> String {
-        self.reason
-            .lock()
-            .ok()
-            .and_then(|r| r.clone())
-            .unwrap_or_else(|| "Killed".into())
-    }
-}
-
-impl Drop for ConnControl {
-    /// What a killed connection never took from its outbox leaves the
-    /// shared count with it.
-    fn drop(&mut self) {
-        let left = *self.queued.get_mut();
-        self.budget.total.fetch_sub(left, Ordering::Relaxed);
-    }
-}
-
 /// What every connection task shares.
 pub struct ConnContext {
     pub hub: mpsc::Sender<HubRequest>,
     pub password: Option<Arc<PasswordGate>>,
+    /// Tracker operators from the config (`OPER`); `None`: there are none.
+    pub opers: Option<Arc<OperGate>>,
     pub throttle: Arc<LoginThrottle>,
     pub shutdown: CancellationToken,
     pub server_name: String,
@@ -317,16 +196,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.wbuf.extend_from_slice(msg.to_line().as_bytes());
     }
 
-    /// A numeric sent before registration, addressed to `*`.
-    fn push_numeric(&mut self, code: &str, params: &[&str]) {
-        let nick = match &self.phase {
+    /// Whom a reply before registration is addressed to: the nick given
+    /// so far, or `*`.
+    fn reply_target(&self) -> String {
+        match &self.phase {
             Phase::Registering(p) => p.nick.clone().unwrap_or_else(|| "*".into()),
             _ => "*".into(),
-        };
-        let m = Message::new(code)
-            .with_source(self.ctx.server_name.clone())
-            .param(nick);
-        let m = sanitize::reply_params(m, params);
+        }
+    }
+
+    /// A numeric sent before registration.
+    fn push_numeric(&mut self, n: Numeric) {
+        let m = n.to_message(&self.ctx.server_name, &self.reply_target());
         self.push(m);
     }
 
@@ -397,7 +278,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     self.push_error("tracker shutting down");
                     return End::Goodbye;
                 }
-                _ = control.token.cancelled() => {
+                _ = control.killed() => {
                     let reason = control.reason();
                     // Drop what is queued, but finish the line a cut-off
                     // write may have started, so ERROR starts a line.
@@ -468,7 +349,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             // write races them. The loop's first branches then say goodbye.
             tokio::select! {
                 biased;
-                _ = control.token.cancelled() => {}
+                _ = control.killed() => {}
                 _ = shutdown.cancelled() => {}
                 written = self.write_out() => {
                     if let Err(e) = written {
@@ -479,6 +360,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     // went quiet again.
                     if self.wbuf.capacity() > KEEP_WBUF {
                         self.wbuf = BytesMut::new();
+                    }
+                    // All written out: the next part of a long reply may
+                    // come (the hub asked to hear of it).
+                    if self.outbox_rx.is_empty() && self.control.take_drain_request() {
+                        let _ = self.ctx.hub.send(HubRequest::Drained { conn: self.id }).await;
                     }
                 }
             }
@@ -592,6 +478,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Held::Line(m) => m,
             Held::Bad(e) => return self.bad(e).await,
         };
+        // Keep-alives and leaving are this task's own business, before and
+        // after registration alike.
         match msg.command.as_str() {
             "PING" => {
                 // Echoed whole unless absurdly long (the reply must fit
@@ -625,7 +513,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             _ => {}
         }
         match self.phase {
+            // The hub checks the line against the command table: it knows
+            // the nick its replies are addressed to.
             Phase::Registered => {
+                if msg.command == "OPER" && msg.params.len() >= 2 {
+                    return self.oper(msg).await;
+                }
                 let _ = self
                     .ctx
                     .hub
@@ -636,6 +529,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Phase::Leaving => None,
             Phase::Registering(_) => self.registration_line(msg).await,
         }
+    }
+
+    /// `OPER name password`: the hash is checked here, off the hub's
+    /// thread (as the server password is), and the hub told the outcome.
+    async fn oper(&mut self, msg: Message) -> Option<End> {
+        let granted = match &self.ctx.opers {
+            Some(opers) => {
+                opers
+                    .check(&msg.params[0], &msg.params[1], self.peer.ip())
+                    .await
+            }
+            None => None,
+        };
+        let _ = self
+            .ctx
+            .hub
+            .send(HubRequest::OperResult {
+                conn: self.id,
+                granted,
+            })
+            .await;
+        None
     }
 
     async fn bad(&mut self, error: BadLine) -> Option<End> {
@@ -650,123 +565,68 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 .await;
             return None;
         }
-        match error {
-            BadLine::TooLong => self.push_numeric(ERR_INPUTTOOLONG, &["Input line was too long"]),
-            BadLine::UnknownCommand(c) => {
-                self.push_numeric(ERR_UNKNOWNCOMMAND, &[&c, "Unknown command"])
-            }
-            BadLine::InvalidUtf8 => {
-                let server = self.ctx.server_name.clone();
-                self.push(
-                    Message::new("FAIL")
-                        .with_source(server)
-                        .param("*")
-                        .param("INVALID_UTF8")
-                        .param("Line was not valid UTF-8 and was ignored"),
-                );
-            }
-            BadLine::Malformed(why) => {
-                let server = self.ctx.server_name.clone();
-                self.push(
-                    Message::new("FAIL")
-                        .with_source(server)
-                        .param("*")
-                        .param("INVALID_MESSAGE")
-                        .param(format!("Line ignored: {why}")),
-                );
-            }
-        }
+        let target = self.reply_target();
+        self.push(replies::bad_line(&self.ctx.server_name, &target, &error));
         None
     }
 
     async fn registration_line(&mut self, msg: Message) -> Option<End> {
+        let command = match commands::admit(&msg, false) {
+            Ok(c) => c,
+            Err(n) => {
+                self.push_numeric(n);
+                return None;
+            }
+        };
         let Phase::Registering(pending) = &mut self.phase else {
             return None;
         };
-        match msg.command.as_str() {
-            "CAP" => {
+        match command.cmd {
+            Cmd::Cap => {
                 let sub = msg.param_at(0).unwrap_or("").to_ascii_uppercase();
                 let server = self.ctx.server_name.clone();
                 let nick = pending.nick.clone().unwrap_or_else(|| "*".into());
-                match sub.as_str() {
-                    "LS" => {
-                        pending.negotiating = true;
-                        self.push(
-                            Message::new("CAP")
-                                .with_source(server)
-                                .param(nick)
-                                .param("LS")
-                                .param(caps::SUPPORTED.join(" ")),
-                        );
-                    }
-                    "REQ" => {
-                        pending.negotiating = true;
-                        let asked = msg.param_at(1).unwrap_or("");
-                        let verdict = if self.caps.request(asked) {
-                            "ACK"
-                        } else {
-                            "NAK"
-                        };
-                        self.push(
-                            Message::new("CAP")
-                                .with_source(server)
-                                .param(nick)
-                                .param(verdict)
-                                .param(sanitize::clip(asked, 400).to_string()),
-                        );
-                    }
-                    "LIST" => {
-                        let enabled = self.caps.enabled().join(" ");
-                        self.push(
-                            Message::new("CAP")
-                                .with_source(server)
-                                .param(nick)
-                                .param("LIST")
-                                .param(enabled),
-                        );
-                    }
-                    "END" => {
+                // Registration waits for CAP END once negotiation began.
+                if matches!(sub.as_str(), "LS" | "REQ") {
+                    pending.negotiating = true;
+                }
+                match self.caps.answer(&sub, msg.param_at(1).unwrap_or("")) {
+                    CapAnswer::Reply(verb, list) => self.push(
+                        Message::new("CAP")
+                            .with_source(server)
+                            .param(nick)
+                            .param(verb)
+                            .param(list),
+                    ),
+                    CapAnswer::End => {
                         pending.negotiating = false;
                         return self.try_register().await;
                     }
-                    _ => self.push_numeric("410", &[&sub, "Invalid CAP command"]),
+                    CapAnswer::Invalid => self.push_numeric(replies::invalid_cap_command(&sub)),
                 }
                 None
             }
-            "PASS" => {
+            Cmd::Pass => {
                 // Some clients (irssi 1.4 among them) send `PASS two words`
                 // without the `:` that would make it one parameter, so a
                 // password with spaces arrives split; rejoin it rather than
                 // refuse a password the user typed correctly.
-                match msg.params.is_empty() {
-                    false => pending.pass = Some(msg.params.join(" ")),
-                    true => {
-                        self.push_numeric(ERR_NEEDMOREPARAMS, &["PASS", "Not enough parameters"])
-                    }
-                }
+                pending.pass = Some(msg.params.join(" "));
                 None
             }
-            "NICK" => {
+            Cmd::Nick => {
                 let Some(nick) = msg.param_at(0).filter(|n| !n.is_empty()) else {
-                    self.push_numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"]);
+                    self.push_numeric(replies::no_nickname_given());
                     return None;
                 };
                 if let Err(e) = validate_nick(nick) {
-                    let nick = nick.to_string();
-                    self.push_numeric(
-                        ERR_ERRONEUSNICKNAME,
-                        &[&nick, &format!("Erroneous nickname: {e}")],
-                    );
+                    self.push_numeric(replies::erroneous_nickname(nick, &e.to_string()));
                     return None;
                 }
                 pending.nick = Some(nick.to_string());
                 self.try_register().await
             }
-            "USER" => {
-                if msg.params.len() < 4 {
-                    self.push_numeric(ERR_NEEDMOREPARAMS, &["USER", "Not enough parameters"]);
-                    return None;
-                }
+            Cmd::User => {
                 let user: String = msg.params[0]
                     .chars()
                     .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
@@ -784,11 +644,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 pending.user = Some((user, realname));
                 self.try_register().await
             }
-            other => {
-                let other = other.to_string();
-                self.push_numeric(ERR_NOTREGISTERED, &[&other, "You have not registered"]);
-                None
-            }
+            // PING, PONG and QUIT were answered in `dispatch`; every other
+            // command was refused by the table.
+            _ => None,
         }
     }
 
@@ -820,7 +678,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         }
                         None => tracing::info!(peer = %self.peer, "wrong server password"),
                     }
-                    self.push_numeric(ERR_PASSWDMISMATCH, &["Password incorrect"]);
+                    self.push_numeric(replies::password_mismatch());
                     self.push_error("Bad password");
                     return Some(End::Goodbye);
                 }
@@ -878,7 +736,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 if let Phase::Registering(p) = &mut self.phase {
                     p.nick = None;
                 }
-                self.push_numeric(ERR_NICKNAMEINUSE, &[&nick, "Nickname is already in use"]);
+                self.push_numeric(replies::nickname_in_use(&nick));
                 None
             }
             Ok(RegisterOutcome::ShuttingDown) | Err(_) => {
@@ -886,39 +744,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Some(End::Goodbye)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_limit_then_shared_budget_refuse_only_the_reader_behind() {
-        let budget = Arc::new(SendBudget::new(1000));
-        let slow = ConnControl::new(600, budget.clone());
-        let keeping_up = ConnControl::new(600, budget.clone());
-        // Its own limit first: 600 bytes each, whatever the budget.
-        assert_eq!(slow.reserve(500, 2), Ok(()));
-        assert_eq!(slow.reserve(101, 2), Err(Overflow::Own));
-        assert_eq!(budget.total(), 500, "a refusal accounts nothing");
-        // Total 500 + 450 = 950, under the budget of 1000: both fine.
-        assert_eq!(keeping_up.reserve(450, 2), Ok(()));
-        // Past the budget (1050), and the slow one holds more than its
-        // share (500 of 1000 over 2): refused.
-        assert_eq!(slow.reserve(100, 2), Err(Overflow::Shared));
-        assert_eq!(budget.total(), 950);
-        // The reader that wrote out its queue gets the same bytes.
-        keeping_up.release(450);
-        assert_eq!(keeping_up.reserve(100, 2), Ok(()));
-        // Over the budget again, but within its share: still accepted.
-        assert_eq!(keeping_up.reserve(400, 2), Ok(()));
-        assert_eq!(budget.total(), 1000);
-        assert_eq!(keeping_up.reserve(1, 2), Err(Overflow::Shared));
-        // What a killed connection never took leaves the count with it.
-        drop(slow);
-        assert_eq!(budget.total(), 500);
-        drop(keeping_up);
-        assert_eq!(budget.total(), 0);
     }
 }

@@ -7,9 +7,14 @@
 //! 3. the hub records the `stop` line, fsyncs `chat.log` and exits;
 //! 4. `run` returns once all of that is done, or after a grace period.
 
+pub mod commands;
 pub mod conn;
 pub mod hub;
+pub mod opers;
 pub mod password;
+pub mod policy;
+pub mod replies;
+pub mod shared;
 pub mod transcript;
 
 use std::net::SocketAddr;
@@ -25,10 +30,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::conn::{ConnContext, FloodPolicy, SendBudget};
-use self::hub::{Hub, HubConfig, HubRequest};
+use self::conn::{ConnContext, FloodPolicy};
+use self::hub::{Hub, HubConfig};
 use self::password::LoginThrottle;
 use self::password::PasswordGate;
+use self::shared::{HubRequest, SendBudget};
 use self::transcript::Transcript;
 
 /// Requests queued for the hub before connection tasks wait: bounded so a
@@ -63,6 +69,8 @@ pub struct Config {
     pub free_login_failures: u32,
     /// When `chat.log` reaches the disk, relative to delivery.
     pub log_sync: transcript::LogSync,
+    /// Tracker operators (`OPER`), from the config file.
+    pub opers: Vec<opers::OperBlock>,
 }
 
 impl Config {
@@ -83,6 +91,7 @@ impl Config {
             max_per_address: 50,
             free_login_failures: 5,
             log_sync: transcript::LogSync::Write,
+            opers: Vec::new(),
         }
     }
 }
@@ -93,6 +102,8 @@ pub enum TrackerError {
     Transcript { dir: String, source: std::io::Error },
     #[error("cannot read the listening address: {0}")]
     Listener(std::io::Error),
+    #[error("{0}")]
+    Opers(#[from] opers::OperError),
 }
 
 /// Why `run` returned.
@@ -111,6 +122,13 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = String>,
 ) -> Result<Stopped, TrackerError> {
     let local = listener.local_addr().map_err(TrackerError::Listener)?;
+    let opers = match config.opers.is_empty() {
+        true => None,
+        false => Some(Arc::new(opers::OperGate::new(
+            config.opers.clone(),
+            LoginThrottle::new(config.free_login_failures),
+        )?)),
+    };
     let transcript = Transcript::open(&config.log_dir, config.log_sync).map_err(|source| {
         TrackerError::Transcript {
             dir: config.log_dir.display().to_string(),
@@ -152,6 +170,7 @@ pub async fn run(
     let ctx = Arc::new(ConnContext {
         hub: hub_tx.clone(),
         password: config.password.map(Arc::new),
+        opers,
         shutdown: token.clone(),
         server_name: config.server_name.clone(),
         ping_interval: config.ping_interval,

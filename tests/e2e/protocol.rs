@@ -34,7 +34,7 @@ fn registration_burst_and_cap_negotiation() {
     r.send("CAP LS 302");
     assert_eq!(
         r.expect(" LS "),
-        ":confab CAP * LS :away-notify echo-message message-tags server-time"
+        ":confab CAP * LS :away-notify echo-message message-tags multi-prefix server-time"
     );
     r.send("CAP REQ :server-time sasl");
     assert_eq!(r.expect(" NAK "), ":confab CAP * NAK :server-time sasl");
@@ -69,8 +69,8 @@ fn registration_burst_and_cap_negotiation() {
     assert_eq!(
         commands,
         [
-            "001", "002", "003", "004", "005", "251", "375", "372", "372", "372", "372", "376",
-            "JOIN", "332", "353", "366"
+            "001", "002", "003", "004", "005", "005", "251", "252", "254", "255", "265", "266",
+            "375", "372", "372", "372", "372", "372", "376", "JOIN", "332", "333", "353", "366"
         ],
         "{after_pong:#?}"
     );
@@ -83,33 +83,35 @@ fn registration_burst_and_cap_negotiation() {
         "{}",
         after_pong[3]
     );
+    let isupport = format!("{} {}", after_pong[4], after_pong[5]);
     for token in [
-        "CASEMAPPING=rfc1459",
-        "CHANTYPES=#",
-        "NICKLEN=16",
-        "NETWORK=confab",
-        "UTF8ONLY",
-        "PREFIX=(o)@",
-        "AWAYLEN=200",
+        " AWAYLEN=200 ",
+        " CASEMAPPING=rfc1459 ",
+        " CHANLIMIT=#:20 ",
+        " CHANMODES=b,k,l,imnst ",
+        " CHANTYPES=# ",
+        " KICKLEN=300 ",
+        " NICKLEN=16 ",
+        " NETWORK=confab ",
+        " PREFIX=(qov)~@+ ",
+        " TOPICLEN=300 ",
+        " UTF8ONLY ",
+        " WHOX ",
     ] {
-        assert!(
-            after_pong[4].contains(token),
-            "005 lacks {token}: {}",
-            after_pong[4]
-        );
+        assert!(isupport.contains(token), "005 lacks {token}: {isupport}");
     }
     assert!(after_pong[4].ends_with(":are supported by this server"));
+    assert!(after_pong[5].ends_with(":are supported by this server"));
+    let join = after_pong[19];
     assert!(
-        after_pong[12].starts_with("@time="),
-        "JOIN should carry server-time: {}",
-        after_pong[12]
+        join.starts_with("@time="),
+        "JOIN should carry server-time: {join}"
     );
     assert!(
-        after_pong[12].ends_with(" :rawuser!raw@127.0.0.1 JOIN #general"),
-        "{}",
-        after_pong[12]
+        join.ends_with(" :rawuser!raw@127.0.0.1 JOIN #general"),
+        "{join}"
     );
-    assert_eq!(after_pong[14], ":confab 353 rawuser = #general :rawuser");
+    assert_eq!(after_pong[22], ":confab 353 rawuser = #general :rawuser");
 
     // echo-message with server-time: our own message comes back tagged.
     r.send("PRIVMSG #general :hello wire");
@@ -166,7 +168,7 @@ fn registration_burst_and_cap_negotiation() {
     r.send("PRIVMSG #general");
     r.expect(":confab 412 rawuser :No text to send");
     r.send("PART #general");
-    r.expect(":confab FAIL PART CANNOT_LEAVE #general :Everyone stays in #general; /exit (QUIT) leaves the tracker");
+    r.expect(":confab FAIL PART CANNOT_LEAVE #general :Everyone stays in #general, the group room; to leave the tracker, /exit (QUIT)");
     plain.send("QUIT :done here");
     plain.expect("ERROR :Closing link: 127.0.0.1 (Quit: done here)");
     r.expect(":plainuser!plainuser@127.0.0.1 QUIT :Quit: done here");
@@ -278,7 +280,7 @@ fn malformed_input_gets_errors_and_nothing_else_breaks() {
     a.send("JOIN #\u{202e}abc");
     assert_eq!(
         a.expect(" 403 "),
-        ":confab 403 alpha #abc :Invalid room name"
+        ":confab 403 alpha #abc :Invalid room name: # and up to 31 more characters, without spaces, commas or colons"
     );
     // Replies quoting long input stay within IRC's line limit.
     a.send(&format!("{} x", "Q".repeat(450)));

@@ -1,0 +1,395 @@
+//! `Chat`: the chat state and the commands that change it, with no I/O of
+//! its own. It is given the time (`Clock`) and requests, and leaves what is
+//! to be said in `Outbound` (deliveries by connection, transcript lines
+//! staged in the transcript, users to drop). The hub's runtime (`mod.rs`)
+//! commits the transcript and delivers; the unit tests in `tests.rs` drive
+//! a `Chat` directly and read the lines each fake connection got.
+//!
+//! Handlers are grouped by role in sibling files (`messages`, `rooms`,
+//! `moderation`, `queries`, `users`, `server`), each an `impl Chat` block;
+//! permissions come from `tracker::policy`, reply texts from
+//! `tracker::replies`, the command rules from `tracker::commands`.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::super::commands::{self, Cmd};
+use super::super::policy::Actor;
+use super::super::replies::{self, Numeric};
+use super::super::shared::{BadLine, ConnId, IdMap};
+use super::super::transcript::{self, Transcript};
+use super::HubConfig;
+use super::state::{ChatState, GENERAL, Room};
+use crate::proto::Message;
+use crate::proto::caps::Caps;
+
+/// Most targets in one PRIVMSG/NOTICE/JOIN/PART/... (advertised as
+/// TARGMAX); the rest of a list is refused with `407`.
+pub const MAX_TARGETS: usize = 4;
+/// Most rooms a user may be in (advertised as CHANLIMIT), `#general`
+/// included.
+pub const MAX_ROOMS_PER_USER: usize = 20;
+/// Longest away text kept, in bytes (advertised as AWAYLEN).
+pub const AWAY_LEN: usize = 200;
+/// Longest topic, in bytes (TOPICLEN).
+pub const TOPIC_LEN: usize = 300;
+/// Longest kick or close reason, in bytes (KICKLEN).
+pub const KICK_LEN: usize = 300;
+/// Most bans in one room (MAXLIST).
+pub const MAX_BANS: usize = 100;
+/// Most mode changes with a parameter in one MODE line (MODES).
+pub const MAX_MODES: usize = 4;
+
+/// The time a batch is handled at: the hub reads the clocks once per batch
+/// (tests set them), so every line of a batch carries the same time.
+#[derive(Clone, Debug)]
+pub struct Clock {
+    pub wall: jiff::Timestamp,
+    pub mono: Instant,
+    /// `wall` as `chat.log` and `server-time` write it.
+    pub stamp: String,
+}
+
+impl Clock {
+    pub fn at(wall: jiff::Timestamp, mono: Instant) -> Clock {
+        Clock {
+            wall,
+            mono,
+            stamp: transcript::timestamp(wall),
+        }
+    }
+
+    pub fn now() -> Clock {
+        Clock::at(jiff::Timestamp::now(), Instant::now())
+    }
+}
+
+/// Message ids (`msgid` tag): unique across trackers and runs, not a bare
+/// per-process counter (several trackers will share history), yet cheap:
+/// a random prefix drawn at start, then a counter.
+pub struct MsgIds {
+    prefix: String,
+    next: u64,
+}
+
+impl MsgIds {
+    pub fn new() -> MsgIds {
+        use std::hash::{BuildHasher, Hasher};
+        // std seeds each RandomState from the OS's random source; two of
+        // them and the start time give 128 bits no other run shares.
+        let mut a = std::collections::hash_map::RandomState::new().build_hasher();
+        a.write_u128(jiff::Timestamp::now().as_nanosecond() as u128);
+        let mut b = std::collections::hash_map::RandomState::new().build_hasher();
+        b.write_u64(a.finish());
+        MsgIds {
+            prefix: format!("{:016x}{:016x}-", a.finish(), b.finish()),
+            next: 0,
+        }
+    }
+
+    pub fn next_id(&mut self) -> String {
+        self.next += 1;
+        format!("{}{:x}", self.prefix, self.next)
+    }
+}
+
+impl Default for MsgIds {
+    fn default() -> Self {
+        MsgIds::new()
+    }
+}
+
+/// A message encoded once per capability variant and shared by recipients.
+pub struct Outgoing {
+    pub msg: Message,
+    pub time: String,
+    pub msgid: Option<String>,
+    pub client_tags: Vec<(String, Option<String>)>,
+    cache: [Option<Bytes>; 4],
+}
+
+impl Outgoing {
+    pub fn new(msg: Message, clock: &Clock) -> Self {
+        Outgoing {
+            msg,
+            time: clock.stamp.clone(),
+            msgid: None,
+            client_tags: Vec::new(),
+            cache: Default::default(),
+        }
+    }
+
+    pub fn bytes_for(&mut self, caps: Caps) -> Bytes {
+        let variant = caps.tag_variant();
+        if let Some(b) = &self.cache[variant] {
+            return b.clone();
+        }
+        let mut m = self.msg.clone();
+        if caps.server_time {
+            m.tags.push(("time".into(), Some(self.time.clone())));
+        }
+        if caps.message_tags {
+            if let Some(id) = &self.msgid {
+                m.tags.push(("msgid".into(), Some(id.clone())));
+            }
+            m.tags.extend(self.client_tags.iter().cloned());
+        }
+        let b = Bytes::from(m.to_line());
+        self.cache[variant] = Some(b.clone());
+        b
+    }
+}
+
+/// One chat message recorded in the current batch: its transcript line and
+/// its deliveries, by position, to take back if the commit fails.
+pub struct MessageMark {
+    pub sender: ConnId,
+    pub command: String,
+    pub target: String,
+    pub text: String,
+    pub staged: std::ops::Range<usize>,
+    pub pending: std::ops::Range<usize>,
+}
+
+/// What handlers leave for the runtime.
+#[derive(Default)]
+pub struct Outbound {
+    /// Deliveries, in order, held until the batch's transcript lines are
+    /// written.
+    pub pending: Vec<(ConnId, Bytes)>,
+    /// Chat messages of this batch, to take back if `chat.log` fails.
+    pub marks: Vec<MessageMark>,
+    /// Users removed in this batch: their last lines still go out, then
+    /// their outbox is closed.
+    pub removed: Vec<ConnId>,
+    /// Connections with a long reply waiting for their outbox to drain.
+    pub want_drain: Vec<ConnId>,
+}
+
+/// A long reply sent in parts as the reader drains (LIST, NAMES, WHO of
+/// big rooms), so its size never costs the one who asked their connection
+/// and never holds more than a part in memory.
+pub enum LongReply {
+    /// Room keys still to list, and the end line's mask.
+    List {
+        rooms: std::collections::VecDeque<String>,
+    },
+    /// A room's members still to name.
+    Names {
+        room: String,
+        shown: String,
+        members: std::collections::VecDeque<ConnId>,
+        prefixes_all: bool,
+    },
+    /// WHO lines already chosen (ids with the room shown), and the end.
+    Who {
+        rows: std::collections::VecDeque<(ConnId, String)>,
+        fields: Option<super::queries::WhoxFields>,
+        end: String,
+    },
+}
+
+pub struct Chat {
+    pub config: HubConfig,
+    pub state: ChatState,
+    pub transcript: Transcript,
+    pub clock: Clock,
+    pub out: Outbound,
+    pub msgids: MsgIds,
+    /// Long replies in progress, per connection, in order asked.
+    pub long_replies: IdMap<std::collections::VecDeque<LongReply>>,
+    /// The stop line is written: nothing more is handled.
+    pub stopping: bool,
+    /// Someone registered this run (a failed login never counts).
+    pub had_member: bool,
+}
+
+impl Chat {
+    pub fn new(config: HubConfig, transcript: Transcript, clock: Clock) -> Chat {
+        let mut state = ChatState::default();
+        let mut general = Room::new(GENERAL, config.started);
+        general.topic = Some(super::state::Topic {
+            text: "Group room: everyone is here. Everything said on this tracker is recorded."
+                .into(),
+            setter: config.server_name.clone(),
+            at: config.started,
+        });
+        state
+            .rooms
+            .insert(crate::proto::nick::casefold(GENERAL), general);
+        Chat {
+            config,
+            state,
+            transcript,
+            clock,
+            out: Outbound::default(),
+            msgids: MsgIds::new(),
+            long_replies: IdMap::default(),
+            stopping: false,
+            had_member: false,
+        }
+    }
+
+    // ---- sending ---------------------------------------------------------
+
+    pub fn send(&mut self, to: ConnId, line: Bytes) {
+        self.out.pending.push((to, line));
+    }
+
+    pub fn send_msg(&mut self, to: ConnId, msg: Message) {
+        self.send(to, Bytes::from(msg.to_line()));
+    }
+
+    /// A numeric to a member, addressed to their current nick.
+    pub fn reply(&mut self, to: ConnId, n: Numeric) {
+        let Some(u) = self.state.users.get(&to) else {
+            return;
+        };
+        let m = n.to_message(&self.config.server_name, &u.nick);
+        self.send_msg(to, m);
+    }
+
+    pub fn reply_all(&mut self, to: ConnId, ns: Vec<Numeric>) {
+        for n in ns {
+            self.reply(to, n);
+        }
+    }
+
+    /// `msg` to each recipient (that passes `only_caps`), encoded once per
+    /// capability variant.
+    pub fn broadcast(
+        &mut self,
+        recipients: &[ConnId],
+        out: &mut Outgoing,
+        only_caps: impl Fn(Caps) -> bool,
+    ) {
+        for id in recipients {
+            let Some(u) = self.state.users.get(id) else {
+                continue;
+            };
+            if !only_caps(u.caps) {
+                continue;
+            }
+            let b = out.bytes_for(u.caps);
+            self.out.pending.push((*id, b));
+        }
+    }
+
+    /// An event with a `msgid`, for everything a person says or does.
+    pub fn outgoing(&mut self, msg: Message) -> Outgoing {
+        let mut out = Outgoing::new(msg, &self.clock);
+        out.msgid = Some(self.msgids.next_id());
+        out
+    }
+
+    /// Stages a `chat.log` line at the batch's time.
+    pub fn record(&mut self, event: &str, detail: &str) {
+        self.transcript.record(&self.clock.stamp, event, detail);
+    }
+
+    /// The acting user's standing in `room`, for the policy functions.
+    pub fn actor(&self, id: ConnId, room: &Room) -> Actor {
+        Actor {
+            roles: room.roles_of(id),
+            tracker_oper: self.state.users.get(&id).is_some_and(|u| u.oper.is_some()),
+        }
+    }
+
+    pub fn nick_of(&self, id: ConnId) -> String {
+        self.state
+            .users
+            .get(&id)
+            .map(|u| u.nick.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn mask_of(&self, id: ConnId) -> String {
+        self.state
+            .users
+            .get(&id)
+            .map(|u| u.mask())
+            .unwrap_or_default()
+    }
+
+    /// Splits a comma list of targets: empty items and duplicates (by case
+    /// folding) dropped, at most `MAX_TARGETS` kept; what is cut is
+    /// answered once with `407`.
+    pub fn targets<'a>(&mut self, id: ConnId, list: &'a str) -> Vec<&'a str> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for t in list.split(',').filter(|t| !t.is_empty()) {
+            if !seen.insert(crate::proto::nick::casefold(t)) {
+                continue;
+            }
+            if out.len() == MAX_TARGETS {
+                self.reply(id, replies::too_many_targets(t));
+                break;
+            }
+            out.push(t);
+        }
+        out
+    }
+
+    // ---- requests ----------------------------------------------------------
+
+    /// A line from a registered member: checked against the command table,
+    /// then handed to its handler.
+    pub fn line(&mut self, id: ConnId, msg: Message) {
+        if !self.state.users.contains_key(&id) {
+            return;
+        }
+        let command = match commands::admit(&msg, true) {
+            Ok(c) => c,
+            Err(n) => return self.reply(id, n),
+        };
+        // AWAY sets the status itself; anything else a person does ends
+        // INACTIVE first.
+        if command.activity && command.cmd != Cmd::Away {
+            self.touch(id);
+        }
+        let p = |i: usize| msg.param_at(i).unwrap_or("");
+        match command.cmd {
+            Cmd::Privmsg | Cmd::Notice | Cmd::Tagmsg => self.message(id, &msg),
+            Cmd::Join => self.join_command(id, p(0), p(1)),
+            Cmd::Part => self.part_command(id, p(0), p(1)),
+            Cmd::Topic => self.topic(id, &msg),
+            Cmd::Names => self.names_command(id, msg.param_at(0)),
+            Cmd::List => self.list(id, msg.param_at(0)),
+            Cmd::Invite => self.invite(id, p(0), p(1)),
+            Cmd::Kick => self.kick_command(id, p(0), p(1), msg.param_at(2)),
+            Cmd::Mode => self.mode(id, &msg),
+            Cmd::Close => self.close(id, p(0), msg.param_at(1)),
+            Cmd::Who => self.who(id, p(0), msg.param_at(1)),
+            Cmd::Whois => self.whois_command(id, &msg),
+            Cmd::Whowas => self.whowas(id, p(0), msg.param_at(1)),
+            Cmd::Away => self.away(id, msg.param_at(0).filter(|t| !t.trim().is_empty())),
+            Cmd::Nick => self.nick(id, p(0)),
+            Cmd::Userhost => self.userhost(id, &msg.params),
+            Cmd::Ison => self.ison(id, &msg.params),
+            Cmd::Kill => self.kill(id, p(0), p(1)),
+            Cmd::Motd => self.motd(id),
+            Cmd::Lusers => self.lusers(id),
+            Cmd::Version => self.version(id),
+            Cmd::Time => self.time(id),
+            Cmd::Info => self.info(id),
+            Cmd::Help => {
+                let lines = commands::help(p(0));
+                self.reply_all(id, lines);
+            }
+            Cmd::Cap => self.cap(id, &msg),
+            Cmd::Pass | Cmd::User => self.reply(id, replies::already_registered()),
+            // Answered by the connection task itself (OPER's password check
+            // too, which then sends `OperResult`); never sent here.
+            Cmd::Ping | Cmd::Pong | Cmd::Quit | Cmd::Oper => {}
+        }
+    }
+
+    pub fn bad_line(&mut self, id: ConnId, error: BadLine) {
+        let Some(u) = self.state.users.get(&id) else {
+            return;
+        };
+        let m = replies::bad_line(&self.config.server_name, &u.nick, &error);
+        self.send_msg(id, m);
+    }
+}

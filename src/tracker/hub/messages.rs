@@ -1,0 +1,152 @@
+//! PRIVMSG, NOTICE and TAGMSG: to rooms and as direct messages.
+
+use super::super::policy;
+use super::super::replies;
+use super::super::shared::ConnId;
+use super::chat::{Chat, MessageMark};
+use crate::proto::Message;
+use crate::proto::sanitize;
+
+impl Chat {
+    pub(super) fn message(&mut self, id: ConnId, msg: &Message) {
+        let cmd = msg.command.as_str();
+        let is_notice = cmd == "NOTICE";
+        let is_tagmsg = cmd == "TAGMSG";
+        let Some(targets) = msg.param_at(0).filter(|t| !t.is_empty()) else {
+            if !is_notice {
+                self.reply(id, replies::no_recipient(cmd));
+            }
+            return;
+        };
+        let text = if is_tagmsg {
+            String::new()
+        } else {
+            sanitize::for_relay(msg.param_at(1).unwrap_or(""))
+        };
+        if !is_tagmsg && text.is_empty() {
+            if !is_notice {
+                self.reply(id, replies::no_text_to_send());
+            }
+            return;
+        }
+        // Client-only tags (`+name`) travel to peers with message-tags.
+        let client_tags: Vec<(String, Option<String>)> = msg
+            .tags
+            .iter()
+            .filter(|(k, _)| k.starts_with('+'))
+            .cloned()
+            .collect();
+        if is_tagmsg && client_tags.is_empty() {
+            return;
+        }
+        for target in self.targets(id, targets) {
+            let staged = self.transcript.staged_len();
+            let pending = self.out.pending.len();
+            self.message_one(id, cmd, target, &text, &client_tags);
+            if self.transcript.staged_len() > staged {
+                self.out.marks.push(MessageMark {
+                    sender: id,
+                    command: cmd.to_string(),
+                    target: target.to_string(),
+                    text: text.clone(),
+                    staged: staged..self.transcript.staged_len(),
+                    pending: pending..self.out.pending.len(),
+                });
+            }
+        }
+    }
+
+    fn message_one(
+        &mut self,
+        id: ConnId,
+        cmd: &str,
+        target: &str,
+        text: &str,
+        client_tags: &[(String, Option<String>)],
+    ) {
+        let is_notice = cmd == "NOTICE";
+        let is_tagmsg = cmd == "TAGMSG";
+        let Some(sender) = self.state.users.get(&id) else {
+            return;
+        };
+        let (sender_nick, sender_mask, echo) =
+            (sender.nick.clone(), sender.mask(), sender.caps.echo_message);
+        let shown = sanitize::for_display(text);
+        let (action, body) = match shown.strip_prefix("ACTION ") {
+            Some(rest) if text.starts_with("\x01ACTION") => (true, rest.to_string()),
+            _ => (false, shown.clone()),
+        };
+        if target.starts_with('#') {
+            let Some(room) = self.state.room(target) else {
+                if !is_notice {
+                    self.reply(id, replies::no_such_room(target));
+                }
+                return;
+            };
+            if let Err(n) = policy::can_send(room, self.actor(id, room), &sender_mask) {
+                if !is_notice {
+                    self.reply(id, n);
+                }
+                return;
+            }
+            let name = room.name.clone();
+            let recipients: Vec<ConnId> = room
+                .members
+                .iter()
+                .copied()
+                .filter(|m| *m != id || echo)
+                .collect();
+            let mut m = Message::new(cmd)
+                .with_source(sender_mask)
+                .param(name.clone());
+            if !is_tagmsg {
+                m = m.param(text.to_string());
+                let (event, line) = match (is_notice, action) {
+                    (true, _) => ("notice", format!("{name} -{sender_nick}- {body}")),
+                    (false, true) => ("action", format!("{name} * {sender_nick} {body}")),
+                    (false, false) => ("msg", format!("{name} <{sender_nick}> {body}")),
+                };
+                self.record(event, &line);
+            }
+            let mut out = self.outgoing(m);
+            out.client_tags = client_tags.to_vec();
+            let need_tags = is_tagmsg;
+            self.broadcast(&recipients, &mut out, |c| !need_tags || c.message_tags);
+        } else {
+            let Some(to) = self.state.find(target) else {
+                if !is_notice {
+                    self.reply(id, replies::no_such_nick(target));
+                }
+                return;
+            };
+            let to_user = &self.state.users[&to];
+            let (to_nick, to_away) = (to_user.nick.clone(), to_user.away.clone());
+            let mut m = Message::new(cmd)
+                .with_source(sender_mask)
+                .param(to_nick.clone());
+            if !is_tagmsg {
+                m = m.param(text.to_string());
+                let (event, line) = match (is_notice, action) {
+                    (true, _) => ("dm-notice", format!("{sender_nick} -> {to_nick}: {body}")),
+                    (false, true) => (
+                        "dm-action",
+                        format!("{sender_nick} -> {to_nick}: * {sender_nick} {body}"),
+                    ),
+                    (false, false) => ("dm", format!("{sender_nick} -> {to_nick}: {body}")),
+                };
+                self.record(event, &line);
+            }
+            let mut out = self.outgoing(m);
+            out.client_tags = client_tags.to_vec();
+            let mut recipients = vec![to];
+            if echo && to != id {
+                recipients.push(id);
+            }
+            let need_tags = is_tagmsg;
+            self.broadcast(&recipients, &mut out, |c| !need_tags || c.message_tags);
+            if let (Some(reason), false, false) = (to_away, is_notice, is_tagmsg) {
+                self.reply(id, replies::away(&to_nick, &reason));
+            }
+        }
+    }
+}

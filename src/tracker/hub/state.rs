@@ -1,0 +1,399 @@
+//! The chat state: users, rooms, memberships and roles, as plain data with
+//! lookups. No delivery, no transcript, no clock of its own: handlers read
+//! and change it, and the hub decides what is said about it.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::super::shared::{ConnId, IdMap};
+use crate::proto::caps::Caps;
+use crate::proto::nick::casefold;
+use crate::proto::status::{self, Status};
+
+/// The room every member joins on registration.
+pub const GENERAL: &str = "#general";
+/// Departed users remembered for WHOWAS.
+const WHOWAS_KEEP: usize = 1000;
+
+pub struct User {
+    pub nick: String,
+    pub user: String,
+    pub realname: String,
+    pub ip: IpAddr,
+    pub caps: Caps,
+    /// The away text exactly as set (or the tracker's INACTIVE text).
+    pub away: Option<String>,
+    /// The away status was set by the tracker (INACTIVE), not the user.
+    pub away_auto: bool,
+    pub signon: jiff::Timestamp,
+    /// Last time the user did something a person does (message, join, status).
+    pub last_active: Instant,
+    /// Rooms, by case-folded name.
+    pub rooms: BTreeSet<String>,
+    /// The operator block's name, once `OPER` succeeded.
+    pub oper: Option<String>,
+}
+
+/// An address as IRC can carry it in a middle parameter, which may not
+/// start with ':' (so `::1` is sent as `0::1`, as IRC servers do).
+pub fn irc_host(ip: IpAddr) -> String {
+    let text = ip.to_canonical().to_string();
+    if text.starts_with(':') {
+        format!("0{text}")
+    } else {
+        text
+    }
+}
+
+impl User {
+    pub fn mask(&self) -> String {
+        format!("{}!{}@{}", self.nick, self.user, irc_host(self.ip))
+    }
+
+    pub fn status(&self) -> Status {
+        status::from_away(self.away.as_deref())
+    }
+}
+
+/// A member's roles in one room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Roles {
+    /// Created the room (`~`); ends when they leave it or disconnect.
+    pub founder: bool,
+    /// Room operator (`@`).
+    pub op: bool,
+    /// May speak in a moderated room (`+`).
+    pub voice: bool,
+}
+
+impl Roles {
+    /// The prefixes, highest first (`~@+`), for `multi-prefix` clients.
+    pub fn prefixes(self) -> String {
+        let mut s = String::new();
+        if self.founder {
+            s.push('~');
+        }
+        if self.op {
+            s.push('@');
+        }
+        if self.voice {
+            s.push('+');
+        }
+        s
+    }
+
+    /// The highest prefix alone, for clients without `multi-prefix`.
+    pub fn highest(self) -> &'static str {
+        if self.founder {
+            "~"
+        } else if self.op {
+            "@"
+        } else if self.voice {
+            "+"
+        } else {
+            ""
+        }
+    }
+
+    /// Operator or founder: may moderate the room.
+    pub fn moderates(self) -> bool {
+        self.founder || self.op
+    }
+}
+
+/// A room's settable modes (`CHANMODES=b,k,l,imnst`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomModes {
+    pub invite_only: bool,
+    pub key: Option<String>,
+    pub limit: Option<usize>,
+    pub moderated: bool,
+    pub no_outside: bool,
+    pub topic_ops_only: bool,
+    pub secret: bool,
+}
+
+impl RoomModes {
+    /// A new room's modes: `+nt`, as IRC servers start rooms.
+    pub fn new_room() -> Self {
+        RoomModes {
+            no_outside: true,
+            topic_ops_only: true,
+            ..Default::default()
+        }
+    }
+
+    /// `+<flags>` and their parameters; the key is shown only to members.
+    pub fn describe(&self, show_key: bool) -> Vec<String> {
+        let mut flags = String::from("+");
+        let mut params = Vec::new();
+        for (on, c) in [
+            (self.invite_only, 'i'),
+            (self.moderated, 'm'),
+            (self.no_outside, 'n'),
+            (self.secret, 's'),
+            (self.topic_ops_only, 't'),
+        ] {
+            if on {
+                flags.push(c);
+            }
+        }
+        if let Some(k) = &self.key {
+            flags.push('k');
+            params.push(if show_key { k.clone() } else { "*".into() });
+        }
+        if let Some(l) = self.limit {
+            flags.push('l');
+            params.push(l.to_string());
+        }
+        let mut out = vec![flags];
+        out.extend(params);
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    pub mask: String,
+    pub setter: String,
+    pub at: jiff::Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Topic {
+    pub text: String,
+    pub setter: String,
+    pub at: jiff::Timestamp,
+}
+
+pub struct Room {
+    pub name: String,
+    /// In join order, so NAMES lists people in the order they arrived.
+    pub members: Vec<ConnId>,
+    pub roles: IdMap<Roles>,
+    pub topic: Option<Topic>,
+    pub created: jiff::Timestamp,
+    pub modes: RoomModes,
+    pub bans: Vec<Ban>,
+    /// Case-folded nicks invited and not yet joined.
+    pub invited: BTreeSet<String>,
+    /// Who created the room (shown by the console and LIST's founder
+    /// column); the founder *role* is the connection's, not the name's.
+    pub founder_nick: Option<String>,
+}
+
+impl Room {
+    pub fn new(name: &str, created: jiff::Timestamp) -> Room {
+        Room {
+            name: name.to_string(),
+            members: Vec::new(),
+            roles: IdMap::default(),
+            topic: None,
+            created,
+            modes: RoomModes::new_room(),
+            bans: Vec::new(),
+            invited: BTreeSet::new(),
+            founder_nick: None,
+        }
+    }
+
+    pub fn is_general(&self) -> bool {
+        casefold(&self.name) == casefold(GENERAL)
+    }
+
+    pub fn has(&self, id: ConnId) -> bool {
+        self.roles.contains_key(&id)
+    }
+
+    pub fn roles_of(&self, id: ConnId) -> Option<Roles> {
+        self.roles.get(&id).copied()
+    }
+
+    pub fn add(&mut self, id: ConnId, roles: Roles) {
+        if self.roles.insert(id, roles).is_none() {
+            self.members.push(id);
+        }
+    }
+
+    pub fn remove(&mut self, id: ConnId) {
+        if self.roles.remove(&id).is_some() {
+            self.members.retain(|m| *m != id);
+        }
+    }
+
+    /// Whether `mask` (`nick!user@host`) matches one of the bans.
+    pub fn banned(&self, mask: &str) -> bool {
+        self.bans.iter().any(|b| mask_matches(&b.mask, mask))
+    }
+}
+
+/// IRC wildcard match (`*` any run, `?` one character), case-folded as
+/// nicks are, over whole characters.
+pub fn mask_matches(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = casefold(pattern).chars().collect();
+    let t: Vec<char> = casefold(text).chars().collect();
+    // Iterative matching with one backtrack point: linear in practice and
+    // never exponential, whatever a hostile pattern holds.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Turns what a user typed after `+b` into a full `nick!user@host` mask
+/// (`bob` bans `bob!*@*`, `*@10.0.0.5` bans `*!*@10.0.0.5`).
+pub fn normalize_ban(mask: &str) -> String {
+    let (nick_user, host) = match mask.split_once('@') {
+        Some((nu, h)) => (nu, if h.is_empty() { "*" } else { h }),
+        None => (mask, "*"),
+    };
+    let (nick, user) = match nick_user.split_once('!') {
+        Some((n, u)) => (n, if u.is_empty() { "*" } else { u }),
+        None if mask.contains('@') => ("*", nick_user),
+        None => (nick_user, "*"),
+    };
+    let nick = if nick.is_empty() { "*" } else { nick };
+    let user = if user.is_empty() { "*" } else { user };
+    format!("{nick}!{user}@{host}")
+}
+
+/// Someone who left, for WHOWAS.
+pub struct Departed {
+    pub nick: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    pub left: jiff::Timestamp,
+}
+
+/// Everything the hub knows about who is here and where.
+#[derive(Default)]
+pub struct ChatState {
+    pub users: IdMap<User>,
+    pub nicks: HashMap<String, ConnId>,
+    pub rooms: HashMap<String, Room>,
+    /// Newest last; bounded.
+    pub departed: VecDeque<Departed>,
+    /// Most users online at once this run.
+    pub max_users: usize,
+}
+
+impl ChatState {
+    pub fn find(&self, nick: &str) -> Option<ConnId> {
+        self.nicks.get(&casefold(nick)).copied()
+    }
+
+    pub fn room(&self, name: &str) -> Option<&Room> {
+        self.rooms.get(&casefold(name))
+    }
+
+    pub fn room_mut(&mut self, name: &str) -> Option<&mut Room> {
+        self.rooms.get_mut(&casefold(name))
+    }
+
+    /// Everyone who shares a room with `id` (plus `id` when `include_self`),
+    /// each once.
+    pub fn audience(&self, id: ConnId, include_self: bool) -> Vec<ConnId> {
+        let mut seen = super::super::shared::IdSet::default();
+        let mut out = Vec::new();
+        seen.insert(id);
+        if include_self {
+            out.push(id);
+        }
+        if let Some(u) = self.users.get(&id) {
+            for key in &u.rooms {
+                if let Some(room) = self.rooms.get(key) {
+                    for m in &room.members {
+                        if seen.insert(*m) {
+                            out.push(*m);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Takes `id` out of a room; an emptied room other than `#general` is
+    /// gone.
+    pub fn leave_room(&mut self, id: ConnId, key: &str) {
+        if let Some(room) = self.rooms.get_mut(key) {
+            room.remove(id);
+            if room.members.is_empty() && !room.is_general() {
+                self.rooms.remove(key);
+            }
+        }
+        if let Some(u) = self.users.get_mut(&id) {
+            u.rooms.remove(key);
+        }
+    }
+
+    pub fn remember_departed(&mut self, u: &User, left: jiff::Timestamp) {
+        if self.departed.len() == WHOWAS_KEEP {
+            self.departed.pop_front();
+        }
+        self.departed.push_back(Departed {
+            nick: u.nick.clone(),
+            user: u.user.clone(),
+            host: irc_host(u.ip),
+            realname: u.realname.clone(),
+            left,
+        });
+    }
+
+    pub fn opers_online(&self) -> usize {
+        self.users.values().filter(|u| u.oper.is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_match_by_wildcards_and_case() {
+        assert!(mask_matches("bob!*@*", "Bob!bob@127.0.0.1"));
+        assert!(mask_matches("*!*@127.0.0.*", "eve!e@127.0.0.9"));
+        assert!(!mask_matches("*!*@127.0.0.*", "eve!e@127.0.1.9"));
+        assert!(mask_matches("b?b!*@*", "bib!x@h"));
+        assert!(!mask_matches("bob!*@*", "bobby!x@h"));
+        assert!(mask_matches("*", "anything!at@all"));
+        // A hostile pattern stays linear.
+        let p = "*a".repeat(50) + "b";
+        assert!(!mask_matches(&p, &"a".repeat(400)));
+    }
+
+    #[test]
+    fn bans_are_completed_to_full_masks() {
+        assert_eq!(normalize_ban("bob"), "bob!*@*");
+        assert_eq!(normalize_ban("*@10.0.0.5"), "*!*@10.0.0.5");
+        assert_eq!(normalize_ban("bob!b"), "bob!b@*");
+        assert_eq!(normalize_ban("a!b@c"), "a!b@c");
+    }
+
+    #[test]
+    fn modes_describe_with_parameters() {
+        let mut m = RoomModes::new_room();
+        assert_eq!(m.describe(true), vec!["+nt"]);
+        m.key = Some("s3cret".into());
+        m.limit = Some(5);
+        m.invite_only = true;
+        assert_eq!(m.describe(true), vec!["+intkl", "s3cret", "5"]);
+        assert_eq!(m.describe(false), vec!["+intkl", "*", "5"]);
+    }
+}

@@ -1,0 +1,306 @@
+//! Users: registration and the welcome burst, NICK, AWAY and statuses,
+//! idle detection, leaving.
+
+use std::collections::BTreeSet;
+
+use super::super::replies;
+use super::super::shared::{ConnId, RegisterOutcome};
+use super::chat::{
+    AWAY_LEN, Chat, KICK_LEN, MAX_BANS, MAX_MODES, MAX_ROOMS_PER_USER, MAX_TARGETS, TOPIC_LEN,
+};
+use super::state::{GENERAL, User};
+use crate::proto::Message;
+use crate::proto::caps::Caps;
+use crate::proto::nick::{self, casefold};
+use crate::proto::sanitize;
+use crate::proto::status;
+
+/// What registration needs of a connection (the handle stays with the
+/// runtime).
+pub struct NewUser {
+    pub nick: String,
+    pub user: String,
+    pub realname: String,
+    pub ip: std::net::IpAddr,
+    pub caps: Caps,
+}
+
+/// ISUPPORT tokens per `005` line.
+const ISUPPORT_PER_LINE: usize = 12;
+
+impl Chat {
+    pub fn register(&mut self, id: ConnId, new: NewUser) -> RegisterOutcome {
+        if self.stopping {
+            return RegisterOutcome::ShuttingDown;
+        }
+        let key = casefold(&new.nick);
+        if self.state.nicks.contains_key(&key) {
+            return RegisterOutcome::NickInUse;
+        }
+        self.state.nicks.insert(key, id);
+        self.state.users.insert(
+            id,
+            User {
+                nick: new.nick,
+                user: new.user,
+                realname: new.realname,
+                ip: new.ip,
+                caps: new.caps,
+                away: None,
+                away_auto: false,
+                signon: self.clock.wall,
+                last_active: self.clock.mono,
+                rooms: BTreeSet::new(),
+                oper: None,
+            },
+        );
+        self.state.max_users = self.state.max_users.max(self.state.users.len());
+        self.had_member = true;
+        self.welcome(id);
+        self.join(id, GENERAL, None);
+        RegisterOutcome::Welcome
+    }
+
+    /// The ISUPPORT tokens (`005`), from the limits the handlers enforce.
+    pub fn isupport_tokens(&self) -> Vec<String> {
+        vec![
+            format!("AWAYLEN={AWAY_LEN}"),
+            "CASEMAPPING=rfc1459".into(),
+            format!("CHANLIMIT=#:{MAX_ROOMS_PER_USER}"),
+            "CHANMODES=b,k,l,imnst".into(),
+            format!("CHANNELLEN={}", nick::CHANNEL_MAX),
+            "CHANTYPES=#".into(),
+            format!("KICKLEN={KICK_LEN}"),
+            format!("MAXLIST=b:{MAX_BANS}"),
+            format!("MAXTARGETS={MAX_TARGETS}"),
+            format!("MODES={MAX_MODES}"),
+            format!("NETWORK={}", self.config.server_name),
+            format!("NICKLEN={}", nick::NICK_MAX),
+            "PREFIX=(qov)~@+".into(),
+            "SAFELIST".into(),
+            format!(
+                "TARGMAX=PRIVMSG:{t},NOTICE:{t},TAGMSG:{t},JOIN:{t},PART:{t},NAMES:{t},LIST:{t},KICK:{t},WHOIS:1,WHOWAS:1,USERHOST:5",
+                t = MAX_TARGETS
+            ),
+            format!("TOPICLEN={TOPIC_LEN}"),
+            "USERLEN=16".into(),
+            "UTF8ONLY".into(),
+            "WHOX".into(),
+        ]
+    }
+
+    fn welcome(&mut self, id: ConnId) {
+        let mask = self.mask_of(id);
+        let server = self.config.server_name.clone();
+        let version = concat!("confab-", env!("CARGO_PKG_VERSION"));
+        self.reply(id, replies::welcome(&mask));
+        self.reply(id, replies::your_host(&server, version));
+        self.reply(id, replies::created(self.config.started));
+        self.reply(id, replies::my_info(&server, version, "io", "bklimnostv"));
+        let tokens = self.isupport_tokens();
+        for chunk in tokens.chunks(ISUPPORT_PER_LINE) {
+            self.reply(id, replies::isupport(chunk));
+        }
+        self.lusers(id);
+        self.motd(id);
+    }
+
+    pub(super) fn motd(&mut self, id: ConnId) {
+        let nick = self.nick_of(id);
+        let server = self.config.server_name.clone();
+        let idle = self.config.idle_timeout.as_secs();
+        let idle_text = if idle.is_multiple_of(60) {
+            format!("{} min", idle / 60)
+        } else {
+            format!("{idle} s")
+        };
+        let lines = [
+            format!("Welcome to confab, {nick}."),
+            format!(
+                "This tracker records the whole conversation, direct messages included, in its chat log ({}), which the operator can read.",
+                self.config.log_path_shown
+            ),
+            format!(
+                "You are in {GENERAL}, the group room everyone is in. Send HELP (or /help in confab's client) for commands."
+            ),
+            "Rooms: JOIN #name opens one (you become its founder; only you or a tracker operator can CLOSE it).".to_string(),
+            format!(
+                "Status: ACTIVE; BUSY while you are AWAY; INACTIVE after {idle_text} without activity, until you act again."
+            ),
+        ];
+        self.reply(id, replies::motd_start(&server));
+        for l in &lines {
+            self.reply(id, replies::motd(l));
+        }
+        self.reply(id, replies::end_of_motd());
+    }
+
+    /// Removes a user: everyone who shared a room hears `reason` as a QUIT;
+    /// the user gets `ERROR` and their outbox is closed after delivery.
+    pub fn remove_user(&mut self, id: ConnId, reason: &str) {
+        let Some(u) = self.state.users.get(&id) else {
+            return;
+        };
+        let reason = sanitize::for_display(reason);
+        let (nick, ip, mask) = (u.nick.clone(), u.ip, u.mask());
+        let others = self.state.audience(id, false);
+        self.record("leave", &format!("{nick} ({reason})"));
+        let mut quit = self.outgoing(Message::new("QUIT").with_source(mask).param(reason.clone()));
+        self.broadcast(&others, &mut quit, |_| true);
+        self.send_msg(
+            id,
+            Message::new("ERROR").param(format!("Closing link: {ip} ({reason})")),
+        );
+        let Some(u) = self.state.users.remove(&id) else {
+            return;
+        };
+        self.state.nicks.remove(&casefold(&u.nick));
+        for key in &u.rooms {
+            if let Some(room) = self.state.rooms.get_mut(key) {
+                room.remove(id);
+            }
+        }
+        self.state
+            .rooms
+            .retain(|_, room| !room.members.is_empty() || room.is_general());
+        self.state.remember_departed(&u, self.clock.wall);
+        self.long_replies.remove(&id);
+        self.out.removed.push(id);
+    }
+
+    pub(super) fn nick(&mut self, id: ConnId, new: &str) {
+        if new.is_empty() {
+            return self.reply(id, replies::no_nickname_given());
+        }
+        if let Err(e) = nick::validate_nick(new) {
+            return self.reply(id, replies::erroneous_nickname(new, &e.to_string()));
+        }
+        let key = casefold(new);
+        if let Some(owner) = self.state.nicks.get(&key)
+            && *owner != id
+        {
+            return self.reply(id, replies::nickname_in_use(new));
+        }
+        let Some(u) = self.state.users.get(&id) else {
+            return;
+        };
+        if u.nick == new {
+            return;
+        }
+        let (old, mask) = (u.nick.clone(), u.mask());
+        self.record("nick", &format!("{old} -> {new}"));
+        let recipients = self.state.audience(id, true);
+        let mut out = self.outgoing(Message::new("NICK").with_source(mask).param(new));
+        self.broadcast(&recipients, &mut out, |_| true);
+        self.state.nicks.remove(&casefold(&old));
+        self.state.nicks.insert(key, id);
+        if let Some(u) = self.state.users.get_mut(&id) {
+            u.nick = new.to_string();
+        }
+    }
+
+    pub(super) fn away(&mut self, id: ConnId, text: Option<&str>) {
+        let now = self.clock.mono;
+        let Some(u) = self.state.users.get_mut(&id) else {
+            return;
+        };
+        u.last_active = now;
+        let was = u.away.clone();
+        match text {
+            Some(t) => {
+                // AWAYLEN counts bytes of the whole stored reason, prefix
+                // included.
+                let reason = status::busy_reason(&sanitize::for_display(t));
+                u.away = Some(sanitize::clip(&reason, AWAY_LEN).to_string());
+                u.away_auto = false;
+            }
+            None => {
+                u.away = None;
+                u.away_auto = false;
+            }
+        }
+        let changed = was != u.away;
+        if u.away.is_some() {
+            self.reply(id, replies::now_away());
+        } else {
+            self.reply(id, replies::unaway());
+        }
+        if changed {
+            self.status_changed(id, false);
+        }
+    }
+
+    /// Records and announces a status change. `tell_self`: the tracker made
+    /// the change, so the user's own client must hear about it too (with
+    /// 305/306 as well). A client with both `away-notify` and
+    /// `echo-message` also gets its own `AWAY` back when it set the status
+    /// itself, as the tracker stored it (cleaned, cut to AWAYLEN): that is
+    /// how confab's client shows the user's status as the tracker sees it.
+    pub(super) fn status_changed(&mut self, id: ConnId, tell_self: bool) {
+        let Some(u) = self.state.users.get(&id) else {
+            return;
+        };
+        let (nick, mask, away, status) = (u.nick.clone(), u.mask(), u.away.clone(), u.status());
+        let echo_self = tell_self || (u.caps.away_notify && u.caps.echo_message);
+        let detail = match &away {
+            Some(r) => format!("{nick} {status} ({r})"),
+            None => format!("{nick} {status}"),
+        };
+        self.record("status", &detail);
+        let mut m = Message::new("AWAY").with_source(mask);
+        if let Some(r) = &away {
+            m = m.param(r.clone());
+        }
+        let recipients = self.state.audience(id, echo_self);
+        let mut out = self.outgoing(m);
+        self.broadcast(&recipients, &mut out, |c| c.away_notify);
+        if tell_self {
+            match away {
+                Some(_) => self.reply(id, replies::now_away_inactive()),
+                None => self.reply(id, replies::unaway()),
+            }
+        }
+    }
+
+    /// The user did something a person does: clears tracker-set INACTIVE.
+    pub(super) fn touch(&mut self, id: ConnId) {
+        let now = self.clock.mono;
+        let Some(u) = self.state.users.get_mut(&id) else {
+            return;
+        };
+        u.last_active = now;
+        if u.away_auto {
+            u.away = None;
+            u.away_auto = false;
+            self.status_changed(id, true);
+        }
+    }
+
+    /// Marks INACTIVE whoever has been idle for the idle timeout (zero:
+    /// never).
+    pub fn tick(&mut self) {
+        let timeout = self.config.idle_timeout;
+        if timeout.is_zero() {
+            return;
+        }
+        let now = self.clock.mono;
+        let mut idle: Vec<ConnId> = self
+            .state
+            .users
+            .iter()
+            .filter(|(_, u)| {
+                u.away.is_none() && now.saturating_duration_since(u.last_active) >= timeout
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        idle.sort();
+        for id in idle {
+            if let Some(u) = self.state.users.get_mut(&id) {
+                let secs = now.saturating_duration_since(u.last_active).as_secs();
+                u.away = Some(status::inactive_reason(secs));
+                u.away_auto = true;
+            }
+            self.status_changed(id, true);
+        }
+    }
+}
