@@ -58,7 +58,6 @@ fixed_replies! {
     end_of_who = RPL_ENDOFWHO (mask) "End of WHO list";
     end_of_whois = RPL_ENDOFWHOIS (nick) "End of /WHOIS list";
     end_of_whowas = RPL_ENDOFWHOWAS (nick) "End of WHOWAS";
-    list_start = RPL_LISTSTART () "Users  Name";
     list_end = RPL_LISTEND () "End of /LIST";
     no_topic = RPL_NOTOPIC (room) "No topic is set";
     end_of_names = RPL_ENDOFNAMES (room) "End of /NAMES list";
@@ -106,6 +105,10 @@ fixed_replies! {
 }
 
 // ---- replies whose text is built --------------------------------------
+
+pub fn list_start() -> Numeric {
+    Numeric::new(RPL_LISTSTART, ["Channel", "Users  Name"])
+}
 
 pub fn invalid_room_name(room: &str) -> Numeric {
     Numeric::new(

@@ -7,6 +7,7 @@ mod config;
 mod harness;
 mod irssi;
 mod protocol;
+mod rooms;
 mod terminal;
 mod tmux;
 mod tui;
