@@ -18,11 +18,24 @@
 //! - [`tracker`]: the server.
 //!   - `mod`: `Config` and `run(config, listener, shutdown)`: accept loop,
 //!     TLS handshakes, shutdown sequence.
+//!   - `shared`: what connection tasks and the hub share (ids, requests,
+//!     the handle to a connection's outbox, the send budget); neither
+//!     imports the other.
+//!   - `commands`: the command table (`421`/`451`/`461`, activity, `HELP`).
+//!   - `replies`: every numeric and `FAIL` reply, defined once.
+//!   - `policy`: who may do what in a room, one named function each.
 //!   - `conn`: one task per connection: registration state machine, PING,
-//!     flood control, its outbox (bounded in bytes, and all outboxes
-//!     together by a shared `SendBudget`) drained into one write.
+//!     flood control, OPER's password check, its outbox (bounded in bytes,
+//!     and all outboxes together by a shared `SendBudget`) drained into one
+//!     write.
 //!   - `hub`: the one owner of users, rooms and statuses, on its own thread;
 //!     records to the transcript before delivering.
+//!     - `mod`: the delivery machinery (batches, linger, commit, take-back).
+//!     - `chat`: `Chat`, the chat logic without I/O, on a `Clock` it is
+//!       given; `state`: users, rooms, roles, modes, bans;
+//!       `messages`, `rooms`, `moderation`, `queries`, `users`, `server`:
+//!       the handlers by role; `tests`: in-process tests.
+//!   - `opers`: tracker operators from the config, and OPER's check.
 //!   - `transcript`: `chat.log`, and when it reaches the disk (`LogSync`).
 //!   - `password`: the Argon2id password gate (its own low-priority
 //!     checking threads) and the per-address lockout after wrong passwords.
