@@ -204,3 +204,68 @@ fn irssi_joins_over_tls_and_chats_with_a_confab_client() {
         events.join("\n")
     );
 }
+
+/// irssi creates a room (and becomes its founder), kicks a confab client
+/// out of it, and closes it with `/quote CLOSE`: the tracker's rooms are
+/// usable from a standard IRC client without anything confab-specific.
+#[test]
+fn irssi_creates_kicks_and_closes_a_room() {
+    if !have(&["irssi", "tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tracker = Tracker::start_in(&dir.path().join("tracker"), &["--stay"]);
+    let mut bob = ClientProc::join(&tracker, "bob");
+    let pin = tracker
+        .fingerprint
+        .strip_prefix("SHA256:")
+        .unwrap_or_else(|| panic!("fingerprint without SHA256: {:?}", tracker.fingerprint));
+    let irssi = Irssi::start(&dir.path().join("irssi"), &tracker, "teacher", pin);
+    tracker.wait_log("join #general teacher (127.0.0.1)");
+
+    irssi.term.type_line("/join #classroom");
+    tracker.wait_log("create #classroom teacher");
+    irssi.wait_log_line(
+        "#classroom",
+        "-!- Irssi: #classroom: Total of 1 nicks [1 ops, 0 halfops, 0 voices, 0 normal]",
+    );
+    bob.send("/join #classroom");
+    tracker.wait_log("join #classroom bob (127.0.0.1)");
+    irssi.wait_log_line(
+        "#classroom",
+        "-!- bob [bob@127.0.0.1] has joined #classroom",
+    );
+
+    irssi.term.type_line("/topic Fractions today");
+    tracker.wait_log("topic #classroom teacher: Fractions today");
+    irssi.term.type_line("/kick bob too loud");
+    tracker.wait_log("kick #classroom teacher -> bob (too loud)");
+    irssi.wait_log_line(
+        "#classroom",
+        "-!- bob was kicked from #classroom by teacher [too loud]",
+    );
+
+    bob.send("/join #classroom");
+    tracker.wait_log("join #classroom bob (127.0.0.1)");
+    irssi.term.type_line("/quote CLOSE #classroom :lesson over");
+    tracker.wait_log("close #classroom teacher (lesson over)");
+    irssi.wait_log_line(
+        "#classroom",
+        "-!- teacher was kicked from #classroom by teacher [Room closed by teacher: lesson over]",
+    );
+    // The room is gone: joining it again creates it anew.
+    irssi.term.type_line("/join #classroom");
+    poll(
+        "a second create of #classroom in chat.log",
+        || {
+            (tracker
+                .log_events()
+                .iter()
+                .filter(|e| *e == "create #classroom teacher")
+                .count()
+                == 2)
+                .then_some(())
+        },
+        || tracker.log(),
+    );
+}
