@@ -13,6 +13,7 @@ pub const RPL_LUSERCHANNELS: &str = "254";
 pub const RPL_LUSERME: &str = "255";
 pub const RPL_LOCALUSERS: &str = "265";
 pub const RPL_GLOBALUSERS: &str = "266";
+pub const RPL_TRYAGAIN: &str = "263";
 pub const RPL_AWAY: &str = "301";
 pub const RPL_USERHOST: &str = "302";
 pub const RPL_ISON: &str = "303";

@@ -66,6 +66,7 @@ fixed_replies! {
     end_of_motd = RPL_ENDOFMOTD () "End of /MOTD command.";
     end_of_info = RPL_ENDOFINFO () "End of /INFO list";
     you_are_oper = RPL_YOUREOPER () "You are now a tracker operator";
+    try_again = RPL_TRYAGAIN (command) "Your earlier requests are still being answered; please wait a while and try again";
     end_of_help = RPL_ENDOFHELP (topic) "End of /HELP";
     whois_operator = RPL_WHOISOPERATOR (nick) "is a tracker operator";
     whois_actually = RPL_WHOISACTUALLY (nick, host) "is connecting from this IP";

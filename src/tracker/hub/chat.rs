@@ -169,26 +169,31 @@ pub struct Outbound {
 
 /// A long reply sent in parts as the reader drains (LIST, NAMES, WHO of
 /// big rooms), so its size never costs the one who asked their connection
-/// and never holds more than a part in memory.
+/// and never holds more than a part in memory. What it lists is chosen
+/// when it reaches the front of the asker's queue, so a queued request
+/// costs a few bytes, not a copy of a room.
 pub enum LongReply {
-    /// Room keys still to list, and the end line's mask.
+    /// Rooms to list: `only` the named ones (already case-folded), or all.
     List {
-        rooms: std::collections::VecDeque<String>,
+        only: Option<Vec<String>>,
+        rooms: Option<std::collections::VecDeque<String>>,
     },
     /// A room's members still to name.
     Names {
         room: String,
-        shown: String,
-        members: std::collections::VecDeque<ConnId>,
-        prefixes_all: bool,
+        members: Option<std::collections::VecDeque<ConnId>>,
     },
-    /// WHO lines already chosen (ids with the room shown), and the end.
+    /// WHO of a mask: the rows once chosen, and the room they are seen in.
     Who {
-        rows: std::collections::VecDeque<(ConnId, String)>,
+        mask: String,
         fields: Option<super::queries::WhoxFields>,
-        end: String,
+        rows: Option<(String, std::collections::VecDeque<ConnId>)>,
     },
 }
+
+/// Long replies one connection may have waiting; more get `263` (try
+/// again), so a client that asks and never reads cannot grow the queue.
+pub const MAX_LONG_REPLIES: usize = 16;
 
 pub struct Chat {
     pub config: HubConfig,

@@ -44,33 +44,44 @@ impl WhoxFields {
 impl Chat {
     pub(super) fn who(&mut self, id: ConnId, mask: &str, fields: Option<&str>) {
         let fields = fields.and_then(WhoxFields::parse);
+        let reply = LongReply::Who {
+            mask: mask.to_string(),
+            fields,
+            rows: None,
+        };
+        self.start_long(id, "WHO", reply);
+    }
+
+    /// Whom a WHO of `mask` lists, and the room they are seen in (`*` for
+    /// none): a room's members, one user, or everyone matching a pattern.
+    pub(super) fn who_rows(&self, id: ConnId, mask: &str) -> (String, VecDeque<ConnId>) {
         let oper = self.state.users.get(&id).is_some_and(|u| u.oper.is_some());
-        let mut rows: VecDeque<(ConnId, String)> = VecDeque::new();
         if mask.starts_with('#') {
-            if let Some(room) = self.state.room(mask)
-                && (!room.modes.secret || room.has(id) || oper)
-            {
-                rows.extend(room.members.iter().map(|m| (*m, room.name.clone())));
-            }
-        } else if let Some(t) = self.state.find(mask) {
-            rows.push_back((t, "*".into()));
-        } else if mask.is_empty() || mask == "*" || mask == "0" || mask.contains(['*', '?']) {
-            let mut ids: Vec<ConnId> = self
-                .state
-                .users
-                .iter()
-                .filter(|(_, u)| {
-                    matches!(mask, "" | "*" | "0")
-                        || mask_matches(mask, &u.nick)
-                        || mask_matches(mask, &u.mask())
-                })
-                .map(|(id, _)| *id)
-                .collect();
-            ids.sort();
-            rows.extend(ids.into_iter().map(|t| (t, "*".to_string())));
+            return match self.state.room(mask) {
+                Some(room) if !room.modes.secret || room.has(id) || oper => {
+                    (room.name.clone(), room.members.iter().copied().collect())
+                }
+                _ => ("*".into(), VecDeque::new()),
+            };
         }
-        let end = if mask.is_empty() { "*" } else { mask }.to_string();
-        self.start_long(id, LongReply::Who { rows, fields, end });
+        if let Some(t) = self.state.find(mask) {
+            return ("*".into(), VecDeque::from([t]));
+        }
+        let everyone = matches!(mask, "" | "*" | "0");
+        if !everyone && !mask.contains(['*', '?']) {
+            return ("*".into(), VecDeque::new());
+        }
+        let mut ids: Vec<ConnId> = self
+            .state
+            .users
+            .iter()
+            .filter(|(_, u)| {
+                everyone || mask_matches(mask, &u.nick) || mask_matches(mask, &u.mask())
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort();
+        ("*".into(), ids.into())
     }
 
     /// One WHO (`352`) or WHOX (`354`) line about `target`, as seen in

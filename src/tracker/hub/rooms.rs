@@ -4,7 +4,7 @@
 use super::super::policy;
 use super::super::replies;
 use super::super::shared::ConnId;
-use super::chat::{Chat, LongReply, MAX_ROOMS_PER_USER, TOPIC_LEN};
+use super::chat::{Chat, LongReply, MAX_LONG_REPLIES, MAX_ROOMS_PER_USER, TOPIC_LEN};
 use super::state::{Roles, Room, Topic};
 use crate::proto::Message;
 use crate::proto::nick::{self, casefold};
@@ -269,11 +269,6 @@ impl Chat {
 
     /// NAMES of one room, in parts if it is big.
     pub(super) fn names(&mut self, id: ConnId, name: &str) {
-        let multi_prefix = self
-            .state
-            .users
-            .get(&id)
-            .is_some_and(|u| u.caps.multi_prefix);
         let visible = self
             .state
             .room(name)
@@ -283,40 +278,31 @@ impl Chat {
         };
         let reply = LongReply::Names {
             room: casefold(&room.name),
-            shown: room.name.clone(),
-            members: room.members.iter().copied().collect(),
-            prefixes_all: multi_prefix,
+            members: None,
         };
-        self.start_long(id, reply);
+        self.start_long(id, "NAMES", reply);
     }
 
     pub(super) fn list(&mut self, id: ConnId, names: Option<&str>) {
-        let oper = self.state.users.get(&id).is_some_and(|u| u.oper.is_some());
-        let mut keys: Vec<String> = match names {
-            Some(list) => self
-                .targets(id, list)
+        let only = names.map(|list| {
+            self.targets(id, list)
                 .into_iter()
                 .map(casefold)
-                .filter(|k| self.state.rooms.contains_key(k))
-                .collect(),
-            None => self.state.rooms.keys().cloned().collect(),
-        };
-        keys.retain(|k| {
-            self.state
-                .rooms
-                .get(k)
-                .is_some_and(|r| !r.modes.secret || r.has(id) || oper)
+                .collect::<Vec<String>>()
         });
-        keys.sort();
         self.reply(id, replies::list_start());
-        self.start_long(id, LongReply::List { rooms: keys.into() });
+        self.start_long(id, "LIST", LongReply::List { only, rooms: None });
     }
 
     // ---- long replies ------------------------------------------------------
 
     /// Queues a long reply; it starts at once unless another is going out.
-    pub(super) fn start_long(&mut self, id: ConnId, reply: LongReply) {
+    /// A connection with `MAX_LONG_REPLIES` waiting is told to try again.
+    pub(super) fn start_long(&mut self, id: ConnId, command: &str, reply: LongReply) {
         let queue = self.long_replies.entry(id).or_default();
+        if queue.len() >= MAX_LONG_REPLIES {
+            return self.reply(id, replies::try_again(command));
+        }
         queue.push_back(reply);
         if queue.len() == 1 {
             self.continue_long(id);
@@ -362,8 +348,17 @@ impl Chat {
             *budget = budget.saturating_sub(line.len());
             chat.send(id, bytes::Bytes::from(line));
         };
+        let oper = self.state.users.get(&id).is_some_and(|u| u.oper.is_some());
         match reply {
-            LongReply::List { rooms } => {
+            LongReply::List { only, rooms } => {
+                let rooms = rooms.get_or_insert_with(|| {
+                    let mut keys: Vec<String> = match only {
+                        Some(keys) => keys.clone(),
+                        None => self.state.rooms.keys().cloned().collect(),
+                    };
+                    keys.sort();
+                    keys.into()
+                });
                 while *budget > 0 {
                     let Some(key) = rooms.pop_front() else {
                         spend(self, replies::list_end(), budget);
@@ -372,6 +367,10 @@ impl Chat {
                     let Some(room) = self.state.rooms.get(&key) else {
                         continue;
                     };
+                    // Secret rooms are listed to their members only.
+                    if room.modes.secret && !room.has(id) && !oper {
+                        continue;
+                    }
                     let n = replies::list_item(
                         &room.name,
                         room.members.len(),
@@ -381,18 +380,19 @@ impl Chat {
                 }
                 false
             }
-            LongReply::Names {
-                room,
-                shown,
-                members,
-                prefixes_all,
-            } => {
+            LongReply::Names { room, members } => {
+                let prefixes_all = self
+                    .state
+                    .users
+                    .get(&id)
+                    .is_some_and(|u| u.caps.multi_prefix);
+                let Some(r) = self.state.rooms.get(room.as_str()) else {
+                    spend(self, replies::end_of_names(room), budget);
+                    return true;
+                };
+                let members = members.get_or_insert_with(|| r.members.iter().copied().collect());
+                let kind = if r.modes.secret { "@" } else { "=" };
                 while *budget > 0 {
-                    let Some(r) = self.state.rooms.get(room.as_str()) else {
-                        spend(self, replies::end_of_names(shown), budget);
-                        return true;
-                    };
-                    let kind = if r.modes.secret { "@" } else { "=" };
                     let mut line = String::new();
                     while let Some(m) = members.front().copied() {
                         let (Some(u), Some(roles)) = (self.state.users.get(&m), r.roles_of(m))
@@ -400,7 +400,7 @@ impl Chat {
                             members.pop_front();
                             continue;
                         };
-                        let prefix = if *prefixes_all {
+                        let prefix = if prefixes_all {
                             roles.prefixes()
                         } else {
                             roles.highest().to_string()
@@ -419,7 +419,10 @@ impl Chat {
                     }
                     let name = r.name.clone();
                     if !line.is_empty() {
-                        spend(self, replies::names_reply(kind, &name, &line), budget);
+                        let n = replies::names_reply(kind, &name, &line);
+                        let text = n.to_message(&server, &nick).to_line();
+                        *budget = budget.saturating_sub(text.len());
+                        self.out.pending.push((id, bytes::Bytes::from(text)));
                     }
                     if members.is_empty() {
                         spend(self, replies::end_of_names(&name), budget);
@@ -428,13 +431,15 @@ impl Chat {
                 }
                 false
             }
-            LongReply::Who { rows, fields, end } => {
+            LongReply::Who { mask, fields, rows } => {
+                let (room, rows) = rows.get_or_insert_with(|| self.who_rows(id, mask));
                 while *budget > 0 {
-                    let Some((target, room)) = rows.pop_front() else {
+                    let Some(target) = rows.pop_front() else {
+                        let end = if mask.is_empty() { "*" } else { mask.as_str() };
                         spend(self, replies::end_of_who(end), budget);
                         return true;
                     };
-                    if let Some(n) = self.who_row(target, &room, fields.as_ref()) {
+                    if let Some(n) = self.who_row(target, room, fields.as_ref()) {
                         spend(self, n, budget);
                     }
                 }
