@@ -98,6 +98,7 @@ impl HubRig {
             log_path_shown: "chat.log".into(),
             started: jiff::Timestamp::now(),
             send_budget: budget.clone(),
+            members: tokio::sync::watch::channel(0).0,
         };
         let hub = Hub::new(config, transcript, CancellationToken::new());
         let (inbox, rx) = mpsc::channel(4096);

@@ -25,6 +25,7 @@ pub struct Layer {
     pub ping_interval: Option<u64>,
     pub register_timeout: Option<u64>,
     pub stay: Option<bool>,
+    pub exit_grace: Option<f64>,
     pub password_file: Option<PathBuf>,
     pub no_password: Option<bool>,
     pub no_tls: Option<bool>,
@@ -52,6 +53,9 @@ pub struct Settings {
     pub ping_interval: u64,
     pub register_timeout: u64,
     pub stay: bool,
+    /// Seconds an emptied tracker waits for someone to join before it
+    /// stops (without `stay`); 0 stops it at once.
+    pub exit_grace: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
     pub no_password: bool,
@@ -76,6 +80,7 @@ impl Default for Settings {
             ping_interval: 90,
             register_timeout: 30,
             stay: false,
+            exit_grace: crate::tracker::DEFAULT_EXIT_GRACE.as_secs_f64(),
             password_file: None,
             no_password: false,
             no_tls: false,
@@ -136,6 +141,7 @@ impl Settings {
             ping_interval,
             register_timeout,
             stay,
+            exit_grace,
             no_password,
             no_tls,
             flood_rate,
@@ -168,7 +174,18 @@ impl Settings {
                 "flood-rate must be 0 (off) or a positive number of lines per second".into(),
             ));
         }
+        if self.exit_grace_duration().is_none() {
+            return Err(SettingsError::Conflict(
+                "exit-grace must be 0 (stop at once) or a positive number of seconds".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// `exit-grace` as a duration (`None`: negative, not a number, or too
+    /// large to represent).
+    pub fn exit_grace_duration(&self) -> Option<std::time::Duration> {
+        std::time::Duration::try_from_secs_f64(self.exit_grace).ok()
     }
 
     pub fn port_or_default(&self) -> u16 {

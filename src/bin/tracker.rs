@@ -49,6 +49,9 @@ struct Args {
     /// Keep running after the last member leaves
     #[arg(long)]
     stay: bool,
+    /// Without --stay: seconds to wait after the last member leaves for someone to join before stopping; 0 stops at once [default: 60]
+    #[arg(long, value_name = "SECS")]
+    exit_grace: Option<f64>,
     /// Lines per second a client may send, sustained (flood control); 0 turns it off [default: 4]
     #[arg(long, value_name = "LINES")]
     flood_rate: Option<f64>,
@@ -106,6 +109,7 @@ impl Args {
             ping_interval: self.ping_interval,
             register_timeout: self.register_timeout,
             stay: on(self.stay),
+            exit_grace: self.exit_grace,
             password_file: self.password_file.clone(),
             no_password: on(self.no_password),
             no_tls: on(self.no_tls),
@@ -266,6 +270,10 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         config.ping_interval = Duration::from_secs(args.ping_interval.max(1));
         config.register_timeout = Duration::from_secs(args.register_timeout.max(1));
         config.stay = args.stay;
+        // validate() checked it.
+        config.exit_grace = args
+            .exit_grace_duration()
+            .unwrap_or(tracker::DEFAULT_EXIT_GRACE);
         config.flood = confab::tracker::conn::FloodPolicy::new(args.flood_rate, args.flood_burst);
         // One hub batch can queue ~0.5 MiB for a reader at once; a smaller
         // queue would drop readers that are keeping up.
@@ -304,6 +312,7 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         for hint in join_hints(local, args.no_tls) {
             say!("clients join with: {hint}");
         }
+        say!("{}", exit_rule(args.stay, config.exit_grace));
         let shutdown = async {
             let reason = shutdown_signal().await;
             // A second signal means "now": skip the graceful path.
@@ -321,6 +330,20 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// What the operator is told at start about when the tracker stops by itself.
+fn exit_rule(stay: bool, grace: Duration) -> String {
+    if stay {
+        "stays running when everyone has left (--stay); stop it with Ctrl+C".into()
+    } else if grace.is_zero() {
+        "stops as soon as the last member leaves; --stay keeps it running".into()
+    } else {
+        format!(
+            "stops {} after the last member leaves unless someone joins (--exit-grace); --stay keeps it running",
+            tracker::seconds(grace)
+        )
+    }
 }
 
 async fn shutdown_signal() -> String {

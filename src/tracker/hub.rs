@@ -188,6 +188,9 @@ pub struct HubConfig {
     pub started: jiff::Timestamp,
     /// Shared with every connection's send queue (`--sendq-total`).
     pub send_budget: Arc<SendBudget>,
+    /// The number of registered members, published on every join and
+    /// leave: `run` decides from it when an empty tracker stops.
+    pub members: tokio::sync::watch::Sender<usize>,
 }
 
 struct User {
@@ -683,6 +686,7 @@ impl Hub {
             },
         );
         self.had_member = true;
+        self.config.members.send_replace(self.users.len());
         self.welcome(id);
         self.join(id, GENERAL);
         RegisterOutcome::Welcome
@@ -803,11 +807,9 @@ impl Hub {
         self.channels
             .retain(|k, ch| !ch.members.is_empty() || *k == casefold(GENERAL));
         self.retired.insert(id, u.handle);
-        if self.users.is_empty() && self.had_member && !self.config.stay && !self.stopping {
-            let now = self.now();
-            self.transcript.record(&now, "stop", "last member left");
-            self.stopping = true;
-            self.shutdown.cancel();
+        // Once shutting down, who leaves no longer decides anything.
+        if self.had_member && !self.shutdown.is_cancelled() {
+            self.config.members.send_replace(self.users.len());
         }
     }
 

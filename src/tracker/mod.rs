@@ -1,6 +1,7 @@
 //! The tracker: accept loop, TLS, connection tasks, the hub, the transcript.
 //!
-//! Shutdown sequence (Ctrl+C, SIGTERM, or the last member leaving):
+//! Shutdown sequence (Ctrl+C, SIGTERM, or the room staying empty for
+//! `exit_grace` after the last member left, see [`wait_until_abandoned`]):
 //! 1. the `shutdown` token is cancelled; the accept loop stops accepting;
 //! 2. every connection task writes what the hub queued for it, then
 //!    `ERROR :Closing link: ... (tracker shutting down)`, and closes;
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -38,6 +39,9 @@ const HUB_INBOX: usize = 8192;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for connections and the hub to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+/// How long an emptied tracker waits for someone to come back: long enough
+/// for a reconnect or the next person of a class to arrive.
+pub const DEFAULT_EXIT_GRACE: Duration = Duration::from_secs(60);
 
 pub struct Config {
     /// `None` runs an open tracker (`--no-password`).
@@ -49,6 +53,9 @@ pub struct Config {
     pub register_timeout: Duration,
     /// Keep running after the last member leaves.
     pub stay: bool,
+    /// Without `stay`: how long the tracker waits, after the last member
+    /// left, for someone to (re)join before it stops.
+    pub exit_grace: Duration,
     pub server_name: String,
     pub flood: FloodPolicy,
     /// Bytes that may wait for one slow client before it is dropped.
@@ -75,6 +82,7 @@ impl Config {
             ping_interval: Duration::from_secs(90),
             register_timeout: Duration::from_secs(30),
             stay: false,
+            exit_grace: DEFAULT_EXIT_GRACE,
             server_name: "confab".to_string(),
             flood: FloodPolicy::new(4.0, 20),
             sendq: 2 << 20,
@@ -100,8 +108,43 @@ pub enum TrackerError {
 pub enum Stopped {
     /// The shutdown future completed (Ctrl+C, SIGTERM, a test).
     Requested,
-    /// The last registered member left and `stay` was off.
+    /// The last registered member left, nobody joined within `exit_grace`,
+    /// and `stay` was off.
     LastMemberLeft,
+}
+
+/// Completes once the tracker has had a member, the last one left, and
+/// nobody joined within `grace` after that; an arrival during the wait
+/// starts the watch over. Never completes if the hub stops publishing.
+pub async fn wait_until_abandoned(mut members: watch::Receiver<usize>, grace: Duration) {
+    loop {
+        if members.wait_for(|&n| n > 0).await.is_err() {
+            return std::future::pending().await;
+        }
+        if members.wait_for(|&n| n == 0).await.is_err() {
+            return std::future::pending().await;
+        }
+        if grace.is_zero() {
+            return;
+        }
+        tracing::info!(
+            "the last member left; the tracker stops in {} unless someone joins (--stay keeps it running)",
+            seconds(grace)
+        );
+        match tokio::time::timeout(grace, members.wait_for(|&n| n > 0)).await {
+            Err(_elapsed) => {
+                tracing::info!("nobody joined within {}: stopping", seconds(grace));
+                return;
+            }
+            Ok(Ok(_)) => tracing::info!("someone joined: the tracker keeps running"),
+            Ok(Err(_closed)) => return std::future::pending().await,
+        }
+    }
+}
+
+/// A duration as people read it in messages: `60 s`, `0.25 s`.
+pub fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
 }
 
 /// Serves on `listener` until `shutdown` completes or the last member leaves.
@@ -121,6 +164,15 @@ pub async fn run(
     let (hub_tx, hub_rx) = mpsc::channel(HUB_INBOX);
     let send_budget = Arc::new(SendBudget::new(config.sendq_total));
     let started = jiff::Timestamp::now();
+    let (members_tx, members_rx) = watch::channel(0);
+    let (stay, exit_grace) = (config.stay, config.exit_grace);
+    let abandoned = async move {
+        if stay {
+            std::future::pending().await
+        } else {
+            wait_until_abandoned(members_rx, exit_grace).await
+        }
+    };
     let hub = Hub::new(
         HubConfig {
             server_name: config.server_name.clone(),
@@ -129,6 +181,7 @@ pub async fn run(
             log_path_shown: transcript.path().display().to_string(),
             started,
             send_budget: send_budget.clone(),
+            members: members_tx,
         },
         transcript,
         token.clone(),
@@ -191,11 +244,12 @@ pub async fn run(
 
     let next_id = AtomicU64::new(1);
     tokio::pin!(shutdown);
+    tokio::pin!(abandoned);
     let stop_reason;
     loop {
         tokio::select! {
             reason = &mut shutdown => { stop_reason = Some(reason); break; }
-            _ = token.cancelled() => { stop_reason = None; break; }
+            () = &mut abandoned => { stop_reason = None; break; }
             accepted = listener.accept() => {
                 let (socket, peer) = match accepted {
                     Ok(pair) => pair,
@@ -234,13 +288,11 @@ pub async fn run(
         }
     }
     drop(listener);
-    let outcome = match stop_reason {
-        Some(reason) => {
-            let _ = hub_tx.send(HubRequest::Shutdown { reason }).await;
-            Stopped::Requested
-        }
-        None => Stopped::LastMemberLeft,
+    let (outcome, reason) = match stop_reason {
+        Some(reason) => (Stopped::Requested, reason),
+        None => (Stopped::LastMemberLeft, "last member left".to_string()),
     };
+    let _ = hub_tx.send(HubRequest::Shutdown { reason }).await;
     token.cancel();
     tasks.close();
     drop(hub_tx);

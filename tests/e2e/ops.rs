@@ -1,0 +1,134 @@
+//! Running a tracker for a class: when an empty tracker stops, what
+//! leave reasons say, one tracker per chat.log, where its identity lives,
+//! and who may read its files.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// The line after the join hints: when the tracker stops by itself.
+fn exit_rule(tracker: &mut Tracker) -> String {
+    tracker
+        .stdout
+        .wait_for("the exit rule", |l| !l.starts_with("clients join with: "))
+}
+
+/// The first student leaves; the next one, arriving within the grace
+/// period, finds the tracker still there, and it stops only once the room
+/// has stayed empty for the whole grace period.
+#[test]
+fn empty_tracker_waits_for_the_next_arrival() {
+    let dir = tempdir();
+    let grace = Duration::from_millis(1500);
+    let mut tracker = Tracker::start_in(dir.path(), &["--exit-grace", "1.5"]);
+    assert_eq!(
+        exit_rule(&mut tracker),
+        "stops 1.5 s after the last member leaves unless someone joins (--exit-grace); --stay keeps it running"
+    );
+    let mut alice = ClientProc::join(&tracker, "alice");
+    alice.send("hi");
+    alice.expect("#general <alice> hi");
+    alice.send("/quit bye");
+    assert_eq!(alice.wait_exit().code(), Some(0));
+    let alice_left = Instant::now();
+    tracker.wait_stderr(
+        "the last member left; the tracker stops in 1.5 s unless someone joins (--stay keeps it running)",
+    );
+    let mut bob = ClientProc::join(&tracker, "bob");
+    tracker.wait_stderr("someone joined: the tracker keeps running");
+    // Past the moment alice's leaving would have stopped it, bob still chats.
+    std::thread::sleep(
+        (alice_left + grace + Duration::from_millis(500)).saturating_duration_since(Instant::now()),
+    );
+    assert!(tracker.is_running(), "{}", tracker.stderr_text());
+    bob.send("still here");
+    bob.expect("#general <bob> still here");
+    bob.send("/exit");
+    assert_eq!(bob.wait_exit().code(), Some(0));
+    let bob_left = Instant::now();
+    let status = wait_exit(&mut tracker.child, WAIT);
+    assert_eq!(status.code(), Some(0), "{}", tracker.stderr_text());
+    let waited = bob_left.elapsed();
+    assert!(
+        waited >= grace,
+        "stopped {waited:?} after the last member left"
+    );
+    tracker.wait_stderr("nobody joined within 1.5 s: stopping");
+    assert_eq!(
+        tracker.log_events()[1..],
+        [
+            "join #general alice (127.0.0.1)",
+            "msg #general <alice> hi",
+            "leave alice (Quit: bye)",
+            "join #general bob (127.0.0.1)",
+            "msg #general <bob> still here",
+            "leave bob (Quit: Leaving)",
+            "stop last member left",
+        ]
+    );
+}
+
+/// A short grace: the tracker exits 0 soon after the last member leaves,
+/// saying so; with --stay the start-up output says it stays.
+#[test]
+fn tiny_grace_exits_after_the_last_member_and_stay_is_announced() {
+    let dir = tempdir();
+    let mut tracker = Tracker::start_in(dir.path(), &["--exit-grace", "0.2"]);
+    assert_eq!(
+        exit_rule(&mut tracker),
+        "stops 0.2 s after the last member leaves unless someone joins (--exit-grace); --stay keeps it running"
+    );
+    let mut alice = ClientProc::join(&tracker, "alice");
+    alice.send("/exit");
+    assert_eq!(alice.wait_exit().code(), Some(0));
+    assert_eq!(wait_exit(&mut tracker.child, WAIT).code(), Some(0));
+    tracker.wait_stderr("nobody joined within 0.2 s: stopping");
+    assert_eq!(
+        tracker.log_events()[1..],
+        [
+            "join #general alice (127.0.0.1)",
+            "leave alice (Quit: Leaving)",
+            "stop last member left",
+        ]
+    );
+
+    let dir = tempdir();
+    let mut tracker = Tracker::start_in(dir.path(), &["--exit-grace", "0"]);
+    assert_eq!(
+        exit_rule(&mut tracker),
+        "stops as soon as the last member leaves; --stay keeps it running"
+    );
+    let dir = tempdir();
+    let mut tracker = Tracker::start_in(dir.path(), &["--stay"]);
+    assert_eq!(
+        exit_rule(&mut tracker),
+        "stays running when everyone has left (--stay); stop it with Ctrl+C"
+    );
+
+    // The default, as --print-config and --help show it; a bad value is
+    // refused by name.
+    let out = std::process::Command::new(tracker_bin())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .arg("--print-config")
+        .output()
+        .expect("run tracker");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\nexit-grace = 60.0\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = std::process::Command::new(tracker_bin())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .args(["--exit-grace=-1", "--print-config"])
+        .output()
+        .expect("run tracker");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "tracker: exit-grace must be 0 (stop at once) or a positive number of seconds\n"
+    );
+}
