@@ -440,7 +440,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                             return End::Closed;
                         }
                         Some(Err(e)) => {
-                            self.leave(format!("Read error: {e}")).await;
+                            tracing::info!(peer = %self.peer, "read error: {e}");
+                            self.leave(lost_connection_reason(&e).into()).await;
                             return End::Closed;
                         }
                         Some(Ok(frame)) => {
@@ -472,7 +473,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 _ = shutdown.cancelled() => {}
                 written = self.write_out() => {
                     if let Err(e) = written {
-                        self.leave(format!("Write error: {e}")).await;
+                        tracing::info!(peer = %self.peer, "write error: {e}");
+                        self.leave(lost_connection_reason(&e).into()).await;
                         return End::Closed;
                     }
                     // A burst's buffer is not kept by a connection that
@@ -886,6 +888,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Some(End::Goodbye)
             }
         }
+    }
+}
+
+/// What everyone is shown, and `chat.log` records, when a connection was
+/// lost: plain words, since the error's own text is a library's (rustls
+/// names its docs URL); the diagnostics get that.
+fn lost_connection_reason(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        // Closed without TLS's goodbye (close_notify), or mid-write.
+        UnexpectedEof | ConnectionAborted | BrokenPipe | NotConnected => "Connection closed",
+        ConnectionReset => "Connection reset",
+        TimedOut => "Connection timed out",
+        // A TLS record or alert that makes no sense, and anything else.
+        _ => "Connection error",
     }
 }
 

@@ -132,3 +132,35 @@ fn tiny_grace_exits_after_the_last_member_and_stay_is_announced() {
         "tracker: exit-grace must be 0 (stop at once) or a positive number of seconds\n"
     );
 }
+
+/// A client killed with -9 over TLS: the others and chat.log get a plain
+/// reason, the library's words go only to the diagnostics.
+#[test]
+fn killed_client_leaves_with_a_plain_reason() {
+    let dir = tempdir();
+    let tracker = Tracker::start_in(dir.path(), &["--stay"]);
+    let mut alice = ClientProc::join(&tracker, "alice");
+    let mut bob = ClientProc::join(&tracker, "bob");
+    alice.expect("#general --> bob joined");
+    signal(&bob.child, "KILL");
+    bob.wait_exit();
+    let seen = alice.expect_matching("bob's leave", |l| l.starts_with("<-- bob left"));
+    let reason = body(&seen)
+        .strip_prefix("<-- bob left (")
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason == "Connection closed" || reason == "Connection reset",
+        "{seen}"
+    );
+    tracker.wait_log(&format!("leave bob ({reason})"));
+    let log = tracker.log();
+    assert!(!log.contains("docs.rs") && !log.contains("error"), "{log}");
+    // The detail is for the operator.
+    tracker.wait_stderr(if reason == "Connection closed" {
+        "read error: peer closed connection without sending TLS close_notify"
+    } else {
+        "read error: Connection reset by peer"
+    });
+}
