@@ -12,6 +12,8 @@
 //!   - `numeric`: reply codes.
 //! - [`prompt`]: questions on the terminal before the chat (hidden
 //!   passwords, Ctrl+C handled, the terminal always restored).
+//! - [`private`]: folders 0700 and files 0600 for what only the tracker's
+//!   user may read, and the warning when existing ones are more open.
 //! - [`settings`]: the tracker's settings: defaults, TOML file, flags.
 //! - [`tls`]: the crypto provider, certificate fingerprints, the tracker's
 //!   self-signed certificate.
@@ -23,7 +25,8 @@
 //!     together by a shared `SendBudget`) drained into one write.
 //!   - `hub`: the one owner of users, rooms and statuses, on its own thread;
 //!     records to the transcript before delivering.
-//!   - `transcript`: `chat.log`, and when it reaches the disk (`LogSync`).
+//!   - `transcript`: `chat.log`, when it reaches the disk (`LogSync`), and
+//!     the lock that keeps it to one tracker (`LogLock`).
 //!   - `password`: the Argon2id password gate (its own low-priority
 //!     checking threads) and the per-address lockout after wrong passwords.
 //! - [`client`]: the client.
@@ -44,6 +47,7 @@
 //!     - `terminal`: raw mode and the alternate screen, always restored.
 
 pub mod client;
+pub mod private;
 pub mod prompt;
 pub mod proto;
 pub mod settings;

@@ -90,7 +90,7 @@ pub fn load_or_create_identity(data_dir: &Path) -> Result<Identity, CertError> {
     };
     let mut created = false;
     if !cert_path.exists() || !key_path.exists() {
-        fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
+        crate::private::create_dir(data_dir).map_err(io_err(data_dir))?;
         let certified = rcgen::generate_simple_self_signed(vec![
             "confab-tracker".to_string(),
             "localhost".to_string(),
@@ -115,6 +115,7 @@ pub fn load_or_create_identity(data_dir: &Path) -> Result<Identity, CertError> {
         what: "certificate",
     })?;
     let fingerprint = Fingerprint::of(first);
+    crate::private::warn_if_open(&[data_dir, &key_path]);
     let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|_| CertError::Invalid {
         path: key_path.display().to_string(),
         what: "private key",

@@ -262,6 +262,8 @@ fn read_password(args: &Settings) -> anyhow::Result<Option<String>> {
 }
 
 fn start(args: Settings) -> anyhow::Result<ExitCode> {
+    // Before any question: a second tracker on the same chat.log stops here.
+    let log_lock = confab::tracker::transcript::LogLock::acquire(&args.log_dir)?;
     let password = read_password(&args)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
@@ -282,6 +284,7 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         config.max_connections = args.max_connections.max(1);
         config.max_per_address = args.max_per_address.max(1);
         config.log_sync = args.log_sync;
+        config.log_lock = Some(log_lock);
         match password {
             Some(pw) => config.password = Some(PasswordGate::new(pw)?),
             None => eprintln!("WARNING: no password: anyone who can reach this tracker may join."),

@@ -30,7 +30,7 @@ use self::conn::{ConnContext, FloodPolicy, SendBudget};
 use self::hub::{Hub, HubConfig, HubRequest};
 use self::password::LoginThrottle;
 use self::password::PasswordGate;
-use self::transcript::Transcript;
+use self::transcript::{LockError, LogLock, Transcript};
 
 /// Requests queued for the hub before connection tasks wait: bounded so a
 /// flood slows its sender instead of growing memory.
@@ -70,6 +70,9 @@ pub struct Config {
     pub free_login_failures: u32,
     /// When `chat.log` reaches the disk, relative to delivery.
     pub log_sync: transcript::LogSync,
+    /// The lock on `log_dir`'s `chat.log`, if the caller took it early (to
+    /// refuse before asking questions); `run` takes it otherwise.
+    pub log_lock: Option<LogLock>,
 }
 
 impl Config {
@@ -91,6 +94,7 @@ impl Config {
             max_per_address: 50,
             free_login_failures: 5,
             log_sync: transcript::LogSync::Write,
+            log_lock: None,
         }
     }
 }
@@ -101,6 +105,13 @@ pub enum TrackerError {
     Transcript { dir: String, source: std::io::Error },
     #[error("cannot read the listening address: {0}")]
     Listener(std::io::Error),
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error("cannot write {path}: {source}")]
+    LockOwner {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Why `run` returned.
@@ -149,17 +160,28 @@ pub fn seconds(d: Duration) -> String {
 
 /// Serves on `listener` until `shutdown` completes or the last member leaves.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = String>,
 ) -> Result<Stopped, TrackerError> {
     let local = listener.local_addr().map_err(TrackerError::Listener)?;
+    let mut log_lock = match config.log_lock.take() {
+        Some(lock) => lock,
+        None => LogLock::acquire(&config.log_dir)?,
+    };
+    log_lock
+        .record_owner(local)
+        .map_err(|source| TrackerError::LockOwner {
+            path: log_lock.path().display().to_string(),
+            source,
+        })?;
     let transcript = Transcript::open(&config.log_dir, config.log_sync).map_err(|source| {
         TrackerError::Transcript {
             dir: config.log_dir.display().to_string(),
             source,
         }
     })?;
+    crate::private::warn_if_open(&[&config.log_dir, transcript.path()]);
     let token = CancellationToken::new();
     let (hub_tx, hub_rx) = mpsc::channel(HUB_INBOX);
     let send_budget = Arc::new(SendBudget::new(config.sendq_total));
@@ -301,6 +323,9 @@ pub async fn run(
     // task has dropped its sender) writes the stop line and fsyncs.
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, hub_thread).await;
+    // Released only now: a tracker started meanwhile must not append
+    // while this one's stop line may still be on its way.
+    drop(log_lock);
     Ok(outcome)
 }
 

@@ -164,3 +164,124 @@ fn killed_client_leaves_with_a_plain_reason() {
         "read error: Connection reset by peer"
     });
 }
+
+/// A second tracker on the same chat.log refuses to start, naming the
+/// first, and leaves the log alone; after a kill -9 of the first, the next
+/// one starts and records the crash.
+#[test]
+fn one_tracker_per_chat_log() {
+    let dir = tempdir();
+    let mut first = Tracker::start_in(dir.path(), &["--stay"]);
+    first.wait_log(&format!(
+        "start tracker listening on 127.0.0.1:{} (TLS, password required)",
+        first.port
+    ));
+    let before = first.log();
+    let mut out = std::process::Command::new(tracker_bin())
+        .args(["--bind", "127.0.0.1", "--port", "0", "--log-dir"])
+        .arg(dir.path().join("logs"))
+        .arg("--data-dir")
+        .arg(dir.path().join("other-data"))
+        .env("CONFAB_PASSWORD", PASSWORD)
+        .env("XDG_CONFIG_HOME", dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run a second tracker");
+    let mut second_out = Lines::spawn(out.stdout.take().expect("stdout"));
+    let mut second_err = Lines::spawn(out.stderr.take().expect("stderr"));
+    assert_eq!(wait_exit(&mut out, WAIT).code(), Some(1));
+    assert_eq!(second_out.drain(), [] as [String; 0]);
+    assert_eq!(
+        second_err.drain().join("\n") + "\n",
+        format!(
+            "tracker: another tracker (pid {}, listening on 127.0.0.1:{}) is using {}; stop it or use --log-dir\n",
+            first.child.id(),
+            first.port,
+            first.log_path().display()
+        )
+    );
+    assert_eq!(first.log(), before, "the second tracker wrote to chat.log");
+    assert!(first.is_running());
+
+    signal(&first.child, "KILL");
+    wait_exit(&mut first.child, WAIT);
+    let second = Tracker::start_in(dir.path(), &["--stay"]);
+    second.wait_log(&format!(
+        "start tracker listening on 127.0.0.1:{} (TLS, password required)",
+        second.port
+    ));
+    let events = second.log_events();
+    assert_eq!(
+        events[1..],
+        [
+            "restart previous run ended without a stop line (crash or kill); appending".to_string(),
+            format!(
+                "start tracker listening on 127.0.0.1:{} (TLS, password required)",
+                second.port
+            ),
+        ]
+    );
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Under the usual umask (022) the tracker's folders are 0700 and its
+/// files 0600; a log left readable by others is reported once, with the fix.
+#[cfg(unix)]
+#[test]
+fn chat_log_and_folders_are_private() {
+    let dir = tempdir();
+    let tracker = Tracker::start_wrapped(dir.path(), &["--stay"], "umask 022");
+    let logs = dir.path().join("logs");
+    let data = dir.path().join("data");
+    tracker.wait_log(&format!(
+        "start tracker listening on 127.0.0.1:{} (TLS, password required)",
+        tracker.port
+    ));
+    assert_eq!(mode(&logs), 0o700);
+    assert_eq!(mode(&logs.join("chat.log")), 0o600);
+    assert_eq!(mode(&logs.join("chat.log.lock")), 0o600);
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("tracker-key.pem")), 0o600);
+    assert!(
+        !tracker.stderr_text().contains("open to other users"),
+        "{}",
+        tracker.stderr_text()
+    );
+    drop(tracker);
+
+    // What an older tracker left: a 0755 folder and a 0644 log.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        logs.join("chat.log"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let tracker = Tracker::start_wrapped(dir.path(), &["--stay"], "umask 022");
+    let log = logs.join("chat.log");
+    tracker.wait_stderr(&format!(
+        "{} (file, mode 0644) is open to other users of this machine; to fix: chmod 600 {}",
+        log.display(),
+        log.display()
+    ));
+    tracker.wait_stderr(&format!(
+        "{} (folder, mode 0755) is open to other users of this machine; to fix: chmod 700 {}",
+        logs.display(),
+        logs.display()
+    ));
+    let text = tracker.stderr_text();
+    assert_eq!(text.matches("open to other users").count(), 2, "{text}");
+    // Reported, not changed behind the operator's back.
+    assert_eq!(mode(&log), 0o644);
+}
