@@ -88,11 +88,25 @@ pub fn print_completions_or_man(
 /// confab's folder for per-user files: `$XDG_CONFIG_HOME/confab`, else
 /// `~/.config/confab` (`None` without a home folder).
 pub fn config_dir() -> Option<std::path::PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
+    xdg_dir("XDG_CONFIG_HOME", ".config")
+}
+
+/// confab's folder for per-user data (the tracker's certificate and key):
+/// `$XDG_DATA_HOME/confab`, else `~/.local/share/confab` (`None` without a
+/// home folder).
+pub fn data_dir() -> Option<std::path::PathBuf> {
+    xdg_dir("XDG_DATA_HOME", ".local/share")
+}
+
+/// `$var/confab` if `var` is set, else `~/<under_home>/confab`.
+fn xdg_dir(var: &str, under_home: &str) -> Option<std::path::PathBuf> {
+    let base = std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from)
         .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config"))
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| std::path::PathBuf::from(h).join(under_home))
         })?;
     Some(base.join("confab"))
 }

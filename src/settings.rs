@@ -75,7 +75,7 @@ impl Default for Settings {
             port: None,
             bind: IpAddr::from([0, 0, 0, 0]),
             log_dir: PathBuf::from("logs"),
-            data_dir: PathBuf::from("data"),
+            data_dir: default_data_dir(),
             idle_timeout: 300,
             ping_interval: 90,
             register_timeout: 30,
@@ -198,6 +198,25 @@ impl Settings {
     }
 }
 
+/// Where the tracker keeps its certificate and key when `data-dir` is not
+/// set, so its fingerprint is the same wherever it is started: the
+/// service's state folder under systemd (`STATE_DIRECTORY`, the first if
+/// several), else the per-user data folder ([`crate::data_dir`]), else
+/// (no home folder) `data` in the current folder.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(state) = std::env::var_os("STATE_DIRECTORY") {
+        let first = std::env::split_paths(&state).next();
+        if let Some(dir) = first.filter(|d| d.is_absolute()) {
+            return dir;
+        }
+    }
+    crate::data_dir().unwrap_or_else(|| PathBuf::from(LEGACY_DATA_DIR))
+}
+
+/// Where versions before the per-user folder kept the certificate: `data`
+/// in the folder the tracker was started from.
+pub const LEGACY_DATA_DIR: &str = "data";
+
 /// Where the tracker looks for its configuration file when `--config` is
 /// not given: `$XDG_CONFIG_HOME/confab/tracker.toml`, else
 /// `~/.config/confab/tracker.toml`. Used only if it exists.
@@ -233,7 +252,7 @@ mod tests {
         assert_eq!(s.flood_rate, 10.0);
         assert_eq!(s.max_per_address, 5);
         assert_eq!(s.log_sync, LogSync::Fsync);
-        assert_eq!(s.data_dir, PathBuf::from("data"), "default kept");
+        assert_eq!(s.data_dir, default_data_dir(), "default kept");
         // What --print-config shows reads back as the same settings.
         let again = Settings::default().apply(&Layer::parse(&s.to_toml(), Path::new("p")).unwrap());
         assert_eq!(again, s);

@@ -34,7 +34,7 @@ struct Args {
     /// Folder for chat.log [default: logs]
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
-    /// Folder for the TLS certificate and key [default: data]
+    /// Folder for the TLS certificate and key [default: $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/confab or ~/.local/share/confab]
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Seconds without activity before a user becomes INACTIVE [default: 300]
@@ -293,9 +293,30 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         if args.no_tls {
             eprintln!("WARNING: TLS is off (--no-tls): messages and the password cross the network in clear text.");
         } else {
-            let identity = confab::tls::load_or_create_identity(&args.data_dir)?;
+            // Versions before the per-user folder kept the identity in
+            // ./data: one found there is carried over, so a returning user's
+            // pinned fingerprint still matches.
+            let legacy = (args.data_dir == confab::settings::default_data_dir())
+                .then(|| PathBuf::from(confab::settings::LEGACY_DATA_DIR));
+            let identity =
+                confab::tls::load_adopt_or_create_identity(&args.data_dir, legacy.as_deref())?;
+            let data_dir = args.data_dir.display();
+            if let Some(from) = &identity.copied_from {
+                eprintln!(
+                    "copied the TLS certificate and key from {} to {data_dir} (same fingerprint); the tracker now uses {data_dir} wherever it is started, and {} can be removed",
+                    from.display(),
+                    from.display()
+                );
+            }
+            if let Some((other, fp)) = &identity.ignored_legacy {
+                eprintln!(
+                    "note: {} holds another TLS certificate ({fp}), not used: this tracker's is in {data_dir}; to use that one, start with --data-dir {}",
+                    other.display(),
+                    other.display()
+                );
+            }
             if identity.created {
-                eprintln!("created a new TLS certificate in {}", args.data_dir.display());
+                eprintln!("created a new TLS certificate in {data_dir}");
             }
             fingerprint = Some(identity.fingerprint);
             config.tls = Some(confab::tls::server_config(&identity)?);

@@ -113,6 +113,7 @@ fn tiny_grace_exits_after_the_last_member_and_stay_is_announced() {
     // refused by name.
     let out = std::process::Command::new(tracker_bin())
         .env("XDG_CONFIG_HOME", dir.path())
+        .env("XDG_DATA_HOME", dir.path())
         .arg("--print-config")
         .output()
         .expect("run tracker");
@@ -284,4 +285,180 @@ fn chat_log_and_folders_are_private() {
     assert_eq!(text.matches("open to other users").count(), 2, "{text}");
     // Reported, not changed behind the operator's back.
     assert_eq!(mode(&log), 0o644);
+}
+
+/// Starts a tracker the way a person does: from `cwd`, with no --log-dir
+/// or --data-dir, `home` as the home folder and `env` added.
+fn start_from(
+    cwd: &std::path::Path,
+    home: &std::path::Path,
+    env: &[(&str, &std::path::Path)],
+) -> Tracker {
+    use std::io::BufRead;
+    let mut command = std::process::Command::new(tracker_bin());
+    command
+        .current_dir(cwd)
+        .args(["--bind", "127.0.0.1", "--port", "0", "--stay"])
+        .env("CONFAB_PASSWORD", PASSWORD)
+        .env("HOME", home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("STATE_DIRECTORY")
+        .env("RUST_LOG", "confab=debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("start tracker");
+    let mut stdout = Lines::spawn(child.stdout.take().expect("stdout"));
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = stderr.clone();
+    let err_pipe = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err_pipe)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let listening = stdout.wait_for("listening on", |l| l.starts_with("listening on "));
+    let port = listening.rsplit(':').next().unwrap().parse().unwrap();
+    let fp_line = stdout.wait_for("fingerprint", |l| l.starts_with("fingerprint "));
+    let fingerprint = fp_line.trim_start_matches("fingerprint ").to_string();
+    stdout.wait_for("join hint", |l| l.starts_with("clients join with: "));
+    Tracker {
+        child,
+        port,
+        fingerprint,
+        dir: cwd.to_path_buf(),
+        stdout,
+        stderr,
+    }
+}
+
+fn data_dir_line(tracker: &Tracker) -> String {
+    tracker
+        .stdout
+        .seen
+        .iter()
+        .find_map(|l| l.strip_prefix("data dir "))
+        .expect("a data dir line")
+        .to_string()
+}
+
+/// The tracker's identity lives in the per-user data folder, so it is the
+/// same whichever folder the tracker is started from; XDG_DATA_HOME and
+/// systemd's STATE_DIRECTORY move it.
+#[test]
+fn identity_is_the_same_from_any_folder() {
+    let dir = tempdir();
+    let home = dir.path().join("home");
+    let (class_a, class_b) = (dir.path().join("a"), dir.path().join("b"));
+    for d in [&home, &class_a, &class_b] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let per_user = home.join(".local/share/confab");
+
+    let first = start_from(&class_a, &home, &[]);
+    assert_eq!(data_dir_line(&first), per_user.display().to_string());
+    first.wait_stderr(&format!(
+        "created a new TLS certificate in {}",
+        per_user.display()
+    ));
+    assert!(per_user.join("tracker-key.pem").exists());
+    assert!(
+        !class_a.join("data").exists(),
+        "a data folder in the start folder"
+    );
+    let fingerprint = first.fingerprint.clone();
+    drop(first);
+
+    let second = start_from(&class_b, &home, &[]);
+    assert_eq!(second.fingerprint, fingerprint);
+    assert_eq!(data_dir_line(&second), per_user.display().to_string());
+    // A client that trusted the first start connects without a question.
+    let mut alice = ClientProc::spawn(
+        client_command(&second, &["--user", "alice", "--fingerprint", &fingerprint]),
+        "alice",
+    );
+    alice.expect("#general --> you joined");
+    assert!(
+        !second.stderr_text().contains("TLS certificate"),
+        "{}",
+        second.stderr_text()
+    );
+    drop(alice);
+    drop(second);
+
+    let xdg = dir.path().join("xdg-data");
+    let moved = start_from(&class_b, &home, &[("XDG_DATA_HOME", &xdg)]);
+    assert_eq!(
+        data_dir_line(&moved),
+        xdg.join("confab").display().to_string()
+    );
+    assert_ne!(moved.fingerprint, fingerprint);
+    drop(moved);
+    let state = dir.path().join("state");
+    let service = start_from(&class_b, &home, &[("STATE_DIRECTORY", &state)]);
+    assert_eq!(data_dir_line(&service), state.display().to_string());
+    assert!(state.join("tracker-cert.pem").exists());
+}
+
+/// Upgrading: a certificate an older version left in ./data is carried
+/// over to the per-user folder (same fingerprint, old files kept); a
+/// different one found later is reported, not used.
+#[test]
+fn certificate_in_the_start_folder_is_carried_over() {
+    let dir = tempdir();
+    let home = dir.path().join("home");
+    let (class_a, class_b) = (dir.path().join("a"), dir.path().join("b"));
+    for d in [&home, &class_a, &class_b] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let per_user = home.join(".local/share/confab");
+    // What older versions did: the identity in ./data of the start folder.
+    let old = Tracker::start_in(&class_a, &["--stay"]);
+    let old_fingerprint = old.fingerprint.clone();
+    drop(old);
+    let other = Tracker::start_in(&class_b, &["--stay"]);
+    let other_fingerprint = other.fingerprint.clone();
+    drop(other);
+
+    let upgraded = start_from(&class_a, &home, &[]);
+    assert_eq!(upgraded.fingerprint, old_fingerprint);
+    upgraded.wait_stderr(&format!(
+        "copied the TLS certificate and key from data to {} (same fingerprint); the tracker now uses {} wherever it is started, and data can be removed",
+        per_user.display(),
+        per_user.display()
+    ));
+    assert!(!upgraded.stderr_text().contains("created a new"));
+    assert_eq!(
+        std::fs::read(class_a.join("data/tracker-key.pem")).unwrap(),
+        std::fs::read(per_user.join("tracker-key.pem")).unwrap()
+    );
+    #[cfg(unix)]
+    assert_eq!(mode(&per_user.join("tracker-key.pem")), 0o600);
+    drop(upgraded);
+
+    // Again from the same folder: nothing to say.
+    let again = start_from(&class_a, &home, &[]);
+    assert_eq!(again.fingerprint, old_fingerprint);
+    assert!(
+        !again.stderr_text().contains("TLS certificate"),
+        "{}",
+        again.stderr_text()
+    );
+    drop(again);
+
+    // From a folder holding another certificate: the per-user one is used
+    // and the operator is told how to use the other instead.
+    let elsewhere = start_from(&class_b, &home, &[]);
+    assert_eq!(elsewhere.fingerprint, old_fingerprint);
+    elsewhere.wait_stderr(&format!(
+        "note: data holds another TLS certificate ({other_fingerprint}), not used: this tracker's is in {}; to use that one, start with --data-dir data",
+        per_user.display()
+    ));
 }
