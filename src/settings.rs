@@ -174,6 +174,32 @@ impl Settings {
                 "flood-rate must be 0 (off) or a positive number of lines per second".into(),
             ));
         }
+        // 0 would mean "at once" to some readers and "never" to others; the
+        // tracker would have quietly used 1. Refused, with what to do.
+        let at_least_one = [
+            (
+                "idle-timeout",
+                self.idle_timeout,
+                " (for no INACTIVE status in practice, give a long time, e.g. 86400)",
+            ),
+            ("ping-interval", self.ping_interval, ""),
+            ("register-timeout", self.register_timeout, ""),
+        ];
+        for (key, value, hint) in at_least_one {
+            if value == 0 {
+                return Err(SettingsError::Conflict(format!(
+                    "{key} must be at least 1 second{hint}"
+                )));
+            }
+        }
+        for (key, value) in [
+            ("max-connections", self.max_connections),
+            ("max-per-address", self.max_per_address),
+        ] {
+            if value == 0 {
+                return Err(SettingsError::Conflict(format!("{key} must be at least 1")));
+            }
+        }
         if self.exit_grace_duration().is_none() {
             return Err(SettingsError::Conflict(
                 "exit-grace must be 0 (stop at once) or a positive number of seconds".into(),

@@ -19,6 +19,10 @@ use confab::tracker::{self, Config, Stopped};
 /// Settings come from built-in defaults, then the configuration file
 /// (--config, or ~/.config/confab/tracker.toml if it exists), then these
 /// flags. Every flag is also a key of the file (--log-dir is log-dir).
+///
+/// The server password comes from --password-file, else the
+/// CONFAB_PASSWORD environment variable, else the terminal (asked twice);
+/// --no-password runs an open tracker.
 #[derive(Parser, Debug)]
 #[command(name = "tracker", version = confab::VERSION, about)]
 struct Args {
@@ -37,13 +41,13 @@ struct Args {
     /// Folder for the TLS certificate and key [default: $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/confab or ~/.local/share/confab]
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Seconds without activity before a user becomes INACTIVE [default: 300]
+    /// Seconds without activity before a user becomes INACTIVE, at least 1 [default: 300]
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
-    /// Seconds of silence before the tracker PINGs a client, and again before dropping it [default: 90]
+    /// Seconds of silence before the tracker PINGs a client, and again before dropping it, at least 1 [default: 90]
     #[arg(long, value_name = "SECS")]
     ping_interval: Option<u64>,
-    /// Seconds a new connection has to log in [default: 30]
+    /// Seconds a new connection has to log in, at least 1 [default: 30]
     #[arg(long, value_name = "SECS")]
     register_timeout: Option<u64>,
     /// Keep running after the last member leaves
@@ -64,16 +68,16 @@ struct Args {
     /// Bytes that may wait for all clients together; past it, those furthest behind are disconnected, at least 16 MiB [default: 268435456]
     #[arg(long, value_name = "BYTES")]
     sendq_total: Option<usize>,
-    /// Most open connections in all [default: 2000]
+    /// Most open connections in all, at least 1 [default: 2000]
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
-    /// Most open connections from one address [default: 50]
+    /// Most open connections from one address, at least 1 [default: 50]
     #[arg(long, value_name = "N")]
     max_per_address: Option<usize>,
     /// When chat.log reaches the disk: write (before delivery; survives a tracker crash), periodic (also flushed to disk within 100 ms), fsync (flushed to disk before delivery) [default: write]
     #[arg(long, value_name = "POLICY")]
     log_sync: Option<LogSync>,
-    /// Read the server password from this file (first line)
+    /// Read the server password from this file (first line). Without it (and without --no-password) the tracker takes the CONFAB_PASSWORD environment variable, else asks on the terminal
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
     /// Run without a password: anyone who can reach the tracker may join

@@ -462,3 +462,70 @@ fn certificate_in_the_start_folder_is_carried_over() {
         per_user.display()
     ));
 }
+
+/// --help names every source of the password; a zero that would quietly
+/// have become 1 is refused by name, from a flag or the file.
+#[test]
+fn help_names_the_password_variable_and_zero_timeouts_are_refused() {
+    let dir = tempdir();
+    let run = |args: &[&str]| {
+        std::process::Command::new(tracker_bin())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path())
+            .env("CONFAB_PASSWORD", PASSWORD)
+            .stdin(std::process::Stdio::null())
+            .args(args)
+            .output()
+            .expect("run tracker")
+    };
+    for help in ["--help", "-h"] {
+        let out = run(&[help]);
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("CONFAB_PASSWORD"), "{help}:\n{text}");
+        assert!(
+            text.contains(
+                "Seconds without activity before a user becomes INACTIVE, at least 1 [default: 300]"
+            ),
+            "{help}:\n{text}"
+        );
+    }
+    let refused = |args: &[&str], message: &str| {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("tracker: {message}\n"),
+            "{args:?}"
+        );
+    };
+    refused(
+        &["--idle-timeout", "0", "--print-config"],
+        "idle-timeout must be at least 1 second (for no INACTIVE status in practice, give a long time, e.g. 86400)",
+    );
+    refused(
+        &["--ping-interval", "0", "--print-config"],
+        "ping-interval must be at least 1 second",
+    );
+    refused(
+        &["--register-timeout", "0", "--print-config"],
+        "register-timeout must be at least 1 second",
+    );
+    refused(
+        &["--max-per-address", "0", "--print-config"],
+        "max-per-address must be at least 1",
+    );
+    let file = dir.path().join("tracker.toml");
+    std::fs::write(&file, "idle-timeout = 0\n").unwrap();
+    refused(
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--no-password",
+            "--port",
+            "0",
+        ],
+        "idle-timeout must be at least 1 second (for no INACTIVE status in practice, give a long time, e.g. 86400)",
+    );
+}
