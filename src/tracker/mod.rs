@@ -158,7 +158,8 @@ pub fn seconds(d: Duration) -> String {
     format!("{} s", d.as_secs_f64())
 }
 
-/// Serves on `listener` until `shutdown` completes or the last member leaves.
+/// Serves on `listener` until `shutdown` completes or, without `stay`, the
+/// room stays empty for `exit_grace` after the last member left.
 pub async fn run(
     mut config: Config,
     listener: TcpListener,
@@ -445,4 +446,55 @@ async fn refuse(
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `abandoned` completes within `within` of virtual time.
+    async fn done_within(
+        abandoned: &mut std::pin::Pin<Box<impl std::future::Future<Output = ()>>>,
+        within: Duration,
+    ) -> bool {
+        tokio::time::timeout(within, abandoned.as_mut())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stops_only_after_the_room_stays_empty_for_the_grace() {
+        let grace = Duration::from_secs(60);
+        let (members, rx) = watch::channel(0);
+        let mut abandoned = Box::pin(wait_until_abandoned(rx, grace));
+        // Never had a member: an empty tracker waits for its first one.
+        assert!(!done_within(&mut abandoned, grace * 10).await);
+        members.send_replace(1);
+        assert!(!done_within(&mut abandoned, grace * 2).await);
+        members.send_replace(0);
+        assert!(!done_within(&mut abandoned, Duration::from_secs(59)).await);
+        // Someone arrives at 59 s: the wait is over, and starts again from
+        // zero when they leave.
+        members.send_replace(1);
+        assert!(!done_within(&mut abandoned, grace * 2).await);
+        members.send_replace(0);
+        assert!(!done_within(&mut abandoned, Duration::from_secs(59)).await);
+        assert!(done_within(&mut abandoned, Duration::from_secs(2)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_grace_stops_at_once_and_a_gone_hub_never_stops_it() {
+        let (members, rx) = watch::channel(0);
+        let mut abandoned = Box::pin(wait_until_abandoned(rx, Duration::ZERO));
+        members.send_replace(2);
+        members.send_replace(1);
+        assert!(!done_within(&mut abandoned, Duration::from_secs(1)).await);
+        members.send_replace(0);
+        assert!(done_within(&mut abandoned, Duration::from_millis(1)).await);
+
+        let (members, rx) = watch::channel(1);
+        let mut abandoned = Box::pin(wait_until_abandoned(rx, Duration::ZERO));
+        drop(members);
+        assert!(!done_within(&mut abandoned, Duration::from_secs(3600)).await);
+    }
 }
