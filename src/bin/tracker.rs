@@ -266,9 +266,19 @@ fn read_password(args: &Settings) -> anyhow::Result<Option<String>> {
 }
 
 fn start(args: Settings) -> anyhow::Result<ExitCode> {
-    // Before any question: a second tracker on the same chat.log stops here.
-    let log_lock = confab::tracker::transcript::LogLock::acquire(&args.log_dir)?;
+    // A second tracker on the same chat.log stops before any question, but
+    // a tracker that cannot get a password leaves no files behind.
+    let acquire = || confab::tracker::transcript::LogLock::acquire(&args.log_dir);
+    let will_ask = !args.no_password
+        && args.password_file.is_none()
+        && std::env::var_os("CONFAB_PASSWORD").is_none()
+        && std::io::stdin().is_terminal();
+    let early_lock = if will_ask { Some(acquire()?) } else { None };
     let password = read_password(&args)?;
+    let mut log_lock = match early_lock {
+        Some(lock) => lock,
+        None => acquire()?,
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let mut config = Config::new(args.log_dir.clone());
@@ -288,7 +298,6 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         config.max_connections = args.max_connections.max(1);
         config.max_per_address = args.max_per_address.max(1);
         config.log_sync = args.log_sync;
-        config.log_lock = Some(log_lock);
         match password {
             Some(pw) => config.password = Some(PasswordGate::new(pw)?),
             None => eprintln!("WARNING: no password: anyone who can reach this tracker may join."),
@@ -330,6 +339,12 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}:{port}", args.bind))?;
         let local = listener.local_addr()?;
+        // Who holds the log, for a second tracker's refusal, before anyone
+        // is told where this one listens.
+        log_lock
+            .record_owner(local)
+            .with_context(|| format!("cannot write {}", log_lock.path().display()))?;
+        config.log_lock = Some(log_lock);
         say!("listening on {local}");
         match fingerprint {
             Some(fp) => say!("fingerprint {fp}"),

@@ -125,30 +125,35 @@ pub enum Stopped {
 }
 
 /// Completes once the tracker has had a member, the last one left, and
-/// nobody joined within `grace` after that; an arrival during the wait
-/// starts the watch over. Never completes if the hub stops publishing.
+/// the room stayed empty for `grace` after that; an arrival during the
+/// wait starts the watch over. Never completes if the hub stops publishing.
+///
+/// The hub publishes the count only when someone joins or leaves, so any
+/// change means there has been a member, even if a join and a leave both
+/// happened between two looks (a value of 0 then is a room that emptied).
 pub async fn wait_until_abandoned(mut members: watch::Receiver<usize>, grace: Duration) {
     loop {
-        if members.wait_for(|&n| n > 0).await.is_err() {
+        if members.changed().await.is_err() {
             return std::future::pending().await;
         }
-        if members.wait_for(|&n| n == 0).await.is_err() {
-            return std::future::pending().await;
-        }
-        if grace.is_zero() {
-            return;
-        }
-        tracing::info!(
-            "the last member left; the tracker stops in {} unless someone joins (--stay keeps it running)",
-            seconds(grace)
-        );
-        match tokio::time::timeout(grace, members.wait_for(|&n| n > 0)).await {
-            Err(_elapsed) => {
-                tracing::info!("nobody joined within {}: stopping", seconds(grace));
+        while *members.borrow_and_update() == 0 {
+            if grace.is_zero() {
                 return;
             }
-            Ok(Ok(_)) => tracing::info!("someone joined: the tracker keeps running"),
-            Ok(Err(_closed)) => return std::future::pending().await,
+            tracing::info!(
+                "the last member left; the tracker stops in {} unless someone joins (--stay keeps it running)",
+                seconds(grace)
+            );
+            match tokio::time::timeout(grace, members.changed()).await {
+                Err(_elapsed) => {
+                    tracing::info!("nobody joined within {}: stopping", seconds(grace));
+                    return;
+                }
+                Ok(Err(_closed)) => return std::future::pending().await,
+                // Someone joined (and may have left again: then the wait
+                // starts over from now).
+                Ok(Ok(())) => tracing::info!("someone joined: the tracker keeps running"),
+            }
         }
     }
 }
@@ -477,6 +482,22 @@ mod tests {
         // zero when they leave.
         members.send_replace(1);
         assert!(!done_within(&mut abandoned, grace * 2).await);
+        members.send_replace(0);
+        assert!(!done_within(&mut abandoned, Duration::from_secs(59)).await);
+        assert!(done_within(&mut abandoned, Duration::from_secs(2)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_join_and_leave_between_two_looks_still_count() {
+        let grace = Duration::from_secs(60);
+        let (members, rx) = watch::channel(0);
+        let mut abandoned = Box::pin(wait_until_abandoned(rx, grace));
+        // Someone came and went before the watcher ever looked.
+        members.send_replace(1);
+        members.send_replace(0);
+        assert!(!done_within(&mut abandoned, Duration::from_secs(59)).await);
+        // During the wait someone came and went again: it starts over.
+        members.send_replace(1);
         members.send_replace(0);
         assert!(!done_within(&mut abandoned, Duration::from_secs(59)).await);
         assert!(done_within(&mut abandoned, Duration::from_secs(2)).await);

@@ -523,3 +523,47 @@ fn help_names_the_password_variable_and_zero_timeouts_are_refused() {
         "idle-timeout must be at least 1 second (for no INACTIVE status in practice, give a long time, e.g. 86400)",
     );
 }
+
+/// At a terminal, a second tracker on the same chat.log is refused before
+/// the operator is asked for a password.
+#[test]
+fn second_tracker_at_a_terminal_is_refused_before_the_password_question() {
+    if !crate::tmux::have(&["tmux"]) {
+        return;
+    }
+    let dir = tempdir();
+    let d = dir.path();
+    let first = Tracker::start_in(d, &["--stay"]);
+    let logs = d.join("logs").display().to_string();
+    let data = d.join("other-data").display().to_string();
+    let second = crate::tmux::Tmux::start(
+        "second-tracker",
+        &crate::terminal::wrapped(
+            d,
+            tracker_bin(),
+            &[
+                "--port",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--log-dir",
+                &logs,
+                "--data-dir",
+                &data,
+            ],
+        ),
+        &[("XDG_CONFIG_HOME", d)],
+        &["CONFAB_PASSWORD"],
+    );
+    let screen = second.wait_screen("EXIT=");
+    assert!(screen.contains("EXIT=1"), "{screen}");
+    assert!(!screen.contains("Server password"), "{screen}");
+    assert!(
+        screen.contains(&format!(
+            "tracker: another tracker (pid {}, listening on 127.0.0.1:{})",
+            first.child.id(),
+            first.port
+        )),
+        "{screen}"
+    );
+}
