@@ -31,7 +31,6 @@ use confab::tracker::transcript::{LogSync, Transcript};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Decoder;
-use tokio_util::sync::CancellationToken;
 
 const TEXT: &str = "LG 12 3456 1234567890 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 
@@ -96,12 +95,12 @@ impl HubRig {
         let config = HubConfig {
             server_name: "bench".into(),
             idle_timeout: Duration::from_secs(3600),
-            stay: true,
             log_path_shown: "chat.log".into(),
             started: jiff::Timestamp::now(),
             send_budget: budget.clone(),
+            members: tokio::sync::watch::channel(0).0,
         };
-        let hub = Hub::new(config, transcript, CancellationToken::new());
+        let hub = Hub::new(config, transcript);
         let (inbox, rx) = mpsc::channel(4096);
         let thread = std::thread::spawn(move || hub.run(rx, "bench".into()));
         let mut outboxes = Vec::new();

@@ -12,6 +12,8 @@
 //!   - `numeric`: reply codes.
 //! - [`prompt`]: questions on the terminal before the chat (hidden
 //!   passwords, Ctrl+C handled, the terminal always restored).
+//! - [`private`]: folders 0700 and files 0600 for what only the tracker's
+//!   user may read, and the warning when existing ones are more open.
 //! - [`settings`]: the tracker's settings: defaults, TOML file, flags.
 //! - [`tls`]: the crypto provider, certificate fingerprints, the tracker's
 //!   self-signed certificate.
@@ -36,7 +38,8 @@
 //!       `messages`, `rooms`, `moderation`, `queries`, `users`, `server`:
 //!       the handlers by role; `tests`: in-process tests.
 //!   - `opers`: tracker operators from the config, and OPER's check.
-//!   - `transcript`: `chat.log`, and when it reaches the disk (`LogSync`).
+//!   - `transcript`: `chat.log`, when it reaches the disk (`LogSync`), and
+//!     the lock that keeps it to one tracker (`LogLock`).
 //!   - `password`: the Argon2id password gate (its own low-priority
 //!     checking threads) and the per-address lockout after wrong passwords.
 //! - [`client`]: the client.
@@ -57,6 +60,7 @@
 //!     - `terminal`: raw mode and the alternate screen, always restored.
 
 pub mod client;
+pub mod private;
 pub mod prompt;
 pub mod proto;
 pub mod settings;
@@ -97,11 +101,25 @@ pub fn print_completions_or_man(
 /// confab's folder for per-user files: `$XDG_CONFIG_HOME/confab`, else
 /// `~/.config/confab` (`None` without a home folder).
 pub fn config_dir() -> Option<std::path::PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
+    xdg_dir("XDG_CONFIG_HOME", ".config")
+}
+
+/// confab's folder for per-user data (the tracker's certificate and key):
+/// `$XDG_DATA_HOME/confab`, else `~/.local/share/confab` (`None` without a
+/// home folder).
+pub fn data_dir() -> Option<std::path::PathBuf> {
+    xdg_dir("XDG_DATA_HOME", ".local/share")
+}
+
+/// `$var/confab` if `var` is set, else `~/<under_home>/confab`.
+fn xdg_dir(var: &str, under_home: &str) -> Option<std::path::PathBuf> {
+    let base = std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from)
         .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config"))
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| std::path::PathBuf::from(h).join(under_home))
         })?;
     Some(base.join("confab"))
 }

@@ -25,6 +25,7 @@ pub struct Layer {
     pub ping_interval: Option<u64>,
     pub register_timeout: Option<u64>,
     pub stay: Option<bool>,
+    pub exit_grace: Option<f64>,
     pub password_file: Option<PathBuf>,
     pub no_password: Option<bool>,
     pub no_tls: Option<bool>,
@@ -52,6 +53,9 @@ pub struct Settings {
     pub ping_interval: u64,
     pub register_timeout: u64,
     pub stay: bool,
+    /// Seconds an emptied tracker waits for someone to join before it
+    /// stops (without `stay`); 0 stops it at once.
+    pub exit_grace: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
     pub no_password: bool,
@@ -71,11 +75,12 @@ impl Default for Settings {
             port: None,
             bind: IpAddr::from([0, 0, 0, 0]),
             log_dir: PathBuf::from("logs"),
-            data_dir: PathBuf::from("data"),
+            data_dir: default_data_dir(),
             idle_timeout: 300,
             ping_interval: 90,
             register_timeout: 30,
             stay: false,
+            exit_grace: crate::tracker::DEFAULT_EXIT_GRACE.as_secs_f64(),
             password_file: None,
             no_password: false,
             no_tls: false,
@@ -136,6 +141,7 @@ impl Settings {
             ping_interval,
             register_timeout,
             stay,
+            exit_grace,
             no_password,
             no_tls,
             flood_rate,
@@ -168,7 +174,44 @@ impl Settings {
                 "flood-rate must be 0 (off) or a positive number of lines per second".into(),
             ));
         }
+        // 0 would mean "at once" to some readers and "never" to others; the
+        // tracker would have quietly used 1. Refused, with what to do.
+        let at_least_one = [
+            (
+                "idle-timeout",
+                self.idle_timeout,
+                " (for no INACTIVE status in practice, give a long time, e.g. 86400)",
+            ),
+            ("ping-interval", self.ping_interval, ""),
+            ("register-timeout", self.register_timeout, ""),
+        ];
+        for (key, value, hint) in at_least_one {
+            if value == 0 {
+                return Err(SettingsError::Conflict(format!(
+                    "{key} must be at least 1 second{hint}"
+                )));
+            }
+        }
+        for (key, value) in [
+            ("max-connections", self.max_connections),
+            ("max-per-address", self.max_per_address),
+        ] {
+            if value == 0 {
+                return Err(SettingsError::Conflict(format!("{key} must be at least 1")));
+            }
+        }
+        if self.exit_grace_duration().is_none() {
+            return Err(SettingsError::Conflict(
+                "exit-grace must be 0 (stop at once) or a positive number of seconds".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// `exit-grace` as a duration (`None`: negative, not a number, or too
+    /// large to represent).
+    pub fn exit_grace_duration(&self) -> Option<std::time::Duration> {
+        std::time::Duration::try_from_secs_f64(self.exit_grace).ok()
     }
 
     pub fn port_or_default(&self) -> u16 {
@@ -180,6 +223,25 @@ impl Settings {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot show the settings: {e}\n"))
     }
 }
+
+/// Where the tracker keeps its certificate and key when `data-dir` is not
+/// set, so its fingerprint is the same wherever it is started: the
+/// service's state folder under systemd (`STATE_DIRECTORY`, the first if
+/// several), else the per-user data folder ([`crate::data_dir`]), else
+/// (no home folder) `data` in the current folder.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(state) = std::env::var_os("STATE_DIRECTORY") {
+        let first = std::env::split_paths(&state).next();
+        if let Some(dir) = first.filter(|d| d.is_absolute()) {
+            return dir;
+        }
+    }
+    crate::data_dir().unwrap_or_else(|| PathBuf::from(LEGACY_DATA_DIR))
+}
+
+/// Where versions before the per-user folder kept the certificate: `data`
+/// in the folder the tracker was started from.
+pub const LEGACY_DATA_DIR: &str = "data";
 
 /// Where the tracker looks for its configuration file when `--config` is
 /// not given: `$XDG_CONFIG_HOME/confab/tracker.toml`, else
@@ -216,7 +278,7 @@ mod tests {
         assert_eq!(s.flood_rate, 10.0);
         assert_eq!(s.max_per_address, 5);
         assert_eq!(s.log_sync, LogSync::Fsync);
-        assert_eq!(s.data_dir, PathBuf::from("data"), "default kept");
+        assert_eq!(s.data_dir, default_data_dir(), "default kept");
         // What --print-config shows reads back as the same settings.
         let again = Settings::default().apply(&Layer::parse(&s.to_toml(), Path::new("p")).unwrap());
         assert_eq!(again, s);

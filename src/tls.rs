@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
@@ -79,66 +79,166 @@ pub struct Identity {
     pub fingerprint: Fingerprint,
     /// True when this start created the certificate.
     pub created: bool,
+    /// The folder this start copied the certificate and key from (see
+    /// [`load_adopt_or_create_identity`]).
+    pub copied_from: Option<PathBuf>,
+    /// A different certificate found in the legacy folder, not used: its
+    /// folder and fingerprint, for the operator.
+    pub ignored_legacy: Option<(PathBuf, Fingerprint)>,
+}
+
+const CERT_FILE: &str = "tracker-cert.pem";
+const KEY_FILE: &str = "tracker-key.pem";
+/// Held (`flock`) while the identity is read or made, so trackers started
+/// at once on one data folder end up with the same one.
+const IDENTITY_LOCK: &str = "identity.lock";
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CertError + use<> {
+    let path = path.display().to_string();
+    move |source| CertError::Io { path, source }
 }
 
 pub fn load_or_create_identity(data_dir: &Path) -> Result<Identity, CertError> {
-    let cert_path = data_dir.join("tracker-cert.pem");
-    let key_path = data_dir.join("tracker-key.pem");
-    let io_err = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| CertError::Io { path, source }
-    };
+    load_adopt_or_create_identity(data_dir, None)
+}
+
+/// Loads the identity in `data_dir` (created 0700 if missing). If it has
+/// none and `legacy_dir` (where older versions kept it: `./data`) has one,
+/// that one is copied in, so a tracker moving to the per-user folder keeps
+/// the fingerprint its users pinned; the legacy files are left as they are.
+/// Otherwise a new one is made. Several trackers may share one data folder
+/// (the identity is the operator's); they take turns here on a lock.
+pub fn load_adopt_or_create_identity(
+    data_dir: &Path,
+    legacy_dir: Option<&Path>,
+) -> Result<Identity, CertError> {
+    let cert_path = data_dir.join(CERT_FILE);
+    let key_path = data_dir.join(KEY_FILE);
+    crate::private::create_dir(data_dir).map_err(io_err(data_dir))?;
+    let lock_path = data_dir.join(IDENTITY_LOCK);
+    let mut options = fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    crate::private::set_private_mode(&mut options);
+    let lock = options.open(&lock_path).map_err(io_err(&lock_path))?;
+    lock.lock().map_err(io_err(&lock_path))?;
+    let legacy_dir = legacy_dir.filter(|l| {
+        l.join(CERT_FILE).exists() && l.join(KEY_FILE).exists() && !same_dir(l, data_dir)
+    });
     let mut created = false;
+    let mut copied_from = None;
     if !cert_path.exists() || !key_path.exists() {
-        fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
-        let certified = rcgen::generate_simple_self_signed(vec![
-            "confab-tracker".to_string(),
-            "localhost".to_string(),
-        ])?;
-        write_private(&key_path, certified.signing_key.serialize_pem().as_bytes())
-            .map_err(io_err(&key_path))?;
-        fs::write(&cert_path, certified.cert.pem()).map_err(io_err(&cert_path))?;
-        created = true;
+        let adopted = match legacy_dir.map(legacy_pems) {
+            Some(Ok(pems)) => Some(pems),
+            Some(Err(e)) => {
+                tracing::warn!("not copying the old certificate: {e}");
+                None
+            }
+            None => None,
+        };
+        let (key_pem, cert_pem) = match adopted {
+            Some(pems) => {
+                copied_from = legacy_dir.map(Path::to_path_buf);
+                pems
+            }
+            None => {
+                let certified = rcgen::generate_simple_self_signed(vec![
+                    "confab-tracker".to_string(),
+                    "localhost".to_string(),
+                ])?;
+                created = true;
+                (certified.signing_key.serialize_pem(), certified.cert.pem())
+            }
+        };
+        // The key first: the certificate's arrival completes the pair.
+        write_replacing(&key_path, key_pem.as_bytes(), 0o600).map_err(io_err(&key_path))?;
+        write_replacing(&cert_path, cert_pem.as_bytes(), 0o644).map_err(io_err(&cert_path))?;
     }
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .map_err(|_| CertError::Invalid {
-            path: cert_path.display().to_string(),
-            what: "certificate",
-        })?
-        .collect::<Result<_, _>>()
-        .map_err(|_| CertError::Invalid {
-            path: cert_path.display().to_string(),
-            what: "certificate",
-        })?;
-    let first = certs.first().ok_or(CertError::Invalid {
-        path: cert_path.display().to_string(),
-        what: "certificate",
-    })?;
-    let fingerprint = Fingerprint::of(first);
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|_| CertError::Invalid {
-        path: key_path.display().to_string(),
-        what: "private key",
-    })?;
+    let (certs, key, fingerprint) = read_identity(&cert_path, &key_path)?;
+    drop(lock);
+    crate::private::warn_if_open(&[data_dir, &key_path]);
+    let ignored_legacy = match (&copied_from, legacy_dir) {
+        (None, Some(legacy)) => read_identity(&legacy.join(CERT_FILE), &legacy.join(KEY_FILE))
+            .ok()
+            .map(|(_, _, fp)| (legacy.to_path_buf(), fp))
+            .filter(|(_, fp)| *fp != fingerprint),
+        _ => None,
+    };
     Ok(Identity {
         certs,
         key,
         fingerprint,
         created,
+        copied_from,
+        ignored_legacy,
     })
 }
 
-fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+/// Whether two folder paths name the same folder.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The legacy folder's key and certificate texts, checked to be a usable
+/// pair first.
+fn legacy_pems(dir: &Path) -> Result<(String, String), CertError> {
+    let (cert_path, key_path) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
+    let (certs, key, _) = read_identity(&cert_path, &key_path)?;
+    rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    let key_pem = fs::read_to_string(&key_path).map_err(io_err(&key_path))?;
+    let cert_pem = fs::read_to_string(&cert_path).map_err(io_err(&cert_path))?;
+    Ok((key_pem, cert_pem))
+}
+
+type Parts = (
+    Vec<CertificateDer<'static>>,
+    PrivateKeyDer<'static>,
+    Fingerprint,
+);
+
+fn read_identity(cert_path: &Path, key_path: &Path) -> Result<Parts, CertError> {
+    let bad_cert = || CertError::Invalid {
+        path: cert_path.display().to_string(),
+        what: "certificate",
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
+        .map_err(|_| bad_cert())?
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad_cert())?;
+    let fingerprint = Fingerprint::of(certs.first().ok_or_else(bad_cert)?);
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|_| CertError::Invalid {
+        path: key_path.display().to_string(),
+        what: "private key",
+    })?;
+    Ok((certs, key, fingerprint))
+}
+
+/// Writes `path` whole or not at all (a new file renamed over it), created
+/// with `mode` (less the umask).
+fn write_replacing(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     use std::io::Write;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    let new = path.with_file_name(name);
+    let _ = fs::remove_file(&new);
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(mode);
     }
-    let mut file = options.open(path)?;
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(&new)?;
     file.write_all(contents)?;
-    file.sync_all()
+    file.sync_all()?;
+    fs::rename(&new, path)
 }
 
 pub fn server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, CertError> {

@@ -19,6 +19,10 @@ use confab::tracker::{self, Config, Stopped};
 /// Settings come from built-in defaults, then the configuration file
 /// (--config, or ~/.config/confab/tracker.toml if it exists), then these
 /// flags. Every flag is also a key of the file (--log-dir is log-dir).
+///
+/// The server password comes from --password-file, else the
+/// CONFAB_PASSWORD environment variable, else the terminal (asked twice);
+/// --no-password runs an open tracker.
 #[derive(Parser, Debug)]
 #[command(name = "tracker", version = confab::VERSION, about)]
 struct Args {
@@ -34,21 +38,24 @@ struct Args {
     /// Folder for chat.log [default: logs]
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
-    /// Folder for the TLS certificate and key [default: data]
+    /// Folder for the TLS certificate and key [default: $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/confab or ~/.local/share/confab]
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Seconds without activity before a user becomes INACTIVE [default: 300]
+    /// Seconds without activity before a user becomes INACTIVE, at least 1 [default: 300]
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
-    /// Seconds of silence before the tracker PINGs a client, and again before dropping it [default: 90]
+    /// Seconds of silence before the tracker PINGs a client, and again before dropping it, at least 1 [default: 90]
     #[arg(long, value_name = "SECS")]
     ping_interval: Option<u64>,
-    /// Seconds a new connection has to log in [default: 30]
+    /// Seconds a new connection has to log in, at least 1 [default: 30]
     #[arg(long, value_name = "SECS")]
     register_timeout: Option<u64>,
     /// Keep running after the last member leaves
     #[arg(long)]
     stay: bool,
+    /// Without --stay: seconds to wait after the last member leaves for someone to join before stopping; 0 stops at once [default: 60]
+    #[arg(long, value_name = "SECS")]
+    exit_grace: Option<f64>,
     /// Lines per second a client may send, sustained (flood control); 0 turns it off [default: 4]
     #[arg(long, value_name = "LINES")]
     flood_rate: Option<f64>,
@@ -61,16 +68,16 @@ struct Args {
     /// Bytes that may wait for all clients together; past it, those furthest behind are disconnected, at least 16 MiB [default: 268435456]
     #[arg(long, value_name = "BYTES")]
     sendq_total: Option<usize>,
-    /// Most open connections in all [default: 2000]
+    /// Most open connections in all, at least 1 [default: 2000]
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
-    /// Most open connections from one address [default: 50]
+    /// Most open connections from one address, at least 1 [default: 50]
     #[arg(long, value_name = "N")]
     max_per_address: Option<usize>,
     /// When chat.log reaches the disk: write (before delivery; survives a tracker crash), periodic (also flushed to disk within 100 ms), fsync (flushed to disk before delivery) [default: write]
     #[arg(long, value_name = "POLICY")]
     log_sync: Option<LogSync>,
-    /// Read the server password from this file (first line)
+    /// Read the server password from this file (first line). Without it (and without --no-password) the tracker takes the CONFAB_PASSWORD environment variable, else asks on the terminal
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
     /// Run without a password: anyone who can reach the tracker may join
@@ -106,6 +113,7 @@ impl Args {
             ping_interval: self.ping_interval,
             register_timeout: self.register_timeout,
             stay: on(self.stay),
+            exit_grace: self.exit_grace,
             password_file: self.password_file.clone(),
             no_password: on(self.no_password),
             no_tls: on(self.no_tls),
@@ -258,7 +266,19 @@ fn read_password(args: &Settings) -> anyhow::Result<Option<String>> {
 }
 
 fn start(args: Settings) -> anyhow::Result<ExitCode> {
+    // A second tracker on the same chat.log stops before any question, but
+    // a tracker that cannot get a password leaves no files behind.
+    let acquire = || confab::tracker::transcript::LogLock::acquire(&args.log_dir);
+    let will_ask = !args.no_password
+        && args.password_file.is_none()
+        && std::env::var_os("CONFAB_PASSWORD").is_none()
+        && std::io::stdin().is_terminal();
+    let early_lock = if will_ask { Some(acquire()?) } else { None };
     let password = read_password(&args)?;
+    let mut log_lock = match early_lock {
+        Some(lock) => lock,
+        None => acquire()?,
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let mut config = Config::new(args.log_dir.clone());
@@ -266,6 +286,10 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         config.ping_interval = Duration::from_secs(args.ping_interval.max(1));
         config.register_timeout = Duration::from_secs(args.register_timeout.max(1));
         config.stay = args.stay;
+        // validate() checked it.
+        config.exit_grace = args
+            .exit_grace_duration()
+            .unwrap_or(tracker::DEFAULT_EXIT_GRACE);
         config.flood = confab::tracker::conn::FloodPolicy::new(args.flood_rate, args.flood_burst);
         // One hub batch can queue ~0.5 MiB for a reader at once; a smaller
         // queue would drop readers that are keeping up.
@@ -282,9 +306,30 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         if args.no_tls {
             eprintln!("WARNING: TLS is off (--no-tls): messages and the password cross the network in clear text.");
         } else {
-            let identity = confab::tls::load_or_create_identity(&args.data_dir)?;
+            // Versions before the per-user folder kept the identity in
+            // ./data: one found there is carried over, so a returning user's
+            // pinned fingerprint still matches.
+            let legacy = (args.data_dir == confab::settings::default_data_dir())
+                .then(|| PathBuf::from(confab::settings::LEGACY_DATA_DIR));
+            let identity =
+                confab::tls::load_adopt_or_create_identity(&args.data_dir, legacy.as_deref())?;
+            let data_dir = args.data_dir.display();
+            if let Some(from) = &identity.copied_from {
+                eprintln!(
+                    "copied the TLS certificate and key from {} to {data_dir} (same fingerprint); the tracker now uses {data_dir} wherever it is started, and {} can be removed",
+                    from.display(),
+                    from.display()
+                );
+            }
+            if let Some((other, fp)) = &identity.ignored_legacy {
+                eprintln!(
+                    "note: {} holds another TLS certificate ({fp}), not used: this tracker's is in {data_dir}; to use that one, start with --data-dir {}",
+                    other.display(),
+                    other.display()
+                );
+            }
             if identity.created {
-                eprintln!("created a new TLS certificate in {}", args.data_dir.display());
+                eprintln!("created a new TLS certificate in {data_dir}");
             }
             fingerprint = Some(identity.fingerprint);
             config.tls = Some(confab::tls::server_config(&identity)?);
@@ -294,6 +339,12 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}:{port}", args.bind))?;
         let local = listener.local_addr()?;
+        // Who holds the log, for a second tracker's refusal, before anyone
+        // is told where this one listens.
+        log_lock
+            .record_owner(local)
+            .with_context(|| format!("cannot write {}", log_lock.path().display()))?;
+        config.log_lock = Some(log_lock);
         say!("listening on {local}");
         match fingerprint {
             Some(fp) => say!("fingerprint {fp}"),
@@ -304,6 +355,7 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         for hint in join_hints(local, args.no_tls) {
             say!("clients join with: {hint}");
         }
+        say!("{}", exit_rule(args.stay, config.exit_grace));
         let shutdown = async {
             let reason = shutdown_signal().await;
             // A second signal means "now": skip the graceful path.
@@ -321,6 +373,20 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// What the operator is told at start about when the tracker stops by itself.
+fn exit_rule(stay: bool, grace: Duration) -> String {
+    if stay {
+        "stays running when everyone has left (--stay); stop it with Ctrl+C".into()
+    } else if grace.is_zero() {
+        "stops as soon as the last member leaves; --stay keeps it running".into()
+    } else {
+        format!(
+            "stops {} after the last member leaves unless someone joins (--exit-grace); --stay keeps it running",
+            tracker::seconds(grace)
+        )
+    }
 }
 
 async fn shutdown_signal() -> String {

@@ -321,7 +321,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                             return End::Closed;
                         }
                         Some(Err(e)) => {
-                            self.leave(format!("Read error: {e}")).await;
+                            tracing::info!(peer = %self.peer, "read error: {e}");
+                            self.leave(lost_connection_reason(&e).into()).await;
                             return End::Closed;
                         }
                         Some(Ok(frame)) => {
@@ -353,7 +354,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 _ = shutdown.cancelled() => {}
                 written = self.write_out() => {
                     if let Err(e) = written {
-                        self.leave(format!("Write error: {e}")).await;
+                        tracing::info!(peer = %self.peer, "write error: {e}");
+                        self.leave(lost_connection_reason(&e).into()).await;
                         return End::Closed;
                     }
                     // A burst's buffer is not kept by a connection that
@@ -424,7 +426,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         match self.ping_sent {
             Some(sent) if now >= sent + self.ctx.ping_interval => {
-                let secs = (now - self.last_rx).as_secs();
+                // The silence allowed (a ping interval, then as long for
+                // the answer), not the time measured: the same on a busy
+                // host as on a quiet one.
+                let secs = (self.ctx.ping_interval * 2).as_secs();
                 let reason = format!("Ping timeout: {secs} seconds");
                 self.leave(reason.clone()).await;
                 self.push_error(&reason);
@@ -744,5 +749,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Some(End::Goodbye)
             }
         }
+    }
+}
+
+/// What everyone is shown, and `chat.log` records, when a connection was
+/// lost: plain words, since the error's own text is a library's (rustls
+/// names its docs URL); the diagnostics get that.
+fn lost_connection_reason(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        // Closed without TLS's goodbye (close_notify), or mid-write.
+        UnexpectedEof | ConnectionAborted | BrokenPipe | NotConnected => "Connection closed",
+        ConnectionReset => "Connection reset",
+        TimedOut => "Connection timed out",
+        // A TLS record or alert that makes no sense, and anything else.
+        _ => "Connection error",
     }
 }

@@ -1,6 +1,7 @@
 //! The tracker: accept loop, TLS, connection tasks, the hub, the transcript.
 //!
-//! Shutdown sequence (Ctrl+C, SIGTERM, or the last member leaving):
+//! Shutdown sequence (Ctrl+C, SIGTERM, or the room staying empty for
+//! `exit_grace` after the last member left, see [`wait_until_abandoned`]):
 //! 1. the `shutdown` token is cancelled; the accept loop stops accepting;
 //! 2. every connection task writes what the hub queued for it, then
 //!    `ERROR :Closing link: ... (tracker shutting down)`, and closes;
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,7 +36,7 @@ use self::hub::{Hub, HubConfig};
 use self::password::LoginThrottle;
 use self::password::PasswordGate;
 use self::shared::{HubRequest, SendBudget};
-use self::transcript::Transcript;
+use self::transcript::{LockError, LogLock, Transcript};
 
 /// Requests queued for the hub before connection tasks wait: bounded so a
 /// flood slows its sender instead of growing memory.
@@ -44,6 +45,9 @@ const HUB_INBOX: usize = 8192;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for connections and the hub to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+/// How long an emptied tracker waits for someone to come back: long enough
+/// for a reconnect or the next person of a class to arrive.
+pub const DEFAULT_EXIT_GRACE: Duration = Duration::from_secs(60);
 
 pub struct Config {
     /// `None` runs an open tracker (`--no-password`).
@@ -55,6 +59,9 @@ pub struct Config {
     pub register_timeout: Duration,
     /// Keep running after the last member leaves.
     pub stay: bool,
+    /// Without `stay`: how long the tracker waits, after the last member
+    /// left, for someone to (re)join before it stops.
+    pub exit_grace: Duration,
     pub server_name: String,
     pub flood: FloodPolicy,
     /// Bytes that may wait for one slow client before it is dropped.
@@ -71,6 +78,9 @@ pub struct Config {
     pub log_sync: transcript::LogSync,
     /// Tracker operators (`OPER`), from the config file.
     pub opers: Vec<opers::OperBlock>,
+    /// The lock on `log_dir`'s `chat.log`, if the caller took it early (to
+    /// refuse before asking questions); `run` takes it otherwise.
+    pub log_lock: Option<LogLock>,
 }
 
 impl Config {
@@ -83,6 +93,7 @@ impl Config {
             ping_interval: Duration::from_secs(90),
             register_timeout: Duration::from_secs(30),
             stay: false,
+            exit_grace: DEFAULT_EXIT_GRACE,
             server_name: "confab".to_string(),
             flood: FloodPolicy::new(4.0, 20),
             sendq: 2 << 20,
@@ -92,6 +103,7 @@ impl Config {
             free_login_failures: 5,
             log_sync: transcript::LogSync::Write,
             opers: Vec::new(),
+            log_lock: None,
         }
     }
 }
@@ -104,6 +116,13 @@ pub enum TrackerError {
     Listener(std::io::Error),
     #[error("{0}")]
     Opers(#[from] opers::OperError),
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error("cannot write {path}: {source}")]
+    LockOwner {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Why `run` returned.
@@ -111,13 +130,54 @@ pub enum TrackerError {
 pub enum Stopped {
     /// The shutdown future completed (Ctrl+C, SIGTERM, a test).
     Requested,
-    /// The last registered member left and `stay` was off.
+    /// The last registered member left, nobody joined within `exit_grace`,
+    /// and `stay` was off.
     LastMemberLeft,
 }
 
-/// Serves on `listener` until `shutdown` completes or the last member leaves.
+/// Completes once the tracker has had a member, the last one left, and
+/// the room stayed empty for `grace` after that; an arrival during the
+/// wait starts the watch over. Never completes if the hub stops publishing.
+///
+/// The hub publishes the count only when someone joins or leaves, so any
+/// change means there has been a member, even if a join and a leave both
+/// happened between two looks (a value of 0 then is a room that emptied).
+pub async fn wait_until_abandoned(mut members: watch::Receiver<usize>, grace: Duration) {
+    loop {
+        if members.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        while *members.borrow_and_update() == 0 {
+            if grace.is_zero() {
+                return;
+            }
+            tracing::info!(
+                "the last member left; the tracker stops in {} unless someone joins (--stay keeps it running)",
+                seconds(grace)
+            );
+            match tokio::time::timeout(grace, members.changed()).await {
+                Err(_elapsed) => {
+                    tracing::info!("nobody joined within {}: stopping", seconds(grace));
+                    return;
+                }
+                Ok(Err(_closed)) => return std::future::pending().await,
+                // Someone joined (and may have left again: then the wait
+                // starts over from now).
+                Ok(Ok(())) => tracing::info!("someone joined: the tracker keeps running"),
+            }
+        }
+    }
+}
+
+/// A duration as people read it in messages: `60 s`, `0.25 s`.
+pub fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+/// Serves on `listener` until `shutdown` completes or, without `stay`, the
+/// room stays empty for `exit_grace` after the last member left.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = String>,
 ) -> Result<Stopped, TrackerError> {
@@ -129,27 +189,46 @@ pub async fn run(
             LoginThrottle::new(config.free_login_failures),
         )?)),
     };
+    let mut log_lock = match config.log_lock.take() {
+        Some(lock) => lock,
+        None => LogLock::acquire(&config.log_dir)?,
+    };
+    log_lock
+        .record_owner(local)
+        .map_err(|source| TrackerError::LockOwner {
+            path: log_lock.path().display().to_string(),
+            source,
+        })?;
     let transcript = Transcript::open(&config.log_dir, config.log_sync).map_err(|source| {
         TrackerError::Transcript {
             dir: config.log_dir.display().to_string(),
             source,
         }
     })?;
+    crate::private::warn_if_open(&[&config.log_dir, transcript.path()]);
     let token = CancellationToken::new();
     let (hub_tx, hub_rx) = mpsc::channel(HUB_INBOX);
     let send_budget = Arc::new(SendBudget::new(config.sendq_total));
     let started = jiff::Timestamp::now();
+    let (members_tx, members_rx) = watch::channel(0);
+    let (stay, exit_grace) = (config.stay, config.exit_grace);
+    let abandoned = async move {
+        if stay {
+            std::future::pending().await
+        } else {
+            wait_until_abandoned(members_rx, exit_grace).await
+        }
+    };
     let hub = Hub::new(
         HubConfig {
             server_name: config.server_name.clone(),
             idle_timeout: config.idle_timeout,
-            stay: config.stay,
             log_path_shown: transcript.path().display().to_string(),
             started,
             send_budget: send_budget.clone(),
+            members: members_tx,
         },
         transcript,
-        token.clone(),
     );
     let start_line = format!(
         "tracker listening on {local} ({}, {})",
@@ -210,11 +289,12 @@ pub async fn run(
 
     let next_id = AtomicU64::new(1);
     tokio::pin!(shutdown);
+    tokio::pin!(abandoned);
     let stop_reason;
     loop {
         tokio::select! {
             reason = &mut shutdown => { stop_reason = Some(reason); break; }
-            _ = token.cancelled() => { stop_reason = None; break; }
+            () = &mut abandoned => { stop_reason = None; break; }
             accepted = listener.accept() => {
                 let (socket, peer) = match accepted {
                     Ok(pair) => pair,
@@ -253,13 +333,11 @@ pub async fn run(
         }
     }
     drop(listener);
-    let outcome = match stop_reason {
-        Some(reason) => {
-            let _ = hub_tx.send(HubRequest::Shutdown { reason }).await;
-            Stopped::Requested
-        }
-        None => Stopped::LastMemberLeft,
+    let (outcome, reason) = match stop_reason {
+        Some(reason) => (Stopped::Requested, reason),
+        None => (Stopped::LastMemberLeft, "last member left".to_string()),
     };
+    let _ = hub_tx.send(HubRequest::Shutdown { reason }).await;
     token.cancel();
     tasks.close();
     drop(hub_tx);
@@ -268,6 +346,9 @@ pub async fn run(
     // task has dropped its sender) writes the stop line and fsyncs.
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, hub_thread).await;
+    // Released only now: a tracker started meanwhile must not append
+    // while this one's stop line may still be on its way.
+    drop(log_lock);
     Ok(outcome)
 }
 
@@ -387,4 +468,71 @@ async fn refuse(
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `abandoned` completes within `within` of virtual time.
+    async fn done_within(
+        abandoned: &mut std::pin::Pin<Box<impl std::future::Future<Output = ()>>>,
+        within: Duration,
+    ) -> bool {
+        tokio::time::timeout(within, abandoned.as_mut())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stops_only_after_the_room_stays_empty_for_the_grace() {
+        let grace = Duration::from_secs(60);
+        let (members, rx) = watch::channel(0);
+        let mut abandoned = Box::pin(wait_until_abandoned(rx, grace));
+        // Never had a member: an empty tracker waits for its first one.
+        assert!(!done_within(&mut abandoned, grace * 10).await);
+        members.send_replace(1);
+        assert!(!done_within(&mut abandoned, grace * 2).await);
+        members.send_replace(0);
+        assert!(!done_within(&mut abandoned, Duration::from_secs(59)).await);
+        // Someone arrives at 59 s: the wait is over, and starts again from
+        // zero when they leave.
+        members.send_replace(1);
+        assert!(!done_within(&mut abandoned, grace * 2).await);
+        members.send_replace(0);
+        assert!(!done_within(&mut abandoned, Duration::from_secs(59)).await);
+        assert!(done_within(&mut abandoned, Duration::from_secs(2)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_join_and_leave_between_two_looks_still_count() {
+        let grace = Duration::from_secs(60);
+        let (members, rx) = watch::channel(0);
+        let mut abandoned = Box::pin(wait_until_abandoned(rx, grace));
+        // Someone came and went before the watcher ever looked.
+        members.send_replace(1);
+        members.send_replace(0);
+        assert!(!done_within(&mut abandoned, Duration::from_secs(59)).await);
+        // During the wait someone came and went again: it starts over.
+        members.send_replace(1);
+        members.send_replace(0);
+        assert!(!done_within(&mut abandoned, Duration::from_secs(59)).await);
+        assert!(done_within(&mut abandoned, Duration::from_secs(2)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_grace_stops_at_once_and_a_gone_hub_never_stops_it() {
+        let (members, rx) = watch::channel(0);
+        let mut abandoned = Box::pin(wait_until_abandoned(rx, Duration::ZERO));
+        members.send_replace(2);
+        members.send_replace(1);
+        assert!(!done_within(&mut abandoned, Duration::from_secs(1)).await);
+        members.send_replace(0);
+        assert!(done_within(&mut abandoned, Duration::from_millis(1)).await);
+
+        let (members, rx) = watch::channel(1);
+        let mut abandoned = Box::pin(wait_until_abandoned(rx, Duration::ZERO));
+        drop(members);
+        assert!(!done_within(&mut abandoned, Duration::from_secs(3600)).await);
+    }
 }

@@ -16,6 +16,9 @@ use crate::proto::sanitize;
 pub struct Numeric {
     pub code: &'static str,
     pub params: Vec<String>,
+    /// Parameters are the tracker's own (ISUPPORT tokens), not quoted
+    /// input: sent whole.
+    pub verbatim: bool,
 }
 
 impl Numeric {
@@ -23,6 +26,7 @@ impl Numeric {
         Numeric {
             code,
             params: params.iter().map(|p| p.to_string()).collect(),
+            verbatim: false,
         }
     }
 
@@ -34,6 +38,9 @@ impl Numeric {
         let m = Message::new(self.code)
             .with_source(server.to_string())
             .param(target.to_string());
+        if self.verbatim {
+            return self.params.iter().fold(m, |m, p| m.param(p.clone()));
+        }
         let params: Vec<&str> = self.params.iter().map(String::as_str).collect();
         sanitize::reply_params(m, &params)
     }
@@ -159,6 +166,7 @@ pub fn isupport(tokens: &[String]) -> Numeric {
     Numeric {
         code: RPL_ISUPPORT,
         params,
+        verbatim: true,
     }
 }
 
@@ -284,6 +292,7 @@ pub fn room_mode_is(room: &str, modes: &[String]) -> Numeric {
     Numeric {
         code: RPL_CHANNELMODEIS,
         params,
+        verbatim: false,
     }
 }
 
@@ -340,6 +349,7 @@ pub fn whox_reply(fields: Vec<String>) -> Numeric {
     Numeric {
         code: RPL_WHOSPCRPL,
         params: fields,
+        verbatim: false,
     }
 }
 

@@ -20,6 +20,7 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use crate::proto::sanitize;
 
@@ -109,6 +110,73 @@ impl Flusher {
     }
 }
 
+/// The lock file beside `chat.log`: one tracker per log.
+pub const LOCK_FILE: &str = "chat.log.lock";
+
+/// An exclusive advisory lock (`flock`) on `chat.log.lock`, held for the
+/// whole run so a second tracker started on the same log refuses to start
+/// instead of interleaving its lines and claiming the first one crashed.
+/// The kernel releases it when the process ends, however it ends.
+#[derive(Debug)]
+pub struct LogLock {
+    file: File,
+    path: PathBuf,
+}
+
+#[derive(Debug, Error)]
+pub enum LockError {
+    #[error("another tracker ({owner}) is using {log}; stop it or use --log-dir")]
+    Busy { owner: String, log: String },
+    #[error("cannot lock {path}: {source}")]
+    Io { path: String, source: io::Error },
+}
+
+impl LogLock {
+    /// Takes the lock for `dir`'s `chat.log` (creating the folder, 0700, and
+    /// the lock file, 0600), or says who holds it.
+    pub fn acquire(dir: &Path) -> Result<LogLock, LockError> {
+        let path = dir.join(LOCK_FILE);
+        let io_err = |source| LockError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        crate::private::create_dir(dir).map_err(io_err)?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        crate::private::set_private_mode(&mut options);
+        let mut file = options.open(&path).map_err(io_err)?;
+        match file.try_lock() {
+            Ok(()) => Ok(LogLock { file, path }),
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut owner = String::new();
+                let _ = Read::by_ref(&mut file).take(512).read_to_string(&mut owner);
+                let owner = sanitize::for_display(owner.trim());
+                Err(LockError::Busy {
+                    owner: if owner.is_empty() {
+                        "still starting".into()
+                    } else {
+                        owner
+                    },
+                    log: dir.join("chat.log").display().to_string(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => Err(io_err(e)),
+        }
+    }
+
+    /// Writes who holds the lock, for the message a second tracker shows.
+    pub fn record_owner(&mut self, listening: std::net::SocketAddr) -> io::Result<()> {
+        let owner = format!("pid {}, listening on {listening}\n", std::process::id());
+        self.file.set_len(0)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.write_all(owner.as_bytes())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 pub struct Transcript {
     file: File,
     sync: LogSync,
@@ -127,14 +195,12 @@ pub fn timestamp(ts: jiff::Timestamp) -> String {
 }
 
 impl Transcript {
+    /// Opens (or creates, 0600 in a 0700 folder) `dir/chat.log`. The
+    /// caller holds its [`LogLock`].
     pub fn open(dir: &Path, sync: LogSync) -> io::Result<Self> {
-        fs::create_dir_all(dir)?;
+        crate::private::create_dir(dir)?;
         let path = dir.join("chat.log");
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&path)?;
+        let mut file = crate::private::open_append(&path)?;
         let len = file.metadata()?.len();
         let mut previous_run_unclean = false;
         let mut staged = String::new();

@@ -9,6 +9,8 @@ use crate::harness::*;
 fn tracker(dir: &std::path::Path) -> Command {
     let mut c = Command::new(tracker_bin());
     c.env("XDG_CONFIG_HOME", dir.join("xdg"))
+        .env("XDG_DATA_HOME", dir.join("xdg-data"))
+        .env_remove("STATE_DIRECTORY")
         .env("CONFAB_PASSWORD", PASSWORD)
         .stdin(Stdio::null());
     c
@@ -35,10 +37,13 @@ fn configuration_file_precedence_and_errors() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "bind = \"0.0.0.0\"\nlog-dir = \"/srv/confab/logs\"\ndata-dir = \"data\"\nidle-timeout = 7\n\
-         ping-interval = 90\nregister-timeout = 30\nstay = true\nno-password = false\nno-tls = false\n\
+        format!(
+            "bind = \"0.0.0.0\"\nlog-dir = \"/srv/confab/logs\"\ndata-dir = \"{}\"\nidle-timeout = 7\n\
+         ping-interval = 90\nregister-timeout = 30\nstay = true\nexit-grace = 60.0\nno-password = false\nno-tls = false\n\
          flood-rate = 0.0\nflood-burst = 20\nsendq = 2097152\nsendq-total = 268435456\nmax-connections = 2000\nmax-per-address = 50\n\
-         log-sync = \"write\"\n"
+         log-sync = \"write\"\n",
+            d.join("xdg-data").join("confab").display()
+        )
     );
 
     // An unknown key (a typo) is an error naming it; nothing starts.

@@ -6,6 +6,7 @@ mod chat;
 mod config;
 mod harness;
 mod irssi;
+mod ops;
 mod protocol;
 mod rooms;
 mod terminal;

@@ -95,6 +95,7 @@ fn registration_burst_and_cap_negotiation() {
         " NETWORK=confab ",
         " PREFIX=(qov)~@+ ",
         " TOPICLEN=300 ",
+        " TARGMAX=PRIVMSG:4,NOTICE:4,TAGMSG:4,JOIN:4,PART:4,NAMES:4,LIST:4,KICK:4,WHOIS:1,WHOWAS:1,USERHOST:5 ",
         " UTF8ONLY ",
         " WHOX ",
     ] {

@@ -208,6 +208,9 @@ pub struct Chat {
     pub stopping: bool,
     /// Someone registered this run (a failed login never counts).
     pub had_member: bool,
+    /// Counts registrations and removals (the runtime publishes the member
+    /// count when it moves).
+    pub membership_changes: u64,
 }
 
 impl Chat {
@@ -233,6 +236,7 @@ impl Chat {
             long_replies: IdMap::default(),
             stopping: false,
             had_member: false,
+            membership_changes: 0,
         }
     }
 

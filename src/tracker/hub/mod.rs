@@ -35,7 +35,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use self::chat::{Chat, Clock};
 use self::users::NewUser;
@@ -67,11 +66,13 @@ const LINGER: Duration = Duration::from_millis(1);
 pub struct HubConfig {
     pub server_name: String,
     pub idle_timeout: Duration,
-    pub stay: bool,
     pub log_path_shown: String,
     pub started: jiff::Timestamp,
     /// Shared with every connection's send queue (`--sendq-total`).
     pub send_budget: Arc<SendBudget>,
+    /// The number of registered members, published on every join and
+    /// leave: `run` decides from it when an empty tracker stops.
+    pub members: tokio::sync::watch::Sender<usize>,
 }
 
 /// The hub's per-batch grouping of deliveries by recipient, kept between
@@ -126,11 +127,12 @@ pub struct Hub {
     /// `FAIL` replies for refused messages: delivered even while failing.
     refusals: Vec<(ConnId, Bytes)>,
     log_failing: bool,
-    shutdown: CancellationToken,
+    /// `chat.membership_changes` as last published.
+    published_changes: u64,
 }
 
 impl Hub {
-    pub fn new(config: HubConfig, transcript: Transcript, shutdown: CancellationToken) -> Self {
+    pub fn new(config: HubConfig, transcript: Transcript) -> Self {
         Hub {
             chat: Chat::new(config, transcript, Clock::now()),
             handles: IdMap::default(),
@@ -140,7 +142,7 @@ impl Hub {
             held: Vec::new(),
             refusals: Vec::new(),
             log_failing: false,
-            shutdown,
+            published_changes: 0,
         }
     }
 
@@ -180,10 +182,10 @@ impl Hub {
                 // Nothing is handled (or recorded) after the stop line.
                 if !self.chat.stopping {
                     self.handle(req);
+                    self.publish_members();
                 }
             }
             self.retire_removed();
-            self.stop_if_empty();
             busy |= self.chat.out.pending.len() >= LINGER_FROM_DELIVERIES;
             self.flush();
             if self.chat.stopping {
@@ -248,13 +250,16 @@ impl Hub {
         }
     }
 
-    /// The last member left: stop, unless the operator said to stay.
-    fn stop_if_empty(&mut self) {
-        let chat = &mut self.chat;
-        if chat.state.users.is_empty() && chat.had_member && !chat.config.stay && !chat.stopping {
-            chat.record("stop", "last member left");
-            chat.stopping = true;
-            self.shutdown.cancel();
+    /// Publishes the member count after each join or leave (even one that
+    /// leaves it as it was: a join and a leave in one go still show that
+    /// someone was here); once stopping, who leaves decides nothing.
+    fn publish_members(&mut self) {
+        if self.chat.membership_changes != self.published_changes && !self.chat.stopping {
+            self.published_changes = self.chat.membership_changes;
+            self.chat
+                .config
+                .members
+                .send_replace(self.chat.state.users.len());
         }
     }
 
@@ -361,7 +366,7 @@ impl Hub {
                 self.chat.remove_user(id, reason);
             }
             self.retire_removed();
-            self.stop_if_empty();
+            self.publish_members();
         }
     }
 

@@ -31,10 +31,10 @@ impl Rig {
         let config = HubConfig {
             server_name: "confab".into(),
             idle_timeout: Duration::from_secs(300),
-            stay: false,
             log_path_shown: "logs/chat.log".into(),
             started,
             send_budget: Arc::new(SendBudget::new(1 << 30)),
+            members: tokio::sync::watch::channel(0).0,
         };
         let chat = Chat::new(config, transcript, Clock::at(started, start));
         Rig {

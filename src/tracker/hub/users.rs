@@ -56,6 +56,7 @@ impl Chat {
         );
         self.state.max_users = self.state.max_users.max(self.state.users.len());
         self.had_member = true;
+        self.membership_changes += 1;
         self.welcome(id);
         self.join(id, GENERAL, None);
         RegisterOutcome::Welcome
@@ -166,6 +167,7 @@ impl Chat {
         self.state.remember_departed(&u, self.clock.wall);
         self.long_replies.remove(&id);
         self.out.removed.push(id);
+        self.membership_changes += 1;
     }
 
     pub(super) fn nick(&mut self, id: ConnId, new: &str) {
