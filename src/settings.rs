@@ -36,6 +36,18 @@ pub struct Layer {
     pub max_connections: Option<usize>,
     pub max_per_address: Option<usize>,
     pub log_sync: Option<LogSync>,
+    pub server_name: Option<String>,
+    /// Tracker operators (`[[oper]]` tables; the file only).
+    pub oper: Option<Vec<OperEntry>>,
+}
+
+/// One `[[oper]]` table: who may become a tracker operator with `OPER`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OperEntry {
+    pub name: String,
+    /// The Argon2id hash (`tracker hash-password` prints one).
+    pub password_hash: String,
 }
 
 /// The settings in effect, as `tracker --print-config` shows them (a valid
@@ -67,6 +79,10 @@ pub struct Settings {
     pub max_connections: usize,
     pub max_per_address: usize,
     pub log_sync: LogSync,
+    /// The tracker's name in every message's prefix and as `NETWORK`.
+    pub server_name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub oper: Vec<OperEntry>,
 }
 
 impl Default for Settings {
@@ -91,6 +107,8 @@ impl Default for Settings {
             max_connections: 2000,
             max_per_address: 50,
             log_sync: LogSync::Write,
+            server_name: "confab".into(),
+            oper: Vec::new(),
         }
     }
 }
@@ -150,7 +168,9 @@ impl Settings {
             sendq_total,
             max_connections,
             max_per_address,
-            log_sync
+            log_sync,
+            server_name,
+            oper
         );
         if l.port.is_some() {
             self.port = l.port;
@@ -200,6 +220,12 @@ impl Settings {
                 return Err(SettingsError::Conflict(format!("{key} must be at least 1")));
             }
         }
+        if !valid_server_name(&self.server_name) {
+            return Err(SettingsError::Conflict(format!(
+                "server-name {:?} must be 1 to 63 letters, digits, dots and dashes (it is sent as every message's source)",
+                self.server_name
+            )));
+        }
         if self.exit_grace_duration().is_none() {
             return Err(SettingsError::Conflict(
                 "exit-grace must be 0 (stop at once) or a positive number of seconds".into(),
@@ -222,6 +248,17 @@ impl Settings {
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot show the settings: {e}\n"))
     }
+}
+
+/// A name IRC clients accept as a server's: a host-name-like word, so it
+/// can never be taken for a user (`nick!user@host`) or a parameter.
+pub fn valid_server_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && !name.starts_with(['-', '.'])
 }
 
 /// Where the tracker keeps its certificate and key when `data-dir` is not

@@ -86,6 +86,9 @@ struct Args {
     /// Plain TCP instead of TLS: traffic and the password travel unencrypted
     #[arg(long)]
     no_tls: bool,
+    /// The tracker's name, shown as the source of its messages and as the network's name [default: confab]
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
     /// Configuration file (TOML) [default: ~/.config/confab/tracker.toml, if it exists]
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -98,6 +101,16 @@ struct Args {
     /// Print the man page (roff) and exit
     #[arg(long, hide = true)]
     man: bool,
+    #[command(subcommand)]
+    command: Option<Sub>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Sub {
+    /// Print the Argon2id hash of a password (asked twice, hidden; or the
+    /// first line of standard input when it is not a terminal), for an
+    /// `[[oper]]` table's `password-hash` in the configuration file
+    HashPassword,
 }
 
 impl Args {
@@ -124,6 +137,8 @@ impl Args {
             max_connections: self.max_connections,
             max_per_address: self.max_per_address,
             log_sync: self.log_sync,
+            server_name: self.server_name.clone(),
+            oper: None,
         }
     }
 
@@ -175,6 +190,18 @@ fn main() -> ExitCode {
     {
         return code;
     }
+    if let Some(Sub::HashPassword) = args.command {
+        return match hash_password() {
+            Ok(hash) => {
+                say!("{hash}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tracker: {e:#}");
+                ExitCode::from(if e.is::<Cancelled>() { 130 } else { 2 })
+            }
+        };
+    }
     let settings = match args.settings() {
         Ok(s) => s,
         Err(e) => {
@@ -208,6 +235,50 @@ struct Cancelled;
 #[error("{0}")]
 struct UsageError(String);
 
+/// `tracker hash-password`: the hash of a password for an `[[oper]]` table.
+fn hash_password() -> anyhow::Result<String> {
+    let mut password = if std::io::stdin().is_terminal() {
+        ask_twice("Operator password: ")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        bail!(UsageError("the password cannot be empty".into()));
+    }
+    let hash = confab::tracker::opers::hash_password(&password)?;
+    zeroize::Zeroize::zeroize(&mut password);
+    Ok(hash)
+}
+
+/// Asks for a password twice on the terminal, hidden, until both agree.
+fn ask_twice(question: &str) -> anyhow::Result<String> {
+    let ask = |question: &str| match confab::prompt::ask(question, true) {
+        Ok(answer) => Ok(answer),
+        Err(PromptError::Interrupted | PromptError::Eof) => Err(anyhow::Error::new(Cancelled)),
+        Err(e) => Err(anyhow::Error::new(e)),
+    };
+    for _ in 0..3 {
+        let first = ask(question)?;
+        if first.is_empty() {
+            eprintln!("The password cannot be empty.");
+            continue;
+        }
+        let mut second = ask("Repeat password: ")?;
+        let same = first == second;
+        zeroize::Zeroize::zeroize(&mut second);
+        if !same {
+            let mut first = first;
+            zeroize::Zeroize::zeroize(&mut first);
+            eprintln!("The passwords differ; try again.");
+            continue;
+        }
+        return Ok(first);
+    }
+    bail!(UsageError("no password set".into()))
+}
+
 fn read_password(args: &Settings) -> anyhow::Result<Option<String>> {
     if args.no_password {
         return Ok(None);
@@ -240,29 +311,7 @@ fn read_password(args: &Settings) -> anyhow::Result<Option<String>> {
             "no terminal to ask for the server password: use --password-file PATH, CONFAB_PASSWORD, or --no-password".into()
         ));
     }
-    let ask = |question: &str| match confab::prompt::ask(question, true) {
-        Ok(answer) => Ok(answer),
-        Err(PromptError::Interrupted | PromptError::Eof) => Err(anyhow::Error::new(Cancelled)),
-        Err(e) => Err(anyhow::Error::new(e)),
-    };
-    for _ in 0..3 {
-        let first = ask("Server password: ")?;
-        if first.is_empty() {
-            eprintln!("The password cannot be empty.");
-            continue;
-        }
-        let mut second = ask("Repeat password: ")?;
-        let same = first == second;
-        zeroize::Zeroize::zeroize(&mut second);
-        if !same {
-            let mut first = first;
-            zeroize::Zeroize::zeroize(&mut first);
-            eprintln!("The passwords differ; try again.");
-            continue;
-        }
-        return Ok(Some(first));
-    }
-    bail!(UsageError("no password set".into()))
+    ask_twice("Server password: ").map(Some)
 }
 
 fn start(args: Settings) -> anyhow::Result<ExitCode> {
@@ -298,6 +347,15 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         config.max_connections = args.max_connections.max(1);
         config.max_per_address = args.max_per_address.max(1);
         config.log_sync = args.log_sync;
+        config.server_name = args.server_name.clone();
+        config.opers = args
+            .oper
+            .iter()
+            .map(|o| confab::tracker::opers::OperBlock {
+                name: o.name.clone(),
+                hash: o.password_hash.clone(),
+            })
+            .collect();
         match password {
             Some(pw) => config.password = Some(PasswordGate::new(pw)?),
             None => eprintln!("WARNING: no password: anyone who can reach this tracker may join."),

@@ -167,3 +167,88 @@ fn the_founders_name_does_not_carry_the_room() {
     mallory.send("HELP CLOSE");
     mallory.expect(":confab 705 alice CLOSE :Only the room's founder (its creator, while connected) or a tracker operator may close it.");
 }
+
+/// Tracker operators come from the configuration file (a hash printed by
+/// `tracker hash-password`): after OPER they are marked in WHOIS, close any
+/// room, kick anywhere and KILL; wrong attempts get nothing.
+#[test]
+fn tracker_operators_close_kick_and_kill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hashed = std::process::Command::new(tracker_bin())
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(b"chalk dust\n")?;
+            c.wait_with_output()
+        })
+        .expect("hash-password");
+    assert!(hashed.status.success());
+    let hash = String::from_utf8_lossy(&hashed.stdout).trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let config = dir.path().join("tracker.toml");
+    std::fs::write(
+        &config,
+        format!("[[oper]]\nname = \"teacher\"\npassword-hash = \"{hash}\"\n"),
+    )
+    .expect("config");
+    let tracker = Tracker::start_in(
+        dir.path(),
+        &[
+            "--no-tls",
+            "--stay",
+            "--config",
+            config.to_str().expect("utf-8 path"),
+            "--server-name",
+            "lab.school",
+        ],
+    );
+    let port = tracker.port;
+    let mut ann = Raw::register(port, "ann");
+    let mut bob = Raw::register(port, "bob");
+    let mut carol = Raw::register(port, "carol");
+    assert!(ann.lines.seen[0].starts_with(":lab.school 001 ann "));
+    bob.send("JOIN #bobs");
+    bob.expect(" 366 ");
+    carol.send("JOIN #bobs");
+    carol.expect(" 366 ");
+
+    ann.send("OPER teacher wrong");
+    ann.expect(":lab.school 491 ann :No operator block for your name or password");
+    ann.send("KILL bob :spam");
+    ann.expect(":lab.school 481 ann :Permission denied: you are not a tracker operator");
+    ann.send("OPER teacher :chalk dust");
+    ann.expect(":lab.school 381 ann :You are now a tracker operator");
+    ann.expect(":ann MODE ann +o");
+    bob.send("WHOIS ann");
+    bob.expect(":lab.school 313 bob ann :is a tracker operator");
+
+    // Close a room she is not in: its members are told.
+    ann.send("CLOSE #bobs :not during class");
+    bob.expect(":ann!ann@127.0.0.1 KICK #bobs bob :Room closed by ann: not during class");
+    carol.expect(":ann!ann@127.0.0.1 KICK #bobs carol :Room closed by ann: not during class");
+
+    ann.send("KILL bob :spam");
+    bob.expect("ERROR :Closing link: 127.0.0.1 (Killed by ann (spam))");
+    carol.expect(":bob!bob@127.0.0.1 QUIT :Killed by ann (spam)");
+    ann.send("KILL lab.school :x");
+    ann.expect(":lab.school 483 ann :You cannot kill the tracker");
+
+    for line in [
+        "oper ann as teacher",
+        "close #bobs ann (not during class)",
+        "kill ann -> bob (spam)",
+        "leave bob (Killed by ann (spam))",
+    ] {
+        tracker.wait_log(line);
+    }
+    assert!(
+        tracker
+            .stderr_text()
+            .contains("wrong OPER name or password"),
+        "{}",
+        tracker.stderr_text()
+    );
+}
