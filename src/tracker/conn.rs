@@ -486,6 +486,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // Keep-alives and leaving are this task's own business, before and
         // after registration alike.
         match msg.command.as_str() {
+            // Registered, a PING goes through the hub like any command, so
+            // its PONG comes after the replies to everything sent before it:
+            // clients use PING as a barrier ("answers to all I sent are in").
+            "PING" if self.registered() => {}
             "PING" => {
                 // Echoed whole unless absurdly long (the reply must fit
                 // in 512 bytes).

@@ -5,6 +5,7 @@ mod abuse;
 mod chat;
 mod config;
 mod harness;
+mod hostile;
 mod irssi;
 mod ops;
 mod protocol;

@@ -388,9 +388,10 @@ impl Chat {
             }
             Cmd::Cap => self.cap(id, &msg),
             Cmd::Pass | Cmd::User => self.reply(id, replies::already_registered()),
+            Cmd::Ping => self.pong(id, p(0)),
             // Answered by the connection task itself (OPER's password check
             // too, which then sends `OperResult`); never sent here.
-            Cmd::Ping | Cmd::Pong | Cmd::Quit | Cmd::Oper => {}
+            Cmd::Pong | Cmd::Quit | Cmd::Oper => {}
         }
     }
 

@@ -28,6 +28,19 @@ impl Chat {
         }
     }
 
+    /// PONG, in order with every other reply to this member.
+    pub(super) fn pong(&mut self, id: ConnId, token: &str) {
+        // Echoed whole unless absurdly long (the reply must fit in 512
+        // bytes).
+        let token = crate::proto::sanitize::clip(token, 400).to_string();
+        let server = self.config.server_name.clone();
+        let m = Message::new("PONG")
+            .with_source(server.clone())
+            .param(server)
+            .param(token);
+        self.send_msg(id, m);
+    }
+
     pub(super) fn version(&mut self, id: ConnId) {
         let server = self.config.server_name.clone();
         let version = concat!("confab-", env!("CARGO_PKG_VERSION"));
