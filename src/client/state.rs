@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use super::input::{self, Command};
 use crate::proto::Message;
@@ -62,6 +62,26 @@ pub enum Event {
         text: String,
         kind: ChatKind,
         own: bool,
+        /// The tracker's echo of our own line [`Event::Sending`] showed
+        /// with this id: the line is now confirmed.
+        confirms: Option<u64>,
+    },
+    /// Our own line, sent and not yet confirmed by the tracker's echo
+    /// (echo-message): shown at once, marked as pending.
+    Sending {
+        time: Timestamp,
+        id: u64,
+        window: Window,
+        from: String,
+        text: String,
+        kind: ChatKind,
+    },
+    /// Lines the tracker never confirmed before the link ended: they may
+    /// not have reached anyone.
+    Unsent {
+        time: Timestamp,
+        /// Where each was going and its text, oldest first.
+        lines: Vec<(Window, String)>,
     },
     Joined {
         time: Timestamp,
@@ -85,6 +105,8 @@ pub enum Event {
         time: Timestamp,
         old: String,
         new: String,
+        /// Our own rename.
+        me: bool,
     },
     Status {
         time: Timestamp,
@@ -136,6 +158,8 @@ impl Event {
     pub fn time(&self) -> Timestamp {
         match self {
             Event::Chat { time, .. }
+            | Event::Sending { time, .. }
+            | Event::Unsent { time, .. }
             | Event::Joined { time, .. }
             | Event::Parted { time, .. }
             | Event::Quit { time, .. }
@@ -198,6 +222,62 @@ pub struct App {
     /// A DM partner typed lines go to instead of `room` (the full-screen
     /// UI's DM windows; the plain mode never sets it).
     dm: Option<String>,
+    /// Our lines sent and not yet echoed back, oldest first.
+    pending: VecDeque<Pending>,
+    next_pending: u64,
+    /// The last sync barrier sent ([`App::sync_request`]) and the last
+    /// one answered.
+    sync_sent: u64,
+    sync_seen: u64,
+}
+
+/// One of our own lines waiting for the tracker's echo.
+struct Pending {
+    id: u64,
+    /// Folded target, to match the echo.
+    target: String,
+    window: Window,
+    text: String,
+    kind: ChatKind,
+    sent: Timestamp,
+    /// Already shown as "still sending" by [`App::overdue`].
+    reported: bool,
+}
+
+/// The mask of a sync barrier: `WHO` answers a mask that matches nobody
+/// with just its end line, which names the mask. Nicks cannot contain a
+/// dot, so no user matches it.
+const SYNC_MASK: &str = "confab.sync.";
+
+/// The tracker's reason inside `Closing link: <address> (<reason>)`, the
+/// wording IRC servers use in `ERROR`; other texts are kept as they are.
+pub fn closing_reason(text: &str) -> String {
+    let text = for_display(text);
+    text.strip_prefix("Closing link:")
+        .and_then(|rest| rest.split_once('('))
+        .and_then(|(_, r)| r.strip_suffix(')'))
+        .map(|r| r.trim().to_string())
+        .unwrap_or(text)
+}
+
+/// What a refused username is called in our own words: `433` (taken) and
+/// `432` (not allowed, with the tracker's rule after IRC's jargon).
+/// `tried` is the name as the user typed it: the reply's copy of it may
+/// have been altered on the wire (a space cannot travel in that place).
+pub fn nick_refusal(code: &str, tried: &str, reason: &str) -> String {
+    let tried = for_display(tried);
+    if code == ERR_NICKNAMEINUSE {
+        return format!("That username is taken: {tried}");
+    }
+    let rule = reason
+        .strip_prefix("Erroneous nickname")
+        .map(|r| r.trim_start_matches(':').trim())
+        .filter(|r| !r.is_empty())
+        .unwrap_or(reason);
+    format!(
+        "That username is not allowed: {tried:?}: {}",
+        for_display(rule)
+    )
 }
 
 struct UsersQuery {
@@ -233,7 +313,74 @@ impl App {
             list: None,
             requested_away: None,
             dm: None,
+            pending: VecDeque::new(),
+            next_pending: 0,
+            sync_sent: 0,
+            sync_seen: 0,
         }
+    }
+
+    /// A barrier: a request the tracker answers after everything sent
+    /// before it. Not `PING`: a tracker may answer PING from the
+    /// connection itself, ahead of replies the chat state is still
+    /// preparing (ours does), while `WHO` is answered in order with the
+    /// other commands. [`App::synced`] says when the latest one came back.
+    pub fn sync_request(&mut self) -> Message {
+        self.sync_sent += 1;
+        Message::new("WHO").param(format!("{SYNC_MASK}{}", self.sync_sent))
+    }
+
+    /// Whether the tracker has answered everything sent before the latest
+    /// [`App::sync_request`].
+    pub fn synced(&self) -> bool {
+        self.sync_seen >= self.sync_sent
+    }
+
+    /// Own lines not confirmed after `after`, not reported before: shown
+    /// as [`Event::Sending`] by the plain mode, which cannot mark a line
+    /// it printed already.
+    pub fn overdue(&mut self, now: Timestamp, after: SignedDuration) -> Vec<Event> {
+        let mut out = Vec::new();
+        for p in self.pending.iter_mut().filter(|p| !p.reported) {
+            if now.duration_since(p.sent) >= after {
+                p.reported = true;
+                out.push(Event::Sending {
+                    time: p.sent,
+                    id: p.id,
+                    window: p.window.clone(),
+                    from: self.me.clone(),
+                    text: p.text.clone(),
+                    kind: p.kind,
+                });
+            }
+        }
+        out
+    }
+
+    /// When the oldest unreported pending line becomes overdue.
+    pub fn next_overdue(&self, after: SignedDuration) -> Option<Timestamp> {
+        self.pending
+            .iter()
+            .find(|p| !p.reported)
+            .and_then(|p| p.sent.checked_add(after).ok())
+    }
+
+    /// The link ended: the lines never confirmed, as one event (none if
+    /// every line was confirmed).
+    pub fn take_unsent(&mut self, now: Timestamp) -> Option<Event> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let lines = self.pending.drain(..).map(|p| (p.window, p.text)).collect();
+        Some(Event::Unsent { time: now, lines })
+    }
+
+    /// The oldest pending line to `target`, taken out: the tracker
+    /// refused or confirmed it.
+    fn take_pending(&mut self, target: &str) -> Option<Pending> {
+        let key = casefold(target);
+        let i = self.pending.iter().position(|p| p.target == key)?;
+        self.pending.remove(i)
     }
 
     /// Capabilities the tracker acknowledged during login.
@@ -365,17 +512,43 @@ impl App {
             };
             up.send
                 .push(Message::new("PRIVMSG").param(target).param(body));
-            if !self.echo_message {
-                let window = if target.starts_with('#') {
-                    Window::Room(target.to_string())
-                } else {
-                    Window::Dm(target.to_string())
-                };
-                let kind = if action {
-                    ChatKind::Action
-                } else {
-                    ChatKind::Message
-                };
+            let window = if target.starts_with('#') {
+                Window::Room(target.to_string())
+            } else {
+                Window::Dm(target.to_string())
+            };
+            let kind = if action {
+                ChatKind::Action
+            } else {
+                ChatKind::Message
+            };
+            if self.echo_message {
+                // Shown at once, marked pending until the echo confirms
+                // it. Echoes come back in the order sent; the tracker may
+                // clean the text, so they are matched by target, oldest
+                // first. (No `labeled-response` on our tracker to tag
+                // them: the order is enough, as one connection's lines
+                // are handled in turn.)
+                self.next_pending += 1;
+                let id = self.next_pending;
+                self.pending.push_back(Pending {
+                    id,
+                    target: casefold(target),
+                    window: window.clone(),
+                    text: chunk.clone(),
+                    kind,
+                    sent: now,
+                    reported: false,
+                });
+                up.events.push(Event::Sending {
+                    time: now,
+                    id,
+                    window,
+                    from: self.me.clone(),
+                    text: chunk,
+                    kind,
+                });
+            } else {
                 up.events.push(Event::Chat {
                     time: now,
                     window,
@@ -383,6 +556,7 @@ impl App {
                     text: chunk,
                     kind,
                     own: true,
+                    confirms: None,
                 });
             }
         }
@@ -469,10 +643,12 @@ impl App {
                     m.nick = new.clone();
                     self.members.insert(casefold(&new), m);
                 }
+                let me = casefold(&new) == casefold(&self.me);
                 up.events.push(Event::NickChanged {
                     time,
                     old: from,
                     new,
+                    me,
                 });
             }
             "AWAY" => {
@@ -508,18 +684,41 @@ impl App {
             }),
             "ERROR" => up.events.push(Event::Closed {
                 time,
-                reason: for_display(p(0)),
+                reason: closing_reason(p(0)),
             }),
-            "FAIL" => up.events.push(Event::Error {
-                time,
-                text: for_display(msg.params.last().map_or("", String::as_str)),
-            }),
+            "FAIL" => self.fail(msg, time, &mut up),
             code if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => {
                 self.numeric(msg, time, &mut up)
             }
             _ => {}
         }
         up
+    }
+
+    /// `FAIL <command> <code> [context...] :<text>` in our own words where
+    /// the tracker's text would be read against the client's.
+    fn fail(&mut self, msg: &Message, time: Timestamp, up: &mut Update) {
+        let p = |i: usize| msg.param_at(i).unwrap_or("");
+        let text = for_display(msg.params.last().map_or("", String::as_str));
+        let text = match (p(0), p(1)) {
+            // One answer wherever it is asked (/part, /close): everyone
+            // stays in #general, and leaving the tracker is `exit`.
+            ("PART", "CANNOT_LEAVE") => cannot_leave_general(),
+            ("PRIVMSG" | "NOTICE", _) => {
+                // The line was refused: it is not pending any more. The
+                // refusal names no target, and lines are handled in order,
+                // so it is the oldest.
+                if let Some(pending) = self.pending.pop_front() {
+                    up.events.push(Event::Unsent {
+                        time,
+                        lines: vec![(pending.window, pending.text)],
+                    });
+                }
+                text
+            }
+            _ => text,
+        };
+        up.events.push(Event::Error { time, text });
     }
 
     fn fetch_away_reason(&mut self, nick: &str, up: &mut Update) {
@@ -582,6 +781,11 @@ impl App {
         let target = msg.param_at(0).unwrap_or("");
         let raw = msg.param_at(1).unwrap_or("");
         let own = self.is_me(from);
+        let confirms = if own && msg.command == "PRIVMSG" {
+            self.take_pending(target).map(|p| p.id)
+        } else {
+            None
+        };
         let (kind, text) = if msg.command == "NOTICE" {
             (ChatKind::Notice, raw)
         } else if let Some(rest) = raw.strip_prefix("\x01ACTION ") {
@@ -612,6 +816,7 @@ impl App {
             text: for_display(text),
             kind,
             own,
+            confirms,
         });
     }
 
@@ -619,10 +824,32 @@ impl App {
         // params[0] is always our own nick.
         let p = |i: usize| msg.param_at(i).unwrap_or("");
         let last = for_display(msg.params.last().map_or("", String::as_str));
+        if matches!(
+            msg.command.as_str(),
+            ERR_NOSUCHNICK | ERR_NOSUCHCHANNEL | ERR_CANNOTSENDTOCHAN
+        ) && let Some(refused) = self.take_pending(p(1))
+        {
+            // The line waiting for its echo was refused: it reached nobody.
+            up.events.push(Event::Unsent {
+                time,
+                lines: vec![(refused.window, refused.text)],
+            });
+        }
         match msg.command.as_str() {
             RPL_WELCOME => {
                 self.me = p(0).to_string();
-                up.events.push(Event::Info { time, text: last });
+                // `Welcome ..., alice!alice@10.0.0.7`: the user@host part is
+                // IRC's, not something a person needs to read.
+                let me = casefold(&self.me);
+                let text = last
+                    .split(' ')
+                    .map(|w| match w.split_once('!') {
+                        Some((nick, rest)) if casefold(nick) == me && rest.contains('@') => nick,
+                        _ => w,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                up.events.push(Event::Info { time, text });
             }
             RPL_MOTD => up.events.push(Event::Info {
                 time,
@@ -663,6 +890,11 @@ impl App {
                         // Away, reason unknown yet: ask quietly.
                         self.fetch_away_reason(&nick, up);
                     }
+                }
+            }
+            RPL_ENDOFWHO if p(1).starts_with(SYNC_MASK) => {
+                if let Ok(n) = p(1)[SYNC_MASK.len()..].parse::<u64>() {
+                    self.sync_seen = self.sync_seen.max(n);
                 }
             }
             RPL_ENDOFWHO => {
@@ -790,6 +1022,10 @@ impl App {
                 }
             }
             RPL_HELPSTART | RPL_HELPTXT => up.events.push(Event::Info { time, text: last }),
+            ERR_NICKNAMEINUSE | ERR_ERRONEUSNICKNAME => up.events.push(Event::Error {
+                time,
+                text: nick_refusal(&msg.command, p(1), &last),
+            }),
             ERR_NOSUCHNICK => {
                 let nick = casefold(p(1));
                 let silent = self
@@ -809,11 +1045,24 @@ impl App {
             | RPL_WHOISHOST | "320" | RPL_ENDOFHELP | RPL_CHANNELMODEIS | RPL_CREATIONTIME
             | RPL_UMODEIS => {}
             code if code.starts_with('4') || code.starts_with('5') => {
-                up.events.push(Event::Error { time, text: last });
+                // `<me> <what> :<text>`: say what it is about (`#nope: No
+                // such room`), not just the text.
+                let text = match msg.params.len() {
+                    3.. => format!("{}: {last}", for_display(p(1))),
+                    _ => last,
+                };
+                up.events.push(Event::Error { time, text });
             }
             _ => up.events.push(Event::Info { time, text: last }),
         }
     }
+}
+
+/// The one answer to leaving `#general`, by `/part` or `/close`.
+pub fn cannot_leave_general() -> String {
+    format!(
+        "everyone stays in {GENERAL}, so it cannot be left or closed; to leave the tracker, type exit"
+    )
 }
 
 /// Builds a roster entry from an away reason as the tracker sent it.
@@ -869,7 +1118,8 @@ mod tests {
                 from: "alice".into(),
                 text: "hi there".into(),
                 kind: ChatKind::Message,
-                own: false
+                own: false,
+                confirms: None
             }]
         );
     }
@@ -895,15 +1145,29 @@ mod tests {
             up.send,
             vec![Message::new("PRIVMSG").param("#general").param("hello all")]
         );
-        assert!(
-            up.events.is_empty(),
-            "echo-message: shown when the tracker echoes it"
-        );
+        // Shown at once as pending; the echo confirms it.
+        let Event::Sending { id, text, .. } = &up.events[0] else {
+            panic!("{up:?}")
+        };
+        assert_eq!(text, "hello all");
+        let first = *id;
         let up = a.on_input("@bob hi", t());
         assert_eq!(
             up.send,
             vec![Message::new("PRIVMSG").param("bob").param("hi")]
         );
+        let up = feed(&mut a, ":me!m@h PRIVMSG #general :hello all");
+        assert!(
+            matches!(&up.events[0], Event::Chat { own: true, confirms: Some(id), .. } if *id == first),
+            "{up:?}"
+        );
+        // bob left meanwhile: the DM is refused, it is not pending any more.
+        let up = feed(&mut a, ":confab 401 me bob :No such user");
+        assert!(
+            matches!(&up.events[0], Event::Unsent { lines, .. } if lines == &vec![(Window::Dm("bob".into()), "hi".to_string())]),
+            "{up:?}"
+        );
+        assert!(a.take_unsent(t()).is_none());
         let up = a.on_input("/exit", t());
         assert_eq!(up.quit.as_deref(), Some("Leaving"));
     }
@@ -1093,6 +1357,111 @@ mod tests {
             up.send,
             vec![Message::new("PRIVMSG").param("#games").param("hi")]
         );
+    }
+
+    #[test]
+    fn pending_lines_overdue_and_unsent() {
+        let mut a = app();
+        a.on_input("one", t());
+        let later = |secs: i64| t().checked_add(SignedDuration::from_secs(secs)).unwrap();
+        let after = SignedDuration::from_secs(1);
+        assert_eq!(a.next_overdue(after), Some(later(1)));
+        assert!(a.overdue(t(), after).is_empty(), "not yet");
+        a.on_input("two", later(1));
+        let shown = a.overdue(later(1), after);
+        assert!(
+            matches!(&shown[..], [Event::Sending { text, .. }] if text == "one"),
+            "{shown:?}"
+        );
+        assert!(a.overdue(later(1), after).is_empty(), "reported once");
+        assert_eq!(a.next_overdue(after), Some(later(2)));
+        // The tracker cleaned the text: matched by target, oldest first.
+        let up = feed(&mut a, ":me!m@h PRIVMSG #GENERAL :one!");
+        assert!(matches!(
+            &up.events[0],
+            Event::Chat {
+                confirms: Some(1),
+                ..
+            }
+        ));
+        let gone = a.take_unsent(later(9));
+        assert_eq!(
+            gone,
+            Some(Event::Unsent {
+                time: later(9),
+                lines: vec![(Window::Room("#general".into()), "two".into())]
+            })
+        );
+        // Refused by the tracker (FAIL): reported as not sent, with why.
+        a.on_input("three", t());
+        let up = feed(
+            &mut a,
+            ":confab FAIL PRIVMSG CANNOT_RECORD #general :Not recorded",
+        );
+        assert!(matches!(&up.events[0], Event::Unsent { .. }));
+        assert!(matches!(&up.events[1], Event::Error { text, .. } if text == "Not recorded"));
+    }
+
+    #[test]
+    fn sync_barrier_is_answered_in_order() {
+        let mut a = app();
+        a.on_input("/users", t());
+        let barrier = a.sync_request();
+        assert_eq!(barrier, Message::new("WHO").param("confab.sync.1"));
+        assert!(!a.synced());
+        // The answer to /users is not taken for the barrier's, nor the
+        // barrier's for a /users list.
+        feed(&mut a, ":confab 352 me #general m h confab me H :0 me");
+        let up = feed(&mut a, ":confab 315 me #general :End of WHO list");
+        assert!(matches!(&up.events[0], Event::Users { .. }));
+        assert!(!a.synced());
+        let up = feed(&mut a, ":confab 315 me confab.sync.1 :End of WHO list");
+        assert!(up.events.is_empty() && a.synced());
+        a.sync_request();
+        assert!(!a.synced());
+    }
+
+    #[test]
+    fn irc_jargon_in_plain_words() {
+        let mut a = App::new("alice", "t:1");
+        let up = feed(
+            &mut a,
+            ":confab 001 alice :Welcome to the confab tracker, alice!alice@127.0.0.1",
+        );
+        assert!(
+            matches!(&up.events[0], Event::Info { text, .. } if text == "Welcome to the confab tracker, alice")
+        );
+        let up = feed(&mut a, ":confab 433 alice bob :Nickname is already in use");
+        assert!(
+            matches!(&up.events[0], Event::Error { text, .. } if text == "That username is taken: bob")
+        );
+        let up = feed(
+            &mut a,
+            ":confab 432 alice 1x :Erroneous nickname: usernames may not start with a digit",
+        );
+        assert!(
+            matches!(&up.events[0], Event::Error { text, .. } if text == "That username is not allowed: \"1x\": usernames may not start with a digit"),
+            "{up:?}"
+        );
+        let up = feed(&mut a, ":alice!a@h NICK alicia");
+        assert!(matches!(&up.events[0], Event::NickChanged { me: true, .. }));
+        let up = feed(&mut a, ":bob!b@h NICK robert");
+        assert!(matches!(
+            &up.events[0],
+            Event::NickChanged { me: false, .. }
+        ));
+        let up = feed(
+            &mut a,
+            ":confab FAIL PART CANNOT_LEAVE #general :Everyone stays in #general; /exit (QUIT) leaves the tracker",
+        );
+        assert!(
+            matches!(&up.events[0], Event::Error { text, .. } if *text == cannot_leave_general())
+        );
+        assert_eq!(
+            closing_reason("Closing link: 10.0.0.7 (tracker shutting down)"),
+            "tracker shutting down"
+        );
+        assert_eq!(closing_reason("something else"), "something else");
     }
 
     #[test]

@@ -691,6 +691,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 match sub.as_str() {
                     "LS" => {
                         pending.negotiating = true;
+                        // Whether a password is needed, before the client
+                        // asks its user for one (see PASSWORD_NOTICE).
+                        if self.ctx.password.is_some() {
+                            self.push(
+                                Message::new("NOTICE")
+                                    .with_source(server.clone())
+                                    .param("*")
+                                    .param(caps::PASSWORD_NOTICE),
+                            );
+                        }
                         self.push(
                             Message::new("CAP")
                                 .with_source(server)
