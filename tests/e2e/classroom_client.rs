@@ -84,19 +84,14 @@ fn exit_alone_on_a_line_leaves_and_say_sends_the_word() {
     let mut alice = ClientProc::join(&tracker, "alice");
     let mut bob = ClientProc::join(&tracker, "bob");
     alice.expect("#general --> bob joined");
-    bob.send("/say exit");
-    alice.expect("#general <bob> exit");
     // stdin stays open: the word itself leaves.
     bob.send("exit");
     alice.expect("<-- bob left (Quit: Leaving)");
     assert_eq!(bob.wait_exit().code(), Some(0));
-    assert!(
-        bob.out
-            .drain()
-            .iter()
-            .any(|l| l == "*** you left the tracker")
-    );
+    assert!(bob.out.drain().iter().any(|l| l == "*** you left the tracker"));
     let mut carol = ClientProc::join(&tracker, "carol");
+    carol.send("/say exit");
+    alice.expect("#general <carol> exit");
     carol.send("  QUIT ");
     alice.expect("<-- carol left (Quit: Leaving)");
     assert_eq!(carol.wait_exit().code(), Some(0));
@@ -105,7 +100,7 @@ fn exit_alone_on_a_line_leaves_and_say_sends_the_word() {
         .into_iter()
         .filter(|l| l.starts_with("msg "))
         .collect();
-    assert_eq!(said, ["msg #general <bob> exit"]);
+    assert_eq!(said, ["msg #general <carol> exit"]);
 }
 
 /// Items 4, 8 and 9 full-screen: Ctrl+C with text typed clears it (Up
