@@ -22,8 +22,10 @@ const PASSWORD_TRIES: usize = 3;
 const PING_AFTER: Duration = Duration::from_secs(60);
 /// How long to wait for the tracker to confirm a QUIT.
 const QUIT_WAIT: Duration = Duration::from_secs(2);
-/// How long piped input's last commands may wait for their answers
-/// before the client leaves anyway.
+/// How long piped input's last commands may wait in silence for their
+/// answers before the client leaves anyway. Silence, not in all: a file
+/// of lines piped in goes out at the tracker's flood-control pace (a few
+/// lines a second past a burst), and each echo shows it is still coming.
 pub const DRAIN_WAIT: Duration = Duration::from_secs(5);
 /// How long the first connection waits for the tracker to say whether it
 /// needs a password.
@@ -639,7 +641,8 @@ pub async fn run_plain(
 
 /// Before leaving with piped input: waits until the tracker has answered
 /// everything sent, including what the answers made the client ask in
-/// turn (a `/users` list waits for away reasons), or [`DRAIN_WAIT`].
+/// turn (a `/users` list waits for away reasons), or until it has been
+/// silent for [`DRAIN_WAIT`].
 /// Each round ends with a sync barrier ([`App::sync_request`]); an event,
 /// not a sleep. Returns the reason if the tracker closed the link.
 async fn wait_for_answers_to_sent(
@@ -648,11 +651,10 @@ async fn wait_for_answers_to_sent(
     out: &mut dyn Write,
     print: &dyn Fn(&mut dyn Write, &[Event]),
 ) -> Result<Option<String>, ClientError> {
-    let deadline = Instant::now() + DRAIN_WAIT;
     let barrier = app.sync_request();
     send_all(conn, &[barrier]).await?;
     while !app.synced() {
-        let incoming = match tokio::time::timeout_at(deadline, conn.recv()).await {
+        let incoming = match tokio::time::timeout(DRAIN_WAIT, conn.recv()).await {
             Ok(incoming) => incoming,
             Err(_) => break,
         };

@@ -253,11 +253,24 @@ const SYNC_MASK: &str = "confab.sync.";
 /// wording IRC servers use in `ERROR`; other texts are kept as they are.
 pub fn closing_reason(text: &str) -> String {
     let text = for_display(text);
-    text.strip_prefix("Closing link:")
+    let reason = text
+        .strip_prefix("Closing link:")
         .and_then(|rest| rest.split_once('('))
         .and_then(|(_, r)| r.strip_suffix(')'))
         .map(|r| r.trim().to_string())
-        .unwrap_or(text)
+        .unwrap_or(text);
+    // IRC's names for why a link was cut, explained; the name is kept, as
+    // it is what a search or the operator's log shows.
+    if reason == "Excess Flood" {
+        return "you sent too many lines too fast (Excess Flood)".into();
+    }
+    if reason == "SendQ exceeded" {
+        return "your connection could not keep up with the messages (SendQ exceeded)".into();
+    }
+    if let Some(secs) = reason.strip_prefix("Ping timeout: ") {
+        return format!("nothing heard from your side for {secs} (Ping timeout)");
+    }
+    reason
 }
 
 /// What a refused username is called in our own words: `433` (taken) and
@@ -1462,6 +1475,10 @@ mod tests {
             "tracker shutting down"
         );
         assert_eq!(closing_reason("something else"), "something else");
+        assert_eq!(
+            closing_reason("Closing link: 10.0.0.7 (Excess Flood)"),
+            "you sent too many lines too fast (Excess Flood)"
+        );
     }
 
     #[test]

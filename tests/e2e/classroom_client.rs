@@ -88,7 +88,12 @@ fn exit_alone_on_a_line_leaves_and_say_sends_the_word() {
     bob.send("exit");
     alice.expect("<-- bob left (Quit: Leaving)");
     assert_eq!(bob.wait_exit().code(), Some(0));
-    assert!(bob.out.drain().iter().any(|l| l == "*** you left the tracker"));
+    assert!(
+        bob.out
+            .drain()
+            .iter()
+            .any(|l| l == "*** you left the tracker")
+    );
     let mut carol = ClientProc::join(&tracker, "carol");
     carol.send("/say exit");
     alice.expect("#general <carol> exit");
@@ -376,6 +381,45 @@ fn piped_commands_get_their_answers() {
             Some("*** you left the tracker")
         );
     }
+}
+
+/// Item 11, lines: a file piped in is sent whole even when the tracker's
+/// flood control paces it over several seconds; the client leaves only
+/// once every line is confirmed.
+#[test]
+fn a_piped_file_arrives_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tracker = Tracker::start_in(dir.path(), &["--stay"]);
+    let mut alice = ClientProc::join(&tracker, "alice");
+    let lines: Vec<String> = (1..=40).map(|i| format!("lesson line {i}")).collect();
+    let mut cmd = client_command(
+        &tracker,
+        &["--user", "bob", "--fingerprint", &tracker.fingerprint],
+    );
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().expect("client");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("{}\n", lines.join("\n")).as_bytes())
+        .expect("write");
+    drop(stdin);
+    let mut out = Lines::spawn(child.stdout.take().expect("stdout"));
+    assert_eq!(wait_exit(&mut child, WAIT).code(), Some(0));
+    for l in &lines {
+        alice.expect(&format!("#general <bob> {l}"));
+    }
+    alice.expect("<-- bob left (Quit: Leaving)");
+    let shown: Vec<String> = out.drain().iter().map(|l| body(l).to_string()).collect();
+    assert!(
+        !shown.iter().any(|l| l.starts_with("!!! not sent")),
+        "{shown:#?}"
+    );
+    let logged = tracker
+        .log_events()
+        .iter()
+        .filter(|l| l.starts_with("msg #general <bob> lesson line "))
+        .count();
+    assert_eq!(logged, 40);
 }
 
 /// Item 12, plain mode: a line sent to a frozen tracker is shown as
