@@ -94,6 +94,9 @@ impl PlainRenderer {
                 place(window),
                 body(from, text, *kind)
             )],
+            Event::Unsent {
+                explained: true, ..
+            } => Vec::new(),
             Event::Unsent { lines, .. } => lines
                 .iter()
                 .map(|(window, text)| format!("!!! not sent: {} {text}", place(window)))

@@ -82,6 +82,9 @@ pub enum Event {
         time: Timestamp,
         /// Where each was going and its text, oldest first.
         lines: Vec<(Window, String)>,
+        /// The tracker's refusal, shown as an error just before, already
+        /// names the line: the plain mode prints nothing more.
+        explained: bool,
     },
     Joined {
         time: Timestamp,
@@ -385,7 +388,11 @@ impl App {
             return None;
         }
         let lines = self.pending.drain(..).map(|p| (p.window, p.text)).collect();
-        Some(Event::Unsent { time: now, lines })
+        Some(Event::Unsent {
+            time: now,
+            lines,
+            explained: false,
+        })
     }
 
     /// The oldest pending line to `target`, taken out: the tracker
@@ -717,21 +724,21 @@ impl App {
             // One answer wherever it is asked (/part, /close): everyone
             // stays in #general, and leaving the tracker is `exit`.
             ("PART", "CANNOT_LEAVE") => cannot_leave_general(),
-            ("PRIVMSG" | "NOTICE", _) => {
-                // The line was refused: it is not pending any more. The
-                // refusal names no target, and lines are handled in order,
-                // so it is the oldest.
-                if let Some(pending) = self.pending.pop_front() {
-                    up.events.push(Event::Unsent {
-                        time,
-                        lines: vec![(pending.window, pending.text)],
-                    });
-                }
-                text
-            }
             _ => text,
         };
         up.events.push(Event::Error { time, text });
+        if matches!(p(0), "PRIVMSG" | "NOTICE")
+            && let Some(pending) = self.pending.pop_front()
+        {
+            // The line was refused: it is not pending any more. The
+            // refusal names no target, and lines are handled in order, so
+            // it is the oldest.
+            up.events.push(Event::Unsent {
+                time,
+                lines: vec![(pending.window, pending.text)],
+                explained: true,
+            });
+        }
     }
 
     fn fetch_away_reason(&mut self, nick: &str, up: &mut Update) {
@@ -837,17 +844,24 @@ impl App {
         // params[0] is always our own nick.
         let p = |i: usize| msg.param_at(i).unwrap_or("");
         let last = for_display(msg.params.last().map_or("", String::as_str));
-        if matches!(
-            msg.command.as_str(),
-            ERR_NOSUCHNICK | ERR_NOSUCHCHANNEL | ERR_CANNOTSENDTOCHAN
-        ) && let Some(refused) = self.take_pending(p(1))
-        {
+        let refused = match msg.command.as_str() {
+            ERR_NOSUCHNICK | ERR_NOSUCHCHANNEL | ERR_CANNOTSENDTOCHAN => self.take_pending(p(1)),
+            _ => None,
+        };
+        self.numeric_reply(msg, time, &last, up);
+        if let Some(refused) = refused {
             // The line waiting for its echo was refused: it reached nobody.
             up.events.push(Event::Unsent {
                 time,
                 lines: vec![(refused.window, refused.text)],
+                explained: false,
             });
         }
+    }
+
+    fn numeric_reply(&mut self, msg: &Message, time: Timestamp, last: &str, up: &mut Update) {
+        let p = |i: usize| msg.param_at(i).unwrap_or("");
+        let last = last.to_string();
         match msg.command.as_str() {
             RPL_WELCOME => {
                 self.me = p(0).to_string();
@@ -1177,7 +1191,11 @@ mod tests {
         // bob left meanwhile: the DM is refused, it is not pending any more.
         let up = feed(&mut a, ":confab 401 me bob :No such user");
         assert!(
-            matches!(&up.events[0], Event::Unsent { lines, .. } if lines == &vec![(Window::Dm("bob".into()), "hi".to_string())]),
+            matches!(&up.events[0], Event::Error { text, .. } if text == "no such user: bob"),
+            "{up:?}"
+        );
+        assert!(
+            matches!(&up.events[1], Event::Unsent { lines, explained: false, .. } if lines == &vec![(Window::Dm("bob".into()), "hi".to_string())]),
             "{up:?}"
         );
         assert!(a.take_unsent(t()).is_none());
@@ -1402,7 +1420,8 @@ mod tests {
             gone,
             Some(Event::Unsent {
                 time: later(9),
-                lines: vec![(Window::Room("#general".into()), "two".into())]
+                lines: vec![(Window::Room("#general".into()), "two".into())],
+                explained: false
             })
         );
         // Refused by the tracker (FAIL): reported as not sent, with why.
@@ -1411,8 +1430,14 @@ mod tests {
             &mut a,
             ":confab FAIL PRIVMSG CANNOT_RECORD #general :Not recorded",
         );
-        assert!(matches!(&up.events[0], Event::Unsent { .. }));
-        assert!(matches!(&up.events[1], Event::Error { text, .. } if text == "Not recorded"));
+        assert!(matches!(&up.events[0], Event::Error { text, .. } if text == "Not recorded"));
+        assert!(matches!(
+            &up.events[1],
+            Event::Unsent {
+                explained: true,
+                ..
+            }
+        ));
     }
 
     #[test]

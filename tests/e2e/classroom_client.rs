@@ -67,6 +67,31 @@ fn side_status(screen: &str, nick: &str) -> Option<String> {
     })
 }
 
+/// Freezes `child` with SIGSTOP and waits until every one of its threads
+/// is stopped: `kill` returns once the signal is queued, and a thread
+/// busy on another core may still handle a line before it stops.
+fn freeze(child: &std::process::Child) {
+    signal(child, "STOP");
+    let tasks = format!("/proc/{}/task", child.id());
+    poll(
+        "every thread of the tracker stopped",
+        || {
+            let all = std::fs::read_dir(&tasks).ok()?.all(|t| {
+                t.ok()
+                    .and_then(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+                    .and_then(|stat| {
+                        // `pid (comm) S ...`: the state follows the last ')'.
+                        let (_, rest) = stat.rsplit_once(')')?;
+                        rest.split_whitespace().next().map(|s| s == "T" || s == "t")
+                    })
+                    .unwrap_or(false)
+            });
+            all.then_some(())
+        },
+        || std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default(),
+    );
+}
+
 /// After the client ended: its exit code and what it printed.
 fn ended(term: &Tmux, code: &str) -> String {
     let screen = term.wait_screen("TTY=");
@@ -433,7 +458,7 @@ fn plain_line_pending_while_the_tracker_is_frozen() {
     let mut bob = ClientProc::join(&tracker, "bob");
     alice.expect("#general --> bob joined");
 
-    signal(&tracker.child, "STOP");
+    freeze(&tracker.child);
     bob.send("said while frozen");
     bob.expect("#general <bob> said while frozen (sending…)");
     signal(&tracker.child, "CONT");
@@ -445,7 +470,7 @@ fn plain_line_pending_while_the_tracker_is_frozen() {
     alice.expect("#general <bob> quick one");
     bob.expect("#general <bob> quick one");
 
-    signal(&tracker.child, "STOP");
+    freeze(&tracker.child);
     bob.send("never confirmed");
     bob.expect("#general <bob> never confirmed (sending…)");
     signal(&tracker.child, "KILL");
@@ -481,7 +506,7 @@ fn full_screen_line_pending_while_the_tracker_is_frozen() {
     let alice = full_screen("frozen", &tracker, "alice", &[]);
     bob.expect("#general --> alice joined");
 
-    signal(&tracker.child, "STOP");
+    freeze(&tracker.child);
     alice.type_line("hello frozen room");
     alice.wait_screen("<alice> hello frozen room (sending…)");
     signal(&tracker.child, "CONT");
@@ -490,7 +515,7 @@ fn full_screen_line_pending_while_the_tracker_is_frozen() {
         s.matches("<alice> hello frozen room").count() == 1 && !s.contains("(sending…)")
     });
 
-    signal(&tracker.child, "STOP");
+    freeze(&tracker.child);
     alice.type_line("lost words");
     alice.wait_screen("<alice> lost words (sending…)");
     signal(&tracker.child, "KILL");

@@ -700,7 +700,9 @@ impl View {
                     pending: Some(*id),
                 });
             }
-            Event::Unsent { lines, .. } => {
+            Event::Unsent {
+                lines, explained, ..
+            } => {
                 for (window, text) in lines {
                     let marked = self.find(window).and_then(|idx| {
                         let w = &mut self.windows[idx];
@@ -710,7 +712,7 @@ impl View {
                         line.pending = None;
                         Some(())
                     });
-                    if marked.is_none() {
+                    if marked.is_none() && !explained {
                         let note = format!("!!! not sent: {}", for_display(text));
                         self.note(self.active, &clock, &note, Tone::Error);
                     }
