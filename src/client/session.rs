@@ -323,7 +323,7 @@ fn ask_nick(prompt: &mut dyn Prompter, why: Option<&str>) -> Result<String, Clie
         let n = n.trim().to_string();
         match crate::proto::nick::validate_nick(&n) {
             Ok(()) => return Ok(n),
-            Err(e) => eprintln!("{e}"),
+            Err(e) => eprintln!("That username is not allowed: {n:?}: {e}"),
         }
     }
 }
