@@ -67,6 +67,7 @@ fn side_status(screen: &str, nick: &str) -> Option<String> {
     })
 }
 
+#[cfg(target_os = "linux")]
 /// Freezes `child` with SIGSTOP and waits until every one of its threads
 /// is stopped: `kill` returns once the signal is queued, and a thread
 /// busy on another core may still handle a line before it stops.
@@ -450,6 +451,7 @@ fn a_piped_file_arrives_whole() {
 /// Item 12, plain mode: a line sent to a frozen tracker is shown as
 /// `(sending…)`, then confirmed when the tracker resumes; one sent before
 /// the tracker dies is reported as not sent.
+#[cfg(target_os = "linux")] // freeze() reads /proc
 #[test]
 fn plain_line_pending_while_the_tracker_is_frozen() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -495,6 +497,7 @@ fn plain_line_pending_while_the_tracker_is_frozen() {
 
 /// Item 12, full-screen: shown at once, marked, confirmed in place; a
 /// drop lists what was not sent after the terminal is restored.
+#[cfg(target_os = "linux")] // freeze() reads /proc
 #[test]
 fn full_screen_line_pending_while_the_tracker_is_frozen() {
     if !have(&["tmux"]) {
