@@ -567,6 +567,82 @@ fn no_password_question_for_an_open_tracker() {
     term.wait_screen("#general --> you joined");
 }
 
+/// Item 13, the fallback: a tracker that does not say it needs a password
+/// (an older one, or another IRC server) and refuses the login without
+/// one: the client asks for the password then, and logs in.
+#[test]
+fn a_tracker_that_does_not_say_gets_the_password_after_refusing() {
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    if !have(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // An IRC server of its own: refuses a login without PASS, welcomes one
+    // with it. Reports each connection's lines.
+    let server = std::thread::spawn(move || {
+        let mut sessions = Vec::new();
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().expect("accept");
+            let mut out = stream.try_clone().expect("clone");
+            let mut seen = Vec::new();
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                seen.push(line.clone());
+                let reply = match line.split(' ').next().unwrap_or("") {
+                    "CAP" if line.starts_with("CAP LS") => ":old CAP * LS :\r\n".to_string(),
+                    "USER" if seen.iter().any(|l| l.starts_with("PASS ")) => {
+                        ":old 001 zed :Welcome, zed\r\n".to_string()
+                    }
+                    "USER" => ":old 464 * :Password incorrect\r\nERROR :Closing link: 127.0.0.1 (Bad password)\r\n".to_string(),
+                    _ => String::new(),
+                };
+                let _ = out.write_all(reply.as_bytes());
+                // After a welcome the link stays open until the client goes.
+                if reply.contains("ERROR") {
+                    break;
+                }
+            }
+            sessions.push(seen);
+        }
+        sessions
+    });
+    let known = dir.path().join("known").display().to_string();
+    let term = Tmux::start(
+        "classroom-old",
+        &wrapped(
+            dir.path(),
+            client_bin(),
+            &[
+                &format!("127.0.0.1:{port}"),
+                "--no-tls",
+                "--user",
+                "zed",
+                "--known-trackers",
+                &known,
+            ],
+        ),
+        &[],
+        &["CONFAB_PASSWORD"],
+    );
+    term.wait_screen("The tracker needs a password. Password: ");
+    term.type_line("sesame");
+    term.wait_screen("Welcome, zed");
+    drop(term);
+    let sessions = server.join().expect("server");
+    assert!(
+        sessions[0].iter().any(|l| l == "NICK zed")
+            && !sessions[0].iter().any(|l| l.starts_with("PASS")),
+        "first a login without a password: {sessions:?}"
+    );
+    assert!(
+        sessions[1].iter().any(|l| l == "PASS sesame"),
+        "{sessions:?}"
+    );
+}
+
 /// Item 15: others' status changes stay out of the conversation (the side
 /// list shows them); Alt+S shows them, folded into one line.
 #[test]
