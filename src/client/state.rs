@@ -16,7 +16,17 @@ use crate::proto::status::{self, Status};
 
 pub const GENERAL: &str = "#general";
 /// Capabilities the client asks for when the tracker offers them.
-pub const WANTED_CAPS: &[&str] = &["away-notify", "echo-message", "message-tags", "server-time"];
+/// `labeled-response` (with `batch`, which it relies on) tags our own
+/// lines so their echoes and refusals are matched exactly; without it they
+/// are matched by target, in order.
+pub const WANTED_CAPS: &[&str] = &[
+    "away-notify",
+    "batch",
+    "echo-message",
+    "labeled-response",
+    "message-tags",
+    "server-time",
+];
 
 /// Where a chat line belongs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,6 +220,8 @@ pub struct App {
     /// Everyone we share a room with, by folded nick.
     members: BTreeMap<String, Member>,
     echo_message: bool,
+    /// `labeled-response`: our lines carry `label=<pending id>`.
+    labels: bool,
     /// WHO queries in flight, answered in order by the tracker: `None` for
     /// the client's own silent sync, `Some` for a `/users` from the person.
     who_queue: VecDeque<Option<UsersQuery>>,
@@ -246,6 +258,9 @@ struct Pending {
     /// Already shown as "still sending" by [`App::overdue`].
     reported: bool,
 }
+
+/// Our labels (`labeled-response`): this and the pending line's id.
+const LABEL_PREFIX: &str = "c";
 
 /// The mask of a sync barrier: `WHO` answers a mask that matches nobody
 /// with just its end line, which names the mask. Nicks cannot contain a
@@ -322,6 +337,7 @@ impl App {
             rooms: Vec::new(),
             members: BTreeMap::new(),
             echo_message: false,
+            labels: false,
             who_queue: VecDeque::new(),
             whois_queue: VecDeque::new(),
             users_waiting: None,
@@ -397,6 +413,22 @@ impl App {
 
     /// The oldest pending line to `target`, taken out: the tracker
     /// refused or confirmed it.
+    /// The pending line an answer is about: by its label when the tracker
+    /// labels answers, else the oldest to `target`.
+    fn take_answered(&mut self, msg: &Message, target: &str) -> Option<Pending> {
+        let labelled = msg
+            .tag_value("label")
+            .and_then(|l| l.strip_prefix(LABEL_PREFIX))
+            .and_then(|n| n.parse::<u64>().ok());
+        match labelled {
+            Some(id) => {
+                let i = self.pending.iter().position(|p| p.id == id)?;
+                self.pending.remove(i)
+            }
+            None => self.take_pending(target),
+        }
+    }
+
     fn take_pending(&mut self, target: &str) -> Option<Pending> {
         let key = casefold(target);
         let i = self.pending.iter().position(|p| p.target == key)?;
@@ -406,6 +438,7 @@ impl App {
     /// Capabilities the tracker acknowledged during login.
     pub fn set_caps(&mut self, acked: &[String]) {
         self.echo_message = acked.iter().any(|c| c == "echo-message");
+        self.labels = self.echo_message && acked.iter().any(|c| c == "labeled-response");
         self.away_echo = self.echo_message && acked.iter().any(|c| c == "away-notify");
     }
 
@@ -530,8 +563,14 @@ impl App {
             } else {
                 chunk.clone()
             };
-            up.send
-                .push(Message::new("PRIVMSG").param(target).param(body));
+            let mut line = Message::new("PRIVMSG").param(target).param(body);
+            if self.labels {
+                line = line.tag(
+                    "label",
+                    Some(format!("{LABEL_PREFIX}{}", self.next_pending + 1)),
+                );
+            }
+            up.send.push(line);
             let window = if target.starts_with('#') {
                 Window::Room(target.to_string())
             } else {
@@ -544,11 +583,10 @@ impl App {
             };
             if self.echo_message {
                 // Shown at once, marked pending until the echo confirms
-                // it. Echoes come back in the order sent; the tracker may
-                // clean the text, so they are matched by target, oldest
-                // first. (No `labeled-response` on our tracker to tag
-                // them: the order is enough, as one connection's lines
-                // are handled in turn.)
+                // it. With `labeled-response` the echo carries our label;
+                // without (our tracker does not offer it), echoes come back
+                // in the order sent, and as the tracker may clean the text,
+                // they are matched by target, oldest first.
                 self.next_pending += 1;
                 let id = self.next_pending;
                 self.pending.push_back(Pending {
@@ -728,7 +766,10 @@ impl App {
         };
         up.events.push(Event::Error { time, text });
         if matches!(p(0), "PRIVMSG" | "NOTICE")
-            && let Some(pending) = self.pending.pop_front()
+            && let Some(pending) = match msg.tag_value("label") {
+                Some(_) => self.take_answered(msg, ""),
+                None => self.pending.pop_front(),
+            }
         {
             // The line was refused: it is not pending any more. The
             // refusal names no target, and lines are handled in order, so
@@ -802,7 +843,7 @@ impl App {
         let raw = msg.param_at(1).unwrap_or("");
         let own = self.is_me(from);
         let confirms = if own && msg.command == "PRIVMSG" {
-            self.take_pending(target).map(|p| p.id)
+            self.take_answered(msg, target).map(|p| p.id)
         } else {
             None
         };
@@ -845,7 +886,9 @@ impl App {
         let p = |i: usize| msg.param_at(i).unwrap_or("");
         let last = for_display(msg.params.last().map_or("", String::as_str));
         let refused = match msg.command.as_str() {
-            ERR_NOSUCHNICK | ERR_NOSUCHCHANNEL | ERR_CANNOTSENDTOCHAN => self.take_pending(p(1)),
+            ERR_NOSUCHNICK | ERR_NOSUCHCHANNEL | ERR_CANNOTSENDTOCHAN => {
+                self.take_answered(msg, p(1))
+            }
             _ => None,
         };
         self.numeric_reply(msg, time, &last, up);
@@ -1438,6 +1481,47 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn labels_match_echoes_out_of_order() {
+        let mut a = App::new("me", "t:1");
+        a.set_caps(&[
+            "echo-message".into(),
+            "labeled-response".into(),
+            "batch".into(),
+        ]);
+        let one = a.on_input("one", t()).send;
+        let two = a.on_input("two", t()).send;
+        assert_eq!(one[0].tag_value("label"), Some("c1"));
+        assert_eq!(two[0].tag_value("label"), Some("c2"));
+        let up = feed(&mut a, "@label=c2 :me!m@h PRIVMSG #general :two");
+        assert!(matches!(
+            &up.events[0],
+            Event::Chat {
+                confirms: Some(2),
+                ..
+            }
+        ));
+        let up = feed(&mut a, "@label=c1 :me!m@h PRIVMSG #general :one");
+        assert!(matches!(
+            &up.events[0],
+            Event::Chat {
+                confirms: Some(1),
+                ..
+            }
+        ));
+        // A labelled refusal takes the line it names.
+        a.on_input("three", t());
+        a.on_input("@bob four", t());
+        let up = feed(&mut a, "@label=c4 :confab 401 me bob :No such user");
+        assert!(
+            matches!(&up.events[1], Event::Unsent { lines, .. } if lines[0].1 == "four"),
+            "{up:?}"
+        );
+        // Without the cap, no label is sent.
+        let mut plain = app();
+        assert_eq!(plain.on_input("x", t()).send[0].tag_value("label"), None);
     }
 
     #[test]
