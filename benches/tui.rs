@@ -44,6 +44,7 @@ fn message(i: usize, now: Timestamp) -> Event {
         text,
         kind: ChatKind::Message,
         own: false,
+        confirms: None,
     }
 }
 

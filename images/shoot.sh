@@ -79,6 +79,11 @@ for who in alice; do
     pids+=($!)
 done
 
+# Others' status changes are left out of the conversation by default;
+# Alt+S shows them (folded), as the screenshot explains them.
+t send-keys -t alice M-s
+wait_for alice 'status changes are shown'
+
 # Everyone goes idle; all but erin act again below, so she stays INACTIVE.
 wait_for alice 'you are now INACTIVE' 60
 

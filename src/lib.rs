@@ -56,6 +56,8 @@
 //!       mention marks, scroll position, roster; updated by events and
 //!       keys, no I/O.
 //!     - `editor`: the input line: editing, history, Tab completion.
+//!     - `keys`: the key table: what each key does and what `/help` and
+//!       the README say about it, from one list.
 //!     - `draw`: draws a view (drawing only).
 //!     - `terminal`: raw mode and the alternate screen, always restored.
 

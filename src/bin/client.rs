@@ -14,17 +14,24 @@ use confab::tls::Fingerprint;
 
 /// Join a confab tracker and chat.
 #[derive(Parser, Debug)]
-#[command(name = "client", version = confab::VERSION, about)]
+#[command(
+    name = "client",
+    version = confab::VERSION,
+    about,
+    after_help = "The tracker's password: --password-file PATH, else the CONFAB_PASSWORD environment variable, \
+else the client asks for it (only when the tracker needs one).\n\
+To leave: type exit (or /exit), or Ctrl+C on an empty input; /help in the chat lists commands and keys."
+)]
 struct Args {
     /// The tracker: HOST, HOST:PORT or [IPv6]:PORT.
-    #[arg(required_unless_present_any = ["completions", "man"])]
+    #[arg(required_unless_present_any = ["completions", "man", "forget"])]
     tracker: Option<String>,
     /// Port, when not given with the host. Default 6697 (6667 with --no-tls).
     port: Option<u16>,
     /// Username to log in with.
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
-    /// Read the tracker's password from this file (first line).
+    /// Read the tracker's password from this file (first line). Without it: CONFAB_PASSWORD, else the client asks.
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
     /// Trust exactly this certificate fingerprint (SHA256:...) without asking.
@@ -33,6 +40,9 @@ struct Args {
     /// Trust a tracker seen for the first time without asking (a changed one is still refused).
     #[arg(long)]
     accept_new: bool,
+    /// Forget a known tracker's fingerprint (all its ports without :PORT), after it made a new certificate, and exit.
+    #[arg(long, value_name = "HOST[:PORT]", conflicts_with = "tracker")]
+    forget: Option<String>,
     /// File of trusted tracker fingerprints.
     #[arg(long, value_name = "PATH", env = "CONFAB_KNOWN_TRACKERS")]
     known_trackers: Option<PathBuf>,
@@ -133,12 +143,56 @@ fn options(args: &Args) -> Result<Options, ClientError> {
     })
 }
 
+/// `--forget HOST[:PORT]`: removes the tracker from the known-trackers file.
+fn forget(args: &Args, tracker: &str) -> ExitCode {
+    let known = match args.known_trackers.clone().or_else(known::default_path) {
+        Some(path) => KnownTrackers::new(path),
+        None => {
+            eprintln!(
+                "client: cannot find a home folder for known_trackers; use --known-trackers PATH"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let (host, port) = match split_host(tracker, None) {
+        Ok(hp) => hp,
+        Err(e) => {
+            eprintln!("client: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let file = known.path().display().to_string();
+    match known.forget(&host, port) {
+        Ok(removed) if removed.is_empty() => {
+            eprintln!(
+                "client: {tracker} is not among the known trackers in {file}; nothing to forget"
+            );
+            ExitCode::FAILURE
+        }
+        Ok(removed) => {
+            for name in removed {
+                println!(
+                    "Forgot {name} (from {file}). The next connection shows its fingerprint and asks whether to trust it."
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("client: cannot update {file}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(code) =
         confab::print_completions_or_man(Args::command(), args.completions, args.man)
     {
         return code;
+    }
+    if let Some(tracker) = &args.forget {
+        return forget(&args, tracker);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -175,7 +229,10 @@ fn main() -> ExitCode {
             }
         });
         let mut stdout = std::io::stdout();
-        session::run_plain(session, rx, &mut stdout, &PlainRenderer::default()).await
+        // Input from a pipe or a file waits for the answers to what it
+        // sent before leaving; a person at a terminal reads them anyway.
+        let drain = !interactive;
+        session::run_plain(session, rx, &mut stdout, &PlainRenderer::default(), drain).await
     });
     match result {
         Ok(Outcome::Left) => ExitCode::SUCCESS,

@@ -18,7 +18,7 @@ use crate::tls::{self, Fingerprint};
 
 #[derive(Debug, Error)]
 pub enum ConnectError {
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {source}{}", connect_hint(.source))]
     Connect {
         addr: String,
         source: std::io::Error,
@@ -34,6 +34,28 @@ pub enum ConnectError {
     NoCertificate,
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
+}
+
+/// How long a TCP connect may take: a firewall that drops packets would
+/// otherwise leave the user looking at nothing for two minutes.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What to check when a connect fails, in the words of someone setting up
+/// a classroom, not of the socket API.
+fn connect_hint(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => {
+            "\nNothing answers at that address and port. Is the tracker running? Are the address and port the ones it printed (`clients join with: ...`)? Is the port open in the tracker machine's firewall?"
+        }
+        TimedOut => {
+            "\nNo answer at all. Are the address and port right? A firewall on the tracker's machine (or the network) may be dropping the connection: the port must be open there."
+        }
+        HostUnreachable | NetworkUnreachable => {
+            "\nThat address cannot be reached from here. Is it right, and are both machines on the same network?"
+        }
+        _ => "",
+    }
 }
 
 /// Accepts any certificate *chain* (trackers are self-signed; trust comes
@@ -125,13 +147,18 @@ impl Connection {
         tls: bool,
     ) -> Result<(Connection, Option<Fingerprint>), ConnectError> {
         let addr = format!("{host}:{port}");
-        let tcp =
-            TcpStream::connect((host, port))
-                .await
-                .map_err(|source| ConnectError::Connect {
-                    addr: addr.clone(),
-                    source,
-                })?;
+        let connecting = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)));
+        let tcp = match connecting.await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            )),
+        }
+        .map_err(|source| ConnectError::Connect {
+            addr: addr.clone(),
+            source,
+        })?;
         let _ = tcp.set_nodelay(true);
         if !tls {
             return Ok((

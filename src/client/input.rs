@@ -44,6 +44,11 @@ pub fn parse(line: &str) -> Result<Option<Command>, InputError> {
     if line.trim().is_empty() {
         return Ok(None);
     }
+    // People leave a shell by typing `exit`; a chat that sent the word to
+    // the whole class instead would be the surprise. `/say exit` sends it.
+    if is_exit_word(line) {
+        return Ok(Some(Command::Quit(None)));
+    }
     if let Some(rest) = line.strip_prefix("//") {
         return Ok(Some(Command::Say(format!("/{rest}"))));
     }
@@ -76,6 +81,13 @@ pub fn parse(line: &str) -> Result<Option<Command>, InputError> {
                 text: text.to_string(),
             }
         }
+        "say" => Command::Say(
+            // The text as typed after `/say `, inner spaces kept.
+            rest.split_once(' ')
+                .map(|(_, t)| t.to_string())
+                .filter(|t| !t.trim().is_empty())
+                .ok_or(InputError::Usage("/say <text>"))?,
+        ),
         "me" => Command::Me(arg.ok_or(InputError::Usage("/me <action>"))?),
         "status" | "away" | "back" => {
             let (word, text) = args.split_once(' ').unwrap_or((args, ""));
@@ -122,10 +134,21 @@ pub fn parse(line: &str) -> Result<Option<Command>, InputError> {
     Ok(Some(cmd))
 }
 
+/// Whether a typed line is one of the words that leave (`exit`, `quit`)
+/// on its own: what people type to leave a shell or a REPL.
+pub fn is_exit_word(line: &str) -> bool {
+    EXIT_WORDS
+        .iter()
+        .any(|w| line.trim().eq_ignore_ascii_case(w))
+}
+
+/// Typed alone on a line, these leave (see [`is_exit_word`]).
+pub const EXIT_WORDS: &[&str] = &["exit", "quit"];
+
 /// Command names, for completion (aliases included, without the slash).
 pub const COMMANDS: &[&str] = &[
     "away", "back", "exit", "help", "info", "join", "me", "msg", "nick", "part", "query", "quit",
-    "quote", "rooms", "status", "users", "whois",
+    "quote", "rooms", "say", "status", "users", "whois",
 ];
 
 pub fn help_lines() -> Vec<String> {
@@ -139,7 +162,8 @@ pub fn help_lines() -> Vec<String> {
         "/rooms               list rooms;  /join #room, /part [#room] to enter and leave",
         "/nick <name>         change your username",
         "/help                this list",
-        "/exit or /quit [reason]   leave (Ctrl+C works too)",
+        "exit or quit         (alone on a line) leave; also /exit or /quit [reason]",
+        "/say <text>          send text as it is, even `exit` or a line starting with '/'",
         "//text sends a line starting with '/'",
     ]
     .iter()
@@ -233,6 +257,16 @@ mod tests {
             Ok(Some(Command::Quit(Some("see you".into()))))
         );
         assert_eq!(parse("/frob"), Err(InputError::Unknown("frob".into())));
+        // The words people leave a shell with, alone on a line.
+        assert_eq!(parse("exit"), Ok(Some(Command::Quit(None))));
+        assert_eq!(parse(" Quit "), Ok(Some(Command::Quit(None))));
+        assert_eq!(parse("exit now"), Ok(Some(Command::Say("exit now".into()))));
+        assert_eq!(parse("/say exit"), Ok(Some(Command::Say("exit".into()))));
+        assert_eq!(
+            parse("/say /join  #x"),
+            Ok(Some(Command::Say("/join  #x".into())))
+        );
+        assert_eq!(parse("/say "), Err(InputError::Usage("/say <text>")));
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! `HH:MM:SS #room <nick> text`, `HH:MM:SS [DM nick] <sender> text`,
 //! `HH:MM:SS #room --> nick joined`, `HH:MM:SS <-- nick left (reason)`,
 //! `HH:MM:SS --- nick is now BUSY: detail`, `HH:MM:SS *** info`,
-//! `HH:MM:SS !!! error`.
+//! `HH:MM:SS !!! error`. One's own line, when the tracker is slow to
+//! confirm it, also as `#room <me> text (sending…)`; one never confirmed
+//! as `!!! not sent: #room text`.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -19,6 +21,26 @@ pub struct PlainRenderer {
 impl Default for PlainRenderer {
     fn default() -> Self {
         Self::new(TimeZone::system())
+    }
+}
+
+/// Where a chat line is: `#room` or `[DM nick]`.
+pub fn place(window: &Window) -> String {
+    match window {
+        Window::Room(r) => for_display(r),
+        Window::Dm(who) => format!("[DM {}]", for_display(who)),
+    }
+}
+
+/// The mark after one's own line until the tracker confirms it.
+pub const SENDING_MARK: &str = "(sending…)";
+
+fn body(from: &str, text: &str, kind: ChatKind) -> String {
+    let from = for_display(from);
+    match kind {
+        ChatKind::Message => format!("<{from}> {text}"),
+        ChatKind::Notice => format!("-{from}- {text}"),
+        ChatKind::Action => format!("* {from} {text}"),
     }
 }
 
@@ -60,18 +82,25 @@ impl PlainRenderer {
                 text,
                 kind,
                 ..
-            } => {
-                let place = match window {
-                    Window::Room(r) => n(r),
-                    Window::Dm(who) => format!("[DM {}]", n(who)),
-                };
-                let body = match kind {
-                    ChatKind::Message => format!("<{}> {text}", n(from)),
-                    ChatKind::Notice => format!("-{}- {text}", n(from)),
-                    ChatKind::Action => format!("* {} {text}", n(from)),
-                };
-                vec![format!("{place} {body}")]
-            }
+            } => vec![format!("{} {}", place(window), body(from, text, *kind))],
+            Event::Sending {
+                window,
+                from,
+                text,
+                kind,
+                ..
+            } => vec![format!(
+                "{} {} {SENDING_MARK}",
+                place(window),
+                body(from, text, *kind)
+            )],
+            Event::Unsent {
+                explained: true, ..
+            } => Vec::new(),
+            Event::Unsent { lines, .. } => lines
+                .iter()
+                .map(|(window, text)| format!("!!! not sent: {} {text}", place(window)))
+                .collect(),
             Event::Joined { room, nick, me, .. } => {
                 let who = if *me { "you".to_string() } else { n(nick) };
                 vec![format!("{} --> {who} joined", n(room))]
@@ -92,6 +121,9 @@ impl PlainRenderer {
                 vec![format!("{} <-- {who} left{why}", n(room))]
             }
             Event::Quit { nick, reason, .. } => vec![format!("<-- {} left ({reason})", n(nick))],
+            Event::NickChanged { new, me: true, .. } => {
+                vec![format!("--- you are now known as {}", n(new))]
+            }
             Event::NickChanged { old, new, .. } => {
                 vec![format!("--- {} is now known as {}", n(old), n(new))]
             }
@@ -189,6 +221,7 @@ mod tests {
             text: "hi".into(),
             kind: ChatKind::Message,
             own: false,
+            confirms: None,
         };
         assert_eq!(r.render(&chat), vec!["10:11:12 #general <alice> hi"]);
         let dm = Event::Chat {
@@ -198,6 +231,7 @@ mod tests {
             text: "psst".into(),
             kind: ChatKind::Message,
             own: true,
+            confirms: None,
         };
         assert_eq!(r.render(&dm), vec!["10:11:12 [DM bob] <alice> psst"]);
         let st = Event::Status {

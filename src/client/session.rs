@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::connection::{ConnectError, Connection, Incoming};
 use super::known::{Known, KnownTrackers};
 use super::plain::PlainRenderer;
-use super::state::{App, Event, WANTED_CAPS};
+use super::state::{App, Event, WANTED_CAPS, closing_reason, nick_refusal};
 use crate::prompt::PromptError;
 use crate::proto::Message;
 use crate::proto::numeric::*;
@@ -22,6 +22,18 @@ const PASSWORD_TRIES: usize = 3;
 const PING_AFTER: Duration = Duration::from_secs(60);
 /// How long to wait for the tracker to confirm a QUIT.
 const QUIT_WAIT: Duration = Duration::from_secs(2);
+/// How long piped input's last commands may wait in silence for their
+/// answers before the client leaves anyway. Silence, not in all: a file
+/// of lines piped in goes out at the tracker's flood-control pace (a few
+/// lines a second past a burst), and each echo shows it is still coming.
+pub const DRAIN_WAIT: Duration = Duration::from_secs(5);
+/// How long the first connection waits for the tracker to say whether it
+/// needs a password.
+const PROBE_WAIT: Duration = Duration::from_secs(5);
+/// The plain mode shows one's own line as `(sending…)` once the tracker
+/// has not confirmed it for this long; in the normal case the echo comes
+/// first and the line is printed once.
+pub const PLAIN_PENDING_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_secs(1);
 
 pub struct Options {
     pub host: String,
@@ -37,11 +49,7 @@ pub struct Options {
 
 impl Options {
     pub fn tracker(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        super::known::key(&self.host, self.port)
     }
 }
 
@@ -66,13 +74,17 @@ pub enum ClientError {
          @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
          Someone may be intercepting your connection, or the tracker made a new certificate.\n\
          tracker:  {tracker}\n expected: {expected}\n received: {received}\n\
-         Refusing to connect. If the change is legitimate, remove the line for {tracker} from {file}."
+         Refusing to connect. If the tracker really made a new certificate (ask its operator,\n\
+         and compare the fingerprint it printed), forget the old one with\n\
+         \n    {forget}\n\n\
+         then connect again: you will be asked to trust the new fingerprint."
     )]
     FingerprintChanged {
         tracker: String,
         expected: Fingerprint,
         received: Fingerprint,
-        file: String,
+        /// The command that forgets the old fingerprint.
+        forget: String,
     },
     #[error(
         "the tracker's fingerprint {received} does not match --fingerprint {expected}; refusing to connect"
@@ -98,7 +110,8 @@ pub enum ClientError {
     PasswordNeeded,
     #[error("cancelled")]
     Cancelled,
-    #[error("username refused: {0}")]
+    /// In the user's words: `That username is taken: alice`.
+    #[error("{0}")]
     NickRefused(String),
     #[error("the tracker closed the connection: {0}")]
     Closed(String),
@@ -156,8 +169,23 @@ pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<Logg
         password = Some(String::new());
     }
     let mut nick = opts.user.clone();
+    // A name the tracker would refuse is refused here, as typed: on the
+    // wire a space cannot travel where IRC echoes the name back, so the
+    // tracker's answer would show a different name.
+    if let Some(n) = &nick
+        && let Err(e) = crate::proto::nick::validate_nick(n)
+    {
+        let why = format!("That username is not allowed: {n:?}: {e}");
+        if !prompt.interactive() {
+            return Err(ClientError::NickRefused(why));
+        }
+        nick = Some(ask_nick(prompt, Some(&why))?);
+    }
     let mut trusted: Option<Fingerprint> = None;
     let mut wrong_passwords = 0;
+    // The tracker said it needs no password, so none was asked: a refusal
+    // then means it does after all (a tracker without PASSWORD_NOTICE).
+    let mut assumed_open = false;
     loop {
         let (mut conn, fp) = Connection::open(&opts.host, opts.port, opts.tls).await?;
         if let Some(fp) = fp {
@@ -174,6 +202,10 @@ pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<Logg
                 }
                 Some(_) => {}
             }
+        }
+        if password.is_none() && prompt.interactive() && !needs_password(&mut conn).await? {
+            password = Some(String::new());
+            assumed_open = true;
         }
         if password.is_none() || nick.is_none() {
             // A person can take longer to answer than the tracker gives a
@@ -197,6 +229,10 @@ pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<Logg
                 if guessed_none {
                     return Err(ClientError::PasswordNeeded);
                 }
+                if std::mem::take(&mut assumed_open) {
+                    password = Some(ask_password(prompt)?);
+                    continue;
+                }
                 wrong_passwords += 1;
                 if opts.password.is_some()
                     || wrong_passwords == PASSWORD_TRIES
@@ -215,7 +251,7 @@ pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<Logg
                 if !prompt.interactive() {
                     return Err(ClientError::NickRefused(why));
                 }
-                nick = Some(ask_nick(prompt, Some(&format!("Username {why}")))?);
+                nick = Some(ask_nick(prompt, Some(&why))?);
             }
         }
     }
@@ -230,9 +266,49 @@ fn asked(result: Result<String, PromptError>, no_terminal: &str) -> Result<Strin
     })
 }
 
+/// Asks the tracker, on the connection opened to check trust, whether it
+/// needs a password, so nobody is asked for one a tracker does not have.
+///
+/// The signal is [`crate::proto::caps::PASSWORD_NOTICE`], a `NOTICE *`
+/// our tracker sends before its `CAP LS` reply when it has a password:
+/// servers already greet unregistered connections with such notices, so
+/// any IRC client ignores or shows it harmlessly. The other way, trying to
+/// register without `PASS` and waiting for `464`, would count as a failed
+/// login against the address's lockout, and on an open tracker would
+/// register a member only to leave again (which ends a tracker that stops
+/// when its last member leaves). When the answer does not come (not our
+/// tracker, or too slow), the password is asked as before.
+async fn needs_password(conn: &mut Connection) -> Result<bool, ClientError> {
+    let lost = |e: std::io::Error| ClientError::Lost(e.to_string());
+    conn.send(&Message::new("CAP").param("LS").param("302"))
+        .await
+        .map_err(lost)?;
+    let answer = tokio::time::timeout(PROBE_WAIT, async {
+        let mut told = false;
+        loop {
+            match conn.recv().await {
+                Ok(Some(Incoming::Message(m))) => match m.command.as_str() {
+                    "NOTICE" if m.param_at(1) == Some(crate::proto::caps::PASSWORD_NOTICE) => {
+                        told = true
+                    }
+                    // `CAP * LS * :...` continues on another line.
+                    "CAP" if m.param_at(1) == Some("LS") && m.param_at(2) != Some("*") => {
+                        return Some(told);
+                    }
+                    _ => {}
+                },
+                Ok(Some(Incoming::Garbage)) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    Ok(answer.ok().flatten().unwrap_or(true))
+}
+
 fn ask_password(prompt: &mut dyn Prompter) -> Result<String, ClientError> {
     asked(
-        prompt.secret("Password (empty if the tracker has none): "),
+        prompt.secret("The tracker needs a password. Password: "),
         "no terminal to ask for the password: use --password-file or CONFAB_PASSWORD",
     )
 }
@@ -247,7 +323,7 @@ fn ask_nick(prompt: &mut dyn Prompter, why: Option<&str>) -> Result<String, Clie
         let n = n.trim().to_string();
         match crate::proto::nick::validate_nick(&n) {
             Ok(()) => return Ok(n),
-            Err(e) => eprintln!("{e}"),
+            Err(e) => eprintln!("That username is not allowed: {n:?}: {e}"),
         }
     }
 }
@@ -276,12 +352,20 @@ fn check_trust(
     }
     match opts.known.check(&tracker, fp).map_err(file_err)? {
         Known::Match => Ok(()),
-        Known::Changed(expected) => Err(ClientError::FingerprintChanged {
-            tracker,
-            expected,
-            received: *fp,
-            file: opts.known.path().display().to_string(),
-        }),
+        Known::Changed(expected) => {
+            // The file is named only when it is not the default one, so
+            // the command works as shown.
+            let file = match super::known::default_path() {
+                Some(default) if default == opts.known.path() => String::new(),
+                _ => format!(" --known-trackers '{}'", opts.known.path().display()),
+            };
+            Err(ClientError::FingerprintChanged {
+                forget: format!("client --forget {tracker}{file}"),
+                tracker,
+                expected,
+                received: *fp,
+            })
+        }
         Known::Unknown => {
             let trust = if opts.accept_new {
                 eprintln!("Trusting new tracker {tracker} with fingerprint {fp}");
@@ -404,14 +488,14 @@ async fn register(
             },
             ERR_PASSWDMISMATCH => bad_password = true,
             ERR_NICKNAMEINUSE | ERR_ERRONEUSNICKNAME => {
-                let tried = msg.param_at(1).unwrap_or("").to_string();
-                let why = msg.params.last().cloned().unwrap_or_default();
-                let why = crate::proto::sanitize::for_display(&format!("{tried}: {why}"));
+                // Named as we sent it: the reply's copy may differ.
+                let reason = msg.params.last().cloned().unwrap_or_default();
+                let why = nick_refusal(&msg.command, nick, &reason);
                 return Ok(Attempt::NickRefused(conn, why));
             }
             "ERROR" if bad_password => return Ok(Attempt::WrongPassword(conn)),
             "ERROR" => {
-                return Err(ClientError::Closed(crate::proto::sanitize::for_display(
+                return Err(ClientError::Closed(closing_reason(
                     msg.param_at(0).unwrap_or(""),
                 )));
             }
@@ -437,14 +521,31 @@ pub enum Outcome {
     ClosedByTracker(String),
 }
 
-/// Line mode: prints events to `out`, reads lines from `input`.
+/// Line mode: prints events to `out`, reads lines from `input`. With
+/// `drain` (input from a pipe or a file), the end of the input or an
+/// `/exit` first waits (up to [`DRAIN_WAIT`]) for the answers to what was
+/// sent, so `printf '/users\n' | client ...` prints the list.
 pub async fn run_plain(
     mut session: LoggedIn,
     mut input: mpsc::UnboundedReceiver<String>,
     out: &mut dyn Write,
     renderer: &PlainRenderer,
+    drain: bool,
 ) -> Result<Outcome, ClientError> {
     let print = |out: &mut dyn Write, events: &[Event]| {
+        for e in events {
+            // Own lines are printed when the tracker echoes them, or as
+            // `(sending…)` when that takes long (see `overdue`).
+            if matches!(e, Event::Sending { .. }) {
+                continue;
+            }
+            for line in renderer.render(e) {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let _ = out.flush();
+    };
+    let show_overdue = |out: &mut dyn Write, events: &[Event]| {
         for e in events {
             for line in renderer.render(e) {
                 let _ = writeln!(out, "{line}");
@@ -455,60 +556,125 @@ pub async fn run_plain(
     let pending = std::mem::take(&mut session.pending);
     print(out, &pending);
     let LoggedIn { conn, app, .. } = &mut session;
-    let mut alive = Keepalive::new();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let quit_reason: String;
-    loop {
-        tokio::select! {
-            incoming = conn.recv() => {
-                let Some(msg) = received(incoming)? else { continue };
-                alive.heard();
-                let up = app.on_message(&msg, jiff::Timestamp::now());
-                print(out, &up.events);
-                send_all(conn, &up.send).await?;
-                if let Some(reason) = closed(&up.events) {
-                    conn.close().await;
-                    return Ok(Outcome::ClosedByTracker(reason));
+    let result = async {
+        let mut alive = Keepalive::new();
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        let quit_reason: String;
+        let mut wait_for_answers = false;
+        loop {
+            let overdue_at = app
+                .next_overdue(PLAIN_PENDING_AFTER)
+                .map(|at| {
+                    let left = at.duration_since(jiff::Timestamp::now());
+                    Instant::now() + Duration::try_from(left).unwrap_or_default()
+                });
+            tokio::select! {
+                incoming = conn.recv() => {
+                    let Some(msg) = received(incoming)? else { continue };
+                    alive.heard();
+                    let up = app.on_message(&msg, jiff::Timestamp::now());
+                    print(out, &up.events);
+                    send_all(conn, &up.send).await?;
+                    if let Some(reason) = closed(&up.events) {
+                        conn.close().await;
+                        return Ok(Outcome::ClosedByTracker(reason));
+                    }
                 }
-            }
-            line = input.recv() => {
-                let Some(line) = line else {
+                line = input.recv() => {
+                    let Some(line) = line else {
+                        quit_reason = "Leaving".into();
+                        wait_for_answers = drain;
+                        break;
+                    };
+                    let up = app.on_input(&line, jiff::Timestamp::now());
+                    print(out, &up.events);
+                    send_all(conn, &up.send).await?;
+                    if let Some(reason) = up.quit {
+                        quit_reason = reason;
+                        wait_for_answers = drain;
+                        break;
+                    }
+                }
+                _ = &mut ctrl_c => {
                     quit_reason = "Leaving".into();
                     break;
-                };
-                let up = app.on_input(&line, jiff::Timestamp::now());
-                print(out, &up.events);
-                send_all(conn, &up.send).await?;
-                if let Some(reason) = up.quit {
-                    quit_reason = reason;
-                    break;
                 }
-            }
-            _ = &mut ctrl_c => {
-                quit_reason = "Leaving".into();
-                break;
-            }
-            _ = tokio::time::sleep_until(alive.deadline()) => {
-                if let Some(ping) = alive.due()? {
-                    send_all(conn, &[ping]).await?;
+                _ = tokio::time::sleep_until(overdue_at.unwrap_or_else(|| alive.deadline())), if overdue_at.is_some() => {
+                    show_overdue(out, &app.overdue(jiff::Timestamp::now(), PLAIN_PENDING_AFTER));
+                }
+                _ = tokio::time::sleep_until(alive.deadline()) => {
+                    if let Some(ping) = alive.due()? {
+                        send_all(conn, &[ping]).await?;
+                    }
                 }
             }
         }
+        if wait_for_answers
+            && let Some(reason) = wait_for_answers_to_sent(conn, app, out, &print).await?
+        {
+            return Ok(Outcome::ClosedByTracker(reason));
+        }
+        // Answers to what was typed just before leaving still get shown.
+        for msg in leave(conn, &quit_reason).await {
+            let up = app.on_message(&msg, jiff::Timestamp::now());
+            let shown: Vec<Event> = up
+                .events
+                .into_iter()
+                .filter(|e| !matches!(e, Event::Closed { .. }))
+                .collect();
+            print(out, &shown);
+        }
+        Ok(Outcome::Left)
     }
-    // Answers to what was typed just before leaving still get shown.
-    for msg in leave(conn, &quit_reason).await {
+    .await;
+    // Whatever the tracker never confirmed is said, however it ended.
+    if let Some(unsent) = app.take_unsent(jiff::Timestamp::now()) {
+        print(out, &[unsent]);
+    }
+    if let Ok(Outcome::Left) = result {
+        let _ = writeln!(out, "*** you left the tracker");
+        let _ = out.flush();
+    }
+    result
+}
+
+/// Before leaving with piped input: waits until the tracker has answered
+/// everything sent, including what the answers made the client ask in
+/// turn (a `/users` list waits for away reasons), or until it has been
+/// silent for [`DRAIN_WAIT`].
+/// Each round ends with a sync barrier ([`App::sync_request`]); an event,
+/// not a sleep. Returns the reason if the tracker closed the link.
+async fn wait_for_answers_to_sent(
+    conn: &mut Connection,
+    app: &mut App,
+    out: &mut dyn Write,
+    print: &dyn Fn(&mut dyn Write, &[Event]),
+) -> Result<Option<String>, ClientError> {
+    let barrier = app.sync_request();
+    send_all(conn, &[barrier]).await?;
+    while !app.synced() {
+        let incoming = match tokio::time::timeout(DRAIN_WAIT, conn.recv()).await {
+            Ok(incoming) => incoming,
+            Err(_) => break,
+        };
+        let Some(msg) = received(incoming)? else {
+            continue;
+        };
         let up = app.on_message(&msg, jiff::Timestamp::now());
-        let shown: Vec<Event> = up
-            .events
-            .into_iter()
-            .filter(|e| !matches!(e, Event::Closed { .. }))
-            .collect();
-        print(out, &shown);
+        print(out, &up.events);
+        send_all(conn, &up.send).await?;
+        if let Some(reason) = closed(&up.events) {
+            conn.close().await;
+            return Ok(Some(reason));
+        }
+        // A follow-up question (not a keep-alive answer): wait for it too.
+        if up.send.iter().any(|m| m.command != "PONG") {
+            let barrier = app.sync_request();
+            send_all(conn, &[barrier]).await?;
+        }
     }
-    let _ = writeln!(out, "*** you left the tracker");
-    let _ = out.flush();
-    Ok(Outcome::Left)
+    Ok(None)
 }
 
 /// What one read from the tracker gave: a message, nothing worth

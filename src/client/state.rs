@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use super::input::{self, Command};
 use crate::proto::Message;
@@ -16,7 +16,17 @@ use crate::proto::status::{self, Status};
 
 pub const GENERAL: &str = "#general";
 /// Capabilities the client asks for when the tracker offers them.
-pub const WANTED_CAPS: &[&str] = &["away-notify", "echo-message", "message-tags", "server-time"];
+/// `labeled-response` (with `batch`, which it relies on) tags our own
+/// lines so their echoes and refusals are matched exactly; without it they
+/// are matched by target, in order.
+pub const WANTED_CAPS: &[&str] = &[
+    "away-notify",
+    "batch",
+    "echo-message",
+    "labeled-response",
+    "message-tags",
+    "server-time",
+];
 
 /// Where a chat line belongs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +72,29 @@ pub enum Event {
         text: String,
         kind: ChatKind,
         own: bool,
+        /// The tracker's echo of our own line [`Event::Sending`] showed
+        /// with this id: the line is now confirmed.
+        confirms: Option<u64>,
+    },
+    /// Our own line, sent and not yet confirmed by the tracker's echo
+    /// (echo-message): shown at once, marked as pending.
+    Sending {
+        time: Timestamp,
+        id: u64,
+        window: Window,
+        from: String,
+        text: String,
+        kind: ChatKind,
+    },
+    /// Lines the tracker never confirmed before the link ended: they may
+    /// not have reached anyone.
+    Unsent {
+        time: Timestamp,
+        /// Where each was going and its text, oldest first.
+        lines: Vec<(Window, String)>,
+        /// The tracker's refusal, shown as an error just before, already
+        /// names the line: the plain mode prints nothing more.
+        explained: bool,
     },
     Joined {
         time: Timestamp,
@@ -85,6 +118,8 @@ pub enum Event {
         time: Timestamp,
         old: String,
         new: String,
+        /// Our own rename.
+        me: bool,
     },
     Status {
         time: Timestamp,
@@ -136,6 +171,8 @@ impl Event {
     pub fn time(&self) -> Timestamp {
         match self {
             Event::Chat { time, .. }
+            | Event::Sending { time, .. }
+            | Event::Unsent { time, .. }
             | Event::Joined { time, .. }
             | Event::Parted { time, .. }
             | Event::Quit { time, .. }
@@ -183,6 +220,8 @@ pub struct App {
     /// Everyone we share a room with, by folded nick.
     members: BTreeMap<String, Member>,
     echo_message: bool,
+    /// `labeled-response`: our lines carry `label=<pending id>`.
+    labels: bool,
     /// WHO queries in flight, answered in order by the tracker: `None` for
     /// the client's own silent sync, `Some` for a `/users` from the person.
     who_queue: VecDeque<Option<UsersQuery>>,
@@ -198,6 +237,78 @@ pub struct App {
     /// A DM partner typed lines go to instead of `room` (the full-screen
     /// UI's DM windows; the plain mode never sets it).
     dm: Option<String>,
+    /// Our lines sent and not yet echoed back, oldest first.
+    pending: VecDeque<Pending>,
+    next_pending: u64,
+    /// The last sync barrier sent ([`App::sync_request`]) and the last
+    /// one answered.
+    sync_sent: u64,
+    sync_seen: u64,
+}
+
+/// One of our own lines waiting for the tracker's echo.
+struct Pending {
+    id: u64,
+    /// Folded target, to match the echo.
+    target: String,
+    window: Window,
+    text: String,
+    kind: ChatKind,
+    sent: Timestamp,
+    /// Already shown as "still sending" by [`App::overdue`].
+    reported: bool,
+}
+
+/// Our labels (`labeled-response`): this and the pending line's id.
+const LABEL_PREFIX: &str = "c";
+
+/// The mask of a sync barrier: `WHO` answers a mask that matches nobody
+/// with just its end line, which names the mask. Nicks cannot contain a
+/// dot, so no user matches it.
+const SYNC_MASK: &str = "confab.sync.";
+
+/// The tracker's reason inside `Closing link: <address> (<reason>)`, the
+/// wording IRC servers use in `ERROR`; other texts are kept as they are.
+pub fn closing_reason(text: &str) -> String {
+    let text = for_display(text);
+    let reason = text
+        .strip_prefix("Closing link:")
+        .and_then(|rest| rest.split_once('('))
+        .and_then(|(_, r)| r.strip_suffix(')'))
+        .map(|r| r.trim().to_string())
+        .unwrap_or(text);
+    // IRC's names for why a link was cut, explained; the name is kept, as
+    // it is what a search or the operator's log shows.
+    if reason == "Excess Flood" {
+        return "you sent too many lines too fast (Excess Flood)".into();
+    }
+    if reason == "SendQ exceeded" {
+        return "your connection could not keep up with the messages (SendQ exceeded)".into();
+    }
+    if let Some(secs) = reason.strip_prefix("Ping timeout: ") {
+        return format!("nothing heard from your side for {secs} (Ping timeout)");
+    }
+    reason
+}
+
+/// What a refused username is called in our own words: `433` (taken) and
+/// `432` (not allowed, with the tracker's rule after IRC's jargon).
+/// `tried` is the name as the user typed it: the reply's copy of it may
+/// have been altered on the wire (a space cannot travel in that place).
+pub fn nick_refusal(code: &str, tried: &str, reason: &str) -> String {
+    let tried = for_display(tried);
+    if code == ERR_NICKNAMEINUSE {
+        return format!("That username is taken: {tried}");
+    }
+    let rule = reason
+        .strip_prefix("Erroneous nickname")
+        .map(|r| r.trim_start_matches(':').trim())
+        .filter(|r| !r.is_empty())
+        .unwrap_or(reason);
+    format!(
+        "That username is not allowed: {tried:?}: {}",
+        for_display(rule)
+    )
 }
 
 struct UsersQuery {
@@ -226,6 +337,7 @@ impl App {
             rooms: Vec::new(),
             members: BTreeMap::new(),
             echo_message: false,
+            labels: false,
             who_queue: VecDeque::new(),
             whois_queue: VecDeque::new(),
             users_waiting: None,
@@ -233,12 +345,100 @@ impl App {
             list: None,
             requested_away: None,
             dm: None,
+            pending: VecDeque::new(),
+            next_pending: 0,
+            sync_sent: 0,
+            sync_seen: 0,
         }
+    }
+
+    /// A barrier: a request the tracker answers after everything sent
+    /// before it. Not `PING`: a tracker may answer PING from the
+    /// connection itself, ahead of replies the chat state is still
+    /// preparing (ours does), while `WHO` is answered in order with the
+    /// other commands. [`App::synced`] says when the latest one came back.
+    pub fn sync_request(&mut self) -> Message {
+        self.sync_sent += 1;
+        Message::new("WHO").param(format!("{SYNC_MASK}{}", self.sync_sent))
+    }
+
+    /// Whether the tracker has answered everything sent before the latest
+    /// [`App::sync_request`].
+    pub fn synced(&self) -> bool {
+        self.sync_seen >= self.sync_sent
+    }
+
+    /// Own lines not confirmed after `after`, not reported before: shown
+    /// as [`Event::Sending`] by the plain mode, which cannot mark a line
+    /// it printed already.
+    pub fn overdue(&mut self, now: Timestamp, after: SignedDuration) -> Vec<Event> {
+        let mut out = Vec::new();
+        for p in self.pending.iter_mut().filter(|p| !p.reported) {
+            if now.duration_since(p.sent) >= after {
+                p.reported = true;
+                out.push(Event::Sending {
+                    time: p.sent,
+                    id: p.id,
+                    window: p.window.clone(),
+                    from: self.me.clone(),
+                    text: p.text.clone(),
+                    kind: p.kind,
+                });
+            }
+        }
+        out
+    }
+
+    /// When the oldest unreported pending line becomes overdue.
+    pub fn next_overdue(&self, after: SignedDuration) -> Option<Timestamp> {
+        self.pending
+            .iter()
+            .find(|p| !p.reported)
+            .and_then(|p| p.sent.checked_add(after).ok())
+    }
+
+    /// The link ended: the lines never confirmed, as one event (none if
+    /// every line was confirmed).
+    pub fn take_unsent(&mut self, now: Timestamp) -> Option<Event> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let lines = self.pending.drain(..).map(|p| (p.window, p.text)).collect();
+        Some(Event::Unsent {
+            time: now,
+            lines,
+            explained: false,
+        })
+    }
+
+    /// The oldest pending line to `target`, taken out: the tracker
+    /// refused or confirmed it.
+    /// The pending line an answer is about: by its label when the tracker
+    /// labels answers, else the oldest to `target`.
+    fn take_answered(&mut self, msg: &Message, target: &str) -> Option<Pending> {
+        let labelled = msg
+            .tag_value("label")
+            .and_then(|l| l.strip_prefix(LABEL_PREFIX))
+            .and_then(|n| n.parse::<u64>().ok());
+        match labelled {
+            Some(id) => {
+                let i = self.pending.iter().position(|p| p.id == id)?;
+                self.pending.remove(i)
+            }
+            None => self.take_pending(target),
+        }
+    }
+
+    fn take_pending(&mut self, target: &str) -> Option<Pending> {
+        let key = casefold(target);
+        let i = self.pending.iter().position(|p| p.target == key)?;
+        self.pending.remove(i)
     }
 
     /// Capabilities the tracker acknowledged during login.
     pub fn set_caps(&mut self, acked: &[String]) {
         self.echo_message = acked.iter().any(|c| c == "echo-message");
+        self.labels = self.echo_message && acked.iter().any(|c| c == "labeled-response");
         self.away_echo = self.echo_message && acked.iter().any(|c| c == "away-notify");
     }
 
@@ -363,19 +563,50 @@ impl App {
             } else {
                 chunk.clone()
             };
-            up.send
-                .push(Message::new("PRIVMSG").param(target).param(body));
-            if !self.echo_message {
-                let window = if target.starts_with('#') {
-                    Window::Room(target.to_string())
-                } else {
-                    Window::Dm(target.to_string())
-                };
-                let kind = if action {
-                    ChatKind::Action
-                } else {
-                    ChatKind::Message
-                };
+            let mut line = Message::new("PRIVMSG").param(target).param(body);
+            if self.labels {
+                line = line.tag(
+                    "label",
+                    Some(format!("{LABEL_PREFIX}{}", self.next_pending + 1)),
+                );
+            }
+            up.send.push(line);
+            let window = if target.starts_with('#') {
+                Window::Room(target.to_string())
+            } else {
+                Window::Dm(target.to_string())
+            };
+            let kind = if action {
+                ChatKind::Action
+            } else {
+                ChatKind::Message
+            };
+            if self.echo_message {
+                // Shown at once, marked pending until the echo confirms
+                // it. With `labeled-response` the echo carries our label;
+                // without (our tracker does not offer it), echoes come back
+                // in the order sent, and as the tracker may clean the text,
+                // they are matched by target, oldest first.
+                self.next_pending += 1;
+                let id = self.next_pending;
+                self.pending.push_back(Pending {
+                    id,
+                    target: casefold(target),
+                    window: window.clone(),
+                    text: chunk.clone(),
+                    kind,
+                    sent: now,
+                    reported: false,
+                });
+                up.events.push(Event::Sending {
+                    time: now,
+                    id,
+                    window,
+                    from: self.me.clone(),
+                    text: chunk,
+                    kind,
+                });
+            } else {
                 up.events.push(Event::Chat {
                     time: now,
                     window,
@@ -383,6 +614,7 @@ impl App {
                     text: chunk,
                     kind,
                     own: true,
+                    confirms: None,
                 });
             }
         }
@@ -469,10 +701,12 @@ impl App {
                     m.nick = new.clone();
                     self.members.insert(casefold(&new), m);
                 }
+                let me = casefold(&new) == casefold(&self.me);
                 up.events.push(Event::NickChanged {
                     time,
                     old: from,
                     new,
+                    me,
                 });
             }
             "AWAY" => {
@@ -508,18 +742,44 @@ impl App {
             }),
             "ERROR" => up.events.push(Event::Closed {
                 time,
-                reason: for_display(p(0)),
+                reason: closing_reason(p(0)),
             }),
-            "FAIL" => up.events.push(Event::Error {
-                time,
-                text: for_display(msg.params.last().map_or("", String::as_str)),
-            }),
+            "FAIL" => self.fail(msg, time, &mut up),
             code if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => {
                 self.numeric(msg, time, &mut up)
             }
             _ => {}
         }
         up
+    }
+
+    /// `FAIL <command> <code> [context...] :<text>` in our own words where
+    /// the tracker's text would be read against the client's.
+    fn fail(&mut self, msg: &Message, time: Timestamp, up: &mut Update) {
+        let p = |i: usize| msg.param_at(i).unwrap_or("");
+        let text = for_display(msg.params.last().map_or("", String::as_str));
+        let text = match (p(0), p(1)) {
+            // One answer wherever it is asked (/part, /close): everyone
+            // stays in #general, and leaving the tracker is `exit`.
+            ("PART", "CANNOT_LEAVE") => cannot_leave_general(),
+            _ => text,
+        };
+        up.events.push(Event::Error { time, text });
+        if matches!(p(0), "PRIVMSG" | "NOTICE")
+            && let Some(pending) = match msg.tag_value("label") {
+                Some(_) => self.take_answered(msg, ""),
+                None => self.pending.pop_front(),
+            }
+        {
+            // The line was refused: it is not pending any more. The
+            // refusal names no target, and lines are handled in order, so
+            // it is the oldest.
+            up.events.push(Event::Unsent {
+                time,
+                lines: vec![(pending.window, pending.text)],
+                explained: true,
+            });
+        }
     }
 
     fn fetch_away_reason(&mut self, nick: &str, up: &mut Update) {
@@ -582,6 +842,11 @@ impl App {
         let target = msg.param_at(0).unwrap_or("");
         let raw = msg.param_at(1).unwrap_or("");
         let own = self.is_me(from);
+        let confirms = if own && msg.command == "PRIVMSG" {
+            self.take_answered(msg, target).map(|p| p.id)
+        } else {
+            None
+        };
         let (kind, text) = if msg.command == "NOTICE" {
             (ChatKind::Notice, raw)
         } else if let Some(rest) = raw.strip_prefix("\x01ACTION ") {
@@ -612,6 +877,7 @@ impl App {
             text: for_display(text),
             kind,
             own,
+            confirms,
         });
     }
 
@@ -619,10 +885,41 @@ impl App {
         // params[0] is always our own nick.
         let p = |i: usize| msg.param_at(i).unwrap_or("");
         let last = for_display(msg.params.last().map_or("", String::as_str));
+        let refused = match msg.command.as_str() {
+            ERR_NOSUCHNICK | ERR_NOSUCHCHANNEL | ERR_CANNOTSENDTOCHAN => {
+                self.take_answered(msg, p(1))
+            }
+            _ => None,
+        };
+        self.numeric_reply(msg, time, &last, up);
+        if let Some(refused) = refused {
+            // The line waiting for its echo was refused: it reached nobody.
+            up.events.push(Event::Unsent {
+                time,
+                lines: vec![(refused.window, refused.text)],
+                explained: false,
+            });
+        }
+    }
+
+    fn numeric_reply(&mut self, msg: &Message, time: Timestamp, last: &str, up: &mut Update) {
+        let p = |i: usize| msg.param_at(i).unwrap_or("");
+        let last = last.to_string();
         match msg.command.as_str() {
             RPL_WELCOME => {
                 self.me = p(0).to_string();
-                up.events.push(Event::Info { time, text: last });
+                // `Welcome ..., alice!alice@10.0.0.7`: the user@host part is
+                // IRC's, not something a person needs to read.
+                let me = casefold(&self.me);
+                let text = last
+                    .split(' ')
+                    .map(|w| match w.split_once('!') {
+                        Some((nick, rest)) if casefold(nick) == me && rest.contains('@') => nick,
+                        _ => w,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                up.events.push(Event::Info { time, text });
             }
             RPL_MOTD => up.events.push(Event::Info {
                 time,
@@ -663,6 +960,11 @@ impl App {
                         // Away, reason unknown yet: ask quietly.
                         self.fetch_away_reason(&nick, up);
                     }
+                }
+            }
+            RPL_ENDOFWHO if p(1).starts_with(SYNC_MASK) => {
+                if let Ok(n) = p(1)[SYNC_MASK.len()..].parse::<u64>() {
+                    self.sync_seen = self.sync_seen.max(n);
                 }
             }
             RPL_ENDOFWHO => {
@@ -790,6 +1092,10 @@ impl App {
                 }
             }
             RPL_HELPSTART | RPL_HELPTXT => up.events.push(Event::Info { time, text: last }),
+            ERR_NICKNAMEINUSE | ERR_ERRONEUSNICKNAME => up.events.push(Event::Error {
+                time,
+                text: nick_refusal(&msg.command, p(1), &last),
+            }),
             ERR_NOSUCHNICK => {
                 let nick = casefold(p(1));
                 let silent = self
@@ -809,11 +1115,24 @@ impl App {
             | RPL_WHOISHOST | "320" | RPL_ENDOFHELP | RPL_CHANNELMODEIS | RPL_CREATIONTIME
             | RPL_UMODEIS => {}
             code if code.starts_with('4') || code.starts_with('5') => {
-                up.events.push(Event::Error { time, text: last });
+                // `<me> <what> :<text>`: say what it is about (`#nope: No
+                // such room`), not just the text.
+                let text = match msg.params.len() {
+                    3.. => format!("{}: {last}", for_display(p(1))),
+                    _ => last,
+                };
+                up.events.push(Event::Error { time, text });
             }
             _ => up.events.push(Event::Info { time, text: last }),
         }
     }
+}
+
+/// The one answer to leaving `#general`, by `/part` or `/close`.
+pub fn cannot_leave_general() -> String {
+    format!(
+        "everyone stays in {GENERAL}, so it cannot be left or closed; to leave the tracker, type exit"
+    )
 }
 
 /// Builds a roster entry from an away reason as the tracker sent it.
@@ -869,7 +1188,8 @@ mod tests {
                 from: "alice".into(),
                 text: "hi there".into(),
                 kind: ChatKind::Message,
-                own: false
+                own: false,
+                confirms: None
             }]
         );
     }
@@ -895,15 +1215,33 @@ mod tests {
             up.send,
             vec![Message::new("PRIVMSG").param("#general").param("hello all")]
         );
-        assert!(
-            up.events.is_empty(),
-            "echo-message: shown when the tracker echoes it"
-        );
+        // Shown at once as pending; the echo confirms it.
+        let Event::Sending { id, text, .. } = &up.events[0] else {
+            panic!("{up:?}")
+        };
+        assert_eq!(text, "hello all");
+        let first = *id;
         let up = a.on_input("@bob hi", t());
         assert_eq!(
             up.send,
             vec![Message::new("PRIVMSG").param("bob").param("hi")]
         );
+        let up = feed(&mut a, ":me!m@h PRIVMSG #general :hello all");
+        assert!(
+            matches!(&up.events[0], Event::Chat { own: true, confirms: Some(id), .. } if *id == first),
+            "{up:?}"
+        );
+        // bob left meanwhile: the DM is refused, it is not pending any more.
+        let up = feed(&mut a, ":confab 401 me bob :No such user");
+        assert!(
+            matches!(&up.events[0], Event::Error { text, .. } if text == "no such user: bob"),
+            "{up:?}"
+        );
+        assert!(
+            matches!(&up.events[1], Event::Unsent { lines, explained: false, .. } if lines == &vec![(Window::Dm("bob".into()), "hi".to_string())]),
+            "{up:?}"
+        );
+        assert!(a.take_unsent(t()).is_none());
         let up = a.on_input("/exit", t());
         assert_eq!(up.quit.as_deref(), Some("Leaving"));
     }
@@ -1092,6 +1430,163 @@ mod tests {
         assert_eq!(
             up.send,
             vec![Message::new("PRIVMSG").param("#games").param("hi")]
+        );
+    }
+
+    #[test]
+    fn pending_lines_overdue_and_unsent() {
+        let mut a = app();
+        a.on_input("one", t());
+        let later = |secs: i64| t().checked_add(SignedDuration::from_secs(secs)).unwrap();
+        let after = SignedDuration::from_secs(1);
+        assert_eq!(a.next_overdue(after), Some(later(1)));
+        assert!(a.overdue(t(), after).is_empty(), "not yet");
+        a.on_input("two", later(1));
+        let shown = a.overdue(later(1), after);
+        assert!(
+            matches!(&shown[..], [Event::Sending { text, .. }] if text == "one"),
+            "{shown:?}"
+        );
+        assert!(a.overdue(later(1), after).is_empty(), "reported once");
+        assert_eq!(a.next_overdue(after), Some(later(2)));
+        // The tracker cleaned the text: matched by target, oldest first.
+        let up = feed(&mut a, ":me!m@h PRIVMSG #GENERAL :one!");
+        assert!(matches!(
+            &up.events[0],
+            Event::Chat {
+                confirms: Some(1),
+                ..
+            }
+        ));
+        let gone = a.take_unsent(later(9));
+        assert_eq!(
+            gone,
+            Some(Event::Unsent {
+                time: later(9),
+                lines: vec![(Window::Room("#general".into()), "two".into())],
+                explained: false
+            })
+        );
+        // Refused by the tracker (FAIL): reported as not sent, with why.
+        a.on_input("three", t());
+        let up = feed(
+            &mut a,
+            ":confab FAIL PRIVMSG CANNOT_RECORD #general :Not recorded",
+        );
+        assert!(matches!(&up.events[0], Event::Error { text, .. } if text == "Not recorded"));
+        assert!(matches!(
+            &up.events[1],
+            Event::Unsent {
+                explained: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn labels_match_echoes_out_of_order() {
+        let mut a = App::new("me", "t:1");
+        a.set_caps(&[
+            "echo-message".into(),
+            "labeled-response".into(),
+            "batch".into(),
+        ]);
+        let one = a.on_input("one", t()).send;
+        let two = a.on_input("two", t()).send;
+        assert_eq!(one[0].tag_value("label"), Some("c1"));
+        assert_eq!(two[0].tag_value("label"), Some("c2"));
+        let up = feed(&mut a, "@label=c2 :me!m@h PRIVMSG #general :two");
+        assert!(matches!(
+            &up.events[0],
+            Event::Chat {
+                confirms: Some(2),
+                ..
+            }
+        ));
+        let up = feed(&mut a, "@label=c1 :me!m@h PRIVMSG #general :one");
+        assert!(matches!(
+            &up.events[0],
+            Event::Chat {
+                confirms: Some(1),
+                ..
+            }
+        ));
+        // A labelled refusal takes the line it names.
+        a.on_input("three", t());
+        a.on_input("@bob four", t());
+        let up = feed(&mut a, "@label=c4 :confab 401 me bob :No such user");
+        assert!(
+            matches!(&up.events[1], Event::Unsent { lines, .. } if lines[0].1 == "four"),
+            "{up:?}"
+        );
+        // Without the cap, no label is sent.
+        let mut plain = app();
+        assert_eq!(plain.on_input("x", t()).send[0].tag_value("label"), None);
+    }
+
+    #[test]
+    fn sync_barrier_is_answered_in_order() {
+        let mut a = app();
+        a.on_input("/users", t());
+        let barrier = a.sync_request();
+        assert_eq!(barrier, Message::new("WHO").param("confab.sync.1"));
+        assert!(!a.synced());
+        // The answer to /users is not taken for the barrier's, nor the
+        // barrier's for a /users list.
+        feed(&mut a, ":confab 352 me #general m h confab me H :0 me");
+        let up = feed(&mut a, ":confab 315 me #general :End of WHO list");
+        assert!(matches!(&up.events[0], Event::Users { .. }));
+        assert!(!a.synced());
+        let up = feed(&mut a, ":confab 315 me confab.sync.1 :End of WHO list");
+        assert!(up.events.is_empty() && a.synced());
+        a.sync_request();
+        assert!(!a.synced());
+    }
+
+    #[test]
+    fn irc_jargon_in_plain_words() {
+        let mut a = App::new("alice", "t:1");
+        let up = feed(
+            &mut a,
+            ":confab 001 alice :Welcome to the confab tracker, alice!alice@127.0.0.1",
+        );
+        assert!(
+            matches!(&up.events[0], Event::Info { text, .. } if text == "Welcome to the confab tracker, alice")
+        );
+        let up = feed(&mut a, ":confab 433 alice bob :Nickname is already in use");
+        assert!(
+            matches!(&up.events[0], Event::Error { text, .. } if text == "That username is taken: bob")
+        );
+        let up = feed(
+            &mut a,
+            ":confab 432 alice 1x :Erroneous nickname: usernames may not start with a digit",
+        );
+        assert!(
+            matches!(&up.events[0], Event::Error { text, .. } if text == "That username is not allowed: \"1x\": usernames may not start with a digit"),
+            "{up:?}"
+        );
+        let up = feed(&mut a, ":alice!a@h NICK alicia");
+        assert!(matches!(&up.events[0], Event::NickChanged { me: true, .. }));
+        let up = feed(&mut a, ":bob!b@h NICK robert");
+        assert!(matches!(
+            &up.events[0],
+            Event::NickChanged { me: false, .. }
+        ));
+        let up = feed(
+            &mut a,
+            ":confab FAIL PART CANNOT_LEAVE #general :Everyone stays in #general; /exit (QUIT) leaves the tracker",
+        );
+        assert!(
+            matches!(&up.events[0], Event::Error { text, .. } if *text == cannot_leave_general())
+        );
+        assert_eq!(
+            closing_reason("Closing link: 10.0.0.7 (tracker shutting down)"),
+            "tracker shutting down"
+        );
+        assert_eq!(closing_reason("something else"), "something else");
+        assert_eq!(
+            closing_reason("Closing link: 10.0.0.7 (Excess Flood)"),
+            "you sent too many lines too fast (Excess Flood)"
         );
     }
 

@@ -21,6 +21,13 @@ pub enum CapAnswer {
     Invalid,
 }
 
+/// Sent by the tracker before its `CAP LS` reply, to a connection not yet
+/// registered, when it needs a password (`PASS`): a client learns it
+/// before asking anyone for one. Servers already greet unregistered
+/// connections with `NOTICE * :*** ...` lines, so other IRC clients show
+/// it or ignore it.
+pub const PASSWORD_NOTICE: &str = "*** This tracker needs a password (PASS) to log in";
+
 /// Advertised in `CAP LS`. Only what the tracker fully implements.
 pub const SUPPORTED: &[&str] = &[
     "away-notify",

@@ -599,6 +599,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 if matches!(sub.as_str(), "LS" | "REQ") {
                     pending.negotiating = true;
                 }
+                // Whether a password is needed, before the client asks its
+                // user for one (see PASSWORD_NOTICE).
+                if sub == "LS" && self.ctx.password.is_some() {
+                    self.push(
+                        Message::new("NOTICE")
+                            .with_source(server.clone())
+                            .param("*")
+                            .param(crate::proto::caps::PASSWORD_NOTICE),
+                    );
+                }
                 match self.caps.answer(&sub, msg.param_at(1).unwrap_or("")) {
                     CapAnswer::Reply(verb, list) => self.push(
                         Message::new("CAP")
@@ -608,7 +618,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                             .param(list),
                     ),
                     CapAnswer::End => {
-                        pending.negotiating = false;
+                        if let Phase::Registering(p) = &mut self.phase {
+                            p.negotiating = false;
+                        }
                         return self.try_register().await;
                     }
                     CapAnswer::Invalid => self.push_numeric(replies::invalid_cap_command(&sub)),

@@ -472,7 +472,7 @@ pub fn fail_cannot_leave_general(server: &str, command: &str, room: &str) -> Mes
         command,
         "CANNOT_LEAVE",
         &[room],
-        "Everyone stays in #general, the group room; to leave the tracker, /exit (QUIT)",
+        "Everyone stays in #general, the group room; to leave the tracker, quit (/quit, or exit in confab's client)",
     )
 }
 

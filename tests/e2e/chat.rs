@@ -239,17 +239,11 @@ fn wrong_password_and_refused_usernames() {
 
     let mut alice = ClientProc::join(&tracker, "alice");
     for (name, why) in [
-        (
-            "alice",
-            "client: username refused: alice: Nickname is already in use",
-        ),
-        (
-            "ALICE",
-            "client: username refused: ALICE: Nickname is already in use",
-        ),
+        ("alice", "client: That username is taken: alice"),
+        ("ALICE", "client: That username is taken: ALICE"),
         (
             "1bad",
-            "client: username refused: 1bad: Erroneous nickname: usernames may use letters, digits and - _ [ ] \\ ^ { } | ` and may not start with a digit or -",
+            "client: That username is not allowed: \"1bad\": usernames may use letters, digits and - _ [ ] \\ ^ { } | ` and may not start with a digit or -",
         ),
     ] {
         let mut c = ClientProc::spawn(
@@ -342,9 +336,7 @@ fn tracker_interrupt_tells_everyone() {
     assert_eq!(status.code(), Some(0));
     assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
     for c in [&mut alice, &mut bob] {
-        c.expect(
-            "*** disconnected by the tracker: Closing link: 127.0.0.1 (tracker shutting down)",
-        );
+        c.expect("*** disconnected by the tracker: tracker shutting down");
         assert_eq!(c.wait_exit().code(), Some(0));
         assert!(
             c.err
@@ -419,7 +411,7 @@ fn stay_keeps_the_tracker_running() {
         wait_exit(&mut tracker.child, Duration::from_secs(5)).code(),
         Some(0)
     );
-    bob.expect("*** disconnected by the tracker: Closing link: 127.0.0.1 (tracker shutting down)");
+    bob.expect("*** disconnected by the tracker: tracker shutting down");
     assert_eq!(
         tracker.log_events().last().map(String::as_str),
         Some("stop stopped by the operator (SIGTERM)")

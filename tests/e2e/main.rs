@@ -3,6 +3,7 @@
 
 mod abuse;
 mod chat;
+mod classroom_client;
 mod config;
 mod harness;
 mod hostile;

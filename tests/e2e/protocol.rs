@@ -169,7 +169,7 @@ fn registration_burst_and_cap_negotiation() {
     r.send("PRIVMSG #general");
     r.expect(":confab 412 rawuser :No text to send");
     r.send("PART #general");
-    r.expect(":confab FAIL PART CANNOT_LEAVE #general :Everyone stays in #general, the group room; to leave the tracker, /exit (QUIT)");
+    r.expect(":confab FAIL PART CANNOT_LEAVE #general :Everyone stays in #general, the group room; to leave the tracker, quit (/quit, or exit in confab's client)");
     plain.send("QUIT :done here");
     plain.expect("ERROR :Closing link: 127.0.0.1 (Quit: done here)");
     r.expect(":plainuser!plainuser@127.0.0.1 QUIT :Quit: done here");

@@ -183,9 +183,11 @@ fn resize_and_the_tracker_going_away() {
         || {
             let s = carol.screen();
             let lines: Vec<&str> = s.lines().collect();
+            // The whole frame: one capture may hold half of it.
             (lines.len() == 15
                 && lines[13].starts_with(" carol │ ACTIVE")
-                && lines[14].starts_with("[#general]"))
+                && lines[14].starts_with("[#general]")
+                && side_status(&s, "carol").as_deref() == Some("ACTIVE"))
             .then_some(s)
         },
         || carol.screen(),

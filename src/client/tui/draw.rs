@@ -59,6 +59,9 @@ fn text_style(tone: Tone) -> Style {
         Tone::Join => Style::new().fg(Color::Green),
         Tone::Part => Style::new().fg(Color::Red),
         Tone::Quiet => Style::new().fg(Color::DarkGray),
+        Tone::Pending => Style::new()
+            .fg(Color::DarkGray)
+            .add_modifier(Modifier::ITALIC),
         Tone::Info => Style::new().fg(Color::Cyan),
         Tone::Error => Style::new()
             .fg(Color::LightRed)
@@ -370,6 +373,7 @@ mod tests {
             text: text.into(),
             kind: ChatKind::Message,
             own,
+            confirms: None,
         }
     }
 

@@ -11,6 +11,7 @@
 
 pub mod draw;
 pub mod editor;
+pub mod keys;
 pub mod terminal;
 pub mod view;
 
@@ -50,6 +51,16 @@ pub async fn run(mut session: LoggedIn, tls: bool) -> Result<Outcome, ClientErro
         Err(e) => Err(term_err(e)),
     };
     drop(guard);
+    // Lines the tracker never confirmed are said on the normal screen, where
+    // they can still be copied: they may not have reached anyone.
+    if let Some(super::state::Event::Unsent { lines, .. }) =
+        session.app.take_unsent(Timestamp::now())
+    {
+        for (window, text) in lines {
+            let place = super::plain::place(&window);
+            let _ = writeln!(io::stderr(), "client: not sent: {place} {text}");
+        }
+    }
     if let Ok(Outcome::Left) = result {
         // Not println!: after a hangup there is no terminal, and a failed
         // write must not turn a clean leave into a panic.

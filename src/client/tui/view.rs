@@ -15,11 +15,15 @@ use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthStr;
 
 use super::editor::Editor;
+use super::keys::{self, KeyAction};
 use crate::client::input;
-use crate::client::plain::PlainRenderer;
-use crate::client::state::{App, ChatKind, Event, GENERAL, UserEntry, Window, entry};
+use crate::client::plain::{PlainRenderer, SENDING_MARK};
+use crate::client::state::{
+    App, ChatKind, Event, GENERAL, UserEntry, Window, cannot_leave_general, entry,
+};
 use crate::proto::nick::{casefold, validate_nick};
 use crate::proto::sanitize::for_display;
+use crate::proto::status::Status;
 
 /// Lines kept per window; older ones are dropped.
 pub const SCROLLBACK: usize = 10_000;
@@ -31,13 +35,18 @@ const WHEEL_ROWS: usize = 3;
 /// Width of the clock column, `HH:MM` and a space.
 const CLOCK_WIDTH: usize = 6;
 
-/// Lines `/help` adds for the full-screen mode.
+/// Lines `/help` adds for the full-screen mode, before the keys (which
+/// come from [`keys::KEYS`]).
 const UI_HELP: &[&str] = &[
-    "/w <number|name>     switch window (also Alt+1..9, Alt+0, Ctrl+N / Ctrl+P); /w <user> opens a DM window",
+    "/w <number|name>     switch window; /w <user> opens a DM window",
     "/query <user>        open a DM window;  /close closes a DM window",
-    "PgUp/PgDn or the mouse wheel scroll; Tab completes names and commands; Up/Down recall what you typed",
-    "Ctrl+W deletes a word, Ctrl+U/Ctrl+K to the start/end; a paste is sent only when you press Enter",
+    "A paste is sent only when you press Enter, each line as text (never as a command).",
 ];
+/// Status changes of others within this long of the first one shown fold
+/// into that line (while it is still the last line of the window).
+pub const FOLD_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_secs(120);
+/// Names a folded status line spells out before "and N others".
+const FOLD_NAMES: usize = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tone {
@@ -50,6 +59,8 @@ pub enum Tone {
     Part,
     /// Status and name changes: shown, but quieter than the chat.
     Quiet,
+    /// Our own line, not confirmed by the tracker yet.
+    Pending,
     Info,
     Error,
 }
@@ -62,6 +73,8 @@ pub struct Line {
     pub from: Option<(String, ChatKind)>,
     pub text: String,
     pub tone: Tone,
+    /// The id of our own line while it waits for the tracker's echo.
+    pub pending: Option<u64>,
 }
 
 impl Line {
@@ -189,6 +202,36 @@ pub struct Win {
     /// Lines that arrived while scrolled up.
     pub new_below: usize,
     pub topic: Option<String>,
+    /// The status changes folded into the last line, if it is such a line.
+    fold: Option<Fold>,
+}
+
+/// Several people's status changes shown as one line.
+#[derive(Debug)]
+struct Fold {
+    /// The sequence number of the line.
+    seq: u64,
+    status: Status,
+    /// When the first change of the fold happened.
+    since: Timestamp,
+    nicks: Vec<String>,
+}
+
+/// `bob is now INACTIVE: idle for 5 min`, `bob and carol are now
+/// INACTIVE`, `bob, carol and 12 others are now INACTIVE`.
+fn fold_text(nicks: &[String], status: Status, detail: Option<&str>) -> String {
+    let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
+    match nicks {
+        [] => String::new(),
+        [one] => format!("--- {one} is now {status}{detail}"),
+        [a, b] => format!("--- {a} and {b} are now {status}"),
+        [a, b, c] => format!("--- {a}, {b} and {c} are now {status}"),
+        many => format!(
+            "--- {} and {} others are now {status}",
+            many[..FOLD_NAMES].join(", "),
+            many.len() - FOLD_NAMES
+        ),
+    }
 }
 
 impl Win {
@@ -202,7 +245,57 @@ impl Win {
             scroll: None,
             new_below: 0,
             topic: None,
+            fold: None,
         }
+    }
+
+    fn last_seq(&self) -> Option<u64> {
+        (!self.lines.is_empty()).then(|| self.first_seq + self.lines.len() as u64 - 1)
+    }
+
+    /// The line of our own pending line `id`, newest first.
+    fn pending_line(&mut self, id: u64) -> Option<&mut Line> {
+        self.lines.iter_mut().rev().find(|l| l.pending == Some(id))
+    }
+
+    /// Shows `nick`'s new status: folded into the last line when that line
+    /// is a recent fold of the same status, else as a new line.
+    fn push_status(
+        &mut self,
+        clock: &str,
+        nick: &str,
+        status: Status,
+        detail: Option<&str>,
+        at: Timestamp,
+    ) {
+        let last = self.last_seq();
+        if let Some(f) = &mut self.fold
+            && Some(f.seq) == last
+            && f.status == status
+            && at.duration_since(f.since) < FOLD_WINDOW
+        {
+            if !f.nicks.iter().any(|n| casefold(n) == casefold(nick)) {
+                f.nicks.push(nick.to_string());
+            }
+            let text = fold_text(&f.nicks, status, detail);
+            if let Some(line) = self.lines.back_mut() {
+                line.text = text;
+            }
+            return;
+        }
+        self.push(Line {
+            clock: clock.to_string(),
+            from: None,
+            text: fold_text(&[nick.to_string()], status, detail),
+            tone: Tone::Quiet,
+            pending: None,
+        });
+        self.fold = self.last_seq().map(|seq| Fold {
+            seq,
+            status,
+            since: at,
+            nicks: vec![nick.to_string()],
+        });
     }
 
     pub fn name(&self) -> &str {
@@ -398,6 +491,12 @@ pub struct View {
     size: Rect,
     tz: TimeZone,
     renderer: PlainRenderer,
+    /// Others' status changes in the conversation (Alt+S); off by
+    /// default: in a class, the idle timeout would bury what was said, and
+    /// the side list shows every status anyway.
+    pub show_status: bool,
+    /// What the input holds came from a paste (see [`View::submit`]).
+    pasted: bool,
 }
 
 impl View {
@@ -415,6 +514,8 @@ impl View {
             size: Rect::new(0, 0, 80, 24),
             renderer: PlainRenderer::new(tz.clone()),
             tz,
+            show_status: false,
+            pasted: false,
         }
     }
 
@@ -514,6 +615,7 @@ impl View {
             from: None,
             text: for_display(text),
             tone,
+            pending: None,
         });
     }
 
@@ -546,9 +648,17 @@ impl View {
                 text,
                 kind,
                 own,
+                confirms,
                 ..
             } => {
                 let idx = self.ensure(window);
+                if let Some(line) = confirms.and_then(|id| self.windows[idx].pending_line(id)) {
+                    // The echo: the pending line becomes the line everyone saw.
+                    line.text = for_display(text);
+                    line.tone = Tone::Own;
+                    line.pending = None;
+                    return;
+                }
                 let text = for_display(text);
                 let mention = !own && mentions(&text, &self.me);
                 // A DM is for the user: it marks its window like a mention,
@@ -564,12 +674,48 @@ impl View {
                     from: Some((for_display(from), *kind)),
                     text,
                     tone,
+                    pending: None,
                 };
                 let w = &mut self.windows[idx];
                 w.push(line);
                 if idx != self.active && !own {
                     w.unread += 1;
                     w.mention |= marks;
+                }
+            }
+            Event::Sending {
+                id,
+                window,
+                from,
+                text,
+                kind,
+                ..
+            } => {
+                let idx = self.ensure(window);
+                self.windows[idx].push(Line {
+                    clock,
+                    from: Some((for_display(from), *kind)),
+                    text: format!("{} {SENDING_MARK}", for_display(text)),
+                    tone: Tone::Pending,
+                    pending: Some(*id),
+                });
+            }
+            Event::Unsent {
+                lines, explained, ..
+            } => {
+                for (window, text) in lines {
+                    let marked = self.find(window).and_then(|idx| {
+                        let w = &mut self.windows[idx];
+                        let line = w.lines.iter_mut().find(|l| l.pending.is_some())?;
+                        line.text = format!("{} (not sent)", for_display(text));
+                        line.tone = Tone::Error;
+                        line.pending = None;
+                        Some(())
+                    });
+                    if marked.is_none() && !explained {
+                        let note = format!("!!! not sent: {}", for_display(text));
+                        self.note(self.active, &clock, &note, Tone::Error);
+                    }
                 }
             }
             Event::Joined { room, me, .. } => {
@@ -592,18 +738,28 @@ impl View {
                     (_, None) => self.show(self.general(), event, Tone::Part),
                 }
             }
-            Event::Quit { nick, .. }
-            | Event::Status {
-                nick, me: false, ..
-            } => {
-                let tone = if matches!(event, Event::Quit { .. }) {
-                    Tone::Part
-                } else {
-                    Tone::Quiet
-                };
-                self.show(self.general(), event, tone);
+            Event::Quit { nick, .. } => {
+                self.show(self.general(), event, Tone::Part);
                 if let Some(dm) = self.find(&Window::Dm(nick.clone())) {
-                    self.show(dm, event, tone);
+                    self.show(dm, event, Tone::Part);
+                }
+            }
+            Event::Status {
+                time,
+                nick,
+                me: false,
+                status,
+                detail,
+            } => {
+                // A DM window has one partner: their changes never flood it.
+                if let Some(dm) = self.find(&Window::Dm(nick.clone())) {
+                    self.show(dm, event, Tone::Quiet);
+                }
+                if self.show_status {
+                    let g = self.general();
+                    let nick = for_display(nick);
+                    let detail = detail.as_deref().map(for_display);
+                    self.windows[g].push_status(&clock, &nick, *status, detail.as_deref(), *time);
                 }
             }
             Event::NickChanged { old, new, .. } => {
@@ -622,7 +778,11 @@ impl View {
             }
             Event::Help { .. } => {
                 self.show(self.active, event, Tone::Info);
-                for l in UI_HELP {
+                for l in UI_HELP
+                    .iter()
+                    .map(|l| l.to_string())
+                    .chain(keys::help_lines())
+                {
                     self.note(self.active, &clock, &format!("*** {l}"), Tone::Info);
                 }
             }
@@ -672,6 +832,7 @@ impl View {
 
     /// A bracketed paste: into the input, line breaks kept, sent on Enter.
     pub fn on_paste(&mut self, text: &str, now: Timestamp) {
+        self.pasted = true;
         if !self.editor.insert(text) {
             self.notice(
                 &format!(
@@ -694,59 +855,80 @@ impl View {
         if key.kind == KeyEventKind::Release {
             return Action::None;
         }
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        let action = self.key_action(key, now);
+        if self.editor.is_empty() {
+            self.pasted = false;
+        }
+        action
+    }
+
+    fn key_action(&mut self, key: KeyEvent, now: Timestamp) -> Action {
+        let Some(action) = keys::lookup(&key) else {
+            let plain = !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+            if let (KeyCode::Char(c), true) = (key.code, plain) {
+                self.editor.insert(c.encode_utf8(&mut [0; 4]));
+            }
+            return Action::None;
+        };
         let e = &mut self.editor;
-        match key.code {
-            KeyCode::Char('c') if ctrl => return Action::Quit("Leaving".into()),
-            KeyCode::Char('d') if ctrl && e.is_empty() => return Action::Quit("Leaving".into()),
-            KeyCode::Char('l') if ctrl => return Action::Repaint,
-            KeyCode::Char('n') if ctrl => self.switch((self.active + 1) % self.windows.len()),
-            KeyCode::Char('p') if ctrl => {
+        match action {
+            KeyAction::ClearOrLeave if e.is_empty() => return Action::Quit("Leaving".into()),
+            // Half a line typed: Ctrl+C takes it back (Up brings it back
+            // again), as in a shell; a second Ctrl+C leaves.
+            KeyAction::ClearOrLeave => {
+                e.take();
+            }
+            KeyAction::LeaveIfEmpty if e.is_empty() => return Action::Quit("Leaving".into()),
+            KeyAction::LeaveIfEmpty => {}
+            KeyAction::Repaint => return Action::Repaint,
+            KeyAction::NextWindow => self.switch((self.active + 1) % self.windows.len()),
+            KeyAction::PrevWindow => {
                 self.switch((self.active + self.windows.len() - 1) % self.windows.len())
             }
-            KeyCode::Char('a') if ctrl => e.home(),
-            KeyCode::Char('e') if ctrl => e.end(),
-            KeyCode::Char('b') if ctrl => e.left(),
-            KeyCode::Char('f') if ctrl => e.right(),
-            KeyCode::Char('w') | KeyCode::Char('h') if ctrl => e.delete_word_back(),
-            KeyCode::Char('u') if ctrl => e.kill_to_start(),
-            KeyCode::Char('k') if ctrl => e.kill_to_end(),
-            KeyCode::Char('b') if alt => e.word_left(),
-            KeyCode::Char('f') if alt => e.word_right(),
-            KeyCode::Char('d') if alt => e.delete_word_forward(),
-            KeyCode::Char(c @ '0'..='9') if alt => {
-                let n = c.to_digit(10).unwrap_or(0) as usize;
-                self.switch(if n == 0 { 9 } else { n - 1 });
+            KeyAction::WindowByDigit => {
+                if let KeyCode::Char(c) = key.code {
+                    let n = c.to_digit(10).unwrap_or(0) as usize;
+                    self.switch(if n == 0 { 9 } else { n - 1 });
+                }
             }
-            KeyCode::Char(c) if !ctrl && !alt => {
-                e.insert(c.encode_utf8(&mut [0; 4]));
+            KeyAction::ToggleStatusLines => {
+                self.show_status = !self.show_status;
+                let text = if self.show_status {
+                    "*** status changes are shown in the conversation from now on (Alt+S hides them)"
+                } else {
+                    "*** status changes are hidden from the conversation; the side list shows them (Alt+S shows them)"
+                };
+                self.notice(text, Tone::Info, now);
             }
-            KeyCode::Enter if alt => {
+            KeyAction::Send => return self.submit(now),
+            KeyAction::Newline => {
                 e.insert("\n");
             }
-            KeyCode::Enter => return self.submit(now),
-            KeyCode::Backspace if ctrl || alt => e.delete_word_back(),
-            KeyCode::Backspace => e.backspace(),
-            KeyCode::Delete => e.delete(),
-            KeyCode::Left if ctrl || alt => e.word_left(),
-            KeyCode::Right if ctrl || alt => e.word_right(),
-            KeyCode::Left => e.left(),
-            KeyCode::Right => e.right(),
-            KeyCode::Home => e.home(),
-            KeyCode::End => e.end(),
-            KeyCode::Up => e.history_prev(),
-            KeyCode::Down => e.history_next(),
-            KeyCode::PageUp => self.scroll_up(self.page()),
-            KeyCode::PageDown => self.scroll_down(self.page()),
-            KeyCode::Tab => {
+            KeyAction::Left => e.left(),
+            KeyAction::Right => e.right(),
+            KeyAction::WordLeft => e.word_left(),
+            KeyAction::WordRight => e.word_right(),
+            KeyAction::Home => e.home(),
+            KeyAction::End => e.end(),
+            KeyAction::Backspace => e.backspace(),
+            KeyAction::Delete => e.delete(),
+            KeyAction::DeleteWordBack => e.delete_word_back(),
+            KeyAction::DeleteWordForward => e.delete_word_forward(),
+            KeyAction::KillToStart => e.kill_to_start(),
+            KeyAction::KillToEnd => e.kill_to_end(),
+            KeyAction::HistoryPrev => e.history_prev(),
+            KeyAction::HistoryNext => e.history_next(),
+            KeyAction::PageUp => self.scroll_up(self.page()),
+            KeyAction::PageDown => self.scroll_down(self.page()),
+            KeyAction::Complete => {
                 let names = self.names();
                 let mut commands = input::COMMANDS.to_vec();
                 commands.extend(["close", "w", "window"]);
                 commands.sort();
                 self.editor.complete(&commands, &names);
             }
-            _ => {}
         }
         Action::None
     }
@@ -764,9 +946,15 @@ impl View {
             return Action::None;
         }
         let text = self.editor.take();
+        let pasted = std::mem::take(&mut self.pasted);
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         match lines.as_slice() {
             [] => Action::None,
+            // A pasted `exit` is a word someone copied, not a person
+            // leaving: it goes as text.
+            [line] if pasted && input::is_exit_word(line) => {
+                Action::Send(vec![Outgoing::Text(line.to_string())])
+            }
             [line] => {
                 // A lone line, even pasted, is what a person would type.
                 match self.view_command(line, now) {
@@ -791,8 +979,12 @@ impl View {
             "query" if !arg.is_empty() && !arg.contains(' ') => self.goto(arg, now),
             "close" | "wc" => match &self.active().target {
                 Window::Dm(_) => self.close(self.active),
+                Window::Room(r) if casefold(r) == casefold(GENERAL) => {
+                    let text = format!("!!! {}", cannot_leave_general());
+                    self.notice(&text, Tone::Error, now);
+                }
                 Window::Room(r) => {
-                    let text = format!("!!! {r} is a room: leave it with /part");
+                    let text = format!("!!! {r} is a room: leave it with /part {r}");
                     self.notice(&text, Tone::Error, now);
                 }
             },
@@ -892,6 +1084,7 @@ mod tests {
             text: text.into(),
             kind: ChatKind::Message,
             own,
+            confirms: None,
         }
     }
 
@@ -1005,7 +1198,10 @@ mod tests {
         assert_eq!(v.windows.len(), 2);
         typed(&mut v, "/w 1");
         typed(&mut v, "/close");
-        assert!(last(&v).contains("/part"), "{}", last(&v));
+        assert_eq!(
+            last(&v),
+            "!!! everyone stays in #general, so it cannot be left or closed; to leave the tracker, type exit"
+        );
         // Everything else is for the application.
         assert_eq!(
             typed(&mut v, "/msg bob hi"),
@@ -1064,6 +1260,88 @@ mod tests {
             v.on_key(key(KeyCode::Char('d'), KeyModifiers::CONTROL), t()),
             Action::Quit("Leaving".into())
         );
+    }
+
+    #[test]
+    fn ctrl_c_clears_then_leaves_and_a_pasted_exit_is_text() {
+        let mut v = view();
+        for c in "half a line".chars() {
+            v.on_key(key(KeyCode::Char(c), KeyModifiers::NONE), t());
+        }
+        let ctrl_c = key(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(v.on_key(ctrl_c, t()), Action::None);
+        assert_eq!(v.editor.text(), "");
+        v.on_key(key(KeyCode::Up, KeyModifiers::NONE), t());
+        assert_eq!(v.editor.text(), "half a line", "Up brings it back");
+        v.on_key(ctrl_c, t());
+        assert_eq!(v.on_key(ctrl_c, t()), Action::Quit("Leaving".into()));
+        // Typed, `exit` is for the application (which leaves); pasted, it
+        // is text.
+        assert_eq!(
+            typed(&mut v, "exit"),
+            Action::Send(vec![Outgoing::Typed("exit".into())])
+        );
+        v.on_paste("exit", t());
+        assert_eq!(
+            v.on_key(key(KeyCode::Enter, KeyModifiers::NONE), t()),
+            Action::Send(vec![Outgoing::Text("exit".into())])
+        );
+        assert_eq!(
+            typed(&mut v, "quit"),
+            Action::Send(vec![Outgoing::Typed("quit".into())]),
+            "the paste mark went with the paste"
+        );
+    }
+
+    fn status(nick: &str, status: Status, secs: i64) -> Event {
+        Event::Status {
+            time: t()
+                .checked_add(jiff::SignedDuration::from_secs(secs))
+                .unwrap(),
+            nick: nick.into(),
+            me: false,
+            status,
+            detail: (status == Status::Inactive).then(|| "idle for 5 min".into()),
+        }
+    }
+
+    #[test]
+    fn status_changes_hidden_by_default_and_folded_when_shown() {
+        let mut v = view();
+        let before = v.active().lines().len();
+        v.apply(&[status("bob", Status::Inactive, 0)]);
+        assert_eq!(v.active().lines().len(), before, "hidden by default");
+        let alt_s = key(KeyCode::Char('s'), KeyModifiers::ALT);
+        v.on_key(alt_s, t());
+        assert!(v.show_status);
+        let shown = v.active().lines().len();
+        v.apply(&[status("bob", Status::Inactive, 1)]);
+        assert_eq!(last(&v), "--- bob is now INACTIVE: idle for 5 min");
+        v.apply(&[status("carol", Status::Inactive, 2)]);
+        assert_eq!(last(&v), "--- bob and carol are now INACTIVE");
+        v.apply(&[status("dave", Status::Inactive, 3)]);
+        assert_eq!(last(&v), "--- bob, carol and dave are now INACTIVE");
+        for (i, n) in ["e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9", "e10"]
+            .iter()
+            .enumerate()
+        {
+            v.apply(&[status(n, Status::Inactive, 4 + i as i64)]);
+        }
+        assert_eq!(last(&v), "--- bob, carol and 11 others are now INACTIVE");
+        assert_eq!(v.active().lines().len(), shown + 1, "one line for all");
+        // Another status, a later time, or a line in between: a new line.
+        v.apply(&[status("bob", Status::Active, 30)]);
+        assert_eq!(v.active().lines().len(), shown + 2);
+        v.apply(&[status("carol", Status::Active, 30 + FOLD_WINDOW.as_secs())]);
+        assert_eq!(v.active().lines().len(), shown + 3);
+        v.apply(&[chat(room("#general"), "carol", "back", false)]);
+        v.apply(&[status("dave", Status::Active, 31 + FOLD_WINDOW.as_secs())]);
+        assert_eq!(last(&v), "--- dave is now ACTIVE");
+        // Alt+S again hides them.
+        v.on_key(alt_s, t());
+        let n = v.active().lines().len();
+        v.apply(&[status("e1", Status::Active, 500)]);
+        assert_eq!(v.active().lines().len(), n);
     }
 
     fn fill(v: &mut View, n: usize) {

@@ -547,7 +547,7 @@ fn general_is_moderated_by_tracker_operators_only() {
     assert_eq!(
         rig.got(alice),
         vec![
-            ":confab FAIL PART CANNOT_LEAVE #general :Everyone stays in #general, the group room; to leave the tracker, /exit (QUIT)"
+            ":confab FAIL PART CANNOT_LEAVE #general :Everyone stays in #general, the group room; to leave the tracker, quit (/quit, or exit in confab's client)"
         ]
     );
     rig.send(alice, "TOPIC #general :mine now");
