@@ -10,3 +10,4 @@ mod protocol;
 mod terminal;
 mod tmux;
 mod tui;
+mod wire;
