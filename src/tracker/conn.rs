@@ -183,6 +183,29 @@ pub struct ConnContext {
     pub send_budget: Arc<SendBudget>,
 }
 
+impl ConnContext {
+    /// A context with the tracker's default settings (those of
+    /// [`Config::new`](super::Config::new)) and no password, for tests and
+    /// the fuzz targets: they set what they care about and take the rest
+    /// with `..ConnContext::new(hub, shutdown)`, so a field added here
+    /// needs no change there.
+    pub fn new(hub: mpsc::Sender<HubRequest>, shutdown: CancellationToken) -> ConnContext {
+        let defaults = super::Config::new(std::path::PathBuf::new());
+        ConnContext {
+            hub,
+            password: None,
+            throttle: Arc::new(LoginThrottle::new(defaults.free_login_failures)),
+            shutdown,
+            server_name: defaults.server_name,
+            ping_interval: defaults.ping_interval,
+            register_timeout: defaults.register_timeout,
+            flood: defaults.flood,
+            sendq: defaults.sendq,
+            send_budget: Arc::new(SendBudget::new(defaults.sendq_total)),
+        }
+    }
+}
+
 /// Flood control ("fakelag", as IRC servers do it): every line a client
 /// sends moves its clock `per_line` ahead. Lines are handled at once while
 /// the clock is at most `burst` lines ahead of real time, then held back
