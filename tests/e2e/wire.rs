@@ -5,7 +5,11 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 
+use std::path::Path;
+
 use crate::harness::*;
+use crate::terminal::wrapped;
+use crate::tmux::{Tmux, have};
 
 fn plain_tracker() -> (tempfile::TempDir, Tracker) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -178,6 +182,45 @@ fn line_separators_cannot_forge_a_log_line() {
     for line in bob.lines.seen.iter().chain(carol.out.seen.iter()) {
         assert!(!line.contains(['\u{2028}', '\u{2029}']), "{line:?}");
     }
+}
+
+/// In the full-screen client a line separator is a space and an
+/// invisible character nothing: the message stays on its row, and no cell
+/// holds a character the layout and the terminal disagree on the width of
+/// (which left stale cells on the screen).
+#[test]
+fn full_screen_client_shows_separators_as_spaces() {
+    if !have(&["tmux"]) {
+        return;
+    }
+    let (_dir, tracker) = plain_tracker();
+    let known = tracker.dir.join("known_trackers").display().to_string();
+    let bob = Tmux::start(
+        "wire-bob",
+        &wrapped(
+            &tracker.dir,
+            client_bin(),
+            &[
+                &format!("127.0.0.1:{}", tracker.port),
+                "--no-tls",
+                "--user",
+                "bob",
+                "--known-trackers",
+                &known,
+            ],
+        ),
+        &[("CONFAB_PASSWORD", Path::new(PASSWORD))],
+        &[],
+    );
+    bob.wait_screen("#general --> you joined");
+    let mut alice = Raw::register(tracker.port, "alice");
+    bob.wait_screen("#general --> alice joined");
+    alice.send("PRIVMSG #general :one\u{2028}two\u{2029}three\u{200b}four\u{feff}!");
+    let screen = bob.wait_screen("<alice> one two threefour!");
+    assert!(
+        !screen.contains(['\u{2028}', '\u{2029}', '\u{200b}', '\u{feff}']),
+        "{screen}"
+    );
 }
 
 /// Our client never drops a line without a word: a line over its limits
