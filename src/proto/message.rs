@@ -116,7 +116,7 @@ impl Message {
         let mut msg = Message::default();
         if let Some(after) = rest.strip_prefix('@') {
             let (tags, tail) = after.split_once(' ').ok_or(ParseError::BadTags)?;
-            msg.tags = parse_tags(tags)?;
+            msg.tags = parse_tags(tags);
             rest = tail.trim_start_matches(' ');
         }
         if let Some(after) = rest.strip_prefix(':') {
@@ -234,7 +234,10 @@ impl Message {
     }
 }
 
-fn parse_tags(raw: &str) -> Result<Vec<(String, Option<String>)>, ParseError> {
+/// The tags of a tag section. A tag whose key is not a valid key name is
+/// left out, not the message refused: IRCv3 message-tags forbids rejecting
+/// a message for its tag names, and what is left out is never relayed.
+fn parse_tags(raw: &str) -> Vec<(String, Option<String>)> {
     let mut tags = Vec::new();
     for item in raw.split(';') {
         if item.is_empty() {
@@ -250,13 +253,13 @@ fn parse_tags(raw: &str) -> Result<Vec<(String, Option<String>)>, ParseError> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'/' || b == b'.');
         if !valid {
-            return Err(ParseError::BadTags);
+            continue;
         }
         // Later duplicates override earlier ones (IRCv3 message-tags).
         tags.retain(|(k, _): &(String, Option<String>)| k != key);
         tags.push((key.to_string(), value.filter(|v| !v.is_empty())));
     }
-    Ok(tags)
+    tags
 }
 
 fn unescape_tag_value(v: &str) -> String {
@@ -335,7 +338,10 @@ mod tests {
         assert_eq!(Message::parse("   "), Err(ParseError::Empty));
         assert_eq!(Message::parse(":src"), Err(ParseError::NoCommand));
         assert_eq!(Message::parse("@a=b"), Err(ParseError::BadTags));
-        assert_eq!(Message::parse("@a$=b CMD"), Err(ParseError::BadTags));
+        // Invalid tag names are left out, the message kept.
+        let m = Message::parse("@a$=b;+ok=1;\x1b[31m;+;=v CMD").unwrap();
+        assert_eq!(m.tags, vec![("+ok".to_string(), Some("1".to_string()))]);
+        assert_eq!(m.command, "CMD");
         assert_eq!(Message::parse("PRI\0VMSG"), Err(ParseError::ForbiddenByte));
         assert!(matches!(
             Message::parse("12 x"),

@@ -105,7 +105,8 @@ fn client_tags_over_4094_bytes_are_refused_with_417() {
 
 /// Tag values reach other clients without escape sequences, control
 /// characters, bidi controls or line separators (cleaned, the message
-/// still delivered), on PRIVMSG and TAGMSG alike.
+/// still delivered), on PRIVMSG and TAGMSG alike; tags with invalid names
+/// are left out, not the message refused (IRCv3 message-tags).
 #[test]
 fn tag_values_are_relayed_without_control_characters() {
     let (_dir, tracker) = plain_tracker();
@@ -120,6 +121,12 @@ fn tag_values_are_relayed_without_control_characters() {
     assert_eq!(
         bob.expect("tagged"),
         "@+x=red;+example.com/y=a\\sbc;+z;+t=\\:\\s\\\\ :alice!alice@127.0.0.1 PRIVMSG #general :tagged"
+    );
+    // A tag with an invalid name is left out; the message still goes.
+    alice.send("@+bad$name=\x1b[31m;+\u{202e}x=1;+ok=1 PRIVMSG #general :named");
+    assert_eq!(
+        bob.expect("named"),
+        "@+ok=1 :alice!alice@127.0.0.1 PRIVMSG #general :named"
     );
     alice.send("@+typing=active\x1b[2J\x1b]0\\x\x07 TAGMSG #general");
     assert_eq!(
