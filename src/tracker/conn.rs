@@ -414,11 +414,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 biased;
                 _ = shutdown.cancelled() => {
                     // Whatever the hub queued for us still goes out first.
-                    while let Ok(b) = self.outbox_rx.try_recv() {
-                        self.control.release(b.len());
-                        self.wbuf.extend_from_slice(&b);
+                    let closed = loop {
+                        match self.outbox_rx.try_recv() {
+                            Ok(b) => {
+                                self.control.release(b.len());
+                                self.wbuf.extend_from_slice(&b);
+                            }
+                            Err(e) => break e == mpsc::error::TryRecvError::Disconnected,
+                        }
+                    };
+                    // After a QUIT the hub closes the outbox once its goodbye
+                    // (ERROR) is in it; a second ERROR must not follow.
+                    if !(closed && matches!(self.phase, Phase::Leaving)) {
+                        self.push_error("tracker shutting down");
                     }
-                    self.push_error("tracker shutting down");
                     return End::Goodbye;
                 }
                 _ = control.token.cancelled() => {
