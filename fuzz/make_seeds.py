@@ -52,6 +52,9 @@ PARSE_LINE = {
     "body_511": b"PRIVMSG #g :" + b"a" * 499 + b"\r\nPING after\r\n",
     "tags_8190": b"@+a=" + b"t" * 8186 + b" PING x\r\n",
     "tags_8191": b"@+a=" + b"t" * 8187 + b" PING x\r\n",
+    # LineCodec::new(): 4094 bytes of tag data from a client.
+    "client_tags_4094": b"@+a=" + b"t" * 4091 + b" PING x\r\n@+a=" + b"t" * 4092 + b" PING y\r\n",
+    "tags_escapes_separators": "@+x=\x1b[31mred\\s\u2028\u202e;+y=\t\x07\\:\\\\ PRIVMSG #g :a\u2028b\u2029c\u200b\ufeff\r\n".encode(),
     "oversize_unterminated": b"x" * 9000,
     # LineCodec::from_server(): 4096-byte bodies, 8191 + 4096 before discarding.
     "server_body_4094": b":n!u@h PRIVMSG #g :" + b"s" * (4094 - 19) + b"\r\n:n!u@h PRIVMSG #g :" + b"s" * (4095 - 19) + b"\r\n",
@@ -86,6 +89,7 @@ REG = {
     "flood_pings": (0x03, b"NICK n\r\nUSER u 0 * :r\r\n" + b"PING x\r\nPRIVMSG #g :f\r\n" * 12),
     "oversize_unterminated": (0x01, b"NICK n\r\n" + b"z" * 9000),
     "long_params": (0x00, b"PRIVMSG #g :" + b"x" * 480 + b"\r\nNICK n\r\nUSER u 0 * :r\r\nPRIVMSG #g :" + b"y" * 480 + b"\r\n"),
+    "tags_relayed": (0x00, b"NICK n\r\nUSER u 0 * :r\r\n@+a=" + b"t" * 4091 + b" PRIVMSG #g :at\r\n@+a=" + b"t" * 4092 + b" PRIVMSG #g :over\r\n" + "@+x=\x1b[2J\u2028\u202e\t;+y=\\s\\: PRIVMSG #g :esc\r\nCAP REQ :\x1b]0\x07x\u2028\r\n".encode()),
     "tags_registration": (0x04, b"@label=1 CAP LS 302\r\n@+x=y :me NICK n\r\n:me USER u 0 * :r\r\nCAP END\r\n"),
 }
 

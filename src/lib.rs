@@ -4,7 +4,9 @@
 //!
 //! - [`proto`]: the protocol, pure and I/O-free.
 //!   - `message`: `Message` parse/encode (tags, source, params, limits).
-//!   - `codec`: byte stream to lines, with the 512/8191-byte limits.
+//!   - `codec`: byte stream to lines, with the line limits (`LineLimits`:
+//!     from a client 512-byte bodies and 4094 bytes of tag data, from a
+//!     server 8191 bytes of tags).
 //!   - `nick`: username and room-name rules, rfc1459 case mapping.
 //!   - `caps`: IRCv3 capabilities offered and their negotiation.
 //!   - `status`: how ACTIVE / BUSY / INACTIVE ride on `AWAY`.

@@ -4,19 +4,23 @@
 //! - `LineCodec` (both the client-side `new()` and `from_server()`) never
 //!   panics nor errors, and gives the same frames whether the bytes arrive
 //!   at once or in small pieces;
-//! - every `Frame::Line` is non-empty, has no LF, and is within the limits
-//!   the codec documents (tags <= 8191 bytes with `@` and space, body
-//!   <= 512 bytes with CRLF, or FROM_SERVER_BODY_BYTES for `from_server()`);
+//! - every `Frame::Line` is non-empty, has no LF, and is within the
+//!   codec's `LineLimits` (`FROM_CLIENT` for `new()`: 4094 bytes of tag
+//!   data, a 512-byte body with CRLF; `FROM_SERVER` for `from_server()`:
+//!   8191 bytes of tags, FROM_SERVER_BODY_BYTES);
 //! - for every line (from the codec, and every LF-separated piece of the
 //!   input regardless of length) that `Message::parse` accepts, the message
 //!   is well formed, `to_line()` is one CRLF-terminated line, and parsing
-//!   that line gives back an equal message (and the same line again).
+//!   that line gives back an equal message (and the same line again);
+//! - the tags re-encoded, and again after `sanitize::for_tag` (what the
+//!   tracker relays), never take more bytes than the line's tag data: a
+//!   client's tags accepted within the limit are relayed within it.
 #![no_main]
 
 use bytes::BytesMut;
-use confab::proto::codec::FROM_SERVER_BODY_BYTES;
-use confab::proto::message::{MAX_BODY_BYTES, MAX_PARAMS, MAX_TAG_BYTES};
-use confab::proto::{Frame, LineCodec, Message};
+use confab::proto::message::MAX_PARAMS;
+use confab::proto::sanitize;
+use confab::proto::{Frame, LineCodec, LineLimits, Message};
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::Decoder;
 
@@ -29,16 +33,17 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    for (codec, body_limit) in [
-        (LineCodec::new as fn() -> LineCodec, MAX_BODY_BYTES),
-        (LineCodec::from_server, FROM_SERVER_BODY_BYTES),
+    for (codec, limits) in [
+        (LineCodec::new as fn() -> LineCodec, LineLimits::FROM_CLIENT),
+        (LineCodec::from_server, LineLimits::FROM_SERVER),
     ] {
-        let whole = decode_all(codec(), body_limit, data, &[usize::MAX]);
-        let chunked = decode_all(codec(), body_limit, data, &[1, 7, 2, 300, 3, 4096, 5]);
+        assert_eq!(codec().limits(), limits);
+        let whole = decode_all(codec(), limits, data, &[usize::MAX]);
+        let chunked = decode_all(codec(), limits, data, &[1, 7, 2, 300, 3, 4096, 5]);
         assert_eq!(whole, chunked, "framing depends on how the bytes arrive");
         for frame in &whole {
             if let Frame::Line(line) = frame {
-                check_frame_line(line, body_limit);
+                check_frame_line(line, limits);
                 check_parse(line);
             }
         }
@@ -47,7 +52,12 @@ fuzz_target!(|data: &[u8]| {
 
 /// Runs the decoder as `FramedRead` does: feed a piece, drain frames, repeat;
 /// `decode_eof` at the end. Piece sizes cycle through `sizes`.
-fn decode_all(mut codec: LineCodec, body_limit: usize, data: &[u8], sizes: &[usize]) -> Vec<Frame> {
+fn decode_all(
+    mut codec: LineCodec,
+    limits: LineLimits,
+    data: &[u8],
+    sizes: &[usize],
+) -> Vec<Frame> {
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut rest = data;
@@ -62,7 +72,7 @@ fn decode_all(mut codec: LineCodec, body_limit: usize, data: &[u8], sizes: &[usi
         }
         // What stays buffered is at most one unfinished line within limits.
         assert!(
-            buf.len() <= MAX_TAG_BYTES + body_limit,
+            buf.len() <= limits.tags + limits.body,
             "decoder kept {} bytes buffered",
             buf.len()
         );
@@ -74,13 +84,13 @@ fn decode_all(mut codec: LineCodec, body_limit: usize, data: &[u8], sizes: &[usi
     out
 }
 
-fn check_frame_line(line: &str, body_limit: usize) {
+fn check_frame_line(line: &str, limits: LineLimits) {
     assert!(!line.is_empty(), "empty Line frame");
     assert!(!line.contains('\n'), "Line frame with LF: {line:?}");
     let body = match line.strip_prefix('@') {
         Some(_) => match line.find(' ') {
             Some(i) => {
-                assert!(i < MAX_TAG_BYTES, "tag section of {} bytes", i + 1);
+                assert!(i < limits.tags, "tag section of {} bytes", i + 1);
                 &line[i + 1..]
             }
             None => line,
@@ -88,7 +98,7 @@ fn check_frame_line(line: &str, body_limit: usize) {
         None => line,
     };
     assert!(
-        body.len() + 2 <= body_limit,
+        body.len() + 2 <= limits.body,
         "body of {} bytes + CRLF",
         body.len()
     );
@@ -123,6 +133,17 @@ fn check_parse(line: &str) {
             m.tags[..i].iter().all(|(k2, _)| k2 != k),
             "duplicate tag key {k:?}"
         );
+    }
+
+    // Re-encoded tags, cleaned or not, are no longer than what came in.
+    if let Some(after) = line.trim_start_matches(' ').strip_prefix('@') {
+        let sent = after.find(' ').unwrap_or(after.len());
+        assert!(m.tag_data_len() <= sent, "tags grew: {line:?}");
+        let mut clean = m.clone();
+        for (_, v) in &mut clean.tags {
+            *v = v.as_deref().map(sanitize::for_tag);
+        }
+        assert!(clean.tag_data_len() <= sent, "cleaned tags grew: {line:?}");
     }
 
     // Encode, then parse again.

@@ -20,7 +20,11 @@
 //!   and an `ERROR` line, if any, is the last one and the only one;
 //! - when the client stays connected (bit 0 clear), the tracker is the one
 //!   that ends the connection, so the last line must be that `ERROR`;
-//! - no line is longer than 512 bytes with CRLF (the body limit that our
+//! - every tag value it writes is free of control characters, escape
+//!   sequences, bidi controls and line separators (the task cleans a
+//!   client's tags before the hub relays them), and no tag section is over
+//!   8191 bytes;
+//! - no line is longer than 512 bytes with CRLF, tags apart (the body limit that our
 //!   own `LineCodec` enforces); CONFAB_FUZZ_STRICT=0 turns this one off.
 //!
 //! The fake hub answers `Register` with `NickInUse` for nicks starting with
@@ -42,9 +46,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use confab::proto::Message;
+use confab::proto::message::MAX_TAG_BYTES;
+use confab::proto::sanitize;
 use confab::tracker::conn::{ConnContext, FloodPolicy, serve};
-use confab::tracker::hub::{ConnHandle, HubRequest, RegisterOutcome};
-use confab::tracker::password::LoginThrottle;
+use confab::tracker::shared::{ConnHandle, HubRequest, RegisterOutcome};
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -102,16 +107,15 @@ async fn session(mode: u8, input: Vec<u8>) -> Vec<u8> {
     let (client, server) = tokio::io::duplex(duplex);
     let (hub_tx, hub_rx) = mpsc::channel(64);
     let shutdown = CancellationToken::new();
+    // Only what the checks depend on is set; the rest is the tracker's
+    // defaults, so a field added to ConnContext needs no change here.
     let ctx = Arc::new(ConnContext {
-        hub: hub_tx,
-        password: None,
-        throttle: Arc::new(LoginThrottle::new(5)),
-        shutdown: shutdown.clone(),
         server_name: SERVER.into(),
         ping_interval: PING_INTERVAL,
         register_timeout: REGISTER_TIMEOUT,
         flood,
         sendq: 16 * 1024,
+        ..ConnContext::new(hub_tx, shutdown.clone())
     });
     let hub = tokio::spawn(fake_hub(hub_rx, shutdown));
     let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
@@ -208,11 +212,28 @@ fn check_output(out: &[u8], stayed_open: bool) {
     for (i, line) in lines.iter().enumerate() {
         let m = Message::parse(line)
             .unwrap_or_else(|e| panic!("tracker wrote an unparsable line ({e}): {line:?}"));
+        let body = match line.strip_prefix('@') {
+            Some(_) => {
+                let at = line.find(' ').unwrap_or(line.len());
+                assert!(at < MAX_TAG_BYTES, "tag section of {} bytes", at + 1);
+                &line[at + 1..]
+            }
+            None => line,
+        };
+        for (k, v) in &m.tags {
+            if let Some(v) = v {
+                assert_eq!(
+                    &sanitize::for_tag(v),
+                    v,
+                    "tag {k} relayed unclean: {line:?}"
+                );
+            }
+        }
         if strict() {
             assert!(
-                line.len() + 2 <= 512,
+                body.len() + 2 <= 512,
                 "tracker wrote a {}-byte line: {line:?}",
-                line.len() + 2
+                body.len() + 2
             );
         }
         if m.command == "ERROR" {
@@ -284,6 +305,14 @@ async fn fake_hub(mut inbox: mpsc::Receiver<HubRequest>, shutdown: CancellationT
                         }
                         deliver(handle, echo);
                     }
+                    // Registered PINGs are the hub's to answer, in order.
+                    "PING" => deliver(
+                        handle,
+                        Message::new("PONG")
+                            .with_source(SERVER)
+                            .param(SERVER)
+                            .param(clip(msg.param_at(0).unwrap_or(""), 100)),
+                    ),
                     "KILL" => handle.control.kill("Killed (fuzz hub)"),
                     "DIE" => shutdown.cancel(),
                     _ => {}
@@ -307,7 +336,13 @@ async fn fake_hub(mut inbox: mpsc::Receiver<HubRequest>, shutdown: CancellationT
                     deliver(&handle, Message::new("ERROR").param(clip(&reason, 100)));
                 }
             }
-            HubRequest::Tick | HubRequest::Shutdown { .. } => {}
+            HubRequest::OperResult { conn, .. } => {
+                assert!(
+                    conns.contains_key(&conn),
+                    "OPER checked for a connection that never registered"
+                );
+            }
+            HubRequest::Drained { .. } | HubRequest::Tick | HubRequest::Shutdown { .. } => {}
         }
     }
 }
@@ -315,7 +350,7 @@ async fn fake_hub(mut inbox: mpsc::Receiver<HubRequest>, shutdown: CancellationT
 /// As the real hub delivers: account the bytes, kill on a full send queue.
 fn deliver(handle: &ConnHandle, msg: Message) {
     let bytes = Bytes::from(msg.to_line());
-    if !handle.control.reserve(bytes.len()) {
+    if handle.control.reserve(bytes.len(), 1).is_err() {
         handle.control.kill("SendQ exceeded");
         return;
     }

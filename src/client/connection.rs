@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_util::codec::FramedRead;
 
-use crate::proto::{Frame, LineCodec, Message};
+use crate::proto::{Frame, LineCodec, LineLimits, Message, ParseError};
 use crate::tls::{self, Fingerprint};
 
 #[derive(Debug, Error)]
@@ -133,9 +133,40 @@ pub struct Connection {
 /// What came off the wire.
 #[derive(Debug)]
 pub enum Incoming {
+    /// A message from the tracker, or, for a line that could not be used
+    /// (too long, not UTF-8, malformed), a `FAIL * LINE_SKIPPED` made
+    /// here that says so: a line is never dropped without a word.
     Message(Message),
-    /// A line we could not use (too long, not UTF-8, malformed): skipped.
+    /// A line of nothing but spaces: ignored, as Modern IRC says.
     Garbage,
+}
+
+/// The `FAIL` shown in place of a line that could not be used. Built here,
+/// not sent by the tracker, so it has no source.
+fn skipped(why: &str) -> Incoming {
+    Incoming::Message(
+        Message::new("FAIL")
+            .param("*")
+            .param("LINE_SKIPPED")
+            .param(format!("A line from the tracker was skipped: {why}")),
+    )
+}
+
+/// What one frame from the tracker gives.
+fn incoming(frame: Frame) -> Incoming {
+    let limits = LineLimits::FROM_SERVER;
+    match frame {
+        Frame::Line(line) => match Message::parse(&line) {
+            Ok(m) => Incoming::Message(m),
+            Err(ParseError::Empty) => Incoming::Garbage,
+            Err(e) => skipped(&format!("it is not an IRC message ({e})")),
+        },
+        Frame::TooLong => skipped(&format!(
+            "it was longer than confab reads ({} bytes of tags, {} bytes of message)",
+            limits.tags, limits.body
+        )),
+        Frame::InvalidUtf8 => skipped("it was not valid UTF-8"),
+    }
 }
 
 impl Connection {
@@ -197,11 +228,7 @@ impl Connection {
         match self.framed.next().await {
             None => Ok(None),
             Some(Err(e)) => Err(e),
-            Some(Ok(Frame::Line(line))) => Ok(Some(match Message::parse(&line) {
-                Ok(m) => Incoming::Message(m),
-                Err(_) => Incoming::Garbage,
-            })),
-            Some(Ok(_)) => Ok(Some(Incoming::Garbage)),
+            Some(Ok(frame)) => Ok(Some(incoming(frame))),
         }
     }
 
@@ -213,5 +240,54 @@ impl Connection {
 
     pub async fn close(&mut self) {
         let _ = self.framed.get_mut().shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::state::{App, Event};
+
+    fn shown(frame: Frame) -> Vec<Event> {
+        let Incoming::Message(m) = incoming(frame) else {
+            panic!("nothing to show");
+        };
+        App::new("me", "tracker")
+            .on_message(&m, jiff::Timestamp::UNIX_EPOCH)
+            .events
+    }
+
+    #[test]
+    fn unusable_lines_are_reported_not_dropped() {
+        let texts = |events: Vec<Event>| -> Vec<String> {
+            events
+                .into_iter()
+                .map(|e| match e {
+                    Event::Error { text, .. } => text,
+                    other => panic!("not an error: {other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(
+            texts(shown(Frame::TooLong)),
+            [
+                "A line from the tracker was skipped: it was longer than confab reads \
+              (8191 bytes of tags, 4096 bytes of message)"
+            ]
+        );
+        assert_eq!(
+            texts(shown(Frame::InvalidUtf8)),
+            ["A line from the tracker was skipped: it was not valid UTF-8"]
+        );
+        assert_eq!(
+            texts(shown(Frame::Line("@tags-only".into()))),
+            [
+                "A line from the tracker was skipped: it is not an IRC message (malformed tag section)"
+            ]
+        );
+        assert!(matches!(
+            incoming(Frame::Line("   ".into())),
+            Incoming::Garbage
+        ));
     }
 }

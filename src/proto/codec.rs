@@ -8,7 +8,7 @@
 use bytes::{Buf, BytesMut};
 use tokio_util::codec::Decoder;
 
-use super::message::{MAX_BODY_BYTES, MAX_TAG_BYTES};
+use super::message::{MAX_BODY_BYTES, MAX_CLIENT_TAG_DATA, MAX_TAG_BYTES};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
@@ -26,8 +26,7 @@ pub struct LineCodec {
     discarding: bool,
     /// Bytes of the buffer already known to contain no newline.
     scanned: usize,
-    /// Longest body accepted, CR LF included.
-    body_limit: usize,
+    limits: LineLimits,
 }
 
 impl Default for LineCodec {
@@ -42,37 +41,67 @@ impl Default for LineCodec {
 /// recorded and delivered.
 pub const FROM_SERVER_BODY_BYTES: usize = 4096;
 
+/// The longest parts of a line one side accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineLimits {
+    /// The tag section, its `@` and trailing space included.
+    pub tags: usize,
+    /// The rest of the line (source, command, parameters), CR LF included.
+    pub body: usize,
+}
+
+impl LineLimits {
+    /// What a client may send: 4094 bytes of tag data (IRCv3
+    /// message-tags; the other half of the 8191 bytes is for the tags a
+    /// server adds when it relays) and a 512-byte body (Modern IRC).
+    pub const FROM_CLIENT: LineLimits = LineLimits {
+        tags: MAX_CLIENT_TAG_DATA + 2,
+        body: MAX_BODY_BYTES,
+    };
+    /// What a server may send: 8191 bytes of tags (its own and a
+    /// client's), and [`FROM_SERVER_BODY_BYTES`].
+    pub const FROM_SERVER: LineLimits = LineLimits {
+        tags: MAX_TAG_BYTES,
+        body: FROM_SERVER_BODY_BYTES,
+    };
+
+    /// Whether `line` (without its CR LF) is within both limits. Every
+    /// transport checks lines with this before parsing them.
+    pub fn fit(&self, line: &[u8]) -> bool {
+        let body = if line.first() == Some(&b'@') {
+            match line.iter().position(|&b| b == b' ') {
+                Some(i) if i + 1 > self.tags => return false,
+                Some(i) => &line[i + 1..],
+                None => line,
+            }
+        } else {
+            line
+        };
+        body.len() + 2 <= self.body
+    }
+}
+
 impl LineCodec {
-    /// The strict codec for what clients send (512-byte bodies).
+    /// The strict codec for what clients send ([`LineLimits::FROM_CLIENT`]).
     pub fn new() -> Self {
         LineCodec {
             discarding: false,
             scanned: 0,
-            body_limit: MAX_BODY_BYTES,
+            limits: LineLimits::FROM_CLIENT,
         }
     }
 
-    /// A codec for what a server sends ([`FROM_SERVER_BODY_BYTES`]).
+    /// A codec for what a server sends ([`LineLimits::FROM_SERVER`]).
     pub fn from_server() -> Self {
         LineCodec {
-            body_limit: FROM_SERVER_BODY_BYTES,
+            limits: LineLimits::FROM_SERVER,
             ..Self::new()
         }
     }
-}
 
-/// True when the body (the part after any tags) is longer than `limit`.
-fn body_too_long(line: &[u8], limit: usize) -> bool {
-    let body = if line.first() == Some(&b'@') {
-        match line.iter().position(|&b| b == b' ') {
-            Some(i) if i + 1 > MAX_TAG_BYTES => return true,
-            Some(i) => &line[i + 1..],
-            None => line,
-        }
-    } else {
-        line
-    };
-    body.len() + 2 > limit
+    pub fn limits(&self) -> LineLimits {
+        self.limits
+    }
 }
 
 impl Decoder for LineCodec {
@@ -86,7 +115,7 @@ impl Decoder for LineCodec {
                 .position(|&b| b == b'\n')
                 .map(|i| i + self.scanned);
             let Some(end) = newline else {
-                if buf.len() > MAX_TAG_BYTES + self.body_limit {
+                if buf.len() > self.limits.tags + self.limits.body {
                     // Drop what we have; keep discarding until the next newline.
                     buf.clear();
                     self.scanned = 0;
@@ -111,7 +140,7 @@ impl Decoder for LineCodec {
             if line.is_empty() {
                 continue; // empty lines are silently ignored (Modern IRC)
             }
-            if body_too_long(line, self.body_limit) {
+            if !self.limits.fit(line) {
                 return Ok(Some(Frame::TooLong));
             }
             return Ok(Some(match std::str::from_utf8(line) {
@@ -180,12 +209,50 @@ mod tests {
         );
     }
 
+    /// IRCv3 message-tags: a client's tag data (between `@` and the space)
+    /// is at most 4094 bytes, whatever the tags; a server's line may carry
+    /// 8191 bytes of tags, its own added to the client's.
+    #[test]
+    fn client_tag_data_is_at_most_4094_bytes() {
+        let at_limit = format!("@+a={} PRIVMSG #g :hi", "t".repeat(4094 - 3));
+        assert_eq!(
+            frames(format!("{at_limit}\r\n").as_bytes()),
+            vec![Frame::Line(at_limit.clone())]
+        );
+        let over = format!("@+a={} PRIVMSG #g :hi", "t".repeat(4094 - 2));
+        assert_eq!(
+            frames(format!("{over}\r\nPING x\r\n").as_bytes()),
+            vec![Frame::TooLong, Frame::Line("PING x".into())]
+        );
+        // The issue's line: 8189 bytes of tags were accepted, and relayed
+        // past the 8191-byte limit once `time` was added.
+        let issue = format!("@+a={} PRIVMSG #g :hi", "t".repeat(8189 - 5));
+        assert_eq!(
+            frames(format!("{issue}\r\n").as_bytes()),
+            vec![Frame::TooLong]
+        );
+        let relayed = format!(
+            "@time=2026-12-01T22:00:00.000Z;{} :n!u@h PRIVMSG #g :hi",
+            &at_limit[1..at_limit.find(' ').unwrap()]
+        );
+        let mut buf = BytesMut::from(format!("{relayed}\r\n").as_bytes());
+        assert_eq!(
+            LineCodec::from_server().decode(&mut buf).unwrap(),
+            Some(Frame::Line(relayed))
+        );
+        let limits = LineLimits::FROM_SERVER;
+        let section = |n: usize| format!("@+a={} X", "t".repeat(n - 5));
+        assert!(limits.fit(section(MAX_TAG_BYTES).as_bytes()));
+        assert!(!limits.fit(section(MAX_TAG_BYTES + 1).as_bytes()));
+    }
+
     #[test]
     fn huge_unterminated_line_is_reported_once_and_skipped() {
         let mut codec = LineCodec::new();
-        let mut buf = BytesMut::from(&vec![b'x'; MAX_TAG_BYTES + MAX_BODY_BYTES + 10][..]);
+        let most = codec.limits().tags + codec.limits().body;
+        let mut buf = BytesMut::from(&vec![b'x'; most + 10][..]);
         assert_eq!(codec.decode(&mut buf).unwrap(), Some(Frame::TooLong));
-        buf.extend_from_slice(&vec![b'y'; MAX_TAG_BYTES + MAX_BODY_BYTES + 10]);
+        buf.extend_from_slice(&vec![b'y'; most + 10]);
         assert_eq!(codec.decode(&mut buf).unwrap(), None);
         buf.extend_from_slice(b"yyy\r\nPING z\r\n");
         assert_eq!(

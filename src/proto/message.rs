@@ -12,8 +12,14 @@ use thiserror::Error;
 
 /// Maximum length of the message body (source, command, params) including CRLF.
 pub const MAX_BODY_BYTES: usize = 512;
-/// Maximum length of the tag section including the leading `@` and trailing space.
+/// Maximum length of the tag section including the leading `@` and trailing
+/// space: what a line from a server may carry, its own tags and a client's.
 pub const MAX_TAG_BYTES: usize = 8191;
+/// Most tag data (the bytes between the `@` and the space) a client may
+/// send, and the most a server may add of its own: IRCv3 message-tags
+/// splits the tag section in two halves, so that the tags a server adds
+/// never push a client's past [`MAX_TAG_BYTES`] when it relays them.
+pub const MAX_CLIENT_TAG_DATA: usize = 4094;
 /// Most parameters a message may carry (RFC 2812).
 pub const MAX_PARAMS: usize = 15;
 
@@ -84,6 +90,20 @@ impl Message {
             .map(|s| s.split(['!', '@']).next().unwrap_or(s))
     }
 
+    /// Bytes the tags take on the wire between the `@` and the space, as
+    /// [`Self::to_line`] writes them (0 without tags).
+    pub fn tag_data_len(&self) -> usize {
+        let tags = self.tags.iter().map(|(k, v)| {
+            let value = match v.as_deref() {
+                Some(v) if !v.is_empty() => 1 + v.chars().map(escaped_len).sum::<usize>(),
+                _ => 0,
+            };
+            k.len() + value
+        });
+        let n = self.tags.len();
+        tags.sum::<usize>() + n.saturating_sub(1)
+    }
+
     /// Parses one line without its trailing CR/LF.
     pub fn parse(line: &str) -> Result<Message, ParseError> {
         if line.bytes().any(|b| b == 0 || b == b'\r' || b == b'\n') {
@@ -96,7 +116,7 @@ impl Message {
         let mut msg = Message::default();
         if let Some(after) = rest.strip_prefix('@') {
             let (tags, tail) = after.split_once(' ').ok_or(ParseError::BadTags)?;
-            msg.tags = parse_tags(tags)?;
+            msg.tags = parse_tags(tags);
             rest = tail.trim_start_matches(' ');
         }
         if let Some(after) = rest.strip_prefix(':') {
@@ -218,7 +238,10 @@ impl Message {
     }
 }
 
-fn parse_tags(raw: &str) -> Result<Vec<(String, Option<String>)>, ParseError> {
+/// The tags of a tag section. A tag whose key is not a valid key name is
+/// left out, not the message refused: IRCv3 message-tags forbids rejecting
+/// a message for its tag names, and what is left out is never relayed.
+fn parse_tags(raw: &str) -> Vec<(String, Option<String>)> {
     let mut tags = Vec::new();
     for item in raw.split(';') {
         if item.is_empty() {
@@ -234,13 +257,13 @@ fn parse_tags(raw: &str) -> Result<Vec<(String, Option<String>)>, ParseError> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'/' || b == b'.');
         if !valid {
-            return Err(ParseError::BadTags);
+            continue;
         }
         // Later duplicates override earlier ones (IRCv3 message-tags).
         tags.retain(|(k, _): &(String, Option<String>)| k != key);
         tags.push((key.to_string(), value.filter(|v| !v.is_empty())));
     }
-    Ok(tags)
+    tags
 }
 
 fn unescape_tag_value(v: &str) -> String {
@@ -262,6 +285,14 @@ fn unescape_tag_value(v: &str) -> String {
         }
     }
     out
+}
+
+/// Bytes `c` takes in an escaped tag value.
+fn escaped_len(c: char) -> usize {
+    match c {
+        ';' | ' ' | '\\' | '\r' | '\n' => 2,
+        c => c.len_utf8(),
+    }
 }
 
 fn escape_tag_value(v: &str, out: &mut String) {
@@ -311,7 +342,10 @@ mod tests {
         assert_eq!(Message::parse("   "), Err(ParseError::Empty));
         assert_eq!(Message::parse(":src"), Err(ParseError::NoCommand));
         assert_eq!(Message::parse("@a=b"), Err(ParseError::BadTags));
-        assert_eq!(Message::parse("@a$=b CMD"), Err(ParseError::BadTags));
+        // Invalid tag names are left out, the message kept.
+        let m = Message::parse("@a$=b;+ok=1;\x1b[31m;+;=v CMD").unwrap();
+        assert_eq!(m.tags, vec![("+ok".to_string(), Some("1".to_string()))]);
+        assert_eq!(m.command, "CMD");
         assert_eq!(Message::parse("PRI\0VMSG"), Err(ParseError::ForbiddenByte));
         assert!(matches!(
             Message::parse("12 x"),
@@ -364,6 +398,65 @@ mod tests {
         let line = m.to_line();
         assert_eq!(line, "@+msg=a\\:\\sb\\\\c\\r\\nd TAGMSG #g\r\n");
         assert_eq!(Message::parse(line.trim_end()).unwrap(), m);
+    }
+
+    #[test]
+    fn tag_data_len_is_what_to_line_writes() {
+        let m = Message::new("TAGMSG")
+            .tag("+a", Some("x; y\\\r\n".into()))
+            .tag("b", None)
+            .tag("+c", Some(String::new()))
+            .param("#g");
+        let line = m.to_line();
+        let section = line.split(' ').next().unwrap();
+        assert_eq!(m.tag_data_len(), section.len() - 1, "{line:?}");
+        assert_eq!(Message::new("PING").tag_data_len(), 0);
+    }
+
+    /// The tracker relays the tags it parsed, re-escaped and cleaned:
+    /// that never takes more bytes than the client sent, so a tag
+    /// section accepted within the client limit is relayed within it.
+    #[test]
+    fn relayed_tags_never_outgrow_what_was_sent() {
+        let mut rng = Rng(0x853c49e6748fea9b);
+        let values = [
+            "a",
+            "\\:",
+            "\\s",
+            "\\\\",
+            "\\r",
+            "\\n",
+            "\\b",
+            "\\",
+            "\t",
+            "\u{2028}",
+            "\x1b[31m",
+            "\u{202e}",
+            "\u{200b}",
+            "\u{1f44d}",
+            "=",
+            "é",
+        ];
+        for _ in 0..5000 {
+            let tags: Vec<String> = (0..1 + rng.next() % 4)
+                .map(|i| {
+                    let value: String = (0..rng.next() % 6)
+                        .map(|_| values[(rng.next() % values.len() as u64) as usize])
+                        .collect();
+                    format!("+k{}={value}", i % 3)
+                })
+                .collect();
+            let raw = tags.join(";");
+            let line = format!("@{raw} TAGMSG #g");
+            let Ok(mut m) = Message::parse(&line) else {
+                continue;
+            };
+            assert!(m.tag_data_len() <= raw.len(), "{line:?}");
+            for (_, v) in &mut m.tags {
+                *v = v.as_deref().map(crate::proto::sanitize::for_tag);
+            }
+            assert!(m.tag_data_len() <= raw.len(), "cleaned {line:?}");
+        }
     }
 
     /// parse(encode(m)) == m over many generated messages (a property test

@@ -8,5 +8,5 @@ pub mod numeric;
 pub mod sanitize;
 pub mod status;
 
-pub use codec::{Frame, LineCodec};
+pub use codec::{Frame, LineCodec, LineLimits};
 pub use message::{Message, ParseError};

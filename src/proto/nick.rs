@@ -43,12 +43,11 @@ pub fn validate_nick(nick: &str) -> Result<(), NickError> {
 }
 
 /// Characters that change how text looks without showing: bidi controls,
-/// zero-width characters, soft hyphen. In a room name they would make two
-/// rooms look the same.
+/// line separators, zero-width characters (joiners too), soft hyphen. In a
+/// room name they would make two rooms look the same, or break the line
+/// the name is shown on.
 pub fn invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    super::sanitize::is_hidden_format(c) || matches!(c, '\u{200C}' | '\u{200D}')
 }
 
 /// Channel names: `#` then 1..CHANNEL_MAX-1 printable characters without
@@ -111,6 +110,9 @@ mod tests {
         assert!(!valid_channel("#a\x07"));
         assert!(!valid_channel("#\u{202e}abc"), "bidi override");
         assert!(!valid_channel("#ab\u{200b}c"), "zero-width space");
+        assert!(!valid_channel("#ab\u{200d}c"), "zero-width joiner");
+        assert!(!valid_channel("#a\u{2028}b"), "line separator");
+        assert!(!valid_channel("#a\u{fff9}b"), "interlinear annotation");
         assert!(valid_channel("#caf\u{e9}"));
     }
 }

@@ -27,6 +27,7 @@ use super::shared::{
     BadLine, ConnControl, ConnHandle, ConnId, HubRequest, RegisterOutcome, Registration, SendBudget,
 };
 use crate::proto::caps::{CapAnswer, Caps};
+use crate::proto::message::MAX_CLIENT_TAG_DATA;
 use crate::proto::nick::validate_nick;
 use crate::proto::sanitize;
 use crate::proto::{Frame, LineCodec, Message, ParseError};
@@ -59,6 +60,30 @@ pub struct ConnContext {
     pub sendq: usize,
     /// All send queues together (`--sendq-total`).
     pub send_budget: Arc<SendBudget>,
+}
+
+impl ConnContext {
+    /// A context with the tracker's default settings (those of
+    /// [`Config::new`](super::Config::new)) and no password, for tests and
+    /// the fuzz targets: they set what they care about and take the rest
+    /// with `..ConnContext::new(hub, shutdown)`, so a field added here
+    /// needs no change there.
+    pub fn new(hub: mpsc::Sender<HubRequest>, shutdown: CancellationToken) -> ConnContext {
+        let defaults = super::Config::new(std::path::PathBuf::new());
+        ConnContext {
+            hub,
+            password: None,
+            opers: None,
+            throttle: Arc::new(LoginThrottle::new(defaults.free_login_failures)),
+            shutdown,
+            server_name: defaults.server_name,
+            ping_interval: defaults.ping_interval,
+            register_timeout: defaults.register_timeout,
+            flood: defaults.flood,
+            sendq: defaults.sendq,
+            send_budget: Arc::new(SendBudget::new(defaults.sendq_total)),
+        }
+    }
 }
 
 /// Flood control ("fakelag", as IRC servers do it): every line a client
@@ -271,11 +296,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 biased;
                 _ = shutdown.cancelled() => {
                     // Whatever the hub queued for us still goes out first.
-                    while let Ok(b) = self.outbox_rx.try_recv() {
-                        self.control.release(b.len());
-                        self.wbuf.extend_from_slice(&b);
+                    let closed = loop {
+                        match self.outbox_rx.try_recv() {
+                            Ok(b) => {
+                                self.control.release(b.len());
+                                self.wbuf.extend_from_slice(&b);
+                            }
+                            Err(e) => break e == mpsc::error::TryRecvError::Disconnected,
+                        }
+                    };
+                    // After a QUIT the hub closes the outbox once its goodbye
+                    // (ERROR) is in it; a second ERROR must not follow.
+                    if !(closed && matches!(self.phase, Phase::Leaving)) {
+                        self.push_error("tracker shutting down");
                     }
-                    self.push_error("tracker shutting down");
                     return End::Goodbye;
                 }
                 _ = control.killed() => {
@@ -447,7 +481,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn on_frame(&mut self, frame: Frame) -> Option<End> {
         let item = match frame {
             Frame::Line(line) => match Message::parse(&line) {
-                Ok(m) => Held::Line(m),
+                Ok(m) => Held::Line(cleaned(m)),
                 Err(ParseError::Empty) => return None,
                 Err(ParseError::InvalidCommand(c)) => Held::Bad(BadLine::UnknownCommand(c)),
                 Err(e) => Held::Bad(BadLine::Malformed(e.to_string())),
@@ -493,7 +527,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             "PING" => {
                 // Echoed whole unless absurdly long (the reply must fit
                 // in 512 bytes).
-                let token = sanitize::clip(msg.param_at(0).unwrap_or(""), 400).to_string();
+                let token = sanitize::for_relay(sanitize::clip(msg.param_at(0).unwrap_or(""), 400));
                 let server = self.ctx.server_name.clone();
                 self.push(
                     Message::new("PONG")
@@ -508,7 +542,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 // Cut so that `:nick!user@host QUIT :Quit: ...` and the
                 // `ERROR :Closing link: ...` both fit in 512 bytes.
                 let reason = match msg.param_at(0).filter(|r| !r.is_empty()) {
-                    Some(r) => format!("Quit: {}", sanitize::clip(r, 300)),
+                    Some(r) => format!("Quit: {}", sanitize::for_display(sanitize::clip(r, 300))),
                     None => "Quit".to_string(),
                 };
                 if self.registered() {
@@ -780,5 +814,54 @@ fn lost_connection_reason(e: &std::io::Error) -> &'static str {
         TimedOut => "Connection timed out",
         // A TLS record or alert that makes no sense, and anything else.
         _ => "Connection error",
+    }
+}
+
+/// What of a parsed line no one may be handed as it came: the values of
+/// its tags, which the hub relays to other clients (IRCv3 client-only
+/// tags), lose every control character, escape sequence, bidi control and
+/// line separator ([`sanitize::for_tag`]); and `CAP` arguments, which
+/// are echoed in `CAP NAK`/`ACK` and are only ever capability names, are
+/// cleaned for display. Tags are cleaned rather than the line refused: the
+/// message they ride on still gets through, as its text does after
+/// `for_relay`. Cleaning never lengthens a tag section, so one accepted
+/// within [`MAX_CLIENT_TAG_DATA`] is relayed within it.
+fn cleaned(mut msg: Message) -> Message {
+    for (_, value) in &mut msg.tags {
+        if let Some(v) = value.as_deref() {
+            let clean = sanitize::for_tag(v);
+            *value = (!clean.is_empty()).then_some(clean);
+        }
+    }
+    if msg.command == "CAP" {
+        for p in &mut msg.params {
+            *p = sanitize::for_display(p);
+        }
+    }
+    debug_assert!(msg.tag_data_len() <= MAX_CLIENT_TAG_DATA);
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_and_cap_arguments_are_cleaned_before_the_hub() {
+        let line = "@+x=\x1b[31mred\x1b[0m;+y=a\u{2028}b\u{202e};+z=\x07;time=\x1b[1m PRIVMSG #g :\x1b[2Jhi";
+        let m = cleaned(Message::parse(line).unwrap());
+        assert_eq!(
+            m.tags,
+            vec![
+                ("+x".to_string(), Some("red".to_string())),
+                ("+y".to_string(), Some("a b".to_string())),
+                ("+z".to_string(), None),
+                ("time".to_string(), None),
+            ]
+        );
+        // The text is the hub's to clean (it keeps IRC formatting).
+        assert_eq!(m.params, vec!["#g", "\x1b[2Jhi"]);
+        let cap = cleaned(Message::parse("CAP REQ :echo-message \x1b]0;x\x07\u{2029}").unwrap());
+        assert_eq!(cap.params, vec!["REQ", "echo-message  "]);
     }
 }

@@ -14,3 +14,4 @@ mod rooms;
 mod terminal;
 mod tmux;
 mod tui;
+mod wire;
