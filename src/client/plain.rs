@@ -54,8 +54,7 @@ fn describe(u: &UserEntry) -> String {
 /// `You were removed from #lab by fay (reason)`, `fay removed otto from
 /// #lab (reason)`.
 pub fn kick_words(room: &str, nick: &str, by: &str, reason: &str, me: bool) -> String {
-    // Without a reason IRC servers give the kicker's name: nothing to add.
-    let why = if reason.is_empty() || reason == by {
+    let why = if reason.is_empty() {
         String::new()
     } else {
         format!(" ({reason})")

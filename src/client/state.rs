@@ -940,18 +940,29 @@ impl App {
                 let closed = reason
                     .strip_prefix(CLOSED_BY)
                     .map(|rest| rest.split_once(": ").map(|(_, why)| why.to_string()));
+                // Without a reason, IRC servers give the kicker's name.
+                let reason = if reason == from {
+                    String::new()
+                } else {
+                    reason
+                };
+                let by = if self.is_me(&from) {
+                    "you".into()
+                } else {
+                    from
+                };
                 match closed {
                     Some(why) if me => up.events.push(Event::RoomClosed {
                         time,
                         room,
-                        by: from,
+                        by,
                         reason: why,
                     }),
                     _ => up.events.push(Event::Kicked {
                         time,
                         room,
                         nick,
-                        by: from,
+                        by,
                         reason,
                         me,
                     }),
