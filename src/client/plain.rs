@@ -4,7 +4,8 @@
 //! `HH:MM:SS #room <nick> text`, `HH:MM:SS [DM nick] <sender> text`,
 //! `HH:MM:SS #room --> nick joined`, `HH:MM:SS <-- nick left (reason)`,
 //! `HH:MM:SS --- nick is now BUSY: detail`, `HH:MM:SS *** info`,
-//! `HH:MM:SS !!! error`. One's own line, when the tracker is slow to
+//! `HH:MM:SS !!! error`, `HH:MM:SS #room <-- fay removed otto from #room
+//! (reason)`, `HH:MM:SS #room --- fay made otto an operator`. One's own line, when the tracker is slow to
 //! confirm it, also as `#room <me> text (sending…)`; one never confirmed
 //! as `!!! not sent: #room text`.
 
