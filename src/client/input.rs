@@ -461,6 +461,83 @@ mod tests {
         assert_eq!(parse("/say "), Err(InputError::Usage("/say <text>")));
     }
 
+    /// `/help` and Tab completion come from the same list: every command
+    /// help names completes, and every completion is a command.
+    #[test]
+    fn help_and_completion_agree() {
+        for name in COMMANDS {
+            assert!(
+                !matches!(parse(&format!("/{name}")), Err(InputError::Unknown(_))),
+                "/{name} completes but is not a command"
+            );
+        }
+        for line in help_lines() {
+            let commands = line
+                .split([' ', ','])
+                .filter(|w| w.starts_with('/') && !w.starts_with("//"));
+            for word in commands {
+                let name = word.trim_start_matches('/');
+                assert!(
+                    name.is_empty() || COMMANDS.contains(&name),
+                    "/help names /{name}, which Tab does not complete"
+                );
+            }
+        }
+        for name in [
+            "who", "topic", "invite", "kick", "mode", "ban", "unban", "close", "oper", "kill",
+        ] {
+            assert!(COMMANDS.contains(&name), "{name}");
+        }
+    }
+
+    #[test]
+    fn room_commands_parse() {
+        assert_eq!(
+            parse("/part #lab see you all"),
+            Ok(Some(Command::Part {
+                room: Some("#lab".into()),
+                reason: Some("see you all".into())
+            }))
+        );
+        assert_eq!(
+            parse("/part bye"),
+            Ok(Some(Command::Part {
+                room: None,
+                reason: Some("bye".into())
+            }))
+        );
+        assert_eq!(
+            parse("/kick #lab otto be nice"),
+            Ok(Some(Command::Kick {
+                room: Some("#lab".into()),
+                nick: "otto".into(),
+                reason: Some("be nice".into())
+            }))
+        );
+        assert!(matches!(parse("/kick #lab"), Err(InputError::Usage(_))));
+        assert!(matches!(parse("/mode otto"), Err(InputError::Usage(_))));
+        assert!(matches!(parse("/kill vic"), Err(InputError::Usage(_))));
+        assert!(matches!(parse("/oper"), Err(InputError::Usage(_))));
+        assert_eq!(
+            parse("/oper teacher chalk dust"),
+            Ok(Some(Command::Oper {
+                name: "teacher".into(),
+                password: Some("chalk dust".into())
+            }))
+        );
+        assert_eq!(
+            parse("/ban #lab eve"),
+            Ok(Some(Command::Mode {
+                room: Some("#lab".into()),
+                changes: vec!["+b".into(), "eve!*@*".into()]
+            }))
+        );
+        assert_eq!(
+            parse("/who lab"),
+            Ok(Some(Command::Users(Some("#lab".into()))))
+        );
+    }
+
     #[test]
     fn splits_long_text_without_losing_any() {
         assert_eq!(split_message("short"), vec!["short"]);

@@ -300,6 +300,7 @@ mod tests {
             time,
             nick: "bob".into(),
             reason: "Quit: bye".into(),
+            rooms: vec!["#general".into()],
         };
         assert_eq!(r.render(&q), vec!["10:11:12 <-- bob left (Quit: bye)"]);
         let j = Event::Joined {

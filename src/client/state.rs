@@ -122,6 +122,8 @@ pub enum Event {
         time: Timestamp,
         nick: String,
         reason: String,
+        /// The rooms of ours they were in: their windows say so too.
+        rooms: Vec<String>,
     },
     /// Someone was removed from a room by `by` (KICK).
     Kicked {
@@ -980,6 +982,16 @@ impl App {
             }
             "QUIT" => {
                 let key = casefold(&from);
+                let rooms = self
+                    .rooms
+                    .iter()
+                    .filter(|r| {
+                        self.joined
+                            .get(&casefold(r))
+                            .is_some_and(|j| j.members.contains_key(&key))
+                    })
+                    .cloned()
+                    .collect();
                 for r in self.joined.values_mut() {
                     r.members.remove(&key);
                 }
@@ -988,6 +1000,7 @@ impl App {
                     time,
                     nick: from,
                     reason: for_display(p(0)),
+                    rooms,
                 });
             }
             "NICK" => {

@@ -181,10 +181,15 @@ fn plain_oper_kill_and_away_text_kept_as_typed() {
 }
 
 /// Starts `client` full-screen as `name` in its own terminal.
-fn full_screen(tracker: &Tracker, name: &str) -> Tmux {
+/// `test` names the terminal apart from other tests' (they run at once).
+fn full_screen(test: &str, tracker: &Tracker, name: &str) -> Tmux {
+    in_terminal(test, tracker, name, &[])
+}
+
+fn in_terminal(test: &str, tracker: &Tracker, name: &str, extra: &[&str]) -> Tmux {
     let known = tracker.dir.join("known_trackers").display().to_string();
     let term = Tmux::start(
-        &format!("rooms-{name}"),
+        &format!("rooms-{test}-{name}"),
         &wrapped(
             &tracker.dir,
             client_bin(),
@@ -196,6 +201,7 @@ fn full_screen(tracker: &Tracker, name: &str) -> Tmux {
                 &tracker.fingerprint,
                 "--known-trackers",
                 &known,
+                extra.first().copied().unwrap_or("--accept-new"),
             ],
         ),
         &[("CONFAB_PASSWORD", Path::new(PASSWORD))],
@@ -245,7 +251,7 @@ fn full_screen_side_list_of_the_room_and_windows_of_rooms_left() {
     let mut fay = ClientProc::join(&tracker, "fay");
     fay.send("/join #lab");
     fay.expect("#lab --> you joined");
-    let alice = full_screen(&tracker, "alice");
+    let alice = full_screen("side", &tracker, "alice");
 
     // Joining opens the room's window; its side list shows its members'
     // roles (founder ~), and switches with the window.
@@ -310,4 +316,41 @@ fn full_screen_side_list_of_the_room_and_windows_of_rooms_left() {
     alice.type_line("/close");
     let screen = wait_until(&alice, "the window closed", |s| !s.contains(":#lab"));
     assert!(screen.contains("2:#code"), "{screen}");
+}
+
+#[test]
+fn oper_password_is_never_on_screen_nor_in_the_history() {
+    if !have(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tracker = tracker_with_operator(dir.path(), &[]);
+
+    // Full-screen: the question in the input line, nothing of the answer.
+    let alice = full_screen("oper", &tracker, "alice");
+    alice.type_line("/oper teacher");
+    alice.wait_screen("[operator password for teacher (not shown; an empty line cancels):]");
+    alice.type_line("chalk dust");
+    let screen = alice.wait_screen("*** you are now a tracker operator");
+    assert!(!screen.contains("chalk"), "{screen}");
+    alice.press("Up");
+    let screen = wait_until(&alice, "the line before the password", |s| {
+        s.lines().last().unwrap_or("").trim_end() == "[#general] /oper teacher"
+    });
+    assert!(!screen.contains("chalk"), "{screen}");
+
+    // Plain mode at a terminal: the terminal's echo is off for the answer,
+    // and back on after it.
+    let bob = in_terminal("oper", &tracker, "bob", &["--plain"]);
+    bob.type_line("/oper teacher");
+    bob.wait_screen("*** operator password for teacher (not shown; an empty line cancels):");
+    bob.type_line("chalk dust");
+    let screen = bob.wait_screen("*** you are now a tracker operator");
+    assert!(!screen.contains("chalk"), "{screen}");
+    bob.type_line("echo is back");
+    let screen = bob.wait_screen("#general <bob> echo is back");
+    assert!(
+        screen.lines().any(|l| l.trim_end() == "echo is back"),
+        "the typed line echoed again:\n{screen}"
+    );
 }

@@ -781,8 +781,16 @@ impl View {
                 self.secret = Some(prompt.clone());
                 self.show(self.active, event, Tone::Info);
             }
-            Event::Quit { nick, .. } => {
+            Event::Quit { nick, rooms, .. } => {
                 self.show(self.general(), event, Tone::Part);
+                let general = self.general();
+                for room in rooms {
+                    if let Some(idx) = self.find(&Window::Room(room.clone()))
+                        && idx != general
+                    {
+                        self.show(idx, event, Tone::Part);
+                    }
+                }
                 if let Some(dm) = self.find(&Window::Dm(nick.clone())) {
                     self.show(dm, event, Tone::Part);
                 }
@@ -1580,6 +1588,14 @@ mod tests {
             last(&v),
             "#lab --- fay gave you a voice (may speak when moderated)"
         );
+        // Someone quitting is told in every room window they were in.
+        feed(
+            &mut app,
+            &mut v,
+            &[":vic!v@h JOIN #lab", ":vic!v@h QUIT :Quit: bye"],
+        );
+        assert_eq!(last(&v), "<-- vic left (Quit: bye)");
+        assert_eq!(side(&v), ["+alice ACTIVE", "~@fay ACTIVE"]);
         // The side list follows the window in view.
         v.switch(0);
         assert_eq!(side(&v), ["alice ACTIVE", "bob ACTIVE", "fay ACTIVE"]);
