@@ -147,6 +147,9 @@ pub enum Event {
         time: Timestamp,
         room: String,
         text: String,
+        /// The answer to our own question (`/mode`, `/topic`): shown where
+        /// the person asked, not only in the room's window.
+        answer: bool,
     },
     /// `/oper <name>` without a password: the next line typed is the
     /// password, and must not be shown or kept.
@@ -1123,6 +1126,7 @@ impl App {
                         time,
                         room: room.clone(),
                         text,
+                        answer: false,
                     });
                 }
             }
@@ -1516,7 +1520,8 @@ impl App {
                         time,
                         room: for_display(p(1)),
                         text: "no topic is set".into(),
-                    });
+                    answer: true,
+                });
                 }
             }
             RPL_CHANNELMODEIS => {
@@ -1526,6 +1531,7 @@ impl App {
                     time,
                     room: for_display(p(1)),
                     text: format!("modes {modes}: {}", modes_in_words(&modes, &args)),
+                    answer: true,
                 });
             }
             RPL_BANLIST => {
@@ -1534,6 +1540,7 @@ impl App {
                     time,
                     room: for_display(p(1)),
                     text: format!("banned: {} (by {})", for_display(p(2)), for_display(p(3))),
+                    answer: true,
                 });
             }
             RPL_ENDOFBANLIST => {
@@ -1542,7 +1549,8 @@ impl App {
                         time,
                         room: for_display(p(1)),
                         text: "nobody is banned".into(),
-                    });
+                    answer: true,
+                });
                 }
             }
             RPL_INVITING => up.events.push(Event::Info {

@@ -771,10 +771,13 @@ impl View {
                 self.windows[idx].live = false;
                 self.show(idx, event, Tone::Error);
             }
-            Event::RoomNote { room, .. } => {
-                let idx = self
-                    .find(&Window::Room(room.clone()))
-                    .unwrap_or(self.active);
+            Event::RoomNote { room, answer, .. } => {
+                let idx = match answer {
+                    true => self.active,
+                    false => self
+                        .find(&Window::Room(room.clone()))
+                        .unwrap_or(self.active),
+                };
                 self.show(idx, event, Tone::Info);
             }
             Event::AskSecret { prompt, .. } => {
@@ -896,8 +899,17 @@ impl View {
         }
     }
 
+    /// What Tab completes: the people in view first, then everyone in
+    /// another window's list, then window names.
     fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.roster().iter().map(|u| u.nick.clone()).collect();
+        for w in &self.windows {
+            for u in &w.roster {
+                if !names.iter().any(|n| casefold(n) == casefold(&u.nick)) {
+                    names.push(u.nick.clone());
+                }
+            }
+        }
         names.extend(self.windows.iter().map(|w| w.name().to_string()));
         names
     }
@@ -1599,6 +1611,12 @@ mod tests {
         // The side list follows the window in view.
         v.switch(0);
         assert_eq!(side(&v), ["alice ACTIVE", "bob ACTIVE", "fay ACTIVE"]);
+        // An answer to `/mode #lab` asked from here is shown here.
+        feed(&mut app, &mut v, &[":confab 324 alice #lab +nt"]);
+        assert_eq!(
+            last(&v),
+            "#lab --- modes +nt: no messages from outside, only operators set the topic"
+        );
         v.switch(1);
         // Removed: the window stays, readable, its last line says why.
         feed(
