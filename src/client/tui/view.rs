@@ -165,6 +165,16 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<Range<usize>> {
     rows
 }
 
+/// Whether a typed line holds a password (`/oper <name> <password>`),
+/// which the input history must not keep.
+fn carries_password(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    words
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("/oper"))
+        && words.nth(1).is_some()
+}
+
 /// Whether `text` names `me` as a whole word (names compared as IRC does).
 pub fn mentions(text: &str, me: &str) -> bool {
     let me = casefold(me);
@@ -1064,7 +1074,12 @@ impl View {
             self.notice(&text, Tone::Error, now);
             return Action::None;
         }
-        let text = self.editor.take();
+        // `/oper <name> <password>` typed in full: sent, never kept.
+        let text = if carries_password(self.editor.text()) {
+            self.editor.take_secret()
+        } else {
+            self.editor.take()
+        };
         let pasted = std::mem::take(&mut self.pasted);
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         match lines.as_slice() {
@@ -1675,6 +1690,14 @@ mod tests {
                 .iter()
                 .all(|w| w.lines().iter().all(|l| !l.text.contains("hunter2")))
         );
+        // Typed in full, it is sent and not kept either.
+        let action = typed(&mut v, "/oper teacher hunter2");
+        assert_eq!(
+            action,
+            Action::Send(vec![Outgoing::Typed("/oper teacher hunter2".into())])
+        );
+        v.on_key(key(KeyCode::Up, KeyModifiers::NONE), t());
+        assert_eq!(v.editor.text(), "", "not in the history");
         // Ctrl+C gives up.
         v.apply(&[Event::AskSecret {
             time: t(),
