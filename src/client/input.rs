@@ -19,10 +19,53 @@ pub enum Command {
         text: Option<String>,
     },
     Info(String),
-    Users,
+    /// `/users`, `/who [#room]`: a room's members (the current room
+    /// without a name).
+    Users(Option<String>),
     Rooms,
-    Join(String),
-    Part(Option<String>),
+    Join {
+        room: String,
+        key: Option<String>,
+    },
+    Part {
+        room: Option<String>,
+        reason: Option<String>,
+    },
+    /// `/topic [#room] [text]`: show the topic, or set it.
+    Topic {
+        room: Option<String>,
+        text: Option<String>,
+    },
+    Invite {
+        nick: String,
+        room: Option<String>,
+    },
+    Kick {
+        room: Option<String>,
+        nick: String,
+        reason: Option<String>,
+    },
+    /// `/mode [#room] [+/-modes [args]]`; no changes shows the modes.
+    Mode {
+        room: Option<String>,
+        changes: Vec<String>,
+    },
+    /// `/close #room [reason]`: ask the tracker to close the room for
+    /// everyone (its founder or a tracker operator only). The full-screen
+    /// client takes a bare `/close` itself, to close the window.
+    CloseRoom {
+        room: Option<String>,
+        reason: Option<String>,
+    },
+    /// `/oper <name> [password]`; without the password it is asked.
+    Oper {
+        name: String,
+        password: Option<String>,
+    },
+    Kill {
+        nick: String,
+        reason: String,
+    },
     Nick(String),
     Help,
     Quit(Option<String>),
@@ -114,17 +157,116 @@ pub fn parse(line: &str) -> Result<Option<Command>, InputError> {
             }
         }
         "info" | "whois" => Command::Info(arg.ok_or(InputError::Usage("/info <user>"))?),
-        "users" | "who" | "names" => Command::Users,
+        "users" | "who" | "names" => match words(args).as_slice() {
+            [] => Command::Users(None),
+            [room] => Command::Users(Some(room_name(room))),
+            _ => return Err(InputError::Usage("/who [#room]")),
+        },
         "rooms" | "list" => Command::Rooms,
-        "join" => {
-            let room = arg.ok_or(InputError::Usage("/join #room"))?;
-            Command::Join(if room.starts_with('#') {
-                room
-            } else {
-                format!("#{room}")
-            })
+        "join" => match words(args).as_slice() {
+            [room] => Command::Join {
+                room: room_name(room),
+                key: None,
+            },
+            [room, key] => Command::Join {
+                room: room_name(room),
+                key: Some(key.to_string()),
+            },
+            _ => return Err(InputError::Usage("/join #room [key]")),
+        },
+        "part" | "leave" => {
+            let (room, rest) = leading_room(args);
+            Command::Part { room, reason: rest }
         }
-        "part" | "leave" => Command::Part(arg),
+        "topic" => {
+            let (room, text) = leading_room(args);
+            Command::Topic { room, text }
+        }
+        "invite" => match words(args).as_slice() {
+            [nick] => Command::Invite {
+                nick: nick.to_string(),
+                room: None,
+            },
+            [nick, room] => Command::Invite {
+                nick: nick.to_string(),
+                room: Some(room_name(room)),
+            },
+            _ => return Err(InputError::Usage("/invite <user> [#room]")),
+        },
+        "kick" => {
+            let (room, rest) = leading_room(args);
+            let rest = rest.unwrap_or_default();
+            let (nick, reason) = rest.split_once(' ').unwrap_or((&rest, ""));
+            if nick.is_empty() {
+                return Err(InputError::Usage("/kick [#room] <user> [reason]"));
+            }
+            Command::Kick {
+                room,
+                nick: nick.to_string(),
+                reason: (!reason.trim().is_empty()).then(|| reason.trim().to_string()),
+            }
+        }
+        "mode" => {
+            let (room, rest) = leading_room(args);
+            let changes = rest.as_deref().map(words).unwrap_or_default();
+            if changes.first().is_some_and(|c| !c.starts_with(['+', '-'])) {
+                return Err(InputError::Usage("/mode [#room] [+/-modes [arguments]]"));
+            }
+            Command::Mode {
+                room,
+                changes: changes.into_iter().map(str::to_string).collect(),
+            }
+        }
+        "ban" | "unban" => {
+            let usage = if name.eq_ignore_ascii_case("ban") {
+                "/ban <user or mask>"
+            } else {
+                "/unban <user or mask>"
+            };
+            let (room, rest) = leading_room(args);
+            let [mask] = rest.as_deref().map(words).unwrap_or_default()[..] else {
+                return Err(InputError::Usage(usage));
+            };
+            let sign = if name.eq_ignore_ascii_case("ban") {
+                "+b"
+            } else {
+                "-b"
+            };
+            Command::Mode {
+                room,
+                changes: vec![sign.to_string(), ban_mask(mask)],
+            }
+        }
+        "close" => {
+            let (room, reason) = leading_room(args);
+            if room.is_none() {
+                return Err(InputError::Usage(
+                    "/close #room [reason] (closes the room for everyone: its founder or a tracker operator only)",
+                ));
+            }
+            Command::CloseRoom { room, reason }
+        }
+        "oper" => match words(args).as_slice() {
+            [name] => Command::Oper {
+                name: name.to_string(),
+                password: None,
+            },
+            [name, ..] => Command::Oper {
+                name: name.to_string(),
+                password: Some(args[name.len()..].trim().to_string()),
+            },
+            [] => return Err(InputError::Usage("/oper <name> (the password is asked)")),
+        },
+        "kill" => {
+            let (nick, reason) = args.split_once(' ').unwrap_or((args, ""));
+            if nick.is_empty() || reason.trim().is_empty() {
+                return Err(InputError::Usage("/kill <user> <reason>"));
+            }
+            Command::Kill {
+                nick: nick.to_string(),
+                reason: reason.trim().to_string(),
+            }
+        }
         "nick" => Command::Nick(arg.ok_or(InputError::Usage("/nick <new name>"))?),
         "help" | "h" | "?" => Command::Help,
         "exit" | "quit" | "q" => Command::Quit(arg),
@@ -132,6 +274,42 @@ pub fn parse(line: &str) -> Result<Option<Command>, InputError> {
         other => return Err(InputError::Unknown(other.to_string())),
     };
     Ok(Some(cmd))
+}
+
+fn words(args: &str) -> Vec<&str> {
+    args.split_whitespace().collect()
+}
+
+/// `#lab` as typed, `lab` made `#lab`.
+fn room_name(word: &str) -> String {
+    if word.starts_with('#') {
+        word.to_string()
+    } else {
+        format!("#{word}")
+    }
+}
+
+/// A room named first (`#lab ...`), and the rest.
+fn leading_room(args: &str) -> (Option<String>, Option<String>) {
+    let (first, rest) = args.split_once(' ').unwrap_or((args, ""));
+    let rest = rest.trim();
+    if first.starts_with('#') {
+        (
+            Some(first.to_string()),
+            (!rest.is_empty()).then(|| rest.to_string()),
+        )
+    } else {
+        (None, (!args.is_empty()).then(|| args.to_string()))
+    }
+}
+
+/// A ban mask: a user's name alone bans that name (`eve` is `eve!*@*`).
+fn ban_mask(word: &str) -> String {
+    if word.contains(['!', '@', '*', '?']) {
+        word.to_string()
+    } else {
+        format!("{word}!*@*")
+    }
 }
 
 /// Whether a typed line is one of the words that leave (`exit`, `quit`)
@@ -147,8 +325,9 @@ pub const EXIT_WORDS: &[&str] = &["exit", "quit"];
 
 /// Command names, for completion (aliases included, without the slash).
 pub const COMMANDS: &[&str] = &[
-    "away", "back", "exit", "help", "info", "join", "me", "msg", "nick", "part", "query", "quit",
-    "quote", "rooms", "say", "status", "users", "whois",
+    "away", "back", "ban", "close", "exit", "help", "info", "invite", "join", "kick", "kill", "me",
+    "mode", "msg", "nick", "oper", "part", "query", "quit", "quote", "rooms", "say", "status",
+    "topic", "unban", "users", "who", "whois",
 ];
 
 pub fn help_lines() -> Vec<String> {
@@ -158,8 +337,18 @@ pub fn help_lines() -> Vec<String> {
         "/me <action>         an action in the current room",
         "/status active|busy [what you are doing]   set your status (INACTIVE is set by the tracker after idling)",
         "/info <user>         address, status, idle time, rooms",
-        "/users               who is in the current room, with their status",
-        "/rooms               list rooms;  /join #room, /part [#room] to enter and leave",
+        "/users, /who [#room] who is in a room: roles (~ founder, @ operator, + voice) and statuses",
+        "/rooms               every room you can see, with its member count and topic",
+        "/join #room [key]    enter a room (a new name creates it, with you as its founder)",
+        "/part [#room] [reason]   leave a room (the current one without a name)",
+        "/topic [text]        show the current room's topic, or set it",
+        "/invite <user> [#room]   invite someone (into an invite-only room too)",
+        "/kick [#room] <user> [reason]   remove someone from a room (its operators)",
+        "/mode [#room] [+/-modes [args]]   show or change a room's modes: +i +k key +l n +m +n +t +s, +o/+v user",
+        "/ban <user|mask>, /unban <user|mask>   ban from the current room (+b), lift it (-b)",
+        "/close #room [reason]   close a room for everyone (its founder or a tracker operator)",
+        "/oper <name>         become a tracker operator (the password is asked, never shown)",
+        "/kill <user> <reason>   disconnect a user (tracker operators)",
         "/nick <name>         change your username",
         "/help                this list",
         "exit or quit         (alone on a line) leave; also /exit or /quit [reason]",
@@ -246,10 +435,13 @@ mod tests {
             parse("/info alice"),
             Ok(Some(Command::Info("alice".into())))
         );
-        assert_eq!(parse("/users"), Ok(Some(Command::Users)));
+        assert_eq!(parse("/users"), Ok(Some(Command::Users(None))));
         assert_eq!(
             parse("/join games"),
-            Ok(Some(Command::Join("#games".into())))
+            Ok(Some(Command::Join {
+                room: "#games".into(),
+                key: None
+            }))
         );
         assert_eq!(parse("/exit"), Ok(Some(Command::Quit(None))));
         assert_eq!(
@@ -267,6 +459,83 @@ mod tests {
             Ok(Some(Command::Say("/join  #x".into())))
         );
         assert_eq!(parse("/say "), Err(InputError::Usage("/say <text>")));
+    }
+
+    /// `/help` and Tab completion come from the same list: every command
+    /// help names completes, and every completion is a command.
+    #[test]
+    fn help_and_completion_agree() {
+        for name in COMMANDS {
+            assert!(
+                !matches!(parse(&format!("/{name}")), Err(InputError::Unknown(_))),
+                "/{name} completes but is not a command"
+            );
+        }
+        for line in help_lines() {
+            let commands = line
+                .split([' ', ','])
+                .filter(|w| w.starts_with('/') && !w.starts_with("//"));
+            for word in commands {
+                let name = word.trim_start_matches('/');
+                assert!(
+                    name.is_empty() || COMMANDS.contains(&name),
+                    "/help names /{name}, which Tab does not complete"
+                );
+            }
+        }
+        for name in [
+            "who", "topic", "invite", "kick", "mode", "ban", "unban", "close", "oper", "kill",
+        ] {
+            assert!(COMMANDS.contains(&name), "{name}");
+        }
+    }
+
+    #[test]
+    fn room_commands_parse() {
+        assert_eq!(
+            parse("/part #lab see you all"),
+            Ok(Some(Command::Part {
+                room: Some("#lab".into()),
+                reason: Some("see you all".into())
+            }))
+        );
+        assert_eq!(
+            parse("/part bye"),
+            Ok(Some(Command::Part {
+                room: None,
+                reason: Some("bye".into())
+            }))
+        );
+        assert_eq!(
+            parse("/kick #lab otto be nice"),
+            Ok(Some(Command::Kick {
+                room: Some("#lab".into()),
+                nick: "otto".into(),
+                reason: Some("be nice".into())
+            }))
+        );
+        assert!(matches!(parse("/kick #lab"), Err(InputError::Usage(_))));
+        assert!(matches!(parse("/mode otto"), Err(InputError::Usage(_))));
+        assert!(matches!(parse("/kill vic"), Err(InputError::Usage(_))));
+        assert!(matches!(parse("/oper"), Err(InputError::Usage(_))));
+        assert_eq!(
+            parse("/oper teacher chalk dust"),
+            Ok(Some(Command::Oper {
+                name: "teacher".into(),
+                password: Some("chalk dust".into())
+            }))
+        );
+        assert_eq!(
+            parse("/ban #lab eve"),
+            Ok(Some(Command::Mode {
+                room: Some("#lab".into()),
+                changes: vec!["+b".into(), "eve!*@*".into()]
+            }))
+        );
+        assert_eq!(
+            parse("/who lab"),
+            Ok(Some(Command::Users(Some("#lab".into()))))
+        );
     }
 
     #[test]

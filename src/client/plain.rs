@@ -4,7 +4,8 @@
 //! `HH:MM:SS #room <nick> text`, `HH:MM:SS [DM nick] <sender> text`,
 //! `HH:MM:SS #room --> nick joined`, `HH:MM:SS <-- nick left (reason)`,
 //! `HH:MM:SS --- nick is now BUSY: detail`, `HH:MM:SS *** info`,
-//! `HH:MM:SS !!! error`. One's own line, when the tracker is slow to
+//! `HH:MM:SS !!! error`, `HH:MM:SS #room <-- fay removed otto from #room
+//! (reason)`, `HH:MM:SS #room --- fay made otto an operator`. One's own line, when the tracker is slow to
 //! confirm it, also as `#room <me> text (sending…)`; one never confirmed
 //! as `!!! not sent: #room text`.
 
@@ -46,8 +47,31 @@ fn body(from: &str, text: &str, kind: ChatKind) -> String {
 
 fn describe(u: &UserEntry) -> String {
     match &u.detail {
-        Some(d) => format!("{} {}: {d}", u.nick, u.status),
-        None => format!("{} {}", u.nick, u.status),
+        Some(d) => format!("{}{} {}: {d}", u.roles, u.nick, u.status),
+        None => format!("{}{} {}", u.roles, u.nick, u.status),
+    }
+}
+
+/// `You were removed from #lab by fay (reason)`, `fay removed otto from
+/// #lab (reason)`.
+pub fn kick_words(room: &str, nick: &str, by: &str, reason: &str, me: bool) -> String {
+    let why = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({reason})")
+    };
+    if me {
+        format!("You were removed from {room} by {by}{why}")
+    } else {
+        format!("{by} removed {nick} from {room}{why}")
+    }
+}
+
+/// `fay closed #lab: lesson over`.
+pub fn closed_words(room: &str, by: &str, reason: Option<&str>) -> String {
+    match reason {
+        Some(r) => format!("{by} closed {room}: {r}"),
+        None => format!("{by} closed {room}"),
     }
 }
 
@@ -151,8 +175,38 @@ impl PlainRenderer {
                 Some(by) => vec![format!("{} *** {} set the topic: {topic}", n(room), n(by))],
                 None => vec![format!("{} *** topic: {topic}", n(room))],
             },
+            Event::Kicked {
+                room,
+                nick,
+                by,
+                reason,
+                me,
+                ..
+            } => vec![format!(
+                "{} <-- {}",
+                n(room),
+                kick_words(&n(room), &n(nick), &n(by), reason, *me)
+            )],
+            Event::RoomClosed {
+                room, by, reason, ..
+            } => vec![format!(
+                "{} <-- {}",
+                n(room),
+                closed_words(&n(room), &n(by), reason.as_deref())
+            )],
+            Event::RoomNote { room, text, .. } => vec![format!("{} --- {text}", n(room))],
+            Event::AskSecret { prompt, .. } => vec![format!("*** {prompt}")],
             Event::Users { room, users, .. } => {
-                let mut out = vec![format!("--- users in {} ({}):", n(room), users.len())];
+                let legend = if users.iter().any(|u| !u.roles.is_empty()) {
+                    "; ~ founder, @ operator, + voice"
+                } else {
+                    ""
+                };
+                let mut out = vec![format!(
+                    "--- users in {} ({}{legend}):",
+                    n(room),
+                    users.len()
+                )];
                 out.extend(users.iter().map(|u| format!("---   {}", describe(u))));
                 out
             }
@@ -246,6 +300,7 @@ mod tests {
             time,
             nick: "bob".into(),
             reason: "Quit: bye".into(),
+            rooms: vec!["#general".into()],
         };
         assert_eq!(r.render(&q), vec!["10:11:12 <-- bob left (Quit: bye)"]);
         let j = Event::Joined {

@@ -512,6 +512,43 @@ async fn register(
     }
 }
 
+/// The terminal's echo off while the plain mode reads a password
+/// (`/oper <name>`), restored when dropped. Nothing when stdin is not a
+/// terminal (a script types nothing anyone could see).
+struct EchoOff(Option<rustix::termios::Termios>);
+
+impl EchoOff {
+    fn new() -> Self {
+        use rustix::termios::{self, LocalModes, OptionalActions};
+        let stdin = rustix::stdio::stdin();
+        if !termios::isatty(stdin) {
+            return EchoOff(None);
+        }
+        let Ok(saved) = termios::tcgetattr(stdin) else {
+            return EchoOff(None);
+        };
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        quiet.local_modes.insert(LocalModes::ECHONL);
+        if termios::tcsetattr(stdin, OptionalActions::Now, &quiet).is_err() {
+            return EchoOff(None);
+        }
+        EchoOff(Some(saved))
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = rustix::termios::tcsetattr(
+                rustix::stdio::stdin(),
+                rustix::termios::OptionalActions::Now,
+                saved,
+            );
+        }
+    }
+}
+
 /// How the chat loop ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -562,6 +599,7 @@ pub async fn run_plain(
         tokio::pin!(ctrl_c);
         let quit_reason: String;
         let mut wait_for_answers = false;
+        let mut _echo_off: Option<EchoOff> = None;
         loop {
             let overdue_at = app
                 .next_overdue(PLAIN_PENDING_AFTER)
@@ -588,6 +626,9 @@ pub async fn run_plain(
                         break;
                     };
                     let up = app.on_input(&line, jiff::Timestamp::now());
+                    // A password answered: echo back on. Asked: echo off
+                    // until the answer comes.
+                    _echo_off = app.asking_secret().then(EchoOff::new);
                     print(out, &up.events);
                     send_all(conn, &up.send).await?;
                     if let Some(reason) = up.quit {

@@ -25,8 +25,15 @@ pub const WANTED_CAPS: &[&str] = &[
     "echo-message",
     "labeled-response",
     "message-tags",
+    // Every role of a member (`~@otto`), not just the highest, in NAMES
+    // and WHO: a founder who is also an operator stays an operator when
+    // the founder mark is taken away.
+    "multi-prefix",
     "server-time",
 ];
+
+/// Room roles as the tracker marks them (PREFIX=(qov)~@+), highest first.
+pub const ROLE_MARKS: &str = "~&@%+";
 
 /// Where a chat line belongs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +53,8 @@ pub enum ChatKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserEntry {
     pub nick: String,
+    /// Room roles, highest first (`~@`, `+`); empty outside a room.
+    pub roles: String,
     pub status: Status,
     /// The user's own words when BUSY, or the tracker's when INACTIVE.
     pub detail: Option<String>,
@@ -113,6 +122,40 @@ pub enum Event {
         time: Timestamp,
         nick: String,
         reason: String,
+        /// The rooms of ours they were in: their windows say so too.
+        rooms: Vec<String>,
+    },
+    /// Someone was removed from a room by `by` (KICK).
+    Kicked {
+        time: Timestamp,
+        room: String,
+        nick: String,
+        by: String,
+        reason: String,
+        /// We were the one removed: the room's window is no longer live.
+        me: bool,
+    },
+    /// `by` closed the room (CLOSE): we are out of it and it is gone.
+    RoomClosed {
+        time: Timestamp,
+        room: String,
+        by: String,
+        reason: Option<String>,
+    },
+    /// Something about a room in words: a mode change, its modes, a ban.
+    RoomNote {
+        time: Timestamp,
+        room: String,
+        text: String,
+        /// The answer to our own question (`/mode`, `/topic`): shown where
+        /// the person asked, not only in the room's window.
+        answer: bool,
+    },
+    /// `/oper <name>` without a password: the next line typed is the
+    /// password, and must not be shown or kept.
+    AskSecret {
+        time: Timestamp,
+        prompt: String,
     },
     NickChanged {
         time: Timestamp,
@@ -176,6 +219,10 @@ impl Event {
             | Event::Joined { time, .. }
             | Event::Parted { time, .. }
             | Event::Quit { time, .. }
+            | Event::Kicked { time, .. }
+            | Event::RoomClosed { time, .. }
+            | Event::RoomNote { time, .. }
+            | Event::AskSecret { time, .. }
             | Event::NickChanged { time, .. }
             | Event::Status { time, .. }
             | Event::Topic { time, .. }
@@ -205,6 +252,29 @@ struct Member {
     away: Option<String>,
 }
 
+/// A room we are in: its members and their roles, as the tracker told us
+/// (NAMES, WHO, then JOIN/PART/KICK/QUIT/NICK/MODE).
+#[derive(Debug, Default)]
+struct RoomMembers {
+    /// Folded nick to (nick as shown, roles highest first).
+    members: BTreeMap<String, (String, String)>,
+}
+
+/// `roles` with `mark` added or taken away, kept highest first.
+fn with_role(roles: &str, mark: char, add: bool) -> String {
+    ROLE_MARKS
+        .chars()
+        .filter(|&c| if c == mark { add } else { roles.contains(c) })
+        .collect()
+}
+
+/// A NAMES entry split into its roles and the nick (`~@fay`).
+fn split_roles(entry: &str) -> (String, &str) {
+    let nick = entry.trim_start_matches(|c| ROLE_MARKS.contains(c));
+    let roles = &entry[..entry.len() - nick.len()];
+    (with_role(roles, ' ', false), nick)
+}
+
 pub struct App {
     pub me: String,
     pub tracker: String,
@@ -217,8 +287,16 @@ pub struct App {
     /// asked for.
     away_echo: bool,
     pub rooms: Vec<String>,
+    /// The rooms we are in, by folded name, with their members' roles.
+    joined: BTreeMap<String, RoomMembers>,
     /// Everyone we share a room with, by folded nick.
     members: BTreeMap<String, Member>,
+    /// `/topic` asked about this room: its "no topic" answer is shown.
+    topic_asked: Option<String>,
+    /// Bans listed since the last end of a ban list (`/mode +b`).
+    bans_listed: usize,
+    /// `/oper <name>` is waiting for its password: the next line typed.
+    oper_asking: Option<String>,
     echo_message: bool,
     /// `labeled-response`: our lines carry `label=<pending id>`.
     labels: bool,
@@ -258,6 +336,9 @@ struct Pending {
     /// Already shown as "still sending" by [`App::overdue`].
     reported: bool,
 }
+
+/// How the reason of the KICK that CLOSE sends each member starts.
+const CLOSED_BY: &str = "Room closed by ";
 
 /// Our labels (`labeled-response`): this and the pending line's id.
 const LABEL_PREFIX: &str = "c";
@@ -313,8 +394,8 @@ pub fn nick_refusal(code: &str, tried: &str, reason: &str) -> String {
 
 struct UsersQuery {
     room: String,
-    /// Nick and whether the tracker flagged them away (G).
-    rows: Vec<(String, bool)>,
+    /// Nick, whether the tracker flagged them away (G), and their roles.
+    rows: Vec<(String, bool, String)>,
     /// Away users whose reason is being fetched.
     waiting: HashSet<String>,
 }
@@ -335,7 +416,11 @@ impl App {
             my_away: None,
             away_echo: false,
             rooms: Vec::new(),
+            joined: BTreeMap::new(),
             members: BTreeMap::new(),
+            topic_asked: None,
+            bans_listed: 0,
+            oper_asking: None,
             echo_message: false,
             labels: false,
             who_queue: VecDeque::new(),
@@ -446,12 +531,98 @@ impl App {
         casefold(nick) == casefold(&self.me)
     }
 
-    /// The roster as the tracker last told it: name, status, detail.
-    pub fn users(&self) -> Vec<UserEntry> {
-        self.members
-            .values()
-            .map(|m| entry(&m.nick, m.away.as_deref()))
-            .collect()
+    /// The members of `room` as the tracker last told them: name, roles,
+    /// status, detail; `None` when we are not in that room.
+    pub fn room_users(&self, room: &str) -> Option<Vec<UserEntry>> {
+        let r = self.joined.get(&casefold(room))?;
+        Some(
+            r.members
+                .iter()
+                .map(|(key, (nick, roles))| {
+                    let away = if self.is_me(nick) {
+                        self.my_away.clone()
+                    } else {
+                        self.members.get(key).and_then(|m| m.away.clone())
+                    };
+                    UserEntry {
+                        roles: roles.clone(),
+                        ..entry(nick, away.as_deref())
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether we are in `room`.
+    pub fn in_room(&self, room: &str) -> bool {
+        self.joined.contains_key(&casefold(room))
+    }
+
+    /// The status the tracker last told for `nick` (anyone we share a
+    /// room with, or ourselves).
+    pub fn user(&self, nick: &str) -> UserEntry {
+        if self.is_me(nick) {
+            return entry(&self.me, self.my_away.as_deref());
+        }
+        let away = self
+            .members
+            .get(&casefold(nick))
+            .and_then(|m| m.away.clone());
+        entry(nick, away.as_deref())
+    }
+
+    /// Whether `nick` is still in any room we are in.
+    fn shares_a_room(&self, nick: &str) -> bool {
+        let key = casefold(nick);
+        self.joined.values().any(|r| r.members.contains_key(&key))
+    }
+
+    /// `nick` left `room` (PART, KICK): forgotten there, and altogether
+    /// once we share no room with them.
+    fn left_room(&mut self, room: &str, nick: &str) {
+        let key = casefold(nick);
+        if self.is_me(nick) {
+            self.joined.remove(&casefold(room));
+            self.rooms.retain(|r| casefold(r) != casefold(room));
+            if casefold(&self.room) == casefold(room) {
+                self.room = self
+                    .rooms
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| GENERAL.to_string());
+            }
+            let gone: Vec<String> = self
+                .members
+                .keys()
+                .filter(|k| !self.joined.values().any(|r| r.members.contains_key(*k)))
+                .cloned()
+                .collect();
+            for k in gone {
+                self.members.remove(&k);
+            }
+            return;
+        }
+        if let Some(r) = self.joined.get_mut(&casefold(room)) {
+            r.members.remove(&key);
+        }
+        if !self.shares_a_room(nick) {
+            self.members.remove(&key);
+        }
+    }
+
+    /// Sets `nick`'s roles in `room` (NAMES, WHO), adding them if new.
+    fn set_roles(&mut self, room: &str, nick: &str, roles: String) {
+        if let Some(r) = self.joined.get_mut(&casefold(room)) {
+            r.members.insert(casefold(nick), (nick.to_string(), roles));
+        }
+        if !self.is_me(nick) {
+            self.members
+                .entry(casefold(nick))
+                .or_insert_with(|| Member {
+                    nick: nick.to_string(),
+                    away: None,
+                });
+        }
     }
 
     /// Where typed lines go from now on: a room, or a DM partner.
@@ -485,7 +656,40 @@ impl App {
 
     // ---- typed input ----------------------------------------------------
 
+    /// Whether the next line typed is a password ([`Event::AskSecret`]).
+    pub fn asking_secret(&self) -> bool {
+        self.oper_asking.is_some()
+    }
+
+    /// The answer to [`Event::AskSecret`]: the operator password, sent
+    /// and forgotten. An empty answer gives up.
+    pub fn on_secret(&mut self, secret: &str, now: Timestamp) -> Update {
+        let mut up = Update::default();
+        let Some(name) = self.oper_asking.take() else {
+            return up;
+        };
+        let secret = secret.trim_end_matches(['\r', '\n']);
+        if secret.is_empty() {
+            up.events.push(Event::Info {
+                time: now,
+                text: "operator login cancelled".into(),
+            });
+            return up;
+        }
+        up.send
+            .push(Message::new("OPER").param(name).param(secret.to_string()));
+        up
+    }
+
+    /// The room a room command is about: the one named, else the current.
+    fn room_or_current(&self, room: Option<String>) -> String {
+        room.unwrap_or_else(|| self.room.clone())
+    }
+
     pub fn on_input(&mut self, line: &str, now: Timestamp) -> Update {
+        if self.oper_asking.is_some() {
+            return self.on_secret(line, now);
+        }
         let mut up = Update::default();
         let cmd = match input::parse(line) {
             Ok(Some(c)) => c,
@@ -510,7 +714,7 @@ impl App {
             Command::Msg { to, text } => self.say(&to, &text, false, now, &mut up),
             Command::Status { busy, text } => {
                 if busy {
-                    let text = text.unwrap_or_else(|| "Busy".into());
+                    let text = text.unwrap_or_else(|| status::BUSY_WORD.into());
                     self.requested_away = Some(text.clone());
                     up.send.push(Message::new("AWAY").param(text));
                 } else {
@@ -521,8 +725,8 @@ impl App {
                 self.whois_queue.push_back((casefold(&nick), false));
                 up.send.push(Message::new("WHOIS").param(nick));
             }
-            Command::Users => {
-                let room = self.room.clone();
+            Command::Users(room) => {
+                let room = self.room_or_current(room);
                 self.who_queue.push_back(Some(UsersQuery {
                     room: room.clone(),
                     rows: Vec::new(),
@@ -534,10 +738,77 @@ impl App {
                 self.list = Some(Vec::new());
                 up.send.push(Message::new("LIST"));
             }
-            Command::Join(room) => up.send.push(Message::new("JOIN").param(room)),
-            Command::Part(room) => {
-                let room = room.unwrap_or_else(|| self.room.clone());
-                up.send.push(Message::new("PART").param(room));
+            Command::Join { room, key } => {
+                let mut m = Message::new("JOIN").param(room);
+                if let Some(key) = key {
+                    m = m.param(key);
+                }
+                up.send.push(m);
+            }
+            Command::Part { room, reason } => {
+                let mut m = Message::new("PART").param(self.room_or_current(room));
+                if let Some(reason) = reason {
+                    m = m.param(reason);
+                }
+                up.send.push(m);
+            }
+            Command::Topic { room, text } => {
+                let room = self.room_or_current(room);
+                let mut m = Message::new("TOPIC").param(room.clone());
+                match text {
+                    Some(text) => m = m.param(text),
+                    None => self.topic_asked = Some(casefold(&room)),
+                }
+                up.send.push(m);
+            }
+            Command::Invite { nick, room } => {
+                let room = self.room_or_current(room);
+                up.send.push(Message::new("INVITE").param(nick).param(room));
+            }
+            Command::Kick { room, nick, reason } => {
+                let mut m = Message::new("KICK")
+                    .param(self.room_or_current(room))
+                    .param(nick);
+                if let Some(reason) = reason {
+                    m = m.param(reason);
+                }
+                up.send.push(m);
+            }
+            Command::Mode { room, changes } => {
+                let mut m = Message::new("MODE").param(self.room_or_current(room));
+                for c in changes {
+                    m = m.param(c);
+                }
+                up.send.push(m);
+            }
+            Command::CloseRoom { room, reason } => {
+                let mut m = Message::new("CLOSE").param(self.room_or_current(room));
+                if let Some(reason) = reason {
+                    m = m.param(reason);
+                }
+                up.send.push(m);
+            }
+            Command::Oper {
+                name,
+                password: Some(password),
+            } => up
+                .send
+                .push(Message::new("OPER").param(name).param(password)),
+            Command::Oper {
+                name,
+                password: None,
+            } => {
+                up.events.push(Event::AskSecret {
+                    time: now,
+                    prompt: format!(
+                        "operator password for {} (not shown; an empty line cancels):",
+                        for_display(&name)
+                    ),
+                });
+                self.oper_asking = Some(name);
+            }
+            Command::Kill { nick, reason } => {
+                up.send.push(Message::new("KILL").param(nick).param(reason))
             }
             Command::Nick(n) => up.send.push(Message::new("NICK").param(n)),
             Command::Help => up.events.push(Event::Help {
@@ -637,18 +908,14 @@ impl App {
                     if !self.rooms.iter().any(|r| casefold(r) == casefold(&room)) {
                         self.rooms.push(room.clone());
                     }
+                    self.joined.insert(casefold(&room), RoomMembers::default());
                     self.room = room.clone();
                     self.dm = None;
                     // Learn who is away (and why) without showing the answer.
                     self.who_queue.push_back(None);
                     up.send.push(Message::new("WHO").param(room.clone()));
                 }
-                self.members
-                    .entry(casefold(&from))
-                    .or_insert_with(|| Member {
-                        nick: from.clone(),
-                        away: None,
-                    });
+                self.set_roles(&room, &from, String::new());
                 up.events.push(Event::Joined {
                     time,
                     room,
@@ -659,16 +926,7 @@ impl App {
             "PART" => {
                 let room = p(0).to_string();
                 let me = self.is_me(&from);
-                if me {
-                    self.rooms.retain(|r| casefold(r) != casefold(&room));
-                    if casefold(&self.room) == casefold(&room) {
-                        self.room = self
-                            .rooms
-                            .first()
-                            .cloned()
-                            .unwrap_or_else(|| GENERAL.to_string());
-                    }
-                }
+                self.left_room(&room, &from);
                 up.events.push(Event::Parted {
                     time,
                     room,
@@ -677,12 +935,75 @@ impl App {
                     me,
                 });
             }
+            "KICK" => {
+                let (room, nick) = (p(0).to_string(), for_display(p(1)));
+                let reason = for_display(p(2));
+                let me = self.is_me(&nick);
+                self.left_room(&room, &nick);
+                // CLOSE removes each member with a KICK of themself whose
+                // reason says so, which any IRC client shows.
+                let closed = reason
+                    .strip_prefix(CLOSED_BY)
+                    .map(|rest| rest.split_once(": ").map(|(_, why)| why.to_string()));
+                // Without a reason, IRC servers give the kicker's name.
+                let reason = if reason == from {
+                    String::new()
+                } else {
+                    reason
+                };
+                let by = if self.is_me(&from) {
+                    "you".into()
+                } else {
+                    from
+                };
+                match closed {
+                    Some(why) if me => up.events.push(Event::RoomClosed {
+                        time,
+                        room,
+                        by,
+                        reason: why,
+                    }),
+                    _ => up.events.push(Event::Kicked {
+                        time,
+                        room,
+                        nick,
+                        by,
+                        reason,
+                        me,
+                    }),
+                }
+            }
+            "MODE" if p(0).starts_with('#') => self.room_mode(msg, time, &from, &mut up),
+            "INVITE" => {
+                let room = for_display(p(1));
+                let text = if self.is_me(p(0)) {
+                    format!("{from} invites you to {room} — /join {room}")
+                } else {
+                    format!("{from} invited {} to {room}", for_display(p(0)))
+                };
+                up.events.push(Event::Info { time, text });
+            }
             "QUIT" => {
-                self.members.remove(&casefold(&from));
+                let key = casefold(&from);
+                let rooms = self
+                    .rooms
+                    .iter()
+                    .filter(|r| {
+                        self.joined
+                            .get(&casefold(r))
+                            .is_some_and(|j| j.members.contains_key(&key))
+                    })
+                    .cloned()
+                    .collect();
+                for r in self.joined.values_mut() {
+                    r.members.remove(&key);
+                }
+                self.members.remove(&key);
                 up.events.push(Event::Quit {
                     time,
                     nick: from,
                     reason: for_display(p(0)),
+                    rooms,
                 });
             }
             "NICK" => {
@@ -700,6 +1021,11 @@ impl App {
                 if let Some(mut m) = self.members.remove(&casefold(&from)) {
                     m.nick = new.clone();
                     self.members.insert(casefold(&new), m);
+                }
+                for r in self.joined.values_mut() {
+                    if let Some((_, roles)) = r.members.remove(&casefold(&from)) {
+                        r.members.insert(casefold(&new), (new.clone(), roles));
+                    }
                 }
                 let me = casefold(&new) == casefold(&self.me);
                 up.events.push(Event::NickChanged {
@@ -745,12 +1071,66 @@ impl App {
                 reason: closing_reason(p(0)),
             }),
             "FAIL" => self.fail(msg, time, &mut up),
+            // Other MODEs are about users (our own, after OPER): 381 says it.
             code if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => {
                 self.numeric(msg, time, &mut up)
             }
             _ => {}
         }
         up
+    }
+
+    /// A room's MODE: roles applied to its members, every change told in
+    /// words (`fay made otto an operator`).
+    fn room_mode(&mut self, msg: &Message, time: Timestamp, from: &str, up: &mut Update) {
+        let room = msg.param_at(0).unwrap_or("").to_string();
+        let by_tracker = msg.source.as_deref().is_none_or(|s| !s.contains('!'));
+        let mut args = msg.params.iter().skip(2).map(|a| for_display(a));
+        let mut add = true;
+        for c in msg.param_at(1).unwrap_or("").chars() {
+            match c {
+                '+' => add = true,
+                '-' => add = false,
+                _ => {
+                    let arg = match (c, add) {
+                        ('q' | 'o' | 'v' | 'b' | 'k', _) | ('l', true) => args.next(),
+                        _ => None,
+                    };
+                    if let Some(mark) = role_mark(c)
+                        && let Some(nick) = &arg
+                    {
+                        let key = casefold(nick);
+                        if let Some((shown, roles)) = self
+                            .joined
+                            .get(&casefold(&room))
+                            .and_then(|r| r.members.get(&key))
+                            .cloned()
+                        {
+                            self.set_roles(&room, &shown, with_role(&roles, mark, add));
+                        }
+                    }
+                    let text = if by_tracker
+                        && c == 'o'
+                        && add
+                        && arg.as_deref().is_some_and(|n| self.is_me(n))
+                    {
+                        // The tracker marks a room's creator as it is made.
+                        format!("you created {room}: you are its founder (~) and an operator (@)")
+                    } else {
+                        let by = if by_tracker { "the tracker" } else { from };
+                        let by = if self.is_me(by) { "you" } else { by };
+                        let arg = arg.map(|a| if self.is_me(&a) { "you".to_string() } else { a });
+                        mode_words(by, &room, c, add, arg.as_deref())
+                    };
+                    up.events.push(Event::RoomNote {
+                        time,
+                        room: room.clone(),
+                        text,
+                        answer: false,
+                    });
+                }
+            }
+        }
     }
 
     /// `FAIL <command> <code> [context...] :<text>` in our own words where
@@ -761,9 +1141,13 @@ impl App {
         let text = match (p(0), p(1)) {
             // One answer wherever it is asked (/part, /close): everyone
             // stays in #general, and leaving the tracker is `exit`.
-            ("PART", "CANNOT_LEAVE") => cannot_leave_general(),
+            ("PART", "CANNOT_LEAVE") | ("CLOSE", "CANNOT_CLOSE") => cannot_leave_general(),
             _ => text,
         };
+        if p(0) == "AWAY" {
+            // Refused: our status stays what it was.
+            self.requested_away = None;
+        }
         up.events.push(Event::Error { time, text });
         if matches!(p(0), "PRIVMSG" | "NOTICE")
             && let Some(pending) = match msg.tag_value("label") {
@@ -798,7 +1182,7 @@ impl App {
         let users = q
             .rows
             .iter()
-            .map(|(nick, gone)| {
+            .map(|(nick, gone, roles)| {
                 let away = if self.is_me(nick) {
                     self.my_away.clone()
                 } else {
@@ -806,12 +1190,16 @@ impl App {
                         .get(&casefold(nick))
                         .and_then(|m| m.away.clone())
                 };
-                match (gone, away) {
+                let e = match (gone, away) {
                     (false, _) => entry(nick, None),
                     (true, Some(r)) => entry(nick, Some(&r)),
                     // Away, but the reason never came (they left meanwhile):
                     // away is all the tracker said.
-                    (true, None) => entry(nick, Some(status::BUSY_PREFIX)),
+                    (true, None) => entry(nick, Some(status::BUSY_WORD)),
+                };
+                UserEntry {
+                    roles: roles.clone(),
+                    ..e
                 }
             })
             .collect();
@@ -925,26 +1313,35 @@ impl App {
                 time,
                 text: last.trim_start_matches("- ").to_string(),
             }),
-            RPL_TOPIC => up.events.push(Event::Topic {
+            RPL_TOPIC => {
+                if self.topic_asked.as_deref() == Some(casefold(p(1)).as_str()) {
+                    self.topic_asked = None;
+                }
+                up.events.push(Event::Topic {
                 time,
                 room: p(1).into(),
                 topic: for_display(p(2)),
                 by: None,
-            }),
+            })
+            }
             RPL_NAMREPLY => {
+                let room = p(2).to_string();
                 for n in p(3).split(' ').filter(|n| !n.is_empty()) {
-                    let nick = for_display(n.trim_start_matches(['@', '+']));
-                    self.members
-                        .entry(casefold(&nick))
-                        .or_insert_with(|| Member { nick, away: None });
+                    let (roles, nick) = split_roles(n);
+                    self.set_roles(&room, &for_display(nick), roles);
                 }
             }
             RPL_WHOREPLY => {
                 // <me> <channel> <user> <host> <server> <nick> <flags> :<hop> <real>
                 let (nick, flags) = (for_display(p(5)), p(6));
                 let gone = flags.starts_with('G');
+                // `H`/`G`, `*` for a tracker operator, then the roles.
+                let roles = with_role(flags, ' ', false);
+                if self.in_room(p(1)) {
+                    self.set_roles(p(1), &nick, roles.clone());
+                }
                 if let Some(Some(q)) = self.who_queue.front_mut() {
-                    q.rows.push((nick.clone(), gone));
+                    q.rows.push((nick.clone(), gone, roles.clone()));
                 }
                 if !self.is_me(&nick) {
                     let m = self
@@ -971,7 +1368,7 @@ impl App {
                 let Some(Some(mut q)) = self.who_queue.pop_front() else {
                     return;
                 };
-                for (nick, gone) in &q.rows {
+                for (nick, gone, _) in &q.rows {
                     let known = self
                         .members
                         .get(&casefold(nick))
@@ -1075,7 +1472,10 @@ impl App {
             RPL_NOWAWAY if !self.away_echo => {
                 let asked = self.requested_away.take();
                 if asked.is_some() || self.my_away.is_none() {
-                    let reason = status::busy_reason(&for_display(&asked.unwrap_or_default()));
+                    // The text as the tracker keeps it: as typed, cleaned.
+                    let asked = for_display(&asked.unwrap_or_default());
+                    let reason = status::user_away(&asked)
+                        .unwrap_or_else(|_| status::BUSY_WORD.to_string());
                     self.set_my_status(Some(reason), time, up);
                 }
             }
@@ -1092,6 +1492,11 @@ impl App {
                 }
             }
             RPL_HELPSTART | RPL_HELPTXT => up.events.push(Event::Info { time, text: last }),
+            // `<count> :operator(s) online`: the count is a parameter.
+            RPL_LUSEROP | RPL_LUSERUNKNOWN | RPL_LUSERCHANNELS => up.events.push(Event::Info {
+                time,
+                text: format!("{} {last}", for_display(p(1))),
+            }),
             ERR_NICKNAMEINUSE | ERR_ERRONEUSNICKNAME => up.events.push(Event::Error {
                 time,
                 text: nick_refusal(&msg.command, p(1), &last),
@@ -1109,10 +1514,69 @@ impl App {
                     });
                 }
             }
-            // Quiet numerics: the burst, counts, ends of lists, modes.
+            RPL_NOTOPIC => {
+                if self.topic_asked.take().as_deref() == Some(casefold(p(1)).as_str()) {
+                    up.events.push(Event::RoomNote {
+                        time,
+                        room: for_display(p(1)),
+                        text: "no topic is set".into(),
+                    answer: true,
+                });
+                }
+            }
+            RPL_CHANNELMODEIS => {
+                let args: Vec<String> = msg.params.iter().skip(3).map(|a| for_display(a)).collect();
+                let modes = for_display(p(2));
+                up.events.push(Event::RoomNote {
+                    time,
+                    room: for_display(p(1)),
+                    text: format!("modes {modes}: {}", modes_in_words(&modes, &args)),
+                    answer: true,
+                });
+            }
+            RPL_BANLIST => {
+                self.bans_listed += 1;
+                up.events.push(Event::RoomNote {
+                    time,
+                    room: for_display(p(1)),
+                    text: format!("banned: {} (by {})", for_display(p(2)), for_display(p(3))),
+                    answer: true,
+                });
+            }
+            RPL_ENDOFBANLIST => {
+                if std::mem::take(&mut self.bans_listed) == 0 {
+                    up.events.push(Event::RoomNote {
+                        time,
+                        room: for_display(p(1)),
+                        text: "nobody is banned".into(),
+                    answer: true,
+                });
+                }
+            }
+            RPL_INVITING => up.events.push(Event::Info {
+                time,
+                text: format!(
+                    "you invited {} to {}",
+                    for_display(p(1)),
+                    for_display(p(2))
+                ),
+            }),
+            RPL_YOUREOPER => up.events.push(Event::Info {
+                time,
+                text: "you are now a tracker operator: you may kick from and close any room, and /kill".into(),
+            }),
+            ERR_INVITEONLYCHAN | ERR_BANNEDFROMCHAN | ERR_BADCHANNELKEY | ERR_CHANNELISFULL
+            | ERR_TOOMANYCHANNELS | ERR_NOTONCHANNEL | ERR_USERNOTINCHANNEL | ERR_USERONCHANNEL
+            | ERR_NOPRIVILEGES | ERR_NOOPERHOST | ERR_CHANOPRIVSNEEDED => {
+                up.events.push(Event::Error {
+                    time,
+                    text: refusal_words(&msg.command, p(1), p(2), &last),
+                })
+            }
+            // Quiet numerics: the burst, counts, ends of lists.
             RPL_YOURHOST | RPL_CREATED | RPL_MYINFO | RPL_ISUPPORT | RPL_LUSERCLIENT
-            | RPL_MOTDSTART | RPL_ENDOFMOTD | RPL_ENDOFNAMES | RPL_NOTOPIC | RPL_WHOISSERVER
-            | RPL_WHOISHOST | "320" | RPL_ENDOFHELP | RPL_CHANNELMODEIS | RPL_CREATIONTIME
+            | RPL_MOTDSTART | RPL_ENDOFMOTD | RPL_ENDOFNAMES | RPL_WHOISSERVER
+            | RPL_WHOISHOST | "320" | RPL_ENDOFHELP | RPL_CREATIONTIME | RPL_TOPICWHOTIME
             | RPL_UMODEIS => {}
             code if code.starts_with('4') || code.starts_with('5') => {
                 // `<me> <what> :<text>`: say what it is about (`#nope: No
@@ -1128,6 +1592,116 @@ impl App {
     }
 }
 
+/// A refusal about rooms and operators in plain words. `first` and
+/// `second` are the reply's parameters after our nick; `text` the
+/// tracker's words, kept where they are already plain (482).
+pub fn refusal_words(code: &str, first: &str, second: &str, text: &str) -> String {
+    let (a, b) = (for_display(first), for_display(second));
+    match code {
+        ERR_INVITEONLYCHAN => {
+            format!("{a} is invite only: ask one of its operators to /invite you")
+        }
+        ERR_BANNEDFROMCHAN => format!("you are banned from {a}"),
+        ERR_BADCHANNELKEY => format!("{a} needs its key: /join {a} <key> (wrong or missing key)"),
+        ERR_CHANNELISFULL => format!("{a} is full: it has reached its member limit"),
+        ERR_TOOMANYCHANNELS => {
+            format!("you are in as many rooms as the tracker allows; /part one to join {a}")
+        }
+        ERR_NOTONCHANNEL => format!("you are not in {a}"),
+        ERR_USERNOTINCHANNEL => format!("{a} is not in {b}"),
+        ERR_USERONCHANNEL => format!("{a} is already in {b}"),
+        ERR_NOPRIVILEGES => {
+            "only a tracker operator may do that (/oper <name> if you are one)".to_string()
+        }
+        ERR_NOOPERHOST => "the tracker refused that operator name or password".to_string(),
+        // The tracker already says who may, in words.
+        _ => text.to_string(),
+    }
+}
+
+/// The role a membership mode letter gives (`o` is `@`).
+fn role_mark(mode: char) -> Option<char> {
+    match mode {
+        'q' => Some('~'),
+        'o' => Some('@'),
+        'v' => Some('+'),
+        _ => None,
+    }
+}
+
+/// One mode change in words: `fay made otto an operator`, `fay made
+/// #lab invite only`.
+pub fn mode_words(by: &str, room: &str, mode: char, add: bool, arg: Option<&str>) -> String {
+    let who = arg.unwrap_or("?");
+    let whose = if who == "you" {
+        "your".to_string()
+    } else {
+        format!("{who}'s")
+    };
+    match (mode, add) {
+        ('q', true) => format!("{by} made {who} a founder"),
+        ('q', false) => format!("{by} took away {whose} founder mark"),
+        ('o', true) => format!("{by} made {who} an operator"),
+        ('o', false) => format!("{by} took away {whose} operator rights"),
+        ('v', true) => format!("{by} gave {who} a voice (may speak when moderated)"),
+        ('v', false) => format!("{by} took away {whose} voice"),
+        ('b', true) => format!("{by} banned {who} from {room}"),
+        ('b', false) => format!("{by} lifted the ban on {who}"),
+        ('k', true) => format!("{by} set a key on {room}: joining needs it"),
+        ('k', false) => format!("{by} removed the key of {room}"),
+        ('l', true) => format!("{by} limited {room} to {who} members"),
+        ('l', false) => format!("{by} removed the member limit of {room}"),
+        ('i', true) => format!("{by} made {room} invite only"),
+        ('i', false) => format!("{by} opened {room} to everyone (no invite needed)"),
+        ('m', true) => {
+            format!("{by} made {room} moderated: only operators and voiced members speak")
+        }
+        ('m', false) => format!("{by} made {room} unmoderated: everyone in it may speak"),
+        ('n', true) => format!("{by} closed {room} to messages from outside it"),
+        ('n', false) => format!("{by} let people outside {room} send to it"),
+        ('t', true) => format!("{by} let only operators change the topic"),
+        ('t', false) => format!("{by} let everyone change the topic"),
+        ('s', true) => format!("{by} made {room} secret: hidden from /rooms"),
+        ('s', false) => format!("{by} made {room} visible in /rooms"),
+        (other, add) => {
+            let sign = if add { '+' } else { '-' };
+            match arg {
+                Some(a) => format!("{by} set mode {sign}{other} {a}"),
+                None => format!("{by} set mode {sign}{other}"),
+            }
+        }
+    }
+}
+
+/// A room's modes (324) in words: `+ntk (...)`.
+fn modes_in_words(modes: &str, args: &[String]) -> String {
+    let mut args = args.iter();
+    let mut words = Vec::new();
+    for c in modes.chars().filter(|c| *c != '+') {
+        words.push(match c {
+            'i' => "invite only".to_string(),
+            'k' => match args.next() {
+                Some(k) if k != "*" => format!("key {k}"),
+                _ => "a key".to_string(),
+            },
+            'l' => format!(
+                "at most {} members",
+                args.next().map_or("?", String::as_str)
+            ),
+            'm' => "moderated".to_string(),
+            'n' => "no messages from outside".to_string(),
+            's' => "secret".to_string(),
+            't' => "only operators set the topic".to_string(),
+            other => format!("+{other}"),
+        });
+    }
+    if words.is_empty() {
+        "no modes set".to_string()
+    } else {
+        words.join(", ")
+    }
+}
+
 /// The one answer to leaving `#general`, by `/part` or `/close`.
 pub fn cannot_leave_general() -> String {
     format!(
@@ -1140,16 +1714,12 @@ pub fn entry(nick: &str, away: Option<&str>) -> UserEntry {
     let status = status::from_away(away);
     let detail = match (status, away) {
         (Status::Busy, Some(r)) => status::busy_detail(r).map(str::to_string),
-        (Status::Inactive, Some(r)) => Some(
-            r.trim_start_matches(status::INACTIVE_PREFIX)
-                .trim_start_matches(':')
-                .trim()
-                .to_string(),
-        ),
+        (Status::Inactive, Some(r)) => status::inactive_detail(r).map(str::to_string),
         _ => None,
     };
     UserEntry {
         nick: nick.to_string(),
+        roles: String::new(),
         status,
         detail,
     }
@@ -1256,22 +1826,23 @@ mod tests {
                 .events
                 .is_empty()
         );
-        let up = feed(&mut a, ":me!m@h AWAY :Busy: lunch");
+        let up = feed(&mut a, ":me!m@h AWAY :lunch");
         assert!(
             matches!(&up.events[0], Event::Status { me: true, status: Status::Busy, detail: Some(d), .. } if d == "lunch")
         );
         // A new text while busy, and text the tracker cleaned: the echo wins.
         a.on_input("/status busy meeting \x1b[31mred", t());
         feed(&mut a, ":confab 306 me :marked away");
-        let up = feed(&mut a, ":me!m@h AWAY :Busy: meeting red");
+        let up = feed(&mut a, ":me!m@h AWAY :meeting red");
         assert!(
             matches!(&up.events[0], Event::Status { me: true, status: Status::Busy, detail: Some(d), .. } if d == "meeting red")
         );
-        assert_eq!(a.my_away.as_deref(), Some("Busy: meeting red"));
+        assert_eq!(a.my_away.as_deref(), Some("meeting red"));
         // Inactive by the tracker, then busy by the user.
         feed(&mut a, ":me!m@h AWAY :Inactive: idle for 5 min");
         assert_eq!(a.my_status, Status::Inactive);
         feed(&mut a, ":me!m@h AWAY :Busy: coding");
+        assert_eq!(a.my_away.as_deref(), Some("Busy: coding"), "kept as typed");
         assert_eq!(a.my_status, Status::Busy);
         feed(&mut a, ":confab 305 me :back");
         assert_eq!(a.my_status, Status::Busy, "305 alone changes nothing");
@@ -1339,7 +1910,7 @@ mod tests {
         feed(&mut a, ":confab 311 me carol c h * :carol");
         feed(&mut a, ":confab 301 me carol :Inactive: idle for 5 min");
         assert!(feed(&mut a, ":confab 318 me carol :End").events.is_empty());
-        let up = feed(&mut a, ":bob!b@h AWAY :Busy: lunch");
+        let up = feed(&mut a, ":bob!b@h AWAY :lunch");
         assert!(
             matches!(&up.events[0], Event::Status { status: Status::Busy, detail: Some(d), .. } if d == "lunch")
         );
@@ -1588,6 +2159,276 @@ mod tests {
             closing_reason("Closing link: 10.0.0.7 (Excess Flood)"),
             "you sent too many lines too fast (Excess Flood)"
         );
+    }
+
+    fn room_roster(a: &App, room: &str) -> Vec<String> {
+        a.room_users(room)
+            .unwrap_or_default()
+            .iter()
+            .map(|u| format!("{}{} {}", u.roles, u.nick, u.status))
+            .collect()
+    }
+
+    fn texts(up: &Update) -> Vec<String> {
+        let r = crate::client::plain::PlainRenderer::new(jiff::tz::TimeZone::UTC);
+        up.events.iter().flat_map(|e| r.describe(e)).collect()
+    }
+
+    #[test]
+    fn room_members_and_roles_follow_the_events() {
+        let mut a = App::new("fay", "t:1");
+        assert!(WANTED_CAPS.contains(&"multi-prefix"));
+        feed(&mut a, ":fay!f@h JOIN #lab");
+        let up = feed(&mut a, ":confab MODE #lab +o fay");
+        assert_eq!(
+            texts(&up),
+            ["#lab --- you created #lab: you are its founder (~) and an operator (@)"]
+        );
+        feed(&mut a, ":confab 353 fay = #lab :~@fay");
+        feed(&mut a, ":otto!o@h JOIN #lab");
+        feed(&mut a, ":vic!v@h JOIN #lab");
+        assert_eq!(
+            room_roster(&a, "#lab"),
+            ["~@fay ACTIVE", "otto ACTIVE", "vic ACTIVE"]
+        );
+        let up = feed(&mut a, ":fay!f@h MODE #lab +ov otto vic");
+        assert_eq!(
+            texts(&up),
+            [
+                "#lab --- you made otto an operator",
+                "#lab --- you gave vic a voice (may speak when moderated)"
+            ]
+        );
+        let up = feed(&mut a, ":otto!o@h MODE #lab -o+b fay eve!*@*");
+        assert_eq!(
+            texts(&up),
+            [
+                "#lab --- otto took away your operator rights",
+                "#lab --- otto banned eve!*@* from #lab"
+            ]
+        );
+        assert_eq!(
+            room_roster(&a, "#lab"),
+            ["~fay ACTIVE", "@otto ACTIVE", "+vic ACTIVE"]
+        );
+        feed(&mut a, ":vic!v@h AWAY :in a meeting");
+        feed(&mut a, ":otto!o@h NICK otto2");
+        assert_eq!(
+            room_roster(&a, "#lab"),
+            ["~fay ACTIVE", "@otto2 ACTIVE", "+vic BUSY"]
+        );
+        // Someone else kicked: told in words, gone from the list.
+        let up = feed(&mut a, ":otto2!o@h KICK #lab vic :too loud");
+        assert_eq!(
+            texts(&up),
+            ["#lab <-- otto2 removed vic from #lab (too loud)"]
+        );
+        assert_eq!(room_roster(&a, "#lab"), ["~fay ACTIVE", "@otto2 ACTIVE"]);
+        let up = feed(&mut a, ":otto2!o@h PART #lab :bye");
+        assert_eq!(texts(&up), ["#lab <-- otto2 left (bye)"]);
+        feed(&mut a, ":zed!z@h JOIN #lab");
+        feed(&mut a, ":zed!z@h QUIT :Killed by teacher (spam)");
+        assert_eq!(room_roster(&a, "#lab"), ["~fay ACTIVE"]);
+        // WHO with multi-prefix flags sets roles too.
+        feed(&mut a, ":confab 352 fay #lab f h confab fay H*~@ :0 fay");
+        assert_eq!(room_roster(&a, "#lab"), ["~@fay ACTIVE"]);
+        // Being kicked: the room is no longer ours.
+        let up = feed(&mut a, ":boss!b@h KICK #lab fay :enough");
+        assert_eq!(
+            texts(&up),
+            ["#lab <-- You were removed from #lab by boss (enough)"]
+        );
+        assert!(!a.in_room("#lab"));
+        assert_eq!(a.room_users("#lab"), None);
+    }
+
+    #[test]
+    fn a_closed_room_and_an_invite_in_words() {
+        let mut a = App::new("otto", "t:1");
+        feed(&mut a, ":otto!o@h JOIN #lab");
+        feed(&mut a, ":confab 353 otto = #lab :~@fay otto");
+        let up = feed(
+            &mut a,
+            ":fay!f@h KICK #lab otto :Room closed by fay: lesson over",
+        );
+        assert_eq!(texts(&up), ["#lab <-- fay closed #lab: lesson over"]);
+        assert!(
+            matches!(&up.events[0], Event::RoomClosed { reason: Some(r), .. } if r == "lesson over")
+        );
+        assert!(!a.in_room("#lab"));
+        let up = feed(&mut a, ":fay!f@h INVITE otto #lab");
+        assert_eq!(texts(&up), ["*** fay invites you to #lab — /join #lab"]);
+        let up = feed(&mut a, ":fay!f@h KICK #x otto :Room closed by fay");
+        assert_eq!(texts(&up), ["#x <-- fay closed #x"]);
+    }
+
+    #[test]
+    fn room_commands_and_refusals() {
+        let mut a = App::new("fay", "t:1");
+        feed(&mut a, ":fay!f@h JOIN #lab");
+        let sent = |a: &mut App, line: &str| {
+            a.on_input(line, t())
+                .send
+                .iter()
+                .map(|m| m.to_line().trim_end().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sent(&mut a, "/join #code sekrit"), ["JOIN #code sekrit"]);
+        assert_eq!(sent(&mut a, "/part"), ["PART #lab"]);
+        assert_eq!(sent(&mut a, "/part #x see you"), ["PART #x :see you"]);
+        assert_eq!(sent(&mut a, "/topic"), ["TOPIC #lab"]);
+        assert_eq!(
+            sent(&mut a, "/topic lesson one"),
+            ["TOPIC #lab :lesson one"]
+        );
+        assert_eq!(sent(&mut a, "/invite otto"), ["INVITE otto #lab"]);
+        assert_eq!(
+            sent(&mut a, "/kick otto be nice"),
+            ["KICK #lab otto :be nice"]
+        );
+        assert_eq!(sent(&mut a, "/kick #x otto"), ["KICK #x :otto"]);
+        assert_eq!(sent(&mut a, "/mode"), ["MODE #lab"]);
+        assert_eq!(sent(&mut a, "/mode +o otto"), ["MODE #lab +o otto"]);
+        assert_eq!(sent(&mut a, "/ban eve"), ["MODE #lab +b eve!*@*"]);
+        assert_eq!(sent(&mut a, "/unban eve!*@*"), ["MODE #lab -b eve!*@*"]);
+        assert_eq!(
+            sent(&mut a, "/close #lab lesson over"),
+            ["CLOSE #lab :lesson over"]
+        );
+        assert_eq!(sent(&mut a, "/who #x"), ["WHO #x"]);
+        assert_eq!(sent(&mut a, "/kill vic spam"), ["KILL vic spam"]);
+        assert_eq!(
+            sent(&mut a, "/oper teacher s3cret"),
+            ["OPER teacher s3cret"]
+        );
+        let up = a.on_input("/close", t());
+        assert!(
+            matches!(&up.events[0], Event::Error { text, .. } if text.starts_with("usage: /close #room"))
+        );
+        // The password asked: the next line is it, sent once, shown nowhere.
+        let up = a.on_input("/oper teacher", t());
+        assert!(up.send.is_empty() && a.asking_secret());
+        assert_eq!(
+            texts(&up),
+            ["*** operator password for teacher (not shown; an empty line cancels):"]
+        );
+        let up = a.on_input("hunter2", t());
+        assert!(up.events.is_empty() && !a.asking_secret());
+        assert_eq!(
+            up.send,
+            [Message::new("OPER").param("teacher").param("hunter2")]
+        );
+        a.on_input("/oper teacher", t());
+        let up = a.on_secret("", t());
+        assert!(up.send.is_empty());
+        assert_eq!(texts(&up), ["*** operator login cancelled"]);
+        // Refusals in plain words.
+        for (line, words) in [
+            (
+                ":confab 473 fay #lab :Cannot join room (+i): invite only",
+                "!!! #lab is invite only: ask one of its operators to /invite you",
+            ),
+            (
+                ":confab 474 fay #lab :Cannot join room (+b): you are banned",
+                "!!! you are banned from #lab",
+            ),
+            (
+                ":confab 475 fay #lab :Cannot join room (+k): wrong or missing key",
+                "!!! #lab needs its key: /join #lab <key> (wrong or missing key)",
+            ),
+            (
+                ":confab 471 fay #lab :Cannot join room (+l): it is full",
+                "!!! #lab is full: it has reached its member limit",
+            ),
+            (
+                ":confab 405 fay #u :You have joined too many rooms",
+                "!!! you are in as many rooms as the tracker allows; /part one to join #u",
+            ),
+            (
+                ":confab 442 fay #lab :You're not in that room",
+                "!!! you are not in #lab",
+            ),
+            (
+                ":confab 441 fay vic #lab :They are not in that room",
+                "!!! vic is not in #lab",
+            ),
+            (
+                ":confab 443 fay otto #lab :is already in that room",
+                "!!! otto is already in #lab",
+            ),
+            (
+                ":confab 481 fay :Permission denied: you are not a tracker operator",
+                "!!! only a tracker operator may do that (/oper <name> if you are one)",
+            ),
+            (
+                ":confab 491 fay :No operator block for your name or password",
+                "!!! the tracker refused that operator name or password",
+            ),
+            (
+                ":confab 482 fay #lab :Only fay, who created #lab, or a tracker operator can close it",
+                "!!! Only fay, who created #lab, or a tracker operator can close it",
+            ),
+            (
+                ":confab 403 fay #zzz :No such room",
+                "!!! #zzz: No such room",
+            ),
+            (
+                ":confab 404 fay #lab :Cannot send to room: it is moderated (+m); only operators and voiced members (+v) speak",
+                "!!! #lab: Cannot send to room: it is moderated (+m); only operators and voiced members (+v) speak",
+            ),
+            (
+                ":confab FAIL CLOSE CANNOT_CLOSE #general :#general is the group room everyone is in; it cannot be closed",
+                "!!! everyone stays in #general, so it cannot be left or closed; to leave the tracker, type exit",
+            ),
+            (
+                ":confab 381 fay :You are now a tracker operator",
+                "*** you are now a tracker operator: you may kick from and close any room, and /kill",
+            ),
+            (":confab 341 fay otto #lab", "*** you invited otto to #lab"),
+            (
+                ":confab 324 fay #lab +ntkl sekrit 5",
+                "#lab --- modes +ntkl: no messages from outside, only operators set the topic, key sekrit, at most 5 members",
+            ),
+            (
+                ":confab 367 fay #lab eve!*@* fay 1796167544",
+                "#lab --- banned: eve!*@* (by fay)",
+            ),
+        ] {
+            assert_eq!(texts(&feed(&mut a, line)), [words], "{line}");
+        }
+        assert!(texts(&feed(&mut a, ":confab 368 fay #lab :End")).is_empty());
+        assert_eq!(
+            texts(&feed(&mut a, ":confab 368 fay #lab :End")),
+            ["#lab --- nobody is banned"]
+        );
+        // A topic asked for: "no topic" is said; at a join it is not.
+        assert_eq!(
+            texts(&feed(&mut a, ":confab 332 fay #lab :lesson one")),
+            ["#lab *** topic: lesson one"]
+        );
+        assert!(texts(&feed(&mut a, ":confab 331 fay #lab :No topic is set")).is_empty());
+        a.on_input("/topic", t());
+        assert_eq!(
+            texts(&feed(&mut a, ":confab 331 fay #lab :No topic is set")),
+            ["#lab --- no topic is set"]
+        );
+    }
+
+    #[test]
+    fn away_text_refused_keeps_the_status() {
+        let mut a = app();
+        a.on_input("/status busy Inactive: idle for 9 min", t());
+        let up = feed(
+            &mut a,
+            ":confab FAIL AWAY RESERVED_TEXT :Away texts starting with \"Inactive:\" are the tracker's own (INACTIVE after idling); your status is unchanged, say it in other words",
+        );
+        assert_eq!(
+            texts(&up),
+            [
+                "!!! Away texts starting with \"Inactive:\" are the tracker's own (INACTIVE after idling); your status is unchanged, say it in other words"
+            ]
+        );
+        assert_eq!(a.my_status, Status::Active);
     }
 
     #[test]

@@ -197,7 +197,7 @@ fn busy_and_inactive_statuses() {
     bob.expect("--- alice is now ACTIVE");
     let events = tracker.log_events();
     for wanted in [
-        "status alice BUSY (Busy: in a meeting)",
+        "status alice BUSY (in a meeting)",
         "status bob ACTIVE",
         "status alice ACTIVE",
     ] {

@@ -11,6 +11,7 @@ mod irssi;
 mod ops;
 mod protocol;
 mod rooms;
+mod rooms_client;
 mod terminal;
 mod tmux;
 mod tui;

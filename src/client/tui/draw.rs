@@ -217,7 +217,14 @@ fn side(buf: &mut Buffer, area: Rect, view: &View) {
         put(buf, area, y, vec![Span::styled("│", border)]);
     }
     let inner = Rect::new(area.x + 2, area.y, area.width - 2, area.height);
-    let header = format!("Users ({})", view.roster.len());
+    let w = view.active();
+    let roster = view.roster();
+    let header = match &w.target {
+        Window::Room(r) if !w.live => format!("Not in {r}"),
+        Window::Room(r) => format!("{r} ({})", roster.len()),
+        Window::Dm(n) => format!("DM {n}"),
+    };
+    let header = fit(&header, inner.width as usize);
     put(
         buf,
         inner,
@@ -228,16 +235,31 @@ fn side(buf: &mut Buffer, area: Rect, view: &View) {
         )],
     );
     let width = inner.width as usize;
-    for (y, u) in (inner.y + 1..inner.y + inner.height).zip(&view.roster) {
+    if let (Window::Room(r), false) = (&w.target, w.live) {
+        // A room we left: the window stays readable; say how to go on.
+        let hint = [
+            format!("/join {r}"),
+            "  to go back;".to_string(),
+            "/close closes".to_string(),
+            "  this window.".to_string(),
+        ];
+        for (y, line) in (inner.y + 2..inner.y + inner.height).zip(hint) {
+            put(buf, inner, y, vec![Span::styled(fit(&line, width), border)]);
+        }
+        return;
+    }
+    // A column for roles only where someone has one (not in #general).
+    let roles = roster.iter().any(|u| !u.roles.is_empty());
+    for (y, u) in (inner.y + 1..inner.y + inner.height).zip(roster) {
         put(
             buf,
             inner,
             y,
-            roster_row(u, width, casefold(&u.nick) == casefold(&view.me)),
+            roster_row(u, width, casefold(&u.nick) == casefold(&view.me), roles),
         );
     }
-    if view.roster.len() + 1 > inner.height as usize && inner.height > 1 {
-        let more = view.roster.len() + 2 - inner.height as usize;
+    if roster.len() + 1 > inner.height as usize && inner.height > 1 {
+        let more = roster.len() + 2 - inner.height as usize;
         let y = inner.y + inner.height - 1;
         buf.set_style(Rect::new(inner.x, y, inner.width, 1), Style::new());
         put(
@@ -249,17 +271,31 @@ fn side(buf: &mut Buffer, area: Rect, view: &View) {
     }
 }
 
-fn roster_row(u: &UserEntry, width: usize, me: bool) -> Vec<Span<'static>> {
+/// `● ~fay      ACTIVE`: status dot, the highest room role (`~` founder,
+/// `@` operator, `+` voice; a space for none, no column in a room where
+/// nobody has one), name, status.
+fn roster_row(u: &UserEntry, width: usize, me: bool, roles: bool) -> Vec<Span<'static>> {
     let word = u.status.to_string();
-    let nick_room = width.saturating_sub(word.width() + 3).max(1);
+    let role = match (roles, u.roles.chars().next()) {
+        (false, _) => String::new(),
+        (true, Some(mark)) => mark.to_string(),
+        (true, None) => " ".to_string(),
+    };
+    let nick_room = width.saturating_sub(word.width() + 3 + role.width()).max(1);
     let nick = fit(&u.nick, nick_room);
-    let pad = width.saturating_sub(2 + nick.width() + word.width());
+    let pad = width.saturating_sub(2 + role.width() + nick.width() + word.width());
     let mut name = Style::new().fg(name_color(&u.nick));
     if me {
         name = name.add_modifier(Modifier::BOLD);
     }
     vec![
         Span::styled("● ", status_style(u.status)),
+        Span::styled(
+            role,
+            Style::new()
+                .fg(Color::LightCyan)
+                .add_modifier(Modifier::BOLD),
+        ),
         Span::styled(nick, name),
         Span::raw(" ".repeat(pad)),
         Span::styled(word, status_style(u.status)),
@@ -311,6 +347,24 @@ fn status(buf: &mut Buffer, area: Rect, view: &View) {
 fn input(buf: &mut Buffer, area: Rect, view: &View) -> Option<(u16, u16)> {
     if area.height == 0 || area.width == 0 {
         return None;
+    }
+    if let Some(question) = &view.secret {
+        // A password: nothing of it is drawn, not even its length.
+        let prompt = fit(&format!("[{question}] "), area.width as usize);
+        let x = area.x as usize + prompt.width();
+        put(
+            buf,
+            area,
+            area.y,
+            vec![Span::styled(
+                prompt,
+                Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            )],
+        );
+        return Some((
+            (x.min(area.x as usize + area.width as usize - 1)) as u16,
+            area.y,
+        ));
     }
     let lines = view.editor.line_count();
     let prompt = if lines > 1 {
@@ -384,6 +438,7 @@ mod tests {
     fn user(nick: &str, status: Status) -> UserEntry {
         UserEntry {
             nick: nick.into(),
+            roles: String::new(),
             status,
             detail: None,
         }
@@ -398,10 +453,11 @@ mod tests {
 
     fn conversation() -> View {
         let mut v = View::new("alice", "192.168.1.20:6697", true, TimeZone::UTC);
-        v.roster = vec![
+        v.windows[0].roster = vec![
             user("alice", Status::Active),
             UserEntry {
                 nick: "bob".into(),
+                roles: String::new(),
                 status: Status::Busy,
                 detail: Some("lunch".into()),
             },
@@ -445,6 +501,47 @@ mod tests {
         let mut v = conversation();
         v.editor.insert("typing a reply");
         insta::assert_snapshot!(screen(&mut v, 80, 14).backend());
+    }
+
+    #[test]
+    fn room_roles_and_a_room_left() {
+        let mut v = conversation();
+        v.apply(&[Event::Joined {
+            time: at(6),
+            room: "#lab".into(),
+            nick: "alice".into(),
+            me: true,
+        }]);
+        v.windows[1].roster = vec![
+            UserEntry {
+                roles: "~@".into(),
+                ..user("fay", Status::Active)
+            },
+            UserEntry {
+                roles: "+".into(),
+                ..user("alice", Status::Active)
+            },
+            user("otto", Status::Inactive),
+        ];
+        insta::assert_snapshot!("room_roles", screen(&mut v, 80, 8).backend());
+        v.apply(&[Event::RoomClosed {
+            time: at(7),
+            room: "#lab".into(),
+            by: "fay".into(),
+            reason: Some("lesson over".into()),
+        }]);
+        v.windows[1].roster.clear();
+        insta::assert_snapshot!("room_closed", screen(&mut v, 80, 10).backend());
+        // The password question shows nothing of what is typed.
+        v.apply(&[Event::AskSecret {
+            time: at(8),
+            prompt: "operator password for teacher".into(),
+        }]);
+        v.editor.insert("hunter2");
+        let term = screen(&mut v, 80, 10);
+        let shown = format!("{:?}", term.backend());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[operator password for teacher]"), "{shown}");
     }
 
     #[test]

@@ -225,6 +225,15 @@ impl Editor {
         text
     }
 
+    /// Enter on a password: empties the input and returns it, kept
+    /// nowhere (not in the history).
+    pub fn take_secret(&mut self) -> String {
+        self.browsing = None;
+        let text = std::mem::take(&mut self.text);
+        self.set(String::new());
+        text
+    }
+
     /// Up: the previous line of the history.
     pub fn history_prev(&mut self) {
         let at = match &self.browsing {

@@ -189,6 +189,7 @@ async fn send(
         let up = match line {
             Outgoing::Typed(l) => app.on_input(&l, now),
             Outgoing::Text(t) => app.on_text(&t, now),
+            Outgoing::Secret(secret) => app.on_secret(&secret, now),
         };
         view.apply(&up.events);
         session::send_all(conn, &up.send).await?;

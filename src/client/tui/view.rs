@@ -39,7 +39,9 @@ const CLOCK_WIDTH: usize = 6;
 /// come from [`keys::KEYS`]).
 const UI_HELP: &[&str] = &[
     "/w <number|name>     switch window; /w <user> opens a DM window",
-    "/query <user>        open a DM window;  /close closes a DM window",
+    "/query <user>        open a DM window",
+    "/close               close this window: a DM, or a room you left or were removed from",
+    "                     (/close #room [reason] closes the room itself, for everyone)",
     "A paste is sent only when you press Enter, each line as text (never as a command).",
 ];
 /// Status changes of others within this long of the first one shown fold
@@ -163,6 +165,16 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<Range<usize>> {
     rows
 }
 
+/// Whether a typed line holds a password (`/oper <name> <password>`),
+/// which the input history must not keep.
+fn carries_password(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    words
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("/oper"))
+        && words.nth(1).is_some()
+}
+
 /// Whether `text` names `me` as a whole word (names compared as IRC does).
 pub fn mentions(text: &str, me: &str) -> bool {
     let me = casefold(me);
@@ -204,6 +216,12 @@ pub struct Win {
     pub topic: Option<String>,
     /// The status changes folded into the last line, if it is such a line.
     fold: Option<Fold>,
+    /// We are in this room (always true for a DM): false once we left it,
+    /// were removed or it was closed. Its lines stay readable.
+    pub live: bool,
+    /// Who the side list shows for this window: the room's members with
+    /// their roles and statuses, or the two people of a DM.
+    pub roster: Vec<UserEntry>,
 }
 
 /// Several people's status changes shown as one line.
@@ -246,6 +264,8 @@ impl Win {
             new_below: 0,
             topic: None,
             fold: None,
+            live: true,
+            roster: Vec::new(),
         }
     }
 
@@ -475,6 +495,9 @@ pub enum Outgoing {
     Typed(String),
     /// A line of a multi-line paste: sent as text, whatever it starts with.
     Text(String),
+    /// The answer to a password question ([`Event::AskSecret`]); empty
+    /// gives up.
+    Secret(String),
 }
 
 pub struct View {
@@ -487,7 +510,6 @@ pub struct View {
     pub tracker: String,
     pub tls: bool,
     pub conn: Conn,
-    pub roster: Vec<UserEntry>,
     size: Rect,
     tz: TimeZone,
     renderer: PlainRenderer,
@@ -497,6 +519,9 @@ pub struct View {
     pub show_status: bool,
     /// What the input holds came from a paste (see [`View::submit`]).
     pasted: bool,
+    /// The input is a password (`/oper <name>`): never drawn, never kept
+    /// in the history; this is what the prompt says.
+    pub secret: Option<String>,
 }
 
 impl View {
@@ -510,7 +535,7 @@ impl View {
             tracker: tracker.to_string(),
             tls,
             conn: Conn::Connected,
-            roster: Vec::new(),
+            secret: None,
             size: Rect::new(0, 0, 80, 24),
             renderer: PlainRenderer::new(tz.clone()),
             tz,
@@ -535,25 +560,39 @@ impl View {
         self.active
     }
 
-    /// Takes the names, statuses and roster from the application state.
+    /// The side list of the window in view.
+    pub fn roster(&self) -> &[UserEntry] {
+        &self.active().roster
+    }
+
+    /// Takes the names, statuses and every window's side list from the
+    /// application state.
     pub fn sync(&mut self, app: &App) {
         self.me = for_display(&app.me);
         self.my = entry(&self.me, app.my_away.as_deref());
-        self.roster = app
-            .users()
-            .into_iter()
-            .map(|u| {
-                if casefold(&u.nick) == casefold(&app.me) {
-                    self.my.clone()
-                } else {
-                    UserEntry {
-                        nick: for_display(&u.nick),
-                        status: u.status,
-                        detail: u.detail.map(|d| for_display(&d)),
-                    }
-                }
-            })
-            .collect();
+        let shown = |u: UserEntry| UserEntry {
+            nick: for_display(&u.nick),
+            roles: u.roles,
+            status: u.status,
+            detail: u.detail.map(|d| for_display(&d)),
+        };
+        for w in &mut self.windows {
+            w.roster = match &w.target {
+                Window::Room(r) => app
+                    .room_users(r)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(shown)
+                    .collect(),
+                Window::Dm(nick) => [app.user(&app.me), app.user(nick)]
+                    .into_iter()
+                    .map(shown)
+                    .collect(),
+            };
+            if let Window::Room(r) = &w.target {
+                w.live = app.in_room(r);
+            }
+        }
     }
 
     // ---- windows --------------------------------------------------------
@@ -721,25 +760,50 @@ impl View {
             Event::Joined { room, me, .. } => {
                 let idx = self.ensure(&Window::Room(room.clone()));
                 if *me {
+                    self.windows[idx].live = true;
                     self.switch(idx);
                 }
                 self.show(idx, event, Tone::Join);
             }
-            Event::Parted { room, me, .. } => {
-                let room = Window::Room(room.clone());
-                match (me, self.find(&room)) {
-                    (true, Some(idx)) if idx != self.general() => {
-                        self.close(idx);
-                        let g = self.general();
-                        self.switch(g);
-                        self.show(g, event, Tone::Part);
-                    }
-                    (_, Some(idx)) => self.show(idx, event, Tone::Part),
-                    (_, None) => self.show(self.general(), event, Tone::Part),
+            // Leaving a room, by choice or not, leaves its window readable:
+            // the last line says why; /close closes it.
+            Event::Parted { room, me, .. } | Event::Kicked { room, me, .. } => {
+                let idx = self
+                    .find(&Window::Room(room.clone()))
+                    .unwrap_or_else(|| self.general());
+                if *me {
+                    self.windows[idx].live = false;
                 }
+                self.show(idx, event, Tone::Part);
             }
-            Event::Quit { nick, .. } => {
+            Event::RoomClosed { room, .. } => {
+                let idx = self.ensure(&Window::Room(room.clone()));
+                self.windows[idx].live = false;
+                self.show(idx, event, Tone::Error);
+            }
+            Event::RoomNote { room, answer, .. } => {
+                let idx = match answer {
+                    true => self.active,
+                    false => self
+                        .find(&Window::Room(room.clone()))
+                        .unwrap_or(self.active),
+                };
+                self.show(idx, event, Tone::Info);
+            }
+            Event::AskSecret { prompt, .. } => {
+                self.secret = Some(prompt.clone());
+                self.show(self.active, event, Tone::Info);
+            }
+            Event::Quit { nick, rooms, .. } => {
                 self.show(self.general(), event, Tone::Part);
+                let general = self.general();
+                for room in rooms {
+                    if let Some(idx) = self.find(&Window::Room(room.clone()))
+                        && idx != general
+                    {
+                        self.show(idx, event, Tone::Part);
+                    }
+                }
                 if let Some(dm) = self.find(&Window::Dm(nick.clone())) {
                     self.show(dm, event, Tone::Part);
                 }
@@ -845,8 +909,17 @@ impl View {
         }
     }
 
+    /// What Tab completes: the people in view first, then everyone in
+    /// another window's list, then window names.
     fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.roster.iter().map(|u| u.nick.clone()).collect();
+        let mut names: Vec<String> = self.roster().iter().map(|u| u.nick.clone()).collect();
+        for w in &self.windows {
+            for u in &w.roster {
+                if !names.iter().any(|n| casefold(n) == casefold(&u.nick)) {
+                    names.push(u.nick.clone());
+                }
+            }
+        }
         names.extend(self.windows.iter().map(|w| w.name().to_string()));
         names
     }
@@ -863,6 +936,9 @@ impl View {
     }
 
     fn key_action(&mut self, key: KeyEvent, now: Timestamp) -> Action {
+        if self.secret.is_some() {
+            return self.secret_key(key);
+        }
         let Some(action) = keys::lookup(&key) else {
             let plain = !key
                 .modifiers
@@ -925,9 +1001,47 @@ impl View {
             KeyAction::Complete => {
                 let names = self.names();
                 let mut commands = input::COMMANDS.to_vec();
-                commands.extend(["close", "w", "window"]);
+                commands.extend(["w", "window"]);
                 commands.sort();
+                commands.dedup();
                 self.editor.complete(&commands, &names);
+            }
+        }
+        Action::None
+    }
+
+    /// A key while a password is typed: editing, Enter sends it, Ctrl+C
+    /// (or Enter on nothing) gives up; no history, no completion, nothing
+    /// that could show or keep it.
+    fn secret_key(&mut self, key: KeyEvent) -> Action {
+        let e = &mut self.editor;
+        match keys::lookup(&key) {
+            Some(KeyAction::Send) | Some(KeyAction::ClearOrLeave) => {
+                let answer = if keys::lookup(&key) == Some(KeyAction::Send) {
+                    e.take_secret()
+                } else {
+                    e.take_secret();
+                    String::new()
+                };
+                self.secret = None;
+                return Action::Send(vec![Outgoing::Secret(answer)]);
+            }
+            Some(KeyAction::Backspace) => e.backspace(),
+            Some(KeyAction::Delete) => e.delete(),
+            Some(KeyAction::Left) => e.left(),
+            Some(KeyAction::Right) => e.right(),
+            Some(KeyAction::Home) => e.home(),
+            Some(KeyAction::End) => e.end(),
+            Some(KeyAction::KillToStart) => e.kill_to_start(),
+            Some(KeyAction::KillToEnd) => e.kill_to_end(),
+            Some(_) => {}
+            None => {
+                let plain = !key
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+                if let (KeyCode::Char(c), true) = (key.code, plain) {
+                    e.insert(c.encode_utf8(&mut [0; 4]));
+                }
             }
         }
         Action::None
@@ -945,7 +1059,27 @@ impl View {
             );
             return Action::None;
         }
-        let text = self.editor.take();
+        // Text for a room we are no longer in would only be refused.
+        let w = self.active();
+        if let (Window::Room(r), false) = (&w.target, w.live)
+            && self
+                .editor
+                .text()
+                .lines()
+                .any(|l| !l.trim().is_empty() && !l.starts_with('/'))
+        {
+            let text = format!(
+                "!!! you are no longer in {r}: /join {r} to go back; /close closes this window (your text is still in the input)"
+            );
+            self.notice(&text, Tone::Error, now);
+            return Action::None;
+        }
+        // `/oper <name> <password>` typed in full: sent, never kept.
+        let text = if carries_password(self.editor.text()) {
+            self.editor.take_secret()
+        } else {
+            self.editor.take()
+        };
         let pasted = std::mem::take(&mut self.pasted);
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         match lines.as_slice() {
@@ -977,14 +1111,20 @@ impl View {
             }
             "w" | "window" | "win" => self.goto(arg, now),
             "query" if !arg.is_empty() && !arg.contains(' ') => self.goto(arg, now),
+            // `/close #room` asks the tracker to close the room (App); a
+            // bare `/close` is about this window.
+            "close" | "wc" if arg.starts_with('#') => return None,
             "close" | "wc" => match &self.active().target {
                 Window::Dm(_) => self.close(self.active),
+                Window::Room(_) if !self.active().live => self.close(self.active),
                 Window::Room(r) if casefold(r) == casefold(GENERAL) => {
                     let text = format!("!!! {}", cannot_leave_general());
                     self.notice(&text, Tone::Error, now);
                 }
                 Window::Room(r) => {
-                    let text = format!("!!! {r} is a room: leave it with /part {r}");
+                    let text = format!(
+                        "!!! you are still in {r}: /part leaves it (then /close closes the window); /close {r} [reason] closes the room for everyone (its founder or a tracker operator)"
+                    );
                     self.notice(&text, Tone::Error, now);
                 }
             },
@@ -1436,6 +1576,138 @@ mod tests {
         assert_eq!(line.from.as_ref().unwrap().0, "evil");
     }
 
+    /// Feeds tracker lines to the app and the view, as the run loop does.
+    fn feed(app: &mut App, v: &mut View, lines: &[&str]) {
+        for l in lines {
+            let up = app.on_message(&crate::proto::Message::parse(l).unwrap(), t());
+            v.apply(&up.events);
+            v.sync(app);
+        }
+    }
+
+    fn side(v: &View) -> Vec<String> {
+        v.roster()
+            .iter()
+            .map(|u| format!("{}{} {}", u.roles, u.nick, u.status))
+            .collect()
+    }
+
+    #[test]
+    fn room_windows_side_list_and_dead_windows() {
+        let mut app = App::new("alice", "t:1");
+        let mut v = view();
+        feed(
+            &mut app,
+            &mut v,
+            &[
+                ":alice!a@h JOIN #general",
+                ":confab 353 alice = #general :alice bob fay",
+                ":alice!a@h JOIN #lab",
+                ":confab 353 alice = #lab :~@fay alice",
+            ],
+        );
+        // Joining opened the room's window and went there.
+        assert_eq!(v.active().name(), "#lab");
+        assert_eq!(side(&v), ["alice ACTIVE", "~@fay ACTIVE"]);
+        feed(&mut app, &mut v, &[":fay!f@h MODE #lab +v alice"]);
+        assert_eq!(side(&v), ["+alice ACTIVE", "~@fay ACTIVE"]);
+        assert_eq!(
+            last(&v),
+            "#lab --- fay gave you a voice (may speak when moderated)"
+        );
+        // Someone quitting is told in every room window they were in.
+        feed(
+            &mut app,
+            &mut v,
+            &[":vic!v@h JOIN #lab", ":vic!v@h QUIT :Quit: bye"],
+        );
+        assert_eq!(last(&v), "<-- vic left (Quit: bye)");
+        assert_eq!(side(&v), ["+alice ACTIVE", "~@fay ACTIVE"]);
+        // The side list follows the window in view.
+        v.switch(0);
+        assert_eq!(side(&v), ["alice ACTIVE", "bob ACTIVE", "fay ACTIVE"]);
+        // An answer to `/mode #lab` asked from here is shown here.
+        feed(&mut app, &mut v, &[":confab 324 alice #lab +nt"]);
+        assert_eq!(
+            last(&v),
+            "#lab --- modes +nt: no messages from outside, only operators set the topic"
+        );
+        v.switch(1);
+        // Removed: the window stays, readable, its last line says why.
+        feed(
+            &mut app,
+            &mut v,
+            &[":fay!f@h KICK #lab alice :Room closed by fay: lesson over"],
+        );
+        assert_eq!(v.active().name(), "#lab");
+        assert!(!v.active().live);
+        assert_eq!(last(&v), "#lab <-- fay closed #lab: lesson over");
+        assert!(side(&v).is_empty());
+        // Text there would only be refused: kept in the input, explained.
+        assert_eq!(typed(&mut v, "hello?"), Action::None);
+        assert!(last(&v).starts_with("!!! you are no longer in #lab: /join #lab"));
+        assert_eq!(v.editor.text(), "hello?");
+        v.editor.take();
+        // /close closes a dead window.
+        assert_eq!(typed(&mut v, "/close"), Action::None);
+        assert_eq!(v.windows.len(), 1);
+        // In a live room, a bare /close explains; /close #room goes to the
+        // tracker.
+        feed(&mut app, &mut v, &[":alice!a@h JOIN #code"]);
+        assert_eq!(typed(&mut v, "/close"), Action::None);
+        assert!(last(&v).starts_with("!!! you are still in #code: /part leaves it"));
+        assert_eq!(
+            typed(&mut v, "/close #code done"),
+            Action::Send(vec![Outgoing::Typed("/close #code done".into())])
+        );
+        // Parting keeps the window too; joining again revives it.
+        feed(&mut app, &mut v, &[":alice!a@h PART #code :bye"]);
+        assert_eq!(v.active().name(), "#code");
+        assert!(!v.active().live);
+        assert_eq!(last(&v), "#code <-- you left (bye)");
+        feed(&mut app, &mut v, &[":alice!a@h JOIN #code"]);
+        assert!(v.active().live);
+    }
+
+    #[test]
+    fn a_password_is_never_shown_nor_kept() {
+        let mut v = view();
+        v.apply(&[Event::AskSecret {
+            time: t(),
+            prompt: "operator password for teacher".into(),
+        }]);
+        assert!(v.secret.is_some());
+        let action = typed(&mut v, "hunter2");
+        assert_eq!(
+            action,
+            Action::Send(vec![Outgoing::Secret("hunter2".into())])
+        );
+        assert!(v.secret.is_none());
+        v.on_key(key(KeyCode::Up, KeyModifiers::NONE), t());
+        assert_eq!(v.editor.text(), "", "not in the history");
+        assert!(
+            v.windows
+                .iter()
+                .all(|w| w.lines().iter().all(|l| !l.text.contains("hunter2")))
+        );
+        // Typed in full, it is sent and not kept either.
+        let action = typed(&mut v, "/oper teacher hunter2");
+        assert_eq!(
+            action,
+            Action::Send(vec![Outgoing::Typed("/oper teacher hunter2".into())])
+        );
+        v.on_key(key(KeyCode::Up, KeyModifiers::NONE), t());
+        assert_eq!(v.editor.text(), "", "not in the history");
+        // Ctrl+C gives up.
+        v.apply(&[Event::AskSecret {
+            time: t(),
+            prompt: "operator password for teacher".into(),
+        }]);
+        v.editor.insert("abc");
+        let action = v.on_key(key(KeyCode::Char('c'), KeyModifiers::CONTROL), t());
+        assert_eq!(action, Action::Send(vec![Outgoing::Secret(String::new())]));
+    }
+
     #[test]
     fn roster_and_own_status_come_from_the_app() {
         let mut app = App::new("alice", "t:1");
@@ -1443,12 +1715,12 @@ mod tests {
         let p = |l: &str| crate::proto::Message::parse(l).unwrap();
         app.on_message(&p(":alice!a@h JOIN #general"), t());
         app.on_message(&p(":confab 353 alice = #general :alice bob"), t());
-        app.on_message(&p(":bob!b@h AWAY :Busy: lunch"), t());
+        app.on_message(&p(":bob!b@h AWAY :lunch"), t());
         app.on_message(&p(":alice!a@h AWAY :Inactive: idle for 5 min"), t());
         let mut v = view();
         v.sync(&app);
         let shown: Vec<(&str, Status)> = v
-            .roster
+            .roster()
             .iter()
             .map(|u| (u.nick.as_str(), u.status))
             .collect();

@@ -210,9 +210,21 @@ impl Chat {
         let was = u.away.clone();
         match text {
             Some(t) => {
-                // AWAYLEN counts bytes of the whole stored reason, prefix
-                // included.
-                let reason = status::busy_reason(&sanitize::for_display(t));
+                // Kept as the user typed it (cleaned, cut to AWAYLEN
+                // bytes); only the tracker's INACTIVE form is refused.
+                let reason = match status::user_away(&sanitize::for_display(t)) {
+                    Ok(r) => r,
+                    Err(refused) => {
+                        let fail = replies::fail(
+                            &self.config.server_name,
+                            "AWAY",
+                            status::RESERVED_AWAY_CODE,
+                            &[],
+                            &refused.to_string(),
+                        );
+                        return self.send_msg(id, fail);
+                    }
+                };
                 u.away = Some(sanitize::clip(&reason, AWAY_LEN).to_string());
                 u.away_auto = false;
             }
