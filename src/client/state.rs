@@ -1483,7 +1483,7 @@ impl App {
             RPL_LISTSTART => {}
             RPL_LIST => {
                 if let Some(rows) = &mut self.list {
-                    rows.push((for_display(p(1)), p(2).to_string(), for_display(p(3))));
+                    rows.push((for_display(p(1)), for_display(p(2)), for_display(p(3))));
                 }
             }
             RPL_LISTEND => {

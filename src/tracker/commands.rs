@@ -238,7 +238,10 @@ pub const COMMANDS: &[Command] = &[
         false,
         true,
         "AWAY [:text]  BUSY with a reason; AWAY alone makes you ACTIVE again",
-        &["Status: ACTIVE, BUSY (AWAY :text), INACTIVE (set by the tracker after idling)."],
+        &[
+            "Status: ACTIVE, BUSY (AWAY :text), INACTIVE (set by the tracker after idling).",
+            "The text is kept as typed; one starting with \"Inactive:\" is the tracker's own and refused.",
+        ],
     ),
     row(
         "NICK",

@@ -476,6 +476,17 @@ pub fn fail_cannot_leave_general(server: &str, command: &str, room: &str) -> Mes
     )
 }
 
+/// An away text that would pass for the tracker's own INACTIVE one.
+pub fn fail_away_reserved(server: &str, why: &str) -> Message {
+    fail(
+        server,
+        "AWAY",
+        crate::proto::status::RESERVED_AWAY_CODE,
+        &[],
+        why,
+    )
+}
+
 /// `#general` cannot be closed.
 pub fn fail_cannot_close_general(server: &str, room: &str) -> Message {
     fail(

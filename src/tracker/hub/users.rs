@@ -215,11 +215,8 @@ impl Chat {
                 let reason = match status::user_away(&sanitize::for_display(t)) {
                     Ok(r) => r,
                     Err(refused) => {
-                        let fail = replies::fail(
+                        let fail = replies::fail_away_reserved(
                             &self.config.server_name,
-                            "AWAY",
-                            status::RESERVED_AWAY_CODE,
-                            &[],
                             &refused.to_string(),
                         );
                         return self.send_msg(id, fail);
