@@ -476,6 +476,17 @@ pub fn fail_cannot_leave_general(server: &str, command: &str, room: &str) -> Mes
     )
 }
 
+/// A tracker operator closed a room they were not in: the KICKs went to
+/// its members, this to them.
+pub fn closed_for_outsider(server: &str, nick: &str, room: &str, members: usize) -> Message {
+    Message::new("NOTICE")
+        .with_source(server.to_string())
+        .param(nick.to_string())
+        .param(format!(
+            "{room} is closed; its {members} member(s) were told and removed"
+        ))
+}
+
 /// An away text that would pass for the tracker's own INACTIVE one.
 pub fn fail_away_reserved(server: &str, why: &str) -> Message {
     fail(

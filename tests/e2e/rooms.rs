@@ -229,6 +229,7 @@ fn tracker_operators_close_kick_and_kill() {
     ann.send("CLOSE #bobs :not during class");
     bob.expect(":ann!ann@127.0.0.1 KICK #bobs bob :Room closed by ann: not during class");
     carol.expect(":ann!ann@127.0.0.1 KICK #bobs carol :Room closed by ann: not during class");
+    ann.expect(":lab.school NOTICE ann :#bobs is closed; its 2 member(s) were told and removed");
 
     ann.send("KILL bob :spam");
     bob.expect("ERROR :Closing link: 127.0.0.1 (Killed by ann (spam))");

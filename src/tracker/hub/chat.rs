@@ -297,6 +297,20 @@ impl Chat {
         self.transcript.record(&self.clock.stamp, event, detail);
     }
 
+    /// A room's members plus `actor` if they are not one (a tracker
+    /// operator acting from outside): whoever made a change sees it.
+    pub fn members_and(&self, room: &str, actor: ConnId) -> Vec<ConnId> {
+        let mut ids = self
+            .state
+            .room(room)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
+        if !ids.contains(&actor) {
+            ids.push(actor);
+        }
+        ids
+    }
+
     /// The acting user's standing in `room`, for the policy functions.
     pub fn actor(&self, id: ConnId, room: &Room) -> Actor {
         Actor {

@@ -52,18 +52,26 @@ impl Chat {
             .map(|r| sanitize::clip(&sanitize::for_relay(r), KICK_LEN).to_string())
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| nick.clone());
-        self.remove_from_room(&chname, t, &mask, &reason);
+        self.remove_from_room(&chname, t, id, &mask, &reason);
         let shown = sanitize::for_display(&reason);
         self.record("kick", &format!("{chname} {nick} -> {tnick} ({shown})"));
     }
 
-    /// Sends `KICK room target :reason` from `source` to the room's members
-    /// (the target included) and takes the target out.
-    fn remove_from_room(&mut self, chname: &str, target: ConnId, source: &str, reason: &str) {
-        let Some(room) = self.state.room(chname) else {
+    /// Sends `KICK room target :reason` from `source` (the user `by`) to
+    /// the room's members (the target included, and `by` from outside) and
+    /// takes the target out.
+    fn remove_from_room(
+        &mut self,
+        chname: &str,
+        target: ConnId,
+        by: ConnId,
+        source: &str,
+        reason: &str,
+    ) {
+        if self.state.room(chname).is_none() {
             return;
-        };
-        let members = room.members.clone();
+        }
+        let members = self.members_and(chname, by);
         let tnick = self.nick_of(target);
         let mut out = self.outgoing(
             Message::new("KICK")
@@ -101,11 +109,21 @@ impl Chat {
             None => format!("Room closed by {nick}"),
         };
         let members = room.members.clone();
+        let closer_outside = !room.has(id);
         let shown = reason
             .as_deref()
             .map(sanitize::for_display)
             .unwrap_or_default();
         self.record("close", &format!("{chname} {nick} ({shown})"));
+        if closer_outside {
+            let notice = replies::closed_for_outsider(
+                &self.config.server_name,
+                &nick,
+                &chname,
+                members.len(),
+            );
+            self.send_msg(id, notice);
+        }
         for m in members {
             let mnick = self.nick_of(m);
             let mut out = self.outgoing(
@@ -250,11 +268,7 @@ impl Chat {
         for p in params {
             m = m.param(p);
         }
-        let members = self
-            .state
-            .room(&chname)
-            .map(|r| r.members.clone())
-            .unwrap_or_default();
+        let members = self.members_and(&chname, id);
         let mut out = self.outgoing(m);
         self.broadcast(&members, &mut out, |_| true);
     }

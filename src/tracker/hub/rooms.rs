@@ -200,7 +200,6 @@ impl Chat {
         // TOPICLEN counts bytes: a topic of TOPICLEN bytes keeps the
         // TOPIC line, and RPL_TOPIC and RPL_LIST, within 512 bytes.
         let topic = sanitize::clip(&sanitize::for_relay(new_topic), TOPIC_LEN).to_string();
-        let members = room.members.clone();
         let (nick, mask) = (self.nick_of(id), self.mask_of(id));
         self.record("topic", &format!("{chname} {nick}: {topic}"));
         let at = self.clock.wall;
@@ -211,6 +210,7 @@ impl Chat {
                 at,
             });
         }
+        let members = self.members_and(&chname, id);
         let mut out = self.outgoing(
             Message::new("TOPIC")
                 .with_source(mask)

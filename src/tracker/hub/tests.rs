@@ -884,3 +884,22 @@ fn every_event_is_recorded() {
         assert!(log.iter().any(|l| l == want), "{want:?} not in {log:#?}");
     }
 }
+
+#[test]
+fn a_tracker_operator_acting_from_outside_sees_what_they_did() {
+    let mut lab = Lab::new("");
+    let boss = lab.rig.oper("boss");
+    lab.rig.send(boss, "TOPIC #lab :from outside");
+    lab.rig.send(boss, "MODE #lab +m");
+    lab.rig.send(boss, "KICK #lab tim :enough");
+    lab.rig.send(boss, "CLOSE #lab");
+    assert_eq!(
+        lab.rig.got(boss),
+        vec![
+            ":boss!boss@127.0.0.1 TOPIC #lab :from outside",
+            ":boss!boss@127.0.0.1 MODE #lab +m",
+            ":boss!boss@127.0.0.1 KICK #lab tim :enough",
+            ":confab NOTICE boss :#lab is closed; its 5 member(s) were told and removed",
+        ]
+    );
+}
