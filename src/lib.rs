@@ -25,7 +25,8 @@
 //!     records to the transcript before delivering.
 //!   - `transcript`: `chat.log`, and when it reaches the disk (`LogSync`).
 //!   - `password`: the Argon2id password gate (its own low-priority
-//!     checking threads) and the per-address lockout after wrong passwords.
+//!     checking threads) and the allowance of wrong passwords per address
+//!     and tracker-wide (`GuessBudget`), taken before hashing.
 //! - [`client`]: the client.
 //!   - `connection`: TLS with fingerprint pinning, lines to messages.
 //!   - `known`: the file of trusted tracker fingerprints.

@@ -44,7 +44,7 @@ use bytes::Bytes;
 use confab::proto::Message;
 use confab::tracker::conn::{ConnContext, FloodPolicy, serve};
 use confab::tracker::hub::{ConnHandle, HubRequest, RegisterOutcome};
-use confab::tracker::password::LoginThrottle;
+use confab::tracker::password::{GuessBudget, GuessLimits};
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -105,7 +105,10 @@ async fn session(mode: u8, input: Vec<u8>) -> Vec<u8> {
     let ctx = Arc::new(ConnContext {
         hub: hub_tx,
         password: None,
-        throttle: Arc::new(LoginThrottle::new(5)),
+        guesses: Arc::new(GuessBudget::new(
+            GuessLimits::default(),
+            std::time::Instant::now(),
+        )),
         shutdown: shutdown.clone(),
         server_name: SERVER.into(),
         ping_interval: PING_INTERVAL,

@@ -403,6 +403,12 @@ async fn register(
                 _ => {}
             },
             ERR_PASSWDMISMATCH => bad_password = true,
+            // Before the welcome only the tracker speaks: why a login is
+            // slow (waiting for its password check) must not look like a hang.
+            "NOTICE" => eprintln!(
+                "{}",
+                crate::proto::sanitize::for_display(msg.params.last().map_or("", String::as_str))
+            ),
             ERR_NICKNAMEINUSE | ERR_ERRONEUSNICKNAME => {
                 let tried = msg.param_at(1).unwrap_or("").to_string();
                 let why = msg.params.last().cloned().unwrap_or_default();

@@ -6,6 +6,7 @@ mod chat;
 mod config;
 mod harness;
 mod irssi;
+mod login;
 mod protocol;
 mod terminal;
 mod tmux;
