@@ -38,11 +38,10 @@ struct Check {
 /// - memory stays at one Argon2 work area per thread, allocated once and
 ///   reused: allocating 19 MiB per check left glibc's arenas holding
 ///   150-220 MiB after a few logins;
-/// - on Linux the threads run as `SCHED_IDLE`, so on a busy core the
-///   chat's tasks and the hub come first and logins take what is left,
-///   instead of checks adding tens of milliseconds to every message. The
-///   price: while chat traffic fills every core, logins wait (a core the
-///   chat leaves idle hashes at full speed).
+/// - on Linux the threads run as `SCHED_BATCH` at nice 10, so on a busy
+///   core the chat's tasks and the hub come first, instead of checks
+///   adding tens of milliseconds to every message, while other programs on
+///   the host cannot starve logins (see `lower_priority`).
 pub struct PasswordGate {
     checks: std::sync::mpsc::Sender<Check>,
 }
@@ -133,26 +132,33 @@ fn check_loop(queue: &Mutex<std::sync::mpsc::Receiver<Check>>, reference: &Refer
     }
 }
 
-/// Puts the calling hashing thread behind chat traffic. On Linux the
-/// policy is per thread: `SCHED_IDLE`, so a runtime or hub thread that
-/// wakes takes the CPU at once instead of waiting out the hash's time
-/// slice. Nice 10 (the fallback) still let a login storm add about 6 ms to
-/// the chat's p99 when both shared a core (B5 in BENCHMARKS.md). An idle
-/// core still hashes at full speed; under full chat load logins slow
-/// down, which is the order wanted. Elsewhere priority is per process, so
-/// nothing is changed there.
+/// The hashing threads' nice value (Linux: per thread).
+pub const CHECK_NICE: i32 = 10;
+
+/// Puts the calling hashing thread behind chat traffic without letting
+/// unrelated load starve it. On Linux policy and nice value are per
+/// thread, so the runtime's workers and the hub keep the normal policy at
+/// nice 0 and win over a check on a shared core, while a check still gets
+/// its weighted share against anything else: at nice 10 about a tenth of
+/// a core against a nice-0 busy loop, so a ~30 ms check takes ~0.3 s on a
+/// host whose cores are all taken by other programs. `SCHED_BATCH` on top
+/// keeps the same share but never preempts anyone when a check wakes up,
+/// so a check arriving does not interrupt a chat thread mid-burst.
+/// `SCHED_IDLE` (used before) put chat first too, but yielded to every
+/// process on the host: with two busy loops on a 2-core host, logins took
+/// seconds (BENCHMARKS.md, "Logins under load").
+/// Elsewhere priority is per process, so nothing is changed there.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
         let param = libc::sched_param { sched_priority: 0 };
         // SAFETY: `param` is a valid sched_param that outlives the call;
         // pid 0 is the calling thread.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0 {
-            return;
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+            let e = std::io::Error::last_os_error();
+            tracing::debug!("cannot run the password-check thread as SCHED_BATCH: {e}");
         }
-        let e = std::io::Error::last_os_error();
-        tracing::debug!("cannot run the password-check thread as SCHED_IDLE ({e}); trying nice 10");
-        if let Err(e) = rustix::process::setpriority_process(None, 10) {
+        if let Err(e) = rustix::process::setpriority_process(None, CHECK_NICE) {
             tracing::debug!("cannot lower the password-check thread's priority: {e}");
         }
     }
@@ -772,22 +778,26 @@ mod tests {
         ));
     }
 
-    /// The checking threads run as SCHED_IDLE; the thread that made the
-    /// gate (standing for the runtime's threads) keeps the normal policy.
+    /// The checking threads run as SCHED_BATCH at nice 10 (not SCHED_IDLE,
+    /// which other programs could starve); the thread that made the gate
+    /// (standing for the runtime's threads and the hub) keeps the normal
+    /// policy and its nice value.
     #[cfg(target_os = "linux")]
     #[test]
-    fn check_threads_run_behind_chat_traffic() {
+    fn check_threads_run_behind_chat_traffic_but_not_idle() {
         let _gate = PasswordGate::new("pw".to_string()).unwrap();
-        // None when the thread is gone (other tests' gates end theirs).
-        let policy_of = |task: &std::path::Path| -> Option<i64> {
+        // (policy, nice); None when the thread is gone (other tests' gates
+        // end theirs).
+        let priority_of = |task: &std::path::Path| -> Option<(i64, i64)> {
             let stat = std::fs::read_to_string(task.join("stat")).ok()?;
-            // Field 41 (policy), counted after the ")" that ends the name.
-            let after = &stat[stat.rfind(')')? + 2..];
-            after.split(' ').nth(38)?.parse().ok()
+            // Fields 19 (nice) and 41 (policy), counted after the ")" that
+            // ends the name (field 3 is the first).
+            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+            Some((fields.get(38)?.parse().ok()?, fields.get(16)?.parse().ok()?))
         };
-        let idle = i64::from(libc::SCHED_IDLE);
-        // Each thread names itself and sets its policy as it starts.
-        let checker_policies = || -> Vec<i64> {
+        let wanted = (i64::from(libc::SCHED_BATCH), i64::from(CHECK_NICE));
+        // Each thread names itself and sets its priority as it starts.
+        let checkers = || -> Vec<(i64, i64)> {
             let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
                 return Vec::new();
             };
@@ -796,27 +806,28 @@ mod tests {
                     let task = t.ok()?.path();
                     let comm = std::fs::read_to_string(task.join("comm")).ok()?;
                     comm.starts_with("password check")
-                        .then(|| policy_of(&task))
+                        .then(|| priority_of(&task))
                         .flatten()
                 })
                 .collect()
         };
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut policies = checker_policies();
-        while (policies.is_empty() || policies.iter().any(|&p| p != idle))
-            && Instant::now() < deadline
-        {
+        let mut seen = checkers();
+        while (seen.is_empty() || seen.iter().any(|&p| p != wanted)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
-            policies = checker_policies();
+            seen = checkers();
         }
         assert!(
-            !policies.is_empty() && policies.iter().all(|&p| p == idle),
-            "{policies:?}"
+            !seen.is_empty() && seen.iter().all(|&p| p == wanted),
+            "{seen:?}"
         );
         let me = std::path::PathBuf::from(format!(
             "/proc/self/task/{}",
             rustix::thread::gettid().as_raw_nonzero()
         ));
-        assert_eq!(policy_of(&me), Some(i64::from(libc::SCHED_OTHER)));
+        // The main thread's, normally (SCHED_OTHER, 0).
+        let unchanged = priority_of(std::path::Path::new("/proc/self"));
+        assert_eq!(unchanged.map(|p| p.0), Some(i64::from(libc::SCHED_OTHER)));
+        assert_eq!(priority_of(&me), unchanged);
     }
 }
