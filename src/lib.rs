@@ -43,7 +43,8 @@
 //!   - `transcript`: `chat.log`, when it reaches the disk (`LogSync`), and
 //!     the lock that keeps it to one tracker (`LogLock`).
 //!   - `password`: the Argon2id password gate (its own low-priority
-//!     checking threads) and the per-address lockout after wrong passwords.
+//!     checking threads) and the allowance of wrong passwords per address
+//!     and tracker-wide (`GuessBudget`), taken before hashing.
 //! - [`client`]: the client.
 //!   - `connection`: TLS with fingerprint pinning, lines to messages.
 //!   - `known`: the file of trusted tracker fingerprints.

@@ -487,6 +487,12 @@ async fn register(
                 _ => {}
             },
             ERR_PASSWDMISMATCH => bad_password = true,
+            // Before the welcome only the tracker speaks: why a login is
+            // slow (waiting for its password check) must not look like a hang.
+            "NOTICE" => eprintln!(
+                "{}",
+                crate::proto::sanitize::for_display(msg.params.last().map_or("", String::as_str))
+            ),
             ERR_NICKNAMEINUSE | ERR_ERRONEUSNICKNAME => {
                 // Named as we sent it: the reply's copy may differ.
                 let reason = msg.params.last().cloned().unwrap_or_default();

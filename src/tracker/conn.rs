@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::commands::{self, Cmd};
 use super::opers::OperGate;
-use super::password::{LoginThrottle, PasswordGate};
+use super::password::{GuessBudget, PasswordGate, WaitCause};
 use super::replies::{self, Numeric};
 use super::shared::{
     BadLine, ConnControl, ConnHandle, ConnId, HubRequest, RegisterOutcome, Registration, SendBudget,
@@ -50,7 +50,7 @@ pub struct ConnContext {
     pub password: Option<Arc<PasswordGate>>,
     /// Tracker operators from the config (`OPER`); `None`: there are none.
     pub opers: Option<Arc<OperGate>>,
-    pub throttle: Arc<LoginThrottle>,
+    pub guesses: Arc<GuessBudget>,
     pub shutdown: CancellationToken,
     pub server_name: String,
     pub ping_interval: Duration,
@@ -74,7 +74,10 @@ impl ConnContext {
             hub,
             password: None,
             opers: None,
-            throttle: Arc::new(LoginThrottle::new(defaults.free_login_failures)),
+            guesses: Arc::new(GuessBudget::new(
+                defaults.guess_limits,
+                std::time::Instant::now(),
+            )),
             shutdown,
             server_name: defaults.server_name,
             ping_interval: defaults.ping_interval,
@@ -170,6 +173,8 @@ struct Conn<S> {
     wbuf: BytesMut,
     last_rx: Instant,
     ping_sent: Option<Instant>,
+    /// When a connection that has not logged in is closed.
+    register_deadline: Instant,
     /// The flood-control clock and the lines it holds back, in order.
     flood_clock: Instant,
     held: VecDeque<(Instant, Held)>,
@@ -181,6 +186,7 @@ where
 {
     let (tx, rx) = mpsc::unbounded_channel();
     let control = Arc::new(ConnControl::new(ctx.sendq, ctx.send_budget.clone()));
+    let register_deadline = Instant::now() + ctx.register_timeout;
     let mut conn = Conn {
         id,
         peer,
@@ -197,6 +203,7 @@ where
         wbuf: BytesMut::new(),
         last_rx: Instant::now(),
         ping_sent: None,
+        register_deadline,
         flood_clock: Instant::now(),
         held: VecDeque::new(),
     };
@@ -287,7 +294,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     async fn run(&mut self) -> End {
-        let register_deadline = Instant::now() + self.ctx.register_timeout;
+        let register_deadline = self.register_deadline;
         let shutdown = self.ctx.shutdown.clone();
         let control = self.control.clone();
         loop {
@@ -705,6 +712,82 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
+    /// Checks a password once the allowance of guesses (`GuessBudget`) has
+    /// one for it. Until then it waits, in its address's queue, telling the
+    /// client once why and for about how long, up to the end of its time to
+    /// log in. Lines the client sends meanwhile are read after the check.
+    /// `Err` ends the connection.
+    async fn check_password(
+        &mut self,
+        gate: &PasswordGate,
+        mut given: zeroize::Zeroizing<String>,
+    ) -> Result<bool, End> {
+        // Knowing that an empty password is wrong tells nobody anything.
+        if given.is_empty() {
+            return Ok(false);
+        }
+        let budget = self.ctx.guesses.clone();
+        let mut queued = budget.queue(self.peer.ip(), Instant::now().into_std());
+        let mut told = false;
+        let running = loop {
+            // Armed before looking, so a guess given back in between wakes us.
+            let freed = budget.freed();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            let wait = match queued.try_start(Instant::now().into_std()) {
+                Ok(running) => break running,
+                Err(wait) => wait,
+            };
+            let secs = wait.retry_in.as_secs() + u64::from(wait.retry_in.subsec_nanos() > 0);
+            let whose = match wait.cause {
+                WaitCause::ChecksRunning => None,
+                WaitCause::AddressSpent => Some("from your address"),
+                WaitCause::TrackerSpent => Some("sent to this tracker"),
+            };
+            if let (false, Some(whose)) = (told, whose) {
+                told = true;
+                tracing::warn!(peer = %self.peer, "login waits about {secs} s: too many wrong passwords {whose}");
+                let text = format!(
+                    "Too many wrong passwords {whose} in the last minute: your password will be checked in about {secs} s"
+                );
+                let nick = match &self.phase {
+                    Phase::Registering(p) => p.nick.clone().unwrap_or_else(|| "*".into()),
+                    _ => "*".into(),
+                };
+                self.push(
+                    Message::new("NOTICE")
+                        .with_source(self.ctx.server_name.clone())
+                        .param(nick)
+                        .param(text),
+                );
+                if self.write_out().await.is_err() {
+                    return Err(End::Closed);
+                }
+            }
+            tokio::select! {
+                _ = &mut freed => {}
+                _ = tokio::time::sleep(wait.retry_in.max(Duration::from_millis(10))) => {}
+                _ = tokio::time::sleep_until(self.register_deadline) => {
+                    let reason = match whose {
+                        Some(whose) => format!("Registration timed out waiting for the password check: too many wrong passwords {whose}; try again in {secs} s"),
+                        None => "Registration timed out".to_string(),
+                    };
+                    tracing::warn!(peer = %self.peer, "login timed out waiting for the password check");
+                    self.push_error(&reason);
+                    return Err(End::Goodbye);
+                }
+                _ = self.ctx.shutdown.cancelled() => {
+                    self.push_error("tracker shutting down");
+                    return Err(End::Goodbye);
+                }
+            }
+        };
+        drop(queued);
+        let right = gate.verify(std::mem::take(&mut *given)).await;
+        running.settle(right, Instant::now().into_std());
+        Ok(right)
+    }
+
     async fn try_register(&mut self) -> Option<End> {
         let Phase::Registering(pending) = &mut self.phase else {
             return None;
@@ -714,30 +797,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         if !pending.password_ok {
             if let Some(gate) = self.ctx.password.clone() {
-                let ip = self.peer.ip();
-                // A locked-out address is refused before any hashing, so
-                // guessing costs the tracker next to nothing.
-                if let Err(left) = self.ctx.throttle.check(ip, Instant::now().into_std()) {
-                    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-                    tracing::warn!(peer = %self.peer, "login refused: address locked out for {secs} s after wrong passwords");
-                    self.push_error(&format!(
-                        "Too many wrong passwords from your address; try again in {secs} s"
-                    ));
-                    return Some(End::Goodbye);
-                }
-                let given = pending.pass.take().unwrap_or_default();
-                if given.is_empty() || !gate.verify(given).await {
-                    match self.ctx.throttle.failed(ip, Instant::now().into_std()) {
-                        Some(lock) => {
-                            tracing::warn!(peer = %self.peer, "wrong server password; address locked out for {} s", lock.as_secs())
-                        }
-                        None => tracing::info!(peer = %self.peer, "wrong server password"),
+                let given = zeroize::Zeroizing::new(pending.pass.take().unwrap_or_default());
+                match self.check_password(&gate, given).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!(peer = %self.peer, "wrong server password");
+                        self.push_numeric(replies::password_mismatch());
+                        self.push_error("Bad password");
+                        return Some(End::Goodbye);
                     }
-                    self.push_numeric(replies::password_mismatch());
-                    self.push_error("Bad password");
-                    return Some(End::Goodbye);
+                    Err(end) => return Some(end),
                 }
-                self.ctx.throttle.succeeded(ip);
             }
             let Phase::Registering(pending) = &mut self.phase else {
                 return None;

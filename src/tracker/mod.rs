@@ -33,8 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use self::conn::{ConnContext, FloodPolicy};
 use self::hub::{Hub, HubConfig};
-use self::password::LoginThrottle;
-use self::password::PasswordGate;
+use self::password::{GuessBudget, GuessLimits, PasswordGate};
 use self::shared::{HubRequest, SendBudget};
 use self::transcript::{LockError, LogLock, Transcript};
 
@@ -72,8 +71,8 @@ pub struct Config {
     /// Open connections at most, in all and from one address.
     pub max_connections: usize,
     pub max_per_address: usize,
-    /// Wrong passwords an address may send before lockouts start.
-    pub free_login_failures: u32,
+    /// Wrong passwords checked per address and tracker-wide (built in).
+    pub guess_limits: GuessLimits,
     /// When `chat.log` reaches the disk, relative to delivery.
     pub log_sync: transcript::LogSync,
     /// Tracker operators (`OPER`), from the config file.
@@ -100,7 +99,7 @@ impl Config {
             sendq_total: 256 << 20,
             max_connections: 2000,
             max_per_address: 50,
-            free_login_failures: 5,
+            guess_limits: GuessLimits::default(),
             log_sync: transcript::LogSync::Write,
             opers: Vec::new(),
             log_lock: None,
@@ -186,7 +185,7 @@ pub async fn run(
         true => None,
         false => Some(Arc::new(opers::OperGate::new(
             config.opers.clone(),
-            LoginThrottle::new(config.free_login_failures),
+            GuessBudget::new(config.guess_limits, std::time::Instant::now()),
         )?)),
     };
     let mut log_lock = match config.log_lock.take() {
@@ -257,7 +256,10 @@ pub async fn run(
         flood: config.flood,
         sendq: config.sendq,
         send_budget,
-        throttle: Arc::new(LoginThrottle::new(config.free_login_failures)),
+        guesses: Arc::new(GuessBudget::new(
+            config.guess_limits,
+            std::time::Instant::now(),
+        )),
     });
     let limits = Arc::new(ConnLimits::new(
         config.max_connections,
@@ -384,8 +386,28 @@ pub enum Refusal {
     Full,
 }
 
-/// Counts open connections, in all and per address. A std mutex: one map
-/// update per accept and per close, never held across an await.
+/// What counts as one address for per-address limits: an IPv4 address, or
+/// an IPv6 /64 (the block one machine or one home usually has, so moving
+/// within it gains nothing). An IPv4 address seen as IPv6 (`::ffff:a.b.c.d`)
+/// is the IPv4 address.
+pub(crate) fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::V6(seg.into())
+            }
+        },
+    }
+}
+
+/// Counts open connections, in all and per address (`address_key`: IPv6
+/// per /64, as the password allowance counts). A std mutex: one map update
+/// per accept and per close, never held across an await.
 struct ConnLimits {
     max: usize,
     per_address: usize,
@@ -408,6 +430,7 @@ impl ConnLimits {
     }
 
     fn acquire(self: &Arc<Self>, ip: std::net::IpAddr) -> Result<Slot, Refusal> {
+        let ip = address_key(ip);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let (total, by_ip) = &mut *open;
         if *total >= self.max {
@@ -534,5 +557,32 @@ mod tests {
         let mut abandoned = Box::pin(wait_until_abandoned(rx, Duration::ZERO));
         drop(members);
         assert!(!done_within(&mut abandoned, Duration::from_secs(3600)).await);
+    }
+
+    #[test]
+    fn connection_limits_count_ipv6_per_64() {
+        let limits = Arc::new(ConnLimits::new(100, 2));
+        let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+        let _a = limits.acquire(ip("2001:db8:1:2::1")).unwrap();
+        let b = limits.acquire(ip("2001:db8:1:2:ffff::9")).unwrap();
+        assert_eq!(
+            limits.acquire(ip("2001:db8:1:2::77")).err(),
+            Some(Refusal::PerAddress),
+            "a third address in the same /64"
+        );
+        let _other = limits.acquire(ip("2001:db8:1:3::1")).unwrap();
+        drop(b);
+        let _again = limits.acquire(ip("2001:db8:1:2::77")).unwrap();
+        // IPv4 and its IPv6-mapped form are one address.
+        let _v4 = limits.acquire(ip("10.0.0.1")).unwrap();
+        let _v4b = limits.acquire(ip("::ffff:10.0.0.1")).unwrap();
+        assert_eq!(
+            limits.acquire(ip("10.0.0.1")).err(),
+            Some(Refusal::PerAddress)
+        );
+        drop(limits.acquire(ip("10.0.0.2")).unwrap());
+        let open = limits.open.lock().unwrap();
+        assert_eq!(open.0, 5);
+        assert_eq!(open.1.len(), 3);
     }
 }

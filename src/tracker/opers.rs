@@ -15,7 +15,7 @@ use argon2::password_hash::PasswordHasher;
 use argon2::{Argon2, PasswordVerifier};
 use thiserror::Error;
 
-use super::password::LoginThrottle;
+use super::password::GuessBudget;
 
 /// One operator block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +47,15 @@ pub fn hash_password(password: &str) -> Result<String, OperError> {
 
 pub struct OperGate {
     blocks: Arc<Vec<OperBlock>>,
-    throttle: LoginThrottle,
+    /// Wrong attempts spend an allowance, as wrong server passwords do;
+    /// with none left an attempt is refused unchecked.
+    guesses: Arc<GuessBudget>,
 }
 
 impl OperGate {
     /// Checks every block's name and hash up front, so a typo in the
     /// config stops the tracker at start, not the operator at `OPER`.
-    pub fn new(blocks: Vec<OperBlock>, throttle: LoginThrottle) -> Result<OperGate, OperError> {
+    pub fn new(blocks: Vec<OperBlock>, guesses: GuessBudget) -> Result<OperGate, OperError> {
         for b in &blocks {
             if b.name.is_empty() || b.name.contains(char::is_whitespace) {
                 return Err(OperError::BadName(b.name.clone()));
@@ -67,17 +69,21 @@ impl OperGate {
         }
         Ok(OperGate {
             blocks: Arc::new(blocks),
-            throttle,
+            guesses: Arc::new(guesses),
         })
     }
 
     /// The block's name when `name` and `password` match one, else `None`
     /// (also while `ip` is throttled after wrong attempts).
     pub async fn check(&self, name: &str, password: &str, ip: IpAddr) -> Option<String> {
-        if self.throttle.check(ip, Instant::now()).is_err() {
-            tracing::warn!(%ip, "OPER refused: too many wrong attempts from this address");
-            return None;
-        }
+        let mut queued = self.guesses.queue(ip, Instant::now());
+        let running = match queued.try_start(Instant::now()) {
+            Ok(running) => running,
+            Err(_) => {
+                tracing::warn!(%ip, "OPER refused unchecked: too many wrong attempts from this address");
+                return None;
+            }
+        };
         let block = self.blocks.iter().find(|b| b.name == name).cloned();
         let password = password.to_string();
         let ok = match block {
@@ -92,14 +98,11 @@ impl OperGate {
             .flatten(),
             None => None,
         };
+        running.settle(ok.is_some(), Instant::now());
         match &ok {
-            Some(n) => {
-                tracing::info!(%ip, oper = %n, "OPER granted");
-                self.throttle.succeeded(ip);
-            }
+            Some(n) => tracing::info!(%ip, oper = %n, "OPER granted"),
             None => {
-                tracing::warn!(%ip, name = %crate::proto::sanitize::for_display(name), "wrong OPER name or password");
-                let _ = self.throttle.failed(ip, Instant::now());
+                tracing::warn!(%ip, name = %crate::proto::sanitize::for_display(name), "wrong OPER name or password")
             }
         }
         ok
@@ -118,7 +121,16 @@ mod tests {
                 name: "teacher".into(),
                 hash,
             }],
-            LoginThrottle::new(2),
+            GuessBudget::new(
+                super::super::password::GuessLimits {
+                    per_address: super::super::password::Allowance {
+                        burst: 2,
+                        per_minute: 1,
+                    },
+                    ..Default::default()
+                },
+                Instant::now(),
+            ),
         )
         .expect("valid");
         let ip: IpAddr = "10.0.0.1".parse().expect("ip");
@@ -128,13 +140,16 @@ mod tests {
         );
         assert_eq!(gate.check("teacher", "wrong", ip).await, None);
         assert_eq!(gate.check("nobody", "s3cret", ip).await, None);
+        // Two wrong attempts spent the allowance: even the right password
+        // is not checked now.
+        assert_eq!(gate.check("teacher", "s3cret", ip).await, None);
         assert!(
             OperGate::new(
                 vec![OperBlock {
                     name: "x".into(),
                     hash: "plain".into()
                 }],
-                LoginThrottle::new(2)
+                GuessBudget::new(Default::default(), Instant::now())
             )
             .is_err()
         );

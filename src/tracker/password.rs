@@ -1,6 +1,6 @@
 //! The server password gate: an Argon2id hash, verified off the async threads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,11 +38,10 @@ struct Check {
 /// - memory stays at one Argon2 work area per thread, allocated once and
 ///   reused: allocating 19 MiB per check left glibc's arenas holding
 ///   150-220 MiB after a few logins;
-/// - on Linux the threads run as `SCHED_IDLE`, so on a busy core the
-///   chat's tasks and the hub come first and logins take what is left,
-///   instead of checks adding tens of milliseconds to every message. The
-///   price: while chat traffic fills every core, logins wait (a core the
-///   chat leaves idle hashes at full speed).
+/// - on Linux the threads run as `SCHED_BATCH` at nice 10, so on a busy
+///   core the chat's tasks and the hub come first, instead of checks
+///   adding tens of milliseconds to every message, while other programs on
+///   the host cannot starve logins (see `lower_priority`).
 pub struct PasswordGate {
     checks: std::sync::mpsc::Sender<Check>,
 }
@@ -133,123 +132,405 @@ fn check_loop(queue: &Mutex<std::sync::mpsc::Receiver<Check>>, reference: &Refer
     }
 }
 
-/// Puts the calling hashing thread behind chat traffic. On Linux the
-/// policy is per thread: `SCHED_IDLE`, so a runtime or hub thread that
-/// wakes takes the CPU at once instead of waiting out the hash's time
-/// slice. Nice 10 (the fallback) still let a login storm add about 6 ms to
-/// the chat's p99 when both shared a core (B5 in BENCHMARKS.md). An idle
-/// core still hashes at full speed; under full chat load logins slow
-/// down, which is the order wanted. Elsewhere priority is per process, so
-/// nothing is changed there.
+/// The hashing threads' nice value (Linux: per thread).
+pub const CHECK_NICE: i32 = 10;
+
+/// Puts the calling hashing thread behind chat traffic without letting
+/// unrelated load starve it. On Linux policy and nice value are per
+/// thread, so the runtime's workers and the hub keep the normal policy at
+/// nice 0 and win over a check on a shared core, while a check still gets
+/// its weighted share against anything else: at nice 10 about a tenth of
+/// a core against a nice-0 busy loop, so a ~30 ms check takes ~0.3 s on a
+/// host whose cores are all taken by other programs. `SCHED_BATCH` on top
+/// keeps the same share but never preempts anyone when a check wakes up,
+/// so a check arriving does not interrupt a chat thread mid-burst.
+/// `SCHED_IDLE` (used before) put chat first too, but yielded to every
+/// process on the host: with two busy loops on a 2-core host, logins took
+/// seconds (BENCHMARKS.md, "Logins under load").
+/// Elsewhere priority is per process, so nothing is changed there.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
         let param = libc::sched_param { sched_priority: 0 };
         // SAFETY: `param` is a valid sched_param that outlives the call;
         // pid 0 is the calling thread.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0 {
-            return;
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+            let e = std::io::Error::last_os_error();
+            tracing::debug!("cannot run the password-check thread as SCHED_BATCH: {e}");
         }
-        let e = std::io::Error::last_os_error();
-        tracing::debug!("cannot run the password-check thread as SCHED_IDLE ({e}); trying nice 10");
-        if let Err(e) = rustix::process::setpriority_process(None, 10) {
+        if let Err(e) = rustix::process::setpriority_process(None, CHECK_NICE) {
             tracing::debug!("cannot lower the password-check thread's priority: {e}");
         }
     }
 }
 
-/// Slows password guessing: each address gets `free` wrong passwords, then
-/// every further one locks it out for twice as long as the last (5 s, 10 s,
-/// 20 s, ... up to 15 min). A right password clears the record. Other
-/// addresses are not affected; IPv6 addresses count per /64, the block one
-/// machine usually has.
-///
-/// A std mutex around a small map: every use is a lookup or an update with
-/// no await inside, far cheaper than a task and a channel.
-pub struct LoginThrottle {
-    records: Mutex<HashMap<IpAddr, Failures>>,
-    free: u32,
+/// How many wrong passwords may be tried: `burst` at once, then
+/// `per_minute` a minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    pub burst: u32,
+    pub per_minute: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    locked_until: Option<Instant>,
-    last: Instant,
-}
-
-/// First lockout; each next one doubles.
-const LOCK_BASE: Duration = Duration::from_secs(5);
-const LOCK_MAX: Duration = Duration::from_secs(15 * 60);
-/// A record with no failure for this long is forgotten.
-const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
-/// More records than this and the forgettable ones are swept first.
-const SWEEP_AT: usize = 10_000;
-
-impl LoginThrottle {
-    pub fn new(free: u32) -> Self {
-        LoginThrottle {
-            records: Mutex::new(HashMap::new()),
-            free,
-        }
+impl Allowance {
+    /// What one guess costs, in time to earn it back.
+    fn cost(self) -> Duration {
+        Duration::from_secs(60) / self.per_minute.max(1)
     }
 
-    fn key(ip: IpAddr) -> IpAddr {
-        match ip {
-            IpAddr::V4(_) => ip,
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => {
-                    let mut seg = v6.segments();
-                    seg[4..].fill(0);
-                    IpAddr::V6(seg.into())
-                }
+    fn capacity(self) -> Duration {
+        self.cost() * self.burst.max(1)
+    }
+}
+
+/// The allowances of wrong passwords, per address (IPv6: per /64) and for
+/// the whole tracker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuessLimits {
+    pub per_address: Allowance,
+    pub tracker: Allowance,
+}
+
+impl Default for GuessLimits {
+    /// 10 a minute per address is more than a person mistyping can use up
+    /// (each try means typing the password again), so a class behind one
+    /// address never waits for its typo-ers; 60 a minute tracker-wide caps
+    /// what many addresses together get.
+    fn default() -> Self {
+        GuessLimits {
+            per_address: Allowance {
+                burst: 10,
+                per_minute: 10,
+            },
+            tracker: Allowance {
+                burst: 60,
+                per_minute: 60,
             },
         }
     }
+}
 
-    /// `Err(remaining)` while `ip` is locked out.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        let Ok(records) = self.records.lock() else {
-            return Ok(());
-        };
-        match records.get(&Self::key(ip)).and_then(|f| f.locked_until) {
-            Some(until) if until > now => Err(until - now),
-            _ => Ok(()),
+/// A token bucket kept as time credit (exact, no floats): it holds up to
+/// `capacity`, earns real time, and a guess costs `cost`.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    credit: Duration,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(a: Allowance, now: Instant) -> Self {
+        Bucket {
+            credit: a.capacity(),
+            at: now,
         }
     }
 
-    /// Records a wrong password; returns the lockout it started, if any.
-    pub fn failed(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
-        let Ok(mut records) = self.records.lock() else {
-            return None;
-        };
-        if records.len() >= SWEEP_AT {
-            records.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
+    fn refill(&mut self, a: Allowance, now: Instant) {
+        if now > self.at {
+            self.credit = (self.credit + (now - self.at)).min(a.capacity());
+            self.at = now;
         }
-        let f = records.entry(Self::key(ip)).or_insert(Failures {
-            count: 0,
-            locked_until: None,
-            last: now,
-        });
-        if now.duration_since(f.last) >= FORGET_AFTER {
-            f.count = 0;
-        }
-        f.count += 1;
-        f.last = now;
-        if f.count < self.free {
-            return None;
-        }
-        let doublings = (f.count - self.free).min(16);
-        let lock = LOCK_BASE.saturating_mul(1 << doublings).min(LOCK_MAX);
-        f.locked_until = Some(now + lock);
-        Some(lock)
     }
 
-    pub fn succeeded(&self, ip: IpAddr) {
-        if let Ok(mut records) = self.records.lock() {
-            records.remove(&Self::key(ip));
+    fn tokens(&self, a: Allowance) -> u32 {
+        u32::try_from(self.credit.as_nanos() / a.cost().as_nanos().max(1)).unwrap_or(u32::MAX)
+    }
+
+    fn take(&mut self, a: Allowance) {
+        self.credit = self.credit.saturating_sub(a.cost());
+    }
+
+    fn give_back(&mut self, a: Allowance) {
+        self.credit = (self.credit + a.cost()).min(a.capacity());
+    }
+
+    /// How long until the bucket holds `n` guesses, by refilling alone.
+    fn time_until(&self, a: Allowance, n: u32) -> Duration {
+        (a.cost() * n).saturating_sub(self.credit)
+    }
+
+    fn is_full(&self, a: Allowance) -> bool {
+        self.credit >= a.capacity()
+    }
+}
+
+/// One address's bucket, its checks running and its checks waiting, in
+/// order of arrival (tickets).
+#[derive(Debug)]
+struct AddressRecord {
+    bucket: Bucket,
+    checking: u32,
+    queue: VecDeque<u64>,
+}
+
+#[derive(Debug)]
+struct Ledger {
+    tracker: Bucket,
+    checking: u32,
+    addresses: HashMap<IpAddr, AddressRecord>,
+    next_ticket: u64,
+}
+
+/// Past this many address records, idle ones (full bucket, nothing running
+/// or waiting) are swept. Few records are ever not idle: a bucket below
+/// full means a wrong password within the last minute or so, which the
+/// tracker-wide allowance bounds, and a waiting or running check holds a
+/// connection, which `--max-connections` bounds.
+const SWEEP_AT: usize = 1024;
+
+/// Slows password guessing without locking anyone out: each check takes a
+/// guess from its address's allowance and from the tracker's BEFORE it is
+/// hashed (a check in progress counts), a right password gives it back, a
+/// wrong one keeps it. With no guess left a login is not refused: it waits
+/// in its address's queue, in order of arrival, until a guess frees up or
+/// its registration time runs out.
+///
+/// So a burst of parallel guesses gets no more checks than a sequence
+/// (the old lockout checked before hashing and counted after, so 50 at
+/// once were all hashed), right passwords never use up the allowance, and
+/// a person mistyping at human speed never makes the rest of a class
+/// behind the same address wait. What a hostile client at that address
+/// can still do is queue wrong guesses ahead of others: see SECURITY.md.
+///
+/// A std mutex around the ledger: every use is one lookup or update with no
+/// await inside, far cheaper than a task and a channel. Waiters are woken
+/// through `freed` whenever a guess is given back or the queues change.
+#[derive(Debug)]
+pub struct GuessBudget {
+    limits: GuessLimits,
+    ledger: Mutex<Ledger>,
+    freed: tokio::sync::Notify,
+}
+
+/// Why a check cannot start yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCause {
+    /// Other checks from the address (or everywhere) are running and hold
+    /// the guesses left; they come back when those passwords are right.
+    ChecksRunning,
+    /// Wrong passwords from the address used up its allowance.
+    AddressSpent,
+    /// Wrong passwords from everywhere used up the tracker's allowance.
+    TrackerSpent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait {
+    pub cause: WaitCause,
+    /// When a guess will have been earned back for this check, if no
+    /// running check gives one back before.
+    pub retry_in: Duration,
+}
+
+impl GuessBudget {
+    pub fn new(limits: GuessLimits, now: Instant) -> Self {
+        GuessBudget {
+            limits,
+            ledger: Mutex::new(Ledger {
+                tracker: Bucket::full(limits.tracker, now),
+                checking: 0,
+                addresses: HashMap::new(),
+                next_ticket: 0,
+            }),
+            freed: tokio::sync::Notify::new(),
         }
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        // Every update leaves the ledger consistent, so a panic elsewhere
+        // while it was held leaves nothing half done.
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Completes when a guess is given back or a queue changes: time to
+    /// try again. Call before `try_start` (and `enable` it) so a change in
+    /// between is not missed.
+    pub fn freed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.freed.notified()
+    }
+
+    /// Puts a password check from `ip` at the end of its address's queue.
+    pub fn queue(self: &Arc<Self>, ip: IpAddr, now: Instant) -> QueuedCheck {
+        let key = super::address_key(ip);
+        let mut ledger = self.ledger();
+        if ledger.addresses.len() >= SWEEP_AT {
+            let per_address = self.limits.per_address;
+            ledger.addresses.retain(|_, r| {
+                r.bucket.refill(per_address, now);
+                !(r.queue.is_empty() && r.checking == 0 && r.bucket.is_full(per_address))
+            });
+        }
+        let ticket = ledger.next_ticket;
+        ledger.next_ticket += 1;
+        ledger
+            .addresses
+            .entry(key)
+            .or_insert_with(|| AddressRecord {
+                bucket: Bucket::full(self.limits.per_address, now),
+                checking: 0,
+                queue: VecDeque::new(),
+            })
+            .queue
+            .push_back(ticket);
+        QueuedCheck {
+            budget: self.clone(),
+            key,
+            ticket,
+        }
+    }
+
+    /// Forgets `key`'s record when it says nothing a fresh one would not
+    /// (as of its last update: one still refilling is swept later).
+    fn forget_if_idle(&self, ledger: &mut Ledger, key: IpAddr) {
+        let per_address = self.limits.per_address;
+        if let Some(r) = ledger.addresses.get(&key)
+            && r.queue.is_empty()
+            && r.checking == 0
+            && r.bucket.is_full(per_address)
+        {
+            ledger.addresses.remove(&key);
+        }
+    }
+}
+
+/// A password check waiting for its turn; dropping it leaves the queue.
+#[derive(Debug)]
+pub struct QueuedCheck {
+    budget: Arc<GuessBudget>,
+    key: IpAddr,
+    ticket: u64,
+}
+
+impl QueuedCheck {
+    /// Takes a guess for this check if the ones ahead of it in its
+    /// address's queue leave one, and the tracker has one.
+    pub fn try_start(&mut self, now: Instant) -> Result<RunningCheck, Wait> {
+        let limits = self.budget.limits;
+        let mut ledger = self.budget.ledger();
+        let ledger = &mut *ledger;
+        ledger.tracker.refill(limits.tracker, now);
+        let record = ledger
+            .addresses
+            .entry(self.key)
+            .or_insert_with(|| AddressRecord {
+                bucket: Bucket::full(limits.per_address, now),
+                checking: 0,
+                queue: VecDeque::from([self.ticket]),
+            });
+        record.bucket.refill(limits.per_address, now);
+        let position = record.queue.iter().position(|&t| t == self.ticket);
+        let ahead = match position {
+            Some(p) => p as u32,
+            // Swept meanwhile (cannot happen while queued; be safe).
+            None => {
+                record.queue.push_back(self.ticket);
+                record.queue.len() as u32 - 1
+            }
+        };
+        let address_tokens = record.bucket.tokens(limits.per_address);
+        let tracker_tokens = ledger.tracker.tokens(limits.tracker);
+        // Taking a guess out of turn is fine as long as enough stay for
+        // every check ahead: the order of arrival is kept where it matters.
+        if address_tokens > ahead && tracker_tokens >= 1 {
+            record.bucket.take(limits.per_address);
+            record.checking += 1;
+            record.queue.retain(|&t| t != self.ticket);
+            ledger.tracker.take(limits.tracker);
+            ledger.checking += 1;
+            return Ok(RunningCheck {
+                budget: self.budget.clone(),
+                key: self.key,
+                settled: false,
+            });
+        }
+        let address_wait = record.bucket.time_until(limits.per_address, ahead + 1);
+        let tracker_wait = ledger.tracker.time_until(limits.tracker, 1);
+        // Running checks hold guesses they may give back: only when even
+        // those would not be enough is the wait due to wrong passwords.
+        let cause = if address_tokens + record.checking <= ahead {
+            WaitCause::AddressSpent
+        } else if tracker_tokens + ledger.checking < 1 {
+            WaitCause::TrackerSpent
+        } else {
+            WaitCause::ChecksRunning
+        };
+        Err(Wait {
+            cause,
+            retry_in: address_wait.max(tracker_wait),
+        })
+    }
+}
+
+impl Drop for QueuedCheck {
+    fn drop(&mut self) {
+        let mut ledger = self.budget.ledger();
+        let mut left_queue = false;
+        if let Some(r) = ledger.addresses.get_mut(&self.key)
+            && let Some(at) = r.queue.iter().position(|&t| t == self.ticket)
+        {
+            r.queue.remove(at);
+            left_queue = true;
+        }
+        self.budget.forget_if_idle(&mut ledger, self.key);
+        drop(ledger);
+        // The checks behind this one moved up (a check that started has
+        // left the queue already).
+        if left_queue {
+            self.budget.freed.notify_waiters();
+        }
+    }
+}
+
+/// A check that holds a guess until its verdict is known.
+#[derive(Debug)]
+pub struct RunningCheck {
+    budget: Arc<GuessBudget>,
+    key: IpAddr,
+    settled: bool,
+}
+
+impl RunningCheck {
+    /// A right password gives its guess back; a wrong one keeps it.
+    pub fn settle(mut self, right: bool, now: Instant) {
+        self.finish(right, Some(now));
+    }
+
+    /// `now`: `None` from `drop`, which has no clock to go by; the buckets
+    /// then catch up at their next use.
+    fn finish(&mut self, right: bool, now: Option<Instant>) {
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
+        let limits = self.budget.limits;
+        let mut ledger = self.budget.ledger();
+        let ledger = &mut *ledger;
+        if let Some(now) = now {
+            ledger.tracker.refill(limits.tracker, now);
+        }
+        ledger.checking = ledger.checking.saturating_sub(1);
+        if right {
+            ledger.tracker.give_back(limits.tracker);
+        }
+        if let Some(r) = ledger.addresses.get_mut(&self.key) {
+            if let Some(now) = now {
+                r.bucket.refill(limits.per_address, now);
+            }
+            r.checking = r.checking.saturating_sub(1);
+            if right {
+                r.bucket.give_back(limits.per_address);
+            }
+        }
+        self.budget.forget_if_idle(ledger, self.key);
+        self.budget.freed.notify_waiters();
+    }
+}
+
+impl Drop for RunningCheck {
+    /// A check abandoned before its verdict (the tracker stopping) counts
+    /// as wrong: its answer may have been seen.
+    fn drop(&mut self) {
+        self.finish(false, None);
     }
 }
 
@@ -257,44 +538,226 @@ impl LoginThrottle {
 mod tests {
     use super::*;
 
-    #[test]
-    fn throttle_locks_one_address_for_growing_times() {
-        let t = LoginThrottle::new(5);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let now = Instant::now();
-        for _ in 0..4 {
-            assert_eq!(t.failed(a, now), None);
-            assert_eq!(t.check(a, now), Ok(()));
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// 3 per address at once, then 1 every 6 s; 5 tracker-wide, then 1
+    /// every 2 s.
+    fn small_limits() -> GuessLimits {
+        GuessLimits {
+            per_address: Allowance {
+                burst: 3,
+                per_minute: 10,
+            },
+            tracker: Allowance {
+                burst: 5,
+                per_minute: 30,
+            },
         }
-        assert_eq!(t.failed(a, now), Some(Duration::from_secs(5)));
-        assert_eq!(t.check(a, now), Err(Duration::from_secs(5)));
-        assert_eq!(t.check(b, now), Ok(()), "other addresses unaffected");
-        let later = now + Duration::from_secs(5);
-        assert_eq!(t.check(a, later), Ok(()));
-        assert_eq!(t.failed(a, later), Some(Duration::from_secs(10)));
-        assert_eq!(t.failed(a, later), Some(Duration::from_secs(20)));
-        for _ in 0..20 {
-            t.failed(a, later);
-        }
-        assert_eq!(t.check(a, later), Err(LOCK_MAX));
-        // Forgotten after an hour without failures; cleared by a success.
-        let much_later = later + LOCK_MAX + FORGET_AFTER;
-        assert_eq!(t.failed(a, much_later), None);
-        t.succeeded(a);
-        assert_eq!(t.check(a, much_later), Ok(()));
     }
 
     #[test]
-    fn ipv6_counts_per_64() {
-        let t = LoginThrottle::new(1);
-        let now = Instant::now();
-        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
-        let same_net: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        let other_net: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert!(t.failed(one, now).is_some());
-        assert!(t.check(same_net, now).is_err());
-        assert!(t.check(other_net, now).is_ok());
+    fn wrong_guesses_spend_the_allowance_right_ones_give_it_back() {
+        let t0 = Instant::now();
+        let budget = Arc::new(GuessBudget::new(small_limits(), t0));
+        let a = ip("10.0.0.1");
+        // Right passwords, one after another, never run out.
+        for _ in 0..20 {
+            let check = budget.queue(a, t0).try_start(t0).unwrap();
+            check.settle(true, t0);
+        }
+        // Three wrong ones spend the address's burst.
+        for _ in 0..3 {
+            budget.queue(a, t0).try_start(t0).unwrap().settle(false, t0);
+        }
+        let mut next = budget.queue(a, t0);
+        assert_eq!(
+            next.try_start(t0).err(),
+            Some(Wait {
+                cause: WaitCause::AddressSpent,
+                retry_in: Duration::from_secs(6)
+            })
+        );
+        // Another address is not affected.
+        budget
+            .queue(ip("10.0.0.2"), t0)
+            .try_start(t0)
+            .unwrap()
+            .settle(true, t0);
+        // One guess is earned back every 6 s, not before.
+        let almost = t0 + Duration::from_millis(5999);
+        assert_eq!(
+            next.try_start(almost).err().map(|w| w.retry_in),
+            Some(Duration::from_millis(1))
+        );
+        let check = next.try_start(t0 + Duration::from_secs(6)).unwrap();
+        // A check dropped without a verdict counts as wrong.
+        drop(check);
+        drop(next);
+        let mut after = budget.queue(a, t0);
+        assert!(after.try_start(t0 + Duration::from_secs(6)).is_err());
+        // A minute later the whole burst is back (and no more).
+        let later = t0 + Duration::from_secs(70);
+        let mut checks = vec![after.try_start(later).unwrap()];
+        drop(after);
+        checks.extend((0..2).map(|_| budget.queue(a, later).try_start(later).unwrap()));
+        assert!(budget.queue(a, later).try_start(later).is_err());
+        drop(checks);
+    }
+
+    /// A check in progress holds its guess: a burst in parallel gets no more
+    /// checks than a sequence. The waits it causes are not blamed on wrong
+    /// passwords until the running checks turn out wrong.
+    #[test]
+    fn checks_in_progress_count() {
+        let t0 = Instant::now();
+        let budget = Arc::new(GuessBudget::new(small_limits(), t0));
+        let a = ip("10.0.0.1");
+        let mut queued: Vec<QueuedCheck> = (0..50).map(|_| budget.queue(a, t0)).collect();
+        let mut running = Vec::new();
+        for q in &mut queued {
+            if let Ok(r) = q.try_start(t0) {
+                running.push(r);
+            }
+        }
+        assert_eq!(running.len(), 3, "the burst, not 50");
+        assert_eq!(
+            queued[3].try_start(t0).err().map(|w| w.cause),
+            Some(WaitCause::ChecksRunning)
+        );
+        // One right password among them: its guess goes to the next in line.
+        running.pop().unwrap().settle(true, t0);
+        assert!(queued[4].try_start(t0).is_err(), "not before the 4th");
+        running.push(queued[3].try_start(t0).unwrap());
+        for r in running.drain(..) {
+            r.settle(false, t0);
+        }
+        let wait = queued[4].try_start(t0).unwrap_err();
+        assert_eq!(wait.cause, WaitCause::AddressSpent);
+        // Fifth in line (after the 4th): waits for two guesses to come back.
+        assert_eq!(
+            queued[5].try_start(t0).err().map(|w| w.retry_in),
+            Some(Duration::from_secs(12))
+        );
+    }
+
+    /// Checks from one address start in order of arrival: a newcomer never
+    /// takes the guess the one waiting longest is owed.
+    #[test]
+    fn waiting_checks_go_in_order() {
+        let t0 = Instant::now();
+        let budget = Arc::new(GuessBudget::new(small_limits(), t0));
+        let a = ip("10.0.0.1");
+        for _ in 0..3 {
+            budget.queue(a, t0).try_start(t0).unwrap().settle(false, t0);
+        }
+        let mut first = budget.queue(a, t0);
+        let mut second = budget.queue(a, t0);
+        let t6 = t0 + Duration::from_secs(6);
+        assert!(second.try_start(t6).is_err(), "the first one is owed it");
+        let running = first.try_start(t6).unwrap();
+        drop(first);
+        running.settle(true, t6);
+        second.try_start(t6).unwrap().settle(true, t6);
+        // A queued check that leaves (its connection closed) makes way.
+        budget.queue(a, t6).try_start(t6).unwrap().settle(false, t6);
+        let gone = budget.queue(a, t6);
+        let mut behind = budget.queue(a, t6);
+        let t12 = t0 + Duration::from_secs(12);
+        assert!(behind.try_start(t12).is_err());
+        drop(gone);
+        assert!(behind.try_start(t12).is_ok());
+    }
+
+    #[test]
+    fn the_tracker_wide_allowance_caps_all_addresses() {
+        let t0 = Instant::now();
+        let budget = Arc::new(GuessBudget::new(small_limits(), t0));
+        for i in 0..5 {
+            let from = ip(&format!("10.0.1.{i}"));
+            budget
+                .queue(from, t0)
+                .try_start(t0)
+                .unwrap()
+                .settle(false, t0);
+        }
+        let mut fresh = budget.queue(ip("10.0.2.1"), t0);
+        assert_eq!(
+            fresh.try_start(t0).err(),
+            Some(Wait {
+                cause: WaitCause::TrackerSpent,
+                retry_in: Duration::from_secs(2)
+            })
+        );
+        assert!(fresh.try_start(t0 + Duration::from_secs(2)).is_ok());
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_idle_records_are_forgotten() {
+        let t0 = Instant::now();
+        let limits = GuessLimits {
+            tracker: Allowance {
+                burst: 2000,
+                per_minute: 100,
+            },
+            ..small_limits()
+        };
+        let budget = Arc::new(GuessBudget::new(limits, t0));
+        for _ in 0..3 {
+            let mut check = budget.queue(ip("2001:db8:1:2::1"), t0);
+            check.try_start(t0).unwrap().settle(false, t0);
+        }
+        assert!(
+            budget
+                .queue(ip("2001:db8:1:2:ffff::9"), t0)
+                .try_start(t0)
+                .is_err()
+        );
+        assert!(
+            budget
+                .queue(ip("2001:db8:1:3::1"), t0)
+                .try_start(t0)
+                .is_ok()
+        );
+        // IPv4 mapped into IPv6 is the IPv4 address.
+        for _ in 0..3 {
+            budget
+                .queue(ip("10.9.9.9"), t0)
+                .try_start(t0)
+                .unwrap()
+                .settle(false, t0);
+        }
+        assert!(
+            budget
+                .queue(ip("::ffff:10.9.9.9"), t0)
+                .try_start(t0)
+                .is_err()
+        );
+        // Right passwords leave no record behind.
+        budget
+            .queue(ip("10.0.0.1"), t0)
+            .try_start(t0)
+            .unwrap()
+            .settle(true, t0);
+        assert_eq!(budget.ledger().addresses.len(), 3);
+        // Spent allowances are forgotten once earned back, when the map
+        // grows.
+        for i in 0..(SWEEP_AT as u32) {
+            let from = IpAddr::from(std::net::Ipv4Addr::from(0x0b00_0000 + i));
+            budget
+                .queue(from, t0)
+                .try_start(t0)
+                .unwrap()
+                .settle(false, t0);
+        }
+        assert_eq!(budget.ledger().addresses.len(), SWEEP_AT + 3);
+        let later = t0 + Duration::from_secs(60);
+        let mut last = budget.queue(ip("10.0.0.1"), later);
+        assert_eq!(budget.ledger().addresses.len(), 1);
+        last.try_start(later).unwrap().settle(true, later);
+        drop(last);
+        assert_eq!(budget.ledger().addresses.len(), 0);
     }
 
     #[tokio::test]
@@ -315,22 +778,26 @@ mod tests {
         ));
     }
 
-    /// The checking threads run as SCHED_IDLE; the thread that made the
-    /// gate (standing for the runtime's threads) keeps the normal policy.
+    /// The checking threads run as SCHED_BATCH at nice 10 (not SCHED_IDLE,
+    /// which other programs could starve); the thread that made the gate
+    /// (standing for the runtime's threads and the hub) keeps the normal
+    /// policy and its nice value.
     #[cfg(target_os = "linux")]
     #[test]
-    fn check_threads_run_behind_chat_traffic() {
+    fn check_threads_run_behind_chat_traffic_but_not_idle() {
         let _gate = PasswordGate::new("pw".to_string()).unwrap();
-        // None when the thread is gone (other tests' gates end theirs).
-        let policy_of = |task: &std::path::Path| -> Option<i64> {
+        // (policy, nice); None when the thread is gone (other tests' gates
+        // end theirs).
+        let priority_of = |task: &std::path::Path| -> Option<(i64, i64)> {
             let stat = std::fs::read_to_string(task.join("stat")).ok()?;
-            // Field 41 (policy), counted after the ")" that ends the name.
-            let after = &stat[stat.rfind(')')? + 2..];
-            after.split(' ').nth(38)?.parse().ok()
+            // Fields 19 (nice) and 41 (policy), counted after the ")" that
+            // ends the name (field 3 is the first).
+            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+            Some((fields.get(38)?.parse().ok()?, fields.get(16)?.parse().ok()?))
         };
-        let idle = i64::from(libc::SCHED_IDLE);
-        // Each thread names itself and sets its policy as it starts.
-        let checker_policies = || -> Vec<i64> {
+        let wanted = (i64::from(libc::SCHED_BATCH), i64::from(CHECK_NICE));
+        // Each thread names itself and sets its priority as it starts.
+        let checkers = || -> Vec<(i64, i64)> {
             let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
                 return Vec::new();
             };
@@ -339,27 +806,28 @@ mod tests {
                     let task = t.ok()?.path();
                     let comm = std::fs::read_to_string(task.join("comm")).ok()?;
                     comm.starts_with("password check")
-                        .then(|| policy_of(&task))
+                        .then(|| priority_of(&task))
                         .flatten()
                 })
                 .collect()
         };
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut policies = checker_policies();
-        while (policies.is_empty() || policies.iter().any(|&p| p != idle))
-            && Instant::now() < deadline
-        {
+        let mut seen = checkers();
+        while (seen.is_empty() || seen.iter().any(|&p| p != wanted)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
-            policies = checker_policies();
+            seen = checkers();
         }
         assert!(
-            !policies.is_empty() && policies.iter().all(|&p| p == idle),
-            "{policies:?}"
+            !seen.is_empty() && seen.iter().all(|&p| p == wanted),
+            "{seen:?}"
         );
         let me = std::path::PathBuf::from(format!(
             "/proc/self/task/{}",
             rustix::thread::gettid().as_raw_nonzero()
         ));
-        assert_eq!(policy_of(&me), Some(i64::from(libc::SCHED_OTHER)));
+        // The main thread's, normally (SCHED_OTHER, 0).
+        let unchanged = priority_of(std::path::Path::new("/proc/self"));
+        assert_eq!(unchanged.map(|p| p.0), Some(i64::from(libc::SCHED_OTHER)));
+        assert_eq!(priority_of(&me), unchanged);
     }
 }

@@ -8,6 +8,7 @@ mod config;
 mod harness;
 mod hostile;
 mod irssi;
+mod login;
 mod ops;
 mod protocol;
 mod rooms;
