@@ -88,9 +88,16 @@ impl MsgIds {
         }
     }
 
-    pub fn next_id(&mut self) -> String {
+    /// The next id's number; [`MsgIds::format`] makes the tag's text, only
+    /// for recipients that asked for tags (most of a busy room's
+    /// deliveries never need it).
+    pub fn next_id(&mut self) -> u64 {
         self.next += 1;
-        format!("{}{:x}", self.prefix, self.next)
+        self.next
+    }
+
+    pub fn format(&self, n: u64) -> String {
+        format!("{}{n:x}", self.prefix)
     }
 }
 
@@ -104,7 +111,8 @@ impl Default for MsgIds {
 pub struct Outgoing {
     pub msg: Message,
     pub time: String,
-    pub msgid: Option<String>,
+    /// The number of its `msgid` (see [`MsgIds`]).
+    pub msgid: Option<u64>,
     pub client_tags: Vec<(String, Option<String>)>,
     cache: [Option<Bytes>; 4],
 }
@@ -120,7 +128,7 @@ impl Outgoing {
         }
     }
 
-    pub fn bytes_for(&mut self, caps: Caps) -> Bytes {
+    pub fn bytes_for(&mut self, caps: Caps, ids: &MsgIds) -> Bytes {
         let variant = caps.tag_variant();
         if let Some(b) = &self.cache[variant] {
             return b.clone();
@@ -130,8 +138,8 @@ impl Outgoing {
             m.tags.push(("time".into(), Some(self.time.clone())));
         }
         if caps.message_tags {
-            if let Some(id) = &self.msgid {
-                m.tags.push(("msgid".into(), Some(id.clone())));
+            if let Some(n) = self.msgid {
+                m.tags.push(("msgid".into(), Some(ids.format(n))));
             }
             m.tags.extend(self.client_tags.iter().cloned());
         }
@@ -280,7 +288,7 @@ impl Chat {
             if !only_caps(u.caps) {
                 continue;
             }
-            let b = out.bytes_for(u.caps);
+            let b = out.bytes_for(u.caps, &self.msgids);
             self.out.pending.push((*id, b));
         }
     }
@@ -339,6 +347,14 @@ impl Chat {
     /// folding) dropped, at most `MAX_TARGETS` kept; what is cut is
     /// answered once with `407`.
     pub fn targets<'a>(&mut self, id: ConnId, list: &'a str) -> Vec<&'a str> {
+        // One target (nearly every line): nothing to split or compare.
+        if !list.contains(',') {
+            return if list.is_empty() {
+                Vec::new()
+            } else {
+                vec![list]
+            };
+        }
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
         for t in list.split(',').filter(|t| !t.is_empty()) {
