@@ -31,14 +31,6 @@ fn full_screen(test: &str, tracker: &Tracker, name: &str, extra: &[&str]) -> Tmu
     term
 }
 
-fn wait_until(term: &Tmux, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    poll(
-        what,
-        || Some(term.screen()).filter(|s| ok(s)),
-        || term.screen(),
-    )
-}
-
 /// The message pane: each row left of the side list's border.
 fn pane(screen: &str) -> String {
     screen
@@ -150,25 +142,25 @@ fn full_screen_ctrl_c_clears_and_exit_leaves() {
     bob.expect("#general --> alice joined");
 
     alice.type_text("half a line");
-    wait_until(&alice, "the text in the input", |s| {
+    crate::tmux::wait_until(&alice, "the text in the input", |s| {
         input_row(s) == "[#general] half a line"
     });
     alice.press("C-c");
-    wait_until(&alice, "the input cleared", |s| {
+    crate::tmux::wait_until(&alice, "the input cleared", |s| {
         input_row(s) == "[#general]"
     });
     alice.press("Up");
-    wait_until(&alice, "the text back", |s| {
+    crate::tmux::wait_until(&alice, "the text back", |s| {
         input_row(s) == "[#general] half a line"
     });
     alice.press("C-c");
-    wait_until(&alice, "the input cleared again", |s| {
+    crate::tmux::wait_until(&alice, "the input cleared again", |s| {
         input_row(s) == "[#general]"
     });
 
     // A pasted `exit` is a word, sent on Enter.
     alice.paste("exit");
-    wait_until(&alice, "the paste in the input", |s| {
+    crate::tmux::wait_until(&alice, "the paste in the input", |s| {
         input_row(s) == "[#general] exit"
     });
     alice.press("Enter");
@@ -181,7 +173,7 @@ fn full_screen_ctrl_c_clears_and_exit_leaves() {
     alice.wait_count(answer, 2);
 
     alice.type_line("/help");
-    wait_until(&alice, "the help", |s| {
+    crate::tmux::wait_until(&alice, "the help", |s| {
         s.contains("exit or quit         (alone on a line) leave")
             && s.contains("Ctrl+C")
             && s.contains("clear the input; on an empty input, leave")
@@ -514,7 +506,7 @@ fn full_screen_line_pending_while_the_tracker_is_frozen() {
     alice.wait_screen("<alice> hello frozen room (sending…)");
     signal(&tracker.child, "CONT");
     bob.expect("#general <alice> hello frozen room");
-    wait_until(&alice, "the line confirmed in place", |s| {
+    crate::tmux::wait_until(&alice, "the line confirmed in place", |s| {
         s.matches("<alice> hello frozen room").count() == 1 && !s.contains("(sending…)")
     });
 
@@ -663,7 +655,7 @@ fn status_changes_do_not_flood_the_conversation() {
             .all(|n| side_status(s, n).as_deref() == Some(status))
     };
     // Everyone goes INACTIVE: the side list says so, the conversation not.
-    let screen = wait_until(&alice, "everyone INACTIVE in the side list", |s| {
+    let screen = crate::tmux::wait_until(&alice, "everyone INACTIVE in the side list", |s| {
         all(s, "INACTIVE")
     });
     let said: Vec<&str> = screen
@@ -684,7 +676,7 @@ fn status_changes_do_not_flood_the_conversation() {
     for s in &mut students {
         s.send("AWAY");
     }
-    let screen = wait_until(&alice, "the students ACTIVE", |s| {
+    let screen = crate::tmux::wait_until(&alice, "the students ACTIVE", |s| {
         ["s1", "s2", "s3", "s4"]
             .iter()
             .all(|n| side_status(s, n).as_deref() == Some("ACTIVE"))

@@ -410,3 +410,23 @@ pub fn connect_from(from: &str, port: u16) -> TcpStream {
     socket.connect(&remote.into()).expect("connect");
     socket.into()
 }
+
+/// What `tracker hash-password` prints for `password` (read from its
+/// standard input, as a script would give it), for an `[[oper]]` table.
+pub fn operator_hash(password: &str) -> String {
+    let out = Command::new(tracker_bin())
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(format!("{password}\n").as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("hash-password");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -174,19 +174,7 @@ fn the_founders_name_does_not_carry_the_room() {
 #[test]
 fn tracker_operators_close_kick_and_kill() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let hashed = std::process::Command::new(tracker_bin())
-        .arg("hash-password")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().expect("stdin").write_all(b"chalk dust\n")?;
-            c.wait_with_output()
-        })
-        .expect("hash-password");
-    assert!(hashed.status.success());
-    let hash = String::from_utf8_lossy(&hashed.stdout).trim().to_string();
+    let hash = operator_hash("chalk dust");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     let config = dir.path().join("tracker.toml");
     std::fs::write(

@@ -7,24 +7,12 @@ use std::path::Path;
 
 use crate::harness::*;
 use crate::terminal::wrapped;
-use crate::tmux::{Tmux, have, poll};
+use crate::tmux::{Tmux, have};
 
 /// A tracker with one operator, `teacher`, whose password is `chalk dust`
 /// (hashed by `tracker hash-password`, as an organiser would).
 fn tracker_with_operator(dir: &Path, extra: &[&str]) -> Tracker {
-    let hashed = std::process::Command::new(tracker_bin())
-        .arg("hash-password")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().expect("stdin").write_all(b"chalk dust\n")?;
-            c.wait_with_output()
-        })
-        .expect("hash-password");
-    assert!(hashed.status.success());
-    let hash = String::from_utf8_lossy(&hashed.stdout).trim().to_string();
+    let hash = operator_hash("chalk dust");
     let config = dir.join("tracker.toml");
     std::fs::write(
         &config,
@@ -211,14 +199,6 @@ fn in_terminal(test: &str, tracker: &Tracker, name: &str, extra: &[&str]) -> Tmu
     term
 }
 
-fn wait_until(term: &Tmux, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    poll(
-        what,
-        || Some(term.screen()).filter(|s| ok(s)),
-        || term.screen(),
-    )
-}
-
 /// The side list: each row right of its border, trimmed.
 fn side(screen: &str) -> Vec<String> {
     let rows: Vec<&str> = screen.lines().collect();
@@ -256,7 +236,7 @@ fn full_screen_side_list_of_the_room_and_windows_of_rooms_left() {
     // Joining opens the room's window; its side list shows its members'
     // roles (founder ~), and switches with the window.
     alice.type_line("/join #lab");
-    let screen = wait_until(&alice, "#lab's members with roles", |s| {
+    let screen = crate::tmux::wait_until(&alice, "#lab's members with roles", |s| {
         let side = side(s);
         side.first().is_some_and(|h| h == "#lab (2)")
             && side
@@ -268,19 +248,19 @@ fn full_screen_side_list_of_the_room_and_windows_of_rooms_left() {
     });
     assert!(screen.contains("2:#lab"), "{screen}");
     fay.send("/mode +o alice");
-    wait_until(&alice, "alice an operator", |s| {
+    crate::tmux::wait_until(&alice, "alice an operator", |s| {
         side(s).iter().any(|r| r.starts_with("● @alice"))
             && last_message(s).ends_with("#lab --- fay made you an operator")
     });
     alice.press("M-1");
-    wait_until(&alice, "#general's members, no roles", |s| {
+    crate::tmux::wait_until(&alice, "#general's members, no roles", |s| {
         let side = side(s);
         side.first().is_some_and(|h| h == "#general (2)")
             && side.iter().any(|r| r.starts_with("● alice "))
             && side.iter().any(|r| r.starts_with("● fay "))
     });
     alice.press("M-2");
-    wait_until(&alice, "#lab's list again", |s| {
+    crate::tmux::wait_until(&alice, "#lab's list again", |s| {
         side(s).first().is_some_and(|h| h == "#lab (2)")
     });
 
@@ -288,11 +268,11 @@ fn full_screen_side_list_of_the_room_and_windows_of_rooms_left() {
     fay.send("/join #code");
     fay.expect("#code --> you joined");
     alice.type_line("/join #code");
-    wait_until(&alice, "in #code", |s| {
+    crate::tmux::wait_until(&alice, "in #code", |s| {
         side(s).first().is_some_and(|h| h == "#code (2)")
     });
     fay.send("/kick #code alice wrong room");
-    let screen = wait_until(&alice, "the kick as the last line", |s| {
+    let screen = crate::tmux::wait_until(&alice, "the kick as the last line", |s| {
         last_message(s).ends_with("#code <-- You were removed from #code by fay (wrong room)")
     });
     assert!(
@@ -303,18 +283,18 @@ fn full_screen_side_list_of_the_room_and_windows_of_rooms_left() {
     // Closed: the same, in that room's window.
     alice.press("M-2");
     fay.send("/close #lab lesson over");
-    let screen = wait_until(&alice, "the close as the last line", |s| {
+    let screen = crate::tmux::wait_until(&alice, "the close as the last line", |s| {
         last_message(s).ends_with("#lab <-- fay closed #lab: lesson over")
     });
     assert!(side(&screen).iter().any(|r| r == "Not in #lab"), "{screen}");
     // Typing there is refused and kept; /close closes the window.
     alice.type_line("anyone?");
-    wait_until(&alice, "text refused in a dead window", |s| {
+    crate::tmux::wait_until(&alice, "text refused in a dead window", |s| {
         s.contains("!!! you are no longer in #lab: /join #lab to go back")
     });
     alice.press("C-u");
     alice.type_line("/close");
-    let screen = wait_until(&alice, "the window closed", |s| !s.contains(":#lab"));
+    let screen = crate::tmux::wait_until(&alice, "the window closed", |s| !s.contains(":#lab"));
     assert!(screen.contains("2:#code"), "{screen}");
 }
 
@@ -334,7 +314,7 @@ fn oper_password_is_never_on_screen_nor_in_the_history() {
     let screen = alice.wait_screen("*** you are now a tracker operator");
     assert!(!screen.contains("chalk"), "{screen}");
     alice.press("Up");
-    let screen = wait_until(&alice, "the line before the password", |s| {
+    let screen = crate::tmux::wait_until(&alice, "the line before the password", |s| {
         s.lines().last().unwrap_or("").trim_end() == "[#general] /oper teacher"
     });
     assert!(!screen.contains("chalk"), "{screen}");

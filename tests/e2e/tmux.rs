@@ -211,3 +211,12 @@ impl Drop for Tmux {
         let _ = self.tmux(&["kill-server"]);
     }
 }
+
+/// Waits until the screen of `term` satisfies `ok`, and returns it.
+pub fn wait_until(term: &Tmux, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    poll(
+        what,
+        || Some(term.screen()).filter(|s| ok(s)),
+        || term.screen(),
+    )
+}

@@ -34,16 +34,6 @@ fn start(tracker: &Tracker, name: &str) -> Tmux {
     term
 }
 
-/// Waits until the whole screen satisfies `ok`: a frame reaches the
-/// terminal in pieces, so one capture may hold half of it.
-fn wait_until(term: &Tmux, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    poll(
-        what,
-        || Some(term.screen()).filter(|s| ok(s)),
-        || term.screen(),
-    )
-}
-
 /// The status word the side list shows for `nick`.
 fn side_status(screen: &str, nick: &str) -> Option<String> {
     let row = format!("● {nick} ");
@@ -108,12 +98,12 @@ fn two_people_chat_full_screen() {
 
     // A DM opens a window on alice's side, marked, but she stays in #general.
     bob.type_line("/msg alice psst, a secret");
-    let screen = wait_until(&alice, "bob's DM marked", |s| {
+    let screen = crate::tmux::wait_until(&alice, "bob's DM marked", |s| {
         s.contains(" 2:bob (1!)") && s.contains("│ #general │")
     });
     assert!(!pane(&screen).contains("psst"), "{screen}");
     alice.press("M-2");
-    wait_until(&alice, "bob's DM in view", |s| {
+    crate::tmux::wait_until(&alice, "bob's DM in view", |s| {
         s.contains("<bob> psst, a secret") && s.contains("│ DM bob │") && !s.contains("(1!)")
     });
 
@@ -143,7 +133,7 @@ fn two_people_chat_full_screen() {
 
     // /info answers in the window.
     alice.type_line("/info bob");
-    wait_until(&alice, "the answer to /info", |s| {
+    crate::tmux::wait_until(&alice, "the answer to /info", |s| {
         s.contains("address 127.0.0.1")
             && s.contains("status BUSY: in a meeting")
             && s.contains("joined at ")
