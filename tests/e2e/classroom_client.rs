@@ -3,7 +3,6 @@
 //! against real trackers (frozen with SIGSTOP, killed, refusing names).
 
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::harness::*;
@@ -14,21 +13,7 @@ use crate::tmux::{Tmux, have, poll};
 /// unique among tests running at once), password from the environment,
 /// fingerprint pinned; `extra` flags added.
 fn full_screen(test: &str, tracker: &Tracker, name: &str, extra: &[&str]) -> Tmux {
-    let known = tracker.dir.join("known_trackers").display().to_string();
-    let target = format!("127.0.0.1:{}", tracker.port);
-    let mut args = vec![target.as_str(), "--user", name, "--known-trackers", &known];
-    if !extra.contains(&"--no-tls") {
-        args.extend(["--fingerprint", &tracker.fingerprint]);
-    }
-    args.extend(extra);
-    let term = Tmux::start(
-        &format!("classroom-{test}-{name}"),
-        &wrapped(&tracker.dir, client_bin(), &args),
-        &[("CONFAB_PASSWORD", Path::new(PASSWORD))],
-        &[],
-    );
-    term.wait_screen("#general --> you joined");
-    term
+    crate::tmux::client_in_terminal(&format!("classroom-{test}-{name}"), tracker, name, extra)
 }
 
 /// The message pane: each row left of the side list's border.

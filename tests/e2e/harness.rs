@@ -153,7 +153,7 @@ impl Tracker {
         if !extra.contains(&"--exit-grace") {
             command.args(["--exit-grace", "0"]);
         }
-        let mut child = command
+        let child = command
             .args(["--port", "0"])
             .arg("--log-dir")
             .arg(dir.join("logs"))
@@ -169,6 +169,12 @@ impl Tracker {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start tracker");
+        Tracker::from_child(child, dir)
+    }
+
+    /// Reads a just-started tracker's start-up lines (where it listens,
+    /// its fingerprint, the join hint); `dir` is where its files are.
+    pub fn from_child(mut child: Child, dir: &Path) -> Tracker {
         let mut stdout = Lines::spawn(child.stdout.take().expect("stdout"));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let sink = stderr.clone();

@@ -294,7 +294,6 @@ fn start_from(
     home: &std::path::Path,
     env: &[(&str, &std::path::Path)],
 ) -> Tracker {
-    use std::io::BufRead;
     let mut command = std::process::Command::new(tracker_bin());
     command
         .current_dir(cwd)
@@ -311,32 +310,8 @@ fn start_from(
     for (k, v) in env {
         command.env(k, v);
     }
-    let mut child = command.spawn().expect("start tracker");
-    let mut stdout = Lines::spawn(child.stdout.take().expect("stdout"));
-    let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = stderr.clone();
-    let err_pipe = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(err_pipe)
-            .lines()
-            .map_while(Result::ok)
-        {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let listening = stdout.wait_for("listening on", |l| l.starts_with("listening on "));
-    let port = listening.rsplit(':').next().unwrap().parse().unwrap();
-    let fp_line = stdout.wait_for("fingerprint", |l| l.starts_with("fingerprint "));
-    let fingerprint = fp_line.trim_start_matches("fingerprint ").to_string();
-    stdout.wait_for("join hint", |l| l.starts_with("clients join with: "));
-    Tracker {
-        child,
-        port,
-        fingerprint,
-        dir: cwd.to_path_buf(),
-        stdout,
-        stderr,
-    }
+    let child = command.spawn().expect("start tracker");
+    Tracker::from_child(child, cwd)
 }
 
 fn data_dir_line(tracker: &Tracker) -> String {

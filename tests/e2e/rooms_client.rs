@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use crate::harness::*;
-use crate::terminal::wrapped;
 use crate::tmux::{Tmux, have};
 
 /// A tracker with one operator, `teacher`, whose password is `chalk dust`
@@ -175,28 +174,7 @@ fn full_screen(test: &str, tracker: &Tracker, name: &str) -> Tmux {
 }
 
 fn in_terminal(test: &str, tracker: &Tracker, name: &str, extra: &[&str]) -> Tmux {
-    let known = tracker.dir.join("known_trackers").display().to_string();
-    let term = Tmux::start(
-        &format!("rooms-{test}-{name}"),
-        &wrapped(
-            &tracker.dir,
-            client_bin(),
-            &[
-                &format!("127.0.0.1:{}", tracker.port),
-                "--user",
-                name,
-                "--fingerprint",
-                &tracker.fingerprint,
-                "--known-trackers",
-                &known,
-                extra.first().copied().unwrap_or("--accept-new"),
-            ],
-        ),
-        &[("CONFAB_PASSWORD", Path::new(PASSWORD))],
-        &[],
-    );
-    term.wait_screen("#general --> you joined");
-    term
+    crate::tmux::client_in_terminal(&format!("rooms-{test}-{name}"), tracker, name, extra)
 }
 
 /// The side list: each row right of its border, trimmed.

@@ -220,3 +220,31 @@ pub fn wait_until(term: &Tmux, what: &str, ok: impl Fn(&str) -> bool) -> String 
         || term.screen(),
     )
 }
+
+/// `client` full-screen as `name` in its own terminal (`session` names it,
+/// unique among tests running at once), password from the environment,
+/// fingerprint pinned unless `--no-tls` is among `extra`, `extra` added;
+/// returns once it has joined.
+pub fn client_in_terminal(
+    session: &str,
+    tracker: &crate::harness::Tracker,
+    name: &str,
+    extra: &[&str],
+) -> Tmux {
+    use crate::harness::{PASSWORD, client_bin};
+    let known = tracker.dir.join("known_trackers").display().to_string();
+    let target = format!("127.0.0.1:{}", tracker.port);
+    let mut args = vec![target.as_str(), "--user", name, "--known-trackers", &known];
+    if !extra.contains(&"--no-tls") {
+        args.extend(["--fingerprint", &tracker.fingerprint]);
+    }
+    args.extend(extra);
+    let term = Tmux::start(
+        session,
+        &crate::terminal::wrapped(&tracker.dir, client_bin(), &args),
+        &[("CONFAB_PASSWORD", Path::new(PASSWORD))],
+        &[],
+    );
+    term.wait_screen("#general --> you joined");
+    term
+}

@@ -1,35 +1,14 @@
 //! The full-screen client in a real terminal (tmux) against a real
 //! tracker: what two people see and do, and the terminal they get back.
 
-use std::path::Path;
-
 use crate::harness::*;
-use crate::terminal::{screen_value, wrapped};
+use crate::terminal::screen_value;
 use crate::tmux::{Tmux, have, poll};
 
 /// Starts `client` full-screen as `name` (password from the environment,
 /// fingerprint pinned) in its own terminal.
 fn start(tracker: &Tracker, name: &str) -> Tmux {
-    let known = tracker.dir.join("known_trackers").display().to_string();
-    let term = Tmux::start(
-        &format!("tui-{name}"),
-        &wrapped(
-            &tracker.dir,
-            client_bin(),
-            &[
-                &format!("127.0.0.1:{}", tracker.port),
-                "--user",
-                name,
-                "--fingerprint",
-                &tracker.fingerprint,
-                "--known-trackers",
-                &known,
-            ],
-        ),
-        &[("CONFAB_PASSWORD", Path::new(PASSWORD))],
-        &[],
-    );
-    term.wait_screen("#general --> you joined");
+    let term = crate::tmux::client_in_terminal(&format!("tui-{name}"), tracker, name, &[]);
     assert_eq!(term.pane_format("#{alternate_on}"), "1", "not full-screen");
     term
 }
