@@ -99,6 +99,7 @@ impl HubRig {
             started: jiff::Timestamp::now(),
             send_budget: budget.clone(),
             members: tokio::sync::watch::channel(0).0,
+            p2p: confab::tracker::policy::P2pPolicy::Allow,
         };
         let hub = Hub::new(config, transcript);
         let (inbox, rx) = mpsc::channel(4096);

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::tracker::policy::P2pPolicy;
 use crate::tracker::transcript::LogSync;
 
 /// One layer: what a file or the command line sets (`None`: not set).
@@ -36,6 +37,7 @@ pub struct Layer {
     pub max_connections: Option<usize>,
     pub max_per_address: Option<usize>,
     pub log_sync: Option<LogSync>,
+    pub p2p: Option<P2pPolicy>,
     pub server_name: Option<String>,
     /// Tracker operators (`[[oper]]` tables; the file only).
     pub oper: Option<Vec<OperEntry>>,
@@ -79,6 +81,8 @@ pub struct Settings {
     pub max_connections: usize,
     pub max_per_address: usize,
     pub log_sync: LogSync,
+    /// Direct sessions between clients: allow, relay-only or off.
+    pub p2p: P2pPolicy,
     /// The tracker's name in every message's prefix and as `NETWORK`.
     pub server_name: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -107,6 +111,7 @@ impl Default for Settings {
             max_connections: 2000,
             max_per_address: 50,
             log_sync: LogSync::Write,
+            p2p: P2pPolicy::Allow,
             server_name: "confab".into(),
             oper: Vec::new(),
         }
@@ -169,6 +174,7 @@ impl Settings {
             max_connections,
             max_per_address,
             log_sync,
+            p2p,
             server_name,
             oper
         );

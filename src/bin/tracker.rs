@@ -77,6 +77,9 @@ struct Args {
     /// When chat.log reaches the disk: write (before delivery; survives a tracker crash), periodic (also flushed to disk within 100 ms), fsync (flushed to disk before delivery) [default: write]
     #[arg(long, value_name = "POLICY")]
     log_sync: Option<LogSync>,
+    /// Direct sessions between clients (DCC): allow (offers relayed; what is said is not recorded, opening and closing are), relay-only (sessions go through the tracker as recorded DMs), off [default: allow]
+    #[arg(long, value_name = "POLICY")]
+    p2p: Option<confab::tracker::policy::P2pPolicy>,
     /// Read the server password from this file (first line). Without it (and without --no-password) the tracker takes the CONFAB_PASSWORD environment variable, else asks on the terminal
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
@@ -137,6 +140,7 @@ impl Args {
             max_connections: self.max_connections,
             max_per_address: self.max_per_address,
             log_sync: self.log_sync,
+            p2p: self.p2p,
             server_name: self.server_name.clone(),
             oper: None,
         }
@@ -347,6 +351,7 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         config.max_connections = args.max_connections.max(1);
         config.max_per_address = args.max_per_address.max(1);
         config.log_sync = args.log_sync;
+        config.p2p = args.p2p;
         config.server_name = args.server_name.clone();
         config.opers = args
             .oper

@@ -75,6 +75,8 @@ pub struct Config {
     pub guess_limits: GuessLimits,
     /// When `chat.log` reaches the disk, relative to delivery.
     pub log_sync: transcript::LogSync,
+    /// What the tracker allows of direct sessions between clients.
+    pub p2p: policy::P2pPolicy,
     /// Tracker operators (`OPER`), from the config file.
     pub opers: Vec<opers::OperBlock>,
     /// The lock on `log_dir`'s `chat.log`, if the caller took it early (to
@@ -101,6 +103,7 @@ impl Config {
             max_per_address: 50,
             guess_limits: GuessLimits::default(),
             log_sync: transcript::LogSync::Write,
+            p2p: policy::P2pPolicy::default(),
             opers: Vec::new(),
             log_lock: None,
         }
@@ -226,6 +229,7 @@ pub async fn run(
             started,
             send_budget: send_budget.clone(),
             members: members_tx,
+            p2p: config.p2p,
         },
         transcript,
     );

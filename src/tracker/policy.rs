@@ -243,3 +243,76 @@ pub fn can_kill(actor_is_oper: bool) -> Result<(), Numeric> {
         Err(replies::no_privileges())
     }
 }
+
+/// What the operator allows of direct sessions (DCC CHAT and the like)
+/// between two clients (`--p2p`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum P2pPolicy {
+    /// Offers are relayed; the session's messages go straight between the
+    /// two clients and are not recorded (its opening and closing are).
+    #[default]
+    Allow,
+    /// Direct offers are refused; sessions go through the tracker as
+    /// ordinary direct messages, recorded like any other.
+    RelayOnly,
+    /// No sessions at all: offers are refused.
+    Off,
+}
+
+impl P2pPolicy {
+    pub const NAMES: &[&str] = &["allow", "relay-only", "off"];
+}
+
+impl std::fmt::Display for P2pPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            P2pPolicy::Allow => "allow",
+            P2pPolicy::RelayOnly => "relay-only",
+            P2pPolicy::Off => "off",
+        })
+    }
+}
+
+impl std::str::FromStr for P2pPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "allow" => Ok(P2pPolicy::Allow),
+            "relay-only" => Ok(P2pPolicy::RelayOnly),
+            "off" => Ok(P2pPolicy::Off),
+            other => Err(format!(
+                "unknown p2p policy {other:?}; one of: {}",
+                P2pPolicy::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// Why a direct session (or a DCC offer of any kind) is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectRefusal {
+    /// `--p2p off`.
+    Off,
+    /// `--p2p relay-only`: a relayed session is still possible.
+    RelayOnly,
+}
+
+/// Offering a direct connection to another user (a DCC offer: it carries
+/// the sender's address, and what passes over it is never recorded).
+pub fn can_offer_direct_session(policy: P2pPolicy) -> Result<(), DirectRefusal> {
+    match policy {
+        P2pPolicy::Allow => Ok(()),
+        P2pPolicy::RelayOnly => Err(DirectRefusal::RelayOnly),
+        P2pPolicy::Off => Err(DirectRefusal::Off),
+    }
+}
+
+/// Opening a session that passes through the tracker (its messages are
+/// ordinary, recorded direct messages): refused only when sessions are off.
+pub fn can_relay_session(policy: P2pPolicy) -> Result<(), DirectRefusal> {
+    match policy {
+        P2pPolicy::Off => Err(DirectRefusal::Off),
+        P2pPolicy::Allow | P2pPolicy::RelayOnly => Ok(()),
+    }
+}

@@ -509,6 +509,33 @@ pub fn fail_cannot_close_general(server: &str, room: &str) -> Message {
     )
 }
 
+/// A direct session (DCC offer) refused by the tracker's `--p2p` policy;
+/// nothing reached `target`.
+pub fn fail_direct_session(
+    server: &str,
+    command: &str,
+    target: &str,
+    why: super::policy::DirectRefusal,
+) -> Message {
+    use super::policy::DirectRefusal;
+    match why {
+        DirectRefusal::Off => fail(
+            server,
+            command,
+            "DIRECT_SESSIONS_OFF",
+            &[target],
+            "Direct sessions (DCC) are turned off on this tracker; talk through it with direct messages instead (recorded)",
+        ),
+        DirectRefusal::RelayOnly => fail(
+            server,
+            command,
+            "DIRECT_SESSIONS_RELAY_ONLY",
+            &[target],
+            "This tracker allows only relayed sessions: no direct connection (DCC); the session goes through the tracker as direct messages (recorded)",
+        ),
+    }
+}
+
 /// The reply to a line the connection could not accept, the same before
 /// and after registration.
 pub fn bad_line(server: &str, target: &str, error: &super::shared::BadLine) -> Message {

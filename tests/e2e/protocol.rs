@@ -70,7 +70,8 @@ fn registration_burst_and_cap_negotiation() {
         commands,
         [
             "001", "002", "003", "004", "005", "005", "251", "252", "254", "255", "265", "266",
-            "375", "372", "372", "372", "372", "372", "376", "JOIN", "332", "333", "353", "366"
+            "375", "372", "372", "372", "372", "372", "372", "376", "JOIN", "332", "333", "353",
+            "366"
         ],
         "{after_pong:#?}"
     );
@@ -103,7 +104,7 @@ fn registration_burst_and_cap_negotiation() {
     }
     assert!(after_pong[4].ends_with(":are supported by this server"));
     assert!(after_pong[5].ends_with(":are supported by this server"));
-    let join = after_pong[19];
+    let join = after_pong[20];
     assert!(
         join.starts_with("@time="),
         "JOIN should carry server-time: {join}"
@@ -112,7 +113,7 @@ fn registration_burst_and_cap_negotiation() {
         join.ends_with(" :rawuser!raw@127.0.0.1 JOIN #general"),
         "{join}"
     );
-    assert_eq!(after_pong[22], ":confab 353 rawuser = #general :rawuser");
+    assert_eq!(after_pong[23], ":confab 353 rawuser = #general :rawuser");
 
     // echo-message with server-time: our own message comes back tagged.
     r.send("PRIVMSG #general :hello wire");

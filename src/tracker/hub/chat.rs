@@ -219,6 +219,8 @@ pub struct Chat {
     /// Counts registrations and removals (the runtime publishes the member
     /// count when it moves).
     pub membership_changes: u64,
+    /// Direct sessions (`p2p.rs`): the policy and the sessions seen.
+    pub p2p: super::p2p::P2pSessions,
 }
 
 impl Chat {
@@ -235,6 +237,7 @@ impl Chat {
             .rooms
             .insert(crate::proto::nick::casefold(GENERAL), general);
         Chat {
+            p2p: super::p2p::P2pSessions::new(config.p2p),
             config,
             state,
             transcript,

@@ -4,6 +4,7 @@ use super::super::policy;
 use super::super::replies;
 use super::super::shared::ConnId;
 use super::chat::{Chat, MessageMark};
+use super::p2p::DccRoute;
 use crate::proto::Message;
 use crate::proto::sanitize;
 
@@ -126,15 +127,23 @@ impl Chat {
                 .param(to_nick.clone());
             if !is_tagmsg {
                 m = m.param(text.to_string());
-                let (event, line) = match (is_notice, action) {
-                    (true, _) => ("dm-notice", format!("{sender_nick} -> {to_nick}: {body}")),
-                    (false, true) => (
-                        "dm-action",
-                        format!("{sender_nick} -> {to_nick}: * {sender_nick} {body}"),
-                    ),
-                    (false, false) => ("dm", format!("{sender_nick} -> {to_nick}: {body}")),
-                };
-                self.record(event, &line);
+                // A direct session's offer or answer is recorded (or
+                // refused) as such, never as a DM.
+                let route = self.direct_session_line(id, to, cmd, text);
+                if route == DccRoute::Stop {
+                    return;
+                }
+                if route == DccRoute::Ordinary {
+                    let (event, line) = match (is_notice, action) {
+                        (true, _) => ("dm-notice", format!("{sender_nick} -> {to_nick}: {body}")),
+                        (false, true) => (
+                            "dm-action",
+                            format!("{sender_nick} -> {to_nick}: * {sender_nick} {body}"),
+                        ),
+                        (false, false) => ("dm", format!("{sender_nick} -> {to_nick}: {body}")),
+                    };
+                    self.record(event, &line);
+                }
             }
             let mut out = self.outgoing(m);
             out.client_tags = client_tags.to_vec();

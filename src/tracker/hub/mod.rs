@@ -22,12 +22,15 @@
 pub mod chat;
 mod messages;
 mod moderation;
+pub mod p2p;
 pub mod queries;
 mod rooms;
 mod server;
 pub mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_p2p;
 mod users;
 
 use std::sync::Arc;
@@ -73,6 +76,8 @@ pub struct HubConfig {
     /// The number of registered members, published on every join and
     /// leave: `run` decides from it when an empty tracker stops.
     pub members: tokio::sync::watch::Sender<usize>,
+    /// What the operator allows of direct sessions (`--p2p`).
+    pub p2p: super::policy::P2pPolicy,
 }
 
 /// The hub's per-batch grouping of deliveries by recipient, kept between

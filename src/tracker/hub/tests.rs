@@ -35,6 +35,7 @@ impl Rig {
             started,
             send_budget: Arc::new(SendBudget::new(1 << 30)),
             members: tokio::sync::watch::channel(0).0,
+            p2p: crate::tracker::policy::P2pPolicy::Allow,
         };
         let chat = Chat::new(config, transcript, Clock::at(started, start));
         Rig {

@@ -71,6 +71,8 @@ impl Chat {
             "CHANMODES=b,k,l,imnst".into(),
             format!("CHANNELLEN={}", nick::CHANNEL_MAX),
             "CHANTYPES=#".into(),
+            // Vendor token: what `--p2p` allows (allow, relay-only, off).
+            format!("CONFAB_P2P={}", self.p2p.policy),
             format!("KICKLEN={KICK_LEN}"),
             format!("MAXLIST=b:{MAX_BANS}"),
             format!("MAXTARGETS={MAX_TARGETS}"),
@@ -128,6 +130,7 @@ impl Chat {
             format!(
                 "Status: ACTIVE; BUSY while you are AWAY; INACTIVE after {idle_text} without activity, until you act again."
             ),
+            self.p2p_welcome_line(),
         ];
         self.reply(id, replies::motd_start(&server));
         for l in &lines {
@@ -146,6 +149,7 @@ impl Chat {
         let (nick, ip, mask) = (u.nick.clone(), u.ip, u.mask());
         let others = self.state.audience(id, false);
         self.record("leave", &format!("{nick} ({reason})"));
+        self.sessions_user_left(id);
         let mut quit = self.outgoing(Message::new("QUIT").with_source(mask).param(reason.clone()));
         self.broadcast(&others, &mut quit, |_| true);
         self.send_msg(
@@ -191,6 +195,7 @@ impl Chat {
         }
         let (old, mask) = (u.nick.clone(), u.mask());
         self.record("nick", &format!("{old} -> {new}"));
+        self.sessions_renamed(id, new);
         let recipients = self.state.audience(id, true);
         let mut out = self.outgoing(Message::new("NICK").with_source(mask).param(new));
         self.broadcast(&recipients, &mut out, |_| true);
