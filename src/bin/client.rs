@@ -49,6 +49,9 @@ struct Args {
     /// Connect without TLS (for trackers started with --no-tls): traffic is readable by others.
     #[arg(long)]
     no_tls: bool,
+    /// The address direct sessions' offers (/session) give the other person, instead of the one this machine reaches the tracker from (behind NAT: the public address whose port is forwarded here).
+    #[arg(long, value_name = "IP")]
+    p2p_address: Option<std::net::IpAddr>,
     /// Line mode: one line per event, typed lines are sent (the default when stdin or stdout is not a terminal).
     #[arg(long)]
     plain: bool,
@@ -213,7 +216,8 @@ fn main() -> ExitCode {
             eprintln!("WARNING: TLS is off (--no-tls): your password and messages can be read on the network.");
         }
         let mut terminal = Terminal { interactive };
-        let session = session::login(&mut opts, &mut terminal).await?;
+        let mut session = session::login(&mut opts, &mut terminal).await?;
+        session.p2p_address = args.p2p_address;
         if full_screen {
             return confab::client::tui::run(session, opts.tls).await;
         }

@@ -113,13 +113,21 @@ impl ServerCertVerifier for PinAfterHandshake {
 /// and the caller checks the peer's fingerprint after the handshake (see
 /// [`PinAfterHandshake`]). The load generator uses it too.
 pub fn client_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    Ok(client_config_builder()?.with_no_client_auth())
+}
+
+/// [`client_config`] before its client certificate is chosen (direct
+/// sessions show one).
+pub fn client_config_builder() -> Result<
+    rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
+    rustls::Error,
+> {
     let provider = tls::provider();
     Ok(
         rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinAfterHandshake(provider)))
-            .with_no_client_auth(),
+            .with_custom_certificate_verifier(Arc::new(PinAfterHandshake(provider))),
     )
 }
 
@@ -128,6 +136,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 pub struct Connection {
     framed: FramedRead<Box<dyn Stream>, LineCodec>,
+    /// Our end's address: direct sessions listen there.
+    local: Option<std::net::SocketAddr>,
 }
 
 /// What came off the wire.
@@ -191,10 +201,12 @@ impl Connection {
             source,
         })?;
         let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().ok();
         if !tls {
             return Ok((
                 Connection {
                     framed: FramedRead::new(Box::new(tcp), LineCodec::from_server()),
+                    local,
                 },
                 None,
             ));
@@ -217,6 +229,7 @@ impl Connection {
         Ok((
             Connection {
                 framed: FramedRead::new(Box::new(stream), LineCodec::from_server()),
+                local,
             },
             Some(fp),
         ))
@@ -236,6 +249,12 @@ impl Connection {
         let io = self.framed.get_mut();
         io.write_all(msg.to_line().as_bytes()).await?;
         io.flush().await
+    }
+
+    /// The address our end of the connection uses (the interface that
+    /// reaches the tracker).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.local
     }
 
     pub async fn close(&mut self) {

@@ -67,10 +67,18 @@ pub enum Command {
         reason: String,
     },
     Nick(String),
+    /// `/session ...`: direct sessions.
+    Session(super::p2p::SessionCommand),
     Help,
     Quit(Option<String>),
     /// `/quote <raw IRC line>`: for the curious.
     Raw(String),
+}
+
+impl From<super::p2p::SessionCommand> for Command {
+    fn from(c: super::p2p::SessionCommand) -> Self {
+        Command::Session(c)
+    }
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -95,6 +103,18 @@ pub fn parse(line: &str) -> Result<Option<Command>, InputError> {
     if let Some(rest) = line.strip_prefix("//") {
         return Ok(Some(Command::Say(format!("/{rest}"))));
     }
+    // `=nick text`: the direct session with nick (irssi's `=nick`); a
+    // line like `=) ok` is text.
+    if let Some(rest) = line.strip_prefix('=')
+        && let Some((to, text)) = rest.split_once(' ')
+        && crate::proto::nick::validate_nick(to).is_ok()
+        && !text.trim().is_empty()
+    {
+        return Ok(Some(Command::Msg {
+            to: format!("={to}"),
+            text: text.to_string(),
+        }));
+    }
     if let Some(rest) = line.strip_prefix('@') {
         let (to, text) = rest.split_once(' ').unwrap_or((rest, ""));
         if to.is_empty() || text.trim().is_empty() {
@@ -112,6 +132,28 @@ pub fn parse(line: &str) -> Result<Option<Command>, InputError> {
     let args = args.trim();
     let arg = (!args.is_empty()).then(|| args.to_string());
     let cmd = match name.to_ascii_lowercase().as_str() {
+        "session" | "dcc" => {
+            use super::p2p::SessionCommand as S;
+            let usage = "/session <user> | /session plain <user> | /session accept|decline [user] | /session close [user]";
+            let w = words(args);
+            let who = |i: usize| w.get(i).map(|s| s.to_string());
+            match w.first().map(|s| s.to_ascii_lowercase()).as_deref() {
+                None | Some("list") if w.len() <= 1 => S::List,
+                Some("plain") if w.len() == 2 => S::Offer {
+                    nick: w[1].to_string(),
+                    plain: true,
+                },
+                Some("accept") if w.len() <= 2 => S::Accept(who(1)),
+                Some("decline") | Some("reject") if w.len() <= 2 => S::Decline(who(1)),
+                Some("close") if w.len() <= 2 => S::Close(who(1)),
+                Some(_) if w.len() == 1 => S::Offer {
+                    nick: w[0].to_string(),
+                    plain: false,
+                },
+                _ => return Err(InputError::Usage(usage)),
+            }
+            .into()
+        }
         "msg" | "m" | "query" => {
             let (to, text) = args
                 .split_once(' ')
@@ -326,8 +368,8 @@ pub const EXIT_WORDS: &[&str] = &["exit", "quit"];
 /// Command names, for completion (aliases included, without the slash).
 pub const COMMANDS: &[&str] = &[
     "away", "back", "ban", "close", "exit", "help", "info", "invite", "join", "kick", "kill", "me",
-    "mode", "msg", "nick", "oper", "part", "query", "quit", "quote", "rooms", "say", "status",
-    "topic", "unban", "users", "who", "whois",
+    "mode", "msg", "nick", "oper", "part", "query", "quit", "quote", "rooms", "say", "session",
+    "status", "topic", "unban", "users", "who", "whois",
 ];
 
 pub fn help_lines() -> Vec<String> {
@@ -350,6 +392,8 @@ pub fn help_lines() -> Vec<String> {
         "/oper <name>         become a tracker operator (the password is asked, never shown)",
         "/kill <user> <reason>   disconnect a user (tracker operators)",
         "/nick <name>         change your username",
+        "/session <user>      offer a direct, encrypted session (not through the tracker); /session plain <user> without encryption (for other IRC clients)",
+        "/session accept|decline [user], /session close [user]   answer an offer, end a session; =user <text> says something in it",
         "/help                this list",
         "exit or quit         (alone on a line) leave; also /exit or /quit [reason]",
         "/say <text>          send text as it is, even `exit` or a line starting with '/'",

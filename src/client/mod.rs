@@ -2,8 +2,10 @@
 //! line mode.
 
 pub mod connection;
+pub mod direct;
 pub mod input;
 pub mod known;
+pub mod p2p;
 pub mod plain;
 pub mod session;
 pub mod state;

@@ -30,6 +30,7 @@ pub fn place(window: &Window) -> String {
     match window {
         Window::Room(r) => for_display(r),
         Window::Dm(who) => format!("[DM {}]", for_display(who)),
+        Window::Session(who) => format!("[session {}]", for_display(who)),
     }
 }
 
@@ -254,6 +255,12 @@ impl PlainRenderer {
             Event::Help { lines, .. } => lines.iter().map(|l| format!("*** {l}")).collect(),
             Event::Closed { reason, .. } => {
                 vec![format!("*** disconnected by the tracker: {reason}")]
+            }
+            Event::SessionNote {
+                peer, text, warn, ..
+            } => {
+                let mark = if *warn { "!!!" } else { "***" };
+                vec![format!("{mark} [session {}] {text}", n(peer))]
             }
         }
     }

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::connection::{ConnectError, Connection, Incoming};
+use super::direct::DirectLinks;
 use super::known::{Known, KnownTrackers};
 use super::plain::PlainRenderer;
 use super::state::{App, Event, WANTED_CAPS, closing_reason, nick_refusal};
@@ -150,6 +151,23 @@ pub struct LoggedIn {
     pub app: App,
     /// Events from the login exchange not shown yet (the welcome).
     pub pending: Vec<Event>,
+    /// The address direct sessions' offers name instead of the one the
+    /// tracker connection uses (`--p2p-address`).
+    pub p2p_address: Option<std::net::IpAddr>,
+}
+
+impl LoggedIn {
+    /// The links of direct sessions: they listen where the tracker
+    /// connection leaves this machine.
+    pub fn direct_links(&mut self) -> DirectLinks {
+        let ip = self
+            .conn
+            .local_addr()
+            .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |a| a.ip());
+        let links = DirectLinks::new(ip, self.p2p_address);
+        self.app.sessions.fingerprint = links.fingerprint();
+        links
+    }
 }
 
 enum Attempt {
@@ -511,7 +529,12 @@ async fn register(
                 app.set_caps(&acked);
                 // The welcome text itself is shown by the chat loop.
                 let pending = app.on_message(&msg, jiff::Timestamp::now()).events;
-                return Ok(Attempt::Ok(Box::new(LoggedIn { conn, app, pending })));
+                return Ok(Attempt::Ok(Box::new(LoggedIn {
+                    conn,
+                    app,
+                    pending,
+                    p2p_address: None,
+                })));
             }
             _ => {}
         }
@@ -598,6 +621,7 @@ pub async fn run_plain(
     };
     let pending = std::mem::take(&mut session.pending);
     print(out, &pending);
+    let mut links = session.direct_links();
     let LoggedIn { conn, app, .. } = &mut session;
     let result = async {
         let mut alive = Keepalive::new();
@@ -620,10 +644,17 @@ pub async fn run_plain(
                     let up = app.on_message(&msg, jiff::Timestamp::now());
                     print(out, &up.events);
                     send_all(conn, &up.send).await?;
+                    links.apply_all(up.direct);
                     if let Some(reason) = closed(&up.events) {
                         conn.close().await;
                         return Ok(Outcome::ClosedByTracker(reason));
                     }
+                }
+                event = links.next() => {
+                    let up = app.on_direct(event, jiff::Timestamp::now());
+                    print(out, &up.events);
+                    send_all(conn, &up.send).await?;
+                    links.apply_all(up.direct);
                 }
                 line = input.recv() => {
                     let Some(line) = line else {
@@ -637,6 +668,7 @@ pub async fn run_plain(
                     _echo_off = app.asking_secret().then(EchoOff::new);
                     print(out, &up.events);
                     send_all(conn, &up.send).await?;
+                    links.apply_all(up.direct);
                     if let Some(reason) = up.quit {
                         quit_reason = reason;
                         wait_for_answers = drain;

@@ -41,6 +41,9 @@ pub enum Window {
     Room(String),
     /// A direct conversation, named by the other person.
     Dm(String),
+    /// A direct session (`/session`), named by the other person: its
+    /// lines go straight between the two clients.
+    Session(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,6 +210,15 @@ pub enum Event {
         time: Timestamp,
         reason: String,
     },
+    /// News of a direct session with `peer` (offered, open, closed,
+    /// refused); `warn` when it is about safety (unencrypted, a wrong
+    /// fingerprint, going through the tracker).
+    SessionNote {
+        time: Timestamp,
+        peer: String,
+        text: String,
+        warn: bool,
+    },
 }
 
 impl Event {
@@ -232,7 +244,8 @@ impl Event {
             | Event::Info { time, .. }
             | Event::Error { time, .. }
             | Event::Help { time, .. }
-            | Event::Closed { time, .. } => *time,
+            | Event::Closed { time, .. }
+            | Event::SessionNote { time, .. } => *time,
         }
     }
 }
@@ -244,6 +257,8 @@ pub struct Update {
     pub send: Vec<Message>,
     /// The user asked to leave, with this QUIT reason.
     pub quit: Option<String>,
+    /// What the direct sessions' links are to do.
+    pub direct: Vec<super::direct::DirectCmd>,
 }
 
 #[derive(Default)]
@@ -322,6 +337,8 @@ pub struct App {
     /// one answered.
     sync_sent: u64,
     sync_seen: u64,
+    /// Direct sessions (`/session`).
+    pub sessions: super::p2p::DirectSessions,
 }
 
 /// One of our own lines waiting for the tracker's echo.
@@ -434,6 +451,7 @@ impl App {
             next_pending: 0,
             sync_sent: 0,
             sync_seen: 0,
+            sessions: super::p2p::DirectSessions::default(),
         }
     }
 
@@ -633,6 +651,7 @@ impl App {
                 self.dm = None;
             }
             Window::Dm(nick) => self.dm = Some(nick.clone()),
+            Window::Session(nick) => self.dm = Some(format!("={nick}")),
         }
     }
 
@@ -712,6 +731,23 @@ impl App {
                 self.say(&to, &text, true, now, &mut up);
             }
             Command::Msg { to, text } => self.say(&to, &text, false, now, &mut up),
+            Command::Session(cmd) => {
+                // In a session's window, `/session close` (accept,
+                // decline) is about that session.
+                use super::p2p::SessionCommand as S;
+                let here = self
+                    .dm
+                    .as_deref()
+                    .and_then(|d| d.strip_prefix('='))
+                    .map(str::to_string);
+                let cmd = match cmd {
+                    S::Close(None) if here.is_some() => S::Close(here),
+                    S::Accept(None) if here.is_some() => S::Accept(here),
+                    S::Decline(None) if here.is_some() => S::Decline(here),
+                    other => other,
+                };
+                self.sessions.command(cmd, &self.me, now, &mut up)
+            }
             Command::Status { busy, text } => {
                 if busy {
                     let text = text.unwrap_or_else(|| status::BUSY_WORD.into());
@@ -828,6 +864,14 @@ impl App {
     }
 
     fn say(&mut self, target: &str, text: &str, action: bool, now: Timestamp, up: &mut Update) {
+        // `=nick`: the direct session with nick (irssi's name for it);
+        // relayed, it is an ordinary DM.
+        if let Some(nick) = target.strip_prefix('=') {
+            if self.sessions.route(nick) == Some(false) {
+                return self.say(nick, text, action, now, up);
+            }
+            return self.sessions.say(nick, text, action, &self.me, now, up);
+        }
         for chunk in input::split_message(text) {
             let body = if action {
                 format!("\x01ACTION {chunk}\x01")
@@ -892,6 +936,13 @@ impl App {
     }
 
     // ---- server messages --------------------------------------------------
+
+    /// News from a direct session's link.
+    pub fn on_direct(&mut self, event: super::direct::DirectEvent, now: Timestamp) -> Update {
+        let mut up = Update::default();
+        self.sessions.on_direct(event, now, &mut up);
+        up
+    }
 
     pub fn on_message(&mut self, msg: &Message, now: Timestamp) -> Update {
         let mut up = Update::default();
@@ -1138,6 +1189,10 @@ impl App {
     fn fail(&mut self, msg: &Message, time: Timestamp, up: &mut Update) {
         let p = |i: usize| msg.param_at(i).unwrap_or("");
         let text = for_display(msg.params.last().map_or("", String::as_str));
+        if p(1).starts_with("DIRECT_SESSIONS_") {
+            // Our session offer, refused: none of our pending lines.
+            return self.sessions.on_refused(p(1), p(2), &text, time, up);
+        }
         let text = match (p(0), p(1)) {
             // One answer wherever it is asked (/part, /close): everyone
             // stays in #general, and leaving the tracker is `exit`.
@@ -1230,6 +1285,14 @@ impl App {
         let target = msg.param_at(0).unwrap_or("");
         let raw = msg.param_at(1).unwrap_or("");
         let own = self.is_me(from);
+        // A direct session's offer or answer (our own come back as echoes,
+        // which confirm none of our pending lines).
+        if raw.len() > 5 && raw.starts_with('\x01') && raw[1..5].eq_ignore_ascii_case("DCC ") {
+            if !own && !target.starts_with('#') {
+                self.sessions.on_ctcp(from, raw, time, up);
+            }
+            return;
+        }
         let confirms = if own && msg.command == "PRIVMSG" {
             self.take_answered(msg, target).map(|p| p.id)
         } else {

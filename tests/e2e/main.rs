@@ -10,6 +10,7 @@ mod hostile;
 mod irssi;
 mod login;
 mod ops;
+mod p2p;
 mod protocol;
 mod rooms;
 mod rooms_client;

@@ -223,6 +223,7 @@ fn side(buf: &mut Buffer, area: Rect, view: &View) {
         Window::Room(r) if !w.live => format!("Not in {r}"),
         Window::Room(r) => format!("{r} ({})", roster.len()),
         Window::Dm(n) => format!("DM {n}"),
+        Window::Session(n) => format!("session {n}"),
     };
     let header = fit(&header, inner.width as usize);
     put(
@@ -316,6 +317,7 @@ fn status(buf: &mut Buffer, area: Rect, view: &View) {
     let place = match &view.active().target {
         Window::Room(r) => r.clone(),
         Window::Dm(n) => format!("DM {n}"),
+        Window::Session(n) => format!("session {n}"),
     };
     let (conn, conn_style) = match view.conn {
         Conn::Connected => ("connected", bar.fg(Color::LightGreen)),

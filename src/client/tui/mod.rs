@@ -74,7 +74,10 @@ async fn chat(
     term: &mut Terminal<CrosstermBackend<Stdout>>,
     tls: bool,
 ) -> Result<Outcome, ClientError> {
-    let LoggedIn { conn, app, pending } = session;
+    let mut links = session.direct_links();
+    let LoggedIn {
+        conn, app, pending, ..
+    } = session;
     let mut view = View::new(&app.me, &app.tracker, tls, TimeZone::system());
     let size = term.size().map_err(term_err)?;
     view.resize(size.width, size.height);
@@ -104,7 +107,7 @@ async fn chat(
                         Action::Repaint => term.clear().map_err(term_err)?,
                         Action::Quit(reason) => break 'chat reason,
                         Action::Send(lines) => {
-                            if let Some(reason) = send(app, &mut view, conn, lines, now).await? {
+                            if let Some(reason) = send(app, &mut view, conn, &mut links, lines, now).await? {
                                 break 'chat reason;
                             }
                         }
@@ -131,12 +134,21 @@ async fn chat(
                 view.apply(&up.events);
                 view.sync(app);
                 session::send_all(conn, &up.send).await?;
+                links.apply_all(up.direct);
                 if let Some(reason) = session::closed(&up.events) {
                     conn.close().await;
                     return Ok(Outcome::ClosedByTracker(reason));
                 }
                 dirty = true;
                 since_frame += 1;
+            }
+            event = links.next() => {
+                let up = app.on_direct(event, Timestamp::now());
+                view.apply(&up.events);
+                view.sync(app);
+                session::send_all(conn, &up.send).await?;
+                links.apply_all(up.direct);
+                dirty = true;
             }
             _ = &mut ctrl_c => break 'chat "Leaving".into(),
             _ = sigterm.recv() => break 'chat "Leaving".into(),
@@ -181,6 +193,7 @@ async fn send(
     app: &mut App,
     view: &mut View,
     conn: &mut super::connection::Connection,
+    links: &mut super::direct::DirectLinks,
     lines: Vec<Outgoing>,
     now: Timestamp,
 ) -> Result<Option<String>, ClientError> {
@@ -193,6 +206,7 @@ async fn send(
         };
         view.apply(&up.events);
         session::send_all(conn, &up.send).await?;
+        links.apply_all(up.direct);
         if up.quit.is_some() {
             return Ok(up.quit);
         }

@@ -320,7 +320,7 @@ impl Win {
 
     pub fn name(&self) -> &str {
         match &self.target {
-            Window::Room(r) | Window::Dm(r) => r,
+            Window::Room(r) | Window::Dm(r) | Window::Session(r) => r,
         }
     }
 
@@ -584,7 +584,7 @@ impl View {
                     .into_iter()
                     .map(shown)
                     .collect(),
-                Window::Dm(nick) => [app.user(&app.me), app.user(nick)]
+                Window::Dm(nick) | Window::Session(nick) => [app.user(&app.me), app.user(nick)]
                     .into_iter()
                     .map(shown)
                     .collect(),
@@ -600,7 +600,9 @@ impl View {
     fn find(&self, target: &Window) -> Option<usize> {
         let same = |a: &str, b: &str| casefold(a) == casefold(b);
         self.windows.iter().position(|w| match (&w.target, target) {
-            (Window::Room(a), Window::Room(b)) | (Window::Dm(a), Window::Dm(b)) => same(a, b),
+            (Window::Room(a), Window::Room(b))
+            | (Window::Dm(a), Window::Dm(b))
+            | (Window::Session(a), Window::Session(b)) => same(a, b),
             _ => false,
         })
     }
@@ -613,6 +615,7 @@ impl View {
         let target = match target {
             Window::Room(r) => Window::Room(for_display(r)),
             Window::Dm(n) => Window::Dm(for_display(n)),
+            Window::Session(n) => Window::Session(for_display(n)),
         };
         self.windows.push(Win::new(target));
         self.windows.len() - 1
@@ -702,7 +705,8 @@ impl View {
                 let mention = !own && mentions(&text, &self.me);
                 // A DM is for the user: it marks its window like a mention,
                 // without painting the whole conversation as one.
-                let marks = mention || (!own && matches!(window, Window::Dm(_)));
+                let marks =
+                    mention || (!own && matches!(window, Window::Dm(_) | Window::Session(_)));
                 let tone = match (own, mention) {
                     (true, _) => Tone::Own,
                     (false, true) => Tone::Mention,
@@ -855,6 +859,17 @@ impl View {
                 self.show(self.active, event, Tone::Error);
             }
             Event::Error { .. } => self.show(self.active, event, Tone::Error),
+            // A session's news goes to its window (opened if new), marked
+            // like a DM so an offer is seen from any window.
+            Event::SessionNote { peer, warn, .. } => {
+                let idx = self.ensure(&Window::Session(peer.clone()));
+                self.show(idx, event, if *warn { Tone::Error } else { Tone::Info });
+                if idx != self.active {
+                    let w = &mut self.windows[idx];
+                    w.unread += 1;
+                    w.mention = true;
+                }
+            }
             Event::Status { me: true, .. }
             | Event::Users { .. }
             | Event::Whois { .. }
@@ -1115,7 +1130,7 @@ impl View {
             // bare `/close` is about this window.
             "close" | "wc" if arg.starts_with('#') => return None,
             "close" | "wc" => match &self.active().target {
-                Window::Dm(_) => self.close(self.active),
+                Window::Dm(_) | Window::Session(_) => self.close(self.active),
                 Window::Room(_) if !self.active().live => self.close(self.active),
                 Window::Room(r) if casefold(r) == casefold(GENERAL) => {
                     let text = format!("!!! {}", cannot_leave_general());
