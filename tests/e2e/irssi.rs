@@ -22,8 +22,8 @@ fn complete_lines(path: &Path) -> Vec<String> {
 
 /// One irssi process in its own terminal; gone when dropped, so a failing
 /// test does not leave irssi running.
-struct Irssi {
-    term: Tmux,
+pub struct Irssi {
+    pub term: Tmux,
     logs: PathBuf,
 }
 
@@ -31,7 +31,7 @@ impl Irssi {
     /// Writes `DIR/config` for `nick` connecting to the tracker with TLS,
     /// the test password and `pin` as the pinned certificate fingerprint,
     /// and starts irssi in a detached tmux session.
-    fn start(dir: &Path, tracker: &Tracker, nick: &str, pin: &str) -> Irssi {
+    pub fn start(dir: &Path, tracker: &Tracker, nick: &str, pin: &str) -> Irssi {
         let home = dir.join("home");
         let logs = dir.join("logs");
         std::fs::create_dir_all(&home).expect("irssi home");
@@ -87,7 +87,7 @@ settings = {{
 
     /// Waits until the autolog for `target` holds a complete line ending
     /// with `suffix`.
-    fn wait_log_line(&self, target: &str, suffix: &str) -> String {
+    pub fn wait_log_line(&self, target: &str, suffix: &str) -> String {
         let path = self.log_path(target);
         poll(
             &format!(

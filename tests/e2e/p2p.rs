@@ -325,3 +325,75 @@ fn p2p_off_refuses_offers_and_relay_only_goes_through_the_tracker() {
         ]
     );
 }
+
+/// irssi (`/dcc chat`) and a confab client, both ways: irssi accepts
+/// confab's plain offer (`/session plain`), and confab accepts irssi's
+/// offer (with the warning that it is unencrypted); messages both ways
+/// over the direct connection, none of them through the tracker.
+#[test]
+fn irssi_and_confab_chat_over_plain_dcc_both_ways() {
+    use crate::irssi::Irssi;
+    use crate::tmux::{have, poll};
+    if !have(&["irssi", "tmux"]) {
+        return;
+    }
+    let dir = tempdir();
+    let tracker = Tracker::start_in(&dir.path().join("tracker"), &[]);
+    let mut bob = ClientProc::join(&tracker, "bob");
+    let pin = tracker
+        .fingerprint
+        .trim_start_matches("SHA256:")
+        .to_string();
+    let irssi = Irssi::start(&dir.path().join("irssi"), &tracker, "irc", &pin);
+    bob.expect("#general --> irc joined");
+    let screen_has = |text: &str| {
+        poll(
+            &format!("irssi's screen to show {text:?}"),
+            || irssi.term.screen().contains(text).then_some(()),
+            || irssi.term.screen(),
+        )
+    };
+
+    // confab offers, irssi accepts.
+    bob.send("/session plain irc");
+    bob.expect("!!! [session irc] WARNING: this session is NOT encrypted (plain DCC CHAT): anyone on the network between you can read it");
+    screen_has("DCC CHAT from bob");
+    irssi.term.type_line("/dcc chat bob");
+    bob.expect("!!! [session irc] direct session with irc open, NOT encrypted: what you say here goes straight to irc, not through the tracker, and is not recorded");
+    bob.send("=irc hello irssi, directly");
+    irssi.term.type_line("/window goto =bob");
+    screen_has("hello irssi, directly");
+    irssi.term.type_line("/msg =bob hello bob, from irssi");
+    bob.expect("[session irc] <irc> hello bob, from irssi");
+    irssi.term.type_line("/dcc close chat bob");
+    bob.expect("*** [session irc] irc closed the session");
+    tracker.wait_log("session-close bob -> irc (by bob)");
+
+    // irssi offers, confab accepts.
+    irssi.term.type_line("/dcc chat bob");
+    bob.expect("!!! [session irc] irc offers you a direct session WITHOUT encryption (plain DCC CHAT, as other IRC clients offer): anyone on the network between you could read it. /session accept irc opens it anyway, /session decline irc declines");
+    bob.send("/session accept irc");
+    bob.expect("!!! [session irc] direct session with irc open, NOT encrypted: what you say here goes straight to irc, not through the tracker, and is not recorded");
+    irssi.term.type_line("/msg =bob second hello from irssi");
+    bob.expect("[session irc] <irc> second hello from irssi");
+    bob.send("=irc and back to irssi");
+    irssi.term.type_line("/window goto =bob");
+    screen_has("and back to irssi");
+    bob.send("/session close irc");
+    bob.expect("*** [session irc] you closed the session with irc");
+    tracker.wait_log("session-close irc -> bob (by bob)");
+
+    assert_eq!(
+        session_events(&tracker),
+        [
+            "session-offer bob -> irc (direct, plain)",
+            "session-close bob -> irc (by bob)",
+            "session-offer irc -> bob (direct, plain)",
+            "session-close irc -> bob (by bob)",
+        ]
+    );
+    let log = tracker.log();
+    for text in ["directly", "from irssi", "back to irssi"] {
+        assert!(!log.contains(text), "chat.log holds {text:?}:\n{log}");
+    }
+}
