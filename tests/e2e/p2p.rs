@@ -397,3 +397,58 @@ fn irssi_and_confab_chat_over_plain_dcc_both_ways() {
         assert!(!log.contains(text), "chat.log holds {text:?}:\n{log}");
     }
 }
+
+/// The other way round: the accepter's answer names one certificate and
+/// its connection shows another; the offering client refuses it and shows
+/// nothing that came over it.
+#[test]
+fn an_accepter_whose_certificate_does_not_match_its_answer_is_refused() {
+    let dir = tempdir();
+    let tracker = Tracker::start_in(dir.path(), &["--no-tls"]);
+    let mut alice = join_no_tls(&tracker, "alice");
+    let mut mallory = Raw::register(tracker.port, "mallory");
+    alice.send("/session mallory");
+    let offer = mallory.expect("PRIVMSG mallory :\x01DCC SCHAT chat 2130706433 ");
+    let port: u16 = offer
+        .split(' ')
+        .nth(7)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {offer:?}"));
+    let claimed = confab::tls::Fingerprint([0x24; 32]);
+    let hex: String = claimed.0.iter().map(|b| format!("{b:02x}")).collect();
+    mallory.send(&format!("NOTICE alice :\x01DCC SACCEPT chat {hex}\x01"));
+
+    let made = rcgen::generate_simple_self_signed(vec!["mallory".to_string()]).expect("cert");
+    let cert = made.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+    let real = confab::tls::Fingerprint::of(&cert);
+    let config = confab::client::connection::client_config_builder()
+        .expect("builder")
+        .with_client_auth_cert(vec![cert], key)
+        .expect("client config");
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("confab-session").expect("name");
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("tls");
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    // The handshake happens with the first write.
+    let _ = tls.write_all(b"let me in\r\n");
+    let _ = tls.flush();
+
+    alice.expect(&format!(
+        "!!! [session mallory] REFUSED: the direct connection to mallory showed a certificate whose fingerprint is not the one that came through the tracker (expected {claimed}, got {real}). Someone may be intercepting the session; nothing was sent over it, and it is closed."
+    ));
+    mallory.expect("NOTICE mallory :\x01DCC CLOSE chat certificate fingerprint mismatch\x01");
+    let mut rest = Vec::new();
+    let _ = tls.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "alice sent over a refused link: {rest:?}");
+    never_saw(&alice, "let me in");
+    tracker.wait_log("session-close alice -> mallory (by alice: certificate fingerprint mismatch)");
+    assert_eq!(
+        session_events(&tracker),
+        [
+            "session-offer alice -> mallory (direct, TLS)",
+            "session-accept alice -> mallory",
+            "session-close alice -> mallory (by alice: certificate fingerprint mismatch)",
+        ]
+    );
+}
