@@ -27,7 +27,8 @@
 //!     imports the other.
 //!   - `commands`: the command table (`421`/`451`/`461`, activity, `HELP`).
 //!   - `replies`: every numeric and `FAIL` reply, defined once.
-//!   - `policy`: who may do what in a room, one named function each.
+//!   - `policy`: who may do what in a room, one named function each; the
+//!     `--p2p` policy for direct sessions.
 //!   - `conn`: one task per connection: registration state machine, PING,
 //!     flood control, OPER's password check, its outbox (bounded in bytes,
 //!     and all outboxes together by a shared `SendBudget`) drained into one
@@ -38,7 +39,9 @@
 //!     - `chat`: `Chat`, the chat logic without I/O, on a `Clock` it is
 //!       given; `state`: users, rooms, roles, modes, bans;
 //!       `messages`, `rooms`, `moderation`, `queries`, `users`, `server`:
-//!       the handlers by role; `tests`: in-process tests.
+//!       the handlers by role; `p2p`: direct sessions (DCC offers and
+//!       answers, their record and the console's snapshot); `tests`,
+//!       `tests_p2p`: in-process tests.
 //!   - `opers`: tracker operators from the config, and OPER's check.
 //!   - `transcript`: `chat.log`, when it reaches the disk (`LogSync`), and
 //!     the lock that keeps it to one tracker (`LogLock`).
@@ -54,6 +57,9 @@
 //!   - `plain`: the line-mode renderer (formatting only).
 //!   - `session`: login (trust, password, username), the plain-mode loop
 //!     and what both chat loops share (keep-alive, sending, leaving).
+//!   - `p2p`: direct sessions' state (offers, answers, fallback), no I/O.
+//!   - `direct`: direct sessions' links: listen or connect, TLS with
+//!     fingerprints checked, lines both ways.
 //!   - `tui`: the full-screen UI (ratatui + crossterm): its chat loop.
 //!     - `view`: what is shown, as data: windows, scrollback, unread and
 //!       mention marks, scroll position, roster; updated by events and

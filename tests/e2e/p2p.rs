@@ -452,3 +452,40 @@ fn an_accepter_whose_certificate_does_not_match_its_answer_is_refused() {
         ]
     );
 }
+
+/// The full-screen client: an offer opens a session window (marked, not
+/// taking focus), Alt+Y accepts it, and lines typed in that window go over
+/// the session.
+#[test]
+fn full_screen_session_window_accepts_with_alt_y() {
+    use crate::tmux::{client_in_terminal, have, wait_until};
+    if !have(&["tmux"]) {
+        return;
+    }
+    let dir = tempdir();
+    let tracker = Tracker::start_in(dir.path(), &[]);
+    let alice = client_in_terminal("p2p-alice", &tracker, "alice", &[]);
+    let mut bob = ClientProc::join(&tracker, "bob");
+    bob.send("/session alice");
+    // A window for the session, listed and marked; #general stays in view.
+    wait_until(&alice, "a marked session window", |s| {
+        s.contains(" 2:=bob (1!)") && s.contains("#general --> bob joined")
+    });
+    alice.press("M-y");
+    bob.expect_matching("the session open", |l| {
+        l.starts_with("*** [session alice] direct session with alice open, encrypted")
+    });
+    bob.send("=alice over here");
+    alice.press("M-2");
+    let screen = wait_until(&alice, "bob's line in the session window", |s| {
+        s.contains("<bob> over here") && s.contains("[=bob]")
+    });
+    assert!(
+        screen.contains("direct session with bob open, encrypted"),
+        "{screen}"
+    );
+    alice.type_line("hello from the big screen");
+    bob.expect("[session alice] <alice> hello from the big screen");
+    tracker.wait_log("session-accept bob -> alice");
+    assert!(!tracker.log().contains("big screen"));
+}

@@ -95,7 +95,7 @@ fn tabs(buf: &mut Buffer, area: Rect, view: &View) {
     buf.set_style(area, Style::new().bg(Color::Indexed(236)));
     let mut spans = Vec::new();
     for (i, w) in view.windows.iter().enumerate() {
-        let mut label = format!(" {}:{}", i + 1, w.name());
+        let mut label = format!(" {}:{}", i + 1, w.label());
         if w.unread > 0 {
             label.push_str(&format!(
                 " ({}{})",
@@ -370,9 +370,9 @@ fn input(buf: &mut Buffer, area: Rect, view: &View) -> Option<(u16, u16)> {
     }
     let lines = view.editor.line_count();
     let prompt = if lines > 1 {
-        format!("[{}, {lines} lines] ", view.active().name())
+        format!("[{}, {lines} lines] ", view.active().label())
     } else {
-        format!("[{}] ", view.active().name())
+        format!("[{}] ", view.active().label())
     };
     let prompt = fit(&prompt, area.width as usize / 2);
     let room = (area.width as usize).saturating_sub(prompt.width()).max(1);

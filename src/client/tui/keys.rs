@@ -18,6 +18,9 @@ pub enum KeyAction {
     /// Alt+1..9 to windows 1..9, Alt+0 to window 10.
     WindowByDigit,
     ToggleStatusLines,
+    /// Alt+Y: accept the direct session offered in the window in view
+    /// (or the one offer waiting, from any window).
+    AcceptSession,
     Send,
     Newline,
     Left,
@@ -130,6 +133,12 @@ pub const KEYS: &[Binding] = &[
         label: "Alt+S",
         action: A::ToggleStatusLines,
         help: "show or hide status changes (ACTIVE, BUSY, INACTIVE) in the conversation; the side list always shows them",
+    },
+    Binding {
+        keys: &[Alt('y')],
+        label: "Alt+Y",
+        action: A::AcceptSession,
+        help: "accept the direct session offered in the session window in view (or the one offer waiting)",
     },
     Binding {
         keys: &[Plain(KeyCode::PageUp), Plain(KeyCode::PageDown)],

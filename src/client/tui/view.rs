@@ -324,6 +324,15 @@ impl Win {
         }
     }
 
+    /// The name as the window list shows it: a session's is `=nick`, as
+    /// irssi names DCC chats, so it is not taken for the DM window.
+    pub fn label(&self) -> String {
+        match &self.target {
+            Window::Session(n) => format!("={n}"),
+            _ => self.name().to_string(),
+        }
+    }
+
     pub fn lines(&self) -> &VecDeque<Line> {
         &self.lines
     }
@@ -994,6 +1003,11 @@ impl View {
                 self.notice(text, Tone::Info, now);
             }
             KeyAction::Send => return self.submit(now),
+            // App knows the offers: `/session accept` is about the
+            // session window in view, or the one offer waiting.
+            KeyAction::AcceptSession => {
+                return Action::Send(vec![Outgoing::Typed("/session accept".into())]);
+            }
             KeyAction::Newline => {
                 e.insert("\n");
             }
