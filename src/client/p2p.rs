@@ -69,7 +69,11 @@ struct Session {
 pub struct DirectSessions {
     /// This run's certificate fingerprint (`None`: only plain sessions).
     pub fingerprint: Option<Fingerprint>,
+    /// By link id (the folded nick it began with and a number), so a
+    /// rename or a new person taking an old name never mixes two
+    /// sessions' links.
     sessions: BTreeMap<String, Session>,
+    next_link: u64,
 }
 
 /// The hex form of a fingerprint on the wire: one word, no colons.
@@ -109,10 +113,83 @@ fn note(up: &mut Update, time: Timestamp, peer: &str, text: String, warn: bool) 
 const UNENCRYPTED: &str = "WARNING: this session is NOT encrypted (plain DCC CHAT): anyone on the network between you can read it";
 
 impl DirectSessions {
+    /// The link id of the session with `nick`, if there is one.
+    fn find_key(&self, nick: &str) -> Option<String> {
+        let want = casefold(nick);
+        self.sessions
+            .iter()
+            .find(|(_, s)| casefold(&s.nick) == want)
+            .map(|(k, _)| k.clone())
+    }
+
+    /// A link id no session has.
+    fn fresh_key(&mut self, nick: &str) -> String {
+        self.next_link += 1;
+        format!("{}#{}", casefold(nick), self.next_link)
+    }
+
+    /// The session with `nick`'s link id, or a fresh one.
+    fn key_for(&mut self, nick: &str) -> String {
+        match self.find_key(nick) {
+            Some(k) => k,
+            None => self.fresh_key(nick),
+        }
+    }
+
+    /// `old` is now called `new`.
+    pub fn renamed(&mut self, old: &str, new: &str) {
+        if let Some(k) = self.find_key(old)
+            && let Some(s) = self.sessions.get_mut(&k)
+        {
+            s.nick = for_display(new);
+        }
+    }
+
+    /// `nick` left the tracker: a session that goes through it, or one
+    /// still being offered, ends; a direct link ends by itself.
+    pub fn peer_left(&mut self, nick: &str, time: Timestamp, up: &mut Update) {
+        let Some(key) = self.find_key(nick) else {
+            return;
+        };
+        if self
+            .sessions
+            .get(&key)
+            .is_some_and(|s| s.state == State::Direct)
+        {
+            return;
+        }
+        if let Some(s) = self.sessions.remove(&key) {
+            up.direct.push(DirectCmd::Close { peer: key });
+            note(
+                up,
+                time,
+                &s.nick,
+                format!("{} left the tracker; the session is closed", s.nick),
+                false,
+            );
+        }
+    }
+
+    /// The tracker has nobody called `nick` (our offer's `401`).
+    pub fn no_such_user(&mut self, nick: &str) -> Vec<DirectCmd> {
+        match self.find_key(nick) {
+            Some(key)
+                if self
+                    .sessions
+                    .get(&key)
+                    .is_some_and(|s| s.state == State::Offering) =>
+            {
+                self.sessions.remove(&key);
+                vec![DirectCmd::Close { peer: key }]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether there is an open or relayed session with `nick`, and so
     /// where `=nick` lines go: `Some(true)` direct, `Some(false)` relayed.
     pub fn route(&self, nick: &str) -> Option<bool> {
-        match self.sessions.get(&casefold(nick))?.state {
+        match self.sessions.get(&self.find_key(nick)?)?.state {
             State::Direct => Some(true),
             State::Relayed => Some(false),
             _ => None,
@@ -122,7 +199,7 @@ impl DirectSessions {
     /// The person's nick as the session knows it.
     fn name(&self, nick: &str) -> String {
         self.sessions
-            .get(&casefold(nick))
+            .get(&self.find_key(nick).unwrap_or_default())
             .map_or_else(|| for_display(nick), |s| s.nick.clone())
     }
 
@@ -196,8 +273,7 @@ impl DirectSessions {
     }
 
     fn offer(&mut self, nick: &str, plain: bool, me: &str, time: Timestamp, up: &mut Update) {
-        let key = casefold(nick);
-        if key == casefold(me) {
+        if casefold(nick) == casefold(me) {
             return up.events.push(Event::Error {
                 time,
                 text: "a session is with someone else".into(),
@@ -209,6 +285,7 @@ impl DirectSessions {
                 text: format!("{:?} is not a username: /session <user>", for_display(nick)),
             });
         }
+        let key = self.key_for(nick);
         match self.sessions.get(&key).map(|s| &s.state) {
             // Both asked at once: theirs is answered.
             Some(State::Offered { .. }) => return self.accept(nick, time, up),
@@ -232,7 +309,7 @@ impl DirectSessions {
             });
         }
         self.sessions.insert(
-            key,
+            key.clone(),
             Session {
                 nick: for_display(nick),
                 tls,
@@ -242,14 +319,11 @@ impl DirectSessions {
         if plain {
             note(up, time, nick, UNENCRYPTED.into(), true);
         }
-        up.direct.push(DirectCmd::Listen {
-            peer: casefold(nick),
-            tls,
-        });
+        up.direct.push(DirectCmd::Listen { peer: key, tls });
     }
 
     fn accept(&mut self, nick: &str, time: Timestamp, up: &mut Update) {
-        let key = casefold(nick);
+        let key = self.key_for(nick);
         let Some(s) = self.sessions.get_mut(&key) else {
             return up.events.push(Event::Error {
                 time,
@@ -295,7 +369,7 @@ impl DirectSessions {
     }
 
     fn decline(&mut self, nick: &str, time: Timestamp, up: &mut Update) {
-        let key = casefold(nick);
+        let key = self.key_for(nick);
         match self.sessions.get(&key) {
             Some(s) if matches!(s.state, State::Offered { .. }) => {
                 let s = self.sessions.remove(&key).expect("just seen");
@@ -319,7 +393,7 @@ impl DirectSessions {
     }
 
     fn close(&mut self, nick: &str, time: Timestamp, up: &mut Update) {
-        let key = casefold(nick);
+        let key = self.key_for(nick);
         let Some(s) = self.sessions.get(&key) else {
             return up.events.push(Event::Error {
                 time,
@@ -353,7 +427,7 @@ impl DirectSessions {
         time: Timestamp,
         up: &mut Update,
     ) {
-        let key = casefold(nick);
+        let key = self.key_for(nick);
         let Some(s) = self.sessions.get(&key).filter(|s| s.state == State::Direct) else {
             return up.events.push(Event::Error {
                 time,
@@ -400,7 +474,8 @@ impl DirectSessions {
             .unwrap_or_default();
         let arg = |i: usize| words.get(i).copied().unwrap_or("");
         let is_chat = arg(2).eq_ignore_ascii_case("chat");
-        let key = casefold(from);
+        // Empty when there is no session with them (no session has it).
+        let key = self.find_key(from).unwrap_or_default();
         let name = for_display(from);
         match verb.as_str() {
             "CHAT" | "SCHAT" if is_chat => {
@@ -440,6 +515,9 @@ impl DirectSessions {
                 {
                     up.direct.push(DirectCmd::Close { peer: key.clone() });
                 }
+                // A new link id: news from the old link is never taken
+                // for the new session's.
+                let key = self.fresh_key(from);
                 self.sessions.insert(
                     key,
                     Session {
@@ -526,6 +604,10 @@ impl DirectSessions {
                 }
             }
             "RELAY" if is_chat => {
+                let key = match key.is_empty() {
+                    true => self.fresh_key(from),
+                    false => key,
+                };
                 let nick = self.name(from);
                 let had = self.sessions.insert(
                     key.clone(),
@@ -581,7 +663,7 @@ impl DirectSessions {
         time: Timestamp,
         up: &mut Update,
     ) {
-        let key = casefold(target);
+        let key = self.key_for(target);
         let Some(s) = self.sessions.remove(&key) else {
             return up.events.push(Event::Error {
                 time,
@@ -843,7 +925,7 @@ mod tests {
         assert_eq!(
             up.direct,
             [DirectCmd::Connect {
-                peer: "bob".into(),
+                peer: "bob#1".into(),
                 addr: "127.0.0.1:4000".parse().expect("addr"),
                 tls: Some(Fingerprint([9; 32]))
             }]
@@ -851,7 +933,7 @@ mod tests {
         let mut up = Update::default();
         s.on_direct(
             DirectEvent::Failed {
-                peer: "bob".into(),
+                peer: "bob#1".into(),
                 why: "refused".into(),
             },
             t,
@@ -864,5 +946,90 @@ mod tests {
                 .param("\x01DCC RELAY chat\x01")]
         );
         assert_eq!(s.route("bob"), Some(false));
+    }
+
+    #[test]
+    fn a_renamed_peer_keeps_its_session_and_a_departed_one_ends_it() {
+        let t = Timestamp::UNIX_EPOCH;
+        let mut s = DirectSessions {
+            fingerprint: Some(Fingerprint([7; 32])),
+            ..Default::default()
+        };
+        let mut up = Update::default();
+        s.command(
+            SessionCommand::Offer {
+                nick: "bob".into(),
+                plain: false,
+            },
+            "alice",
+            t,
+            &mut up,
+        );
+        assert_eq!(
+            up.direct,
+            [DirectCmd::Listen {
+                peer: "bob#1".into(),
+                tls: true
+            }]
+        );
+        s.on_direct(
+            DirectEvent::Open {
+                peer: "bob#1".into(),
+            },
+            t,
+            &mut up,
+        );
+        s.renamed("bob", "Robert");
+        assert_eq!(s.route("robert"), Some(true));
+        assert_eq!(s.route("bob"), None);
+        let mut up = Update::default();
+        s.say("robert", "hi", false, "alice", t, &mut up);
+        assert_eq!(
+            up.direct,
+            [DirectCmd::Send {
+                peer: "bob#1".into(),
+                line: "hi".into()
+            }]
+        );
+        // A new "bob" offering is a new session on a new link.
+        let mut up = Update::default();
+        s.on_ctcp("bob", "\x01DCC CHAT chat 2130706433 4000\x01", t, &mut up);
+        assert_eq!(s.find_key("bob").as_deref(), Some("bob#2"));
+        // A direct session outlives its peer's leaving the tracker; an
+        // offer does not.
+        let mut up = Update::default();
+        s.peer_left("robert", t, &mut up);
+        assert_eq!(s.route("robert"), Some(true));
+        s.peer_left("bob", t, &mut up);
+        assert_eq!(s.find_key("bob"), None);
+        assert_eq!(
+            up.direct,
+            [DirectCmd::Close {
+                peer: "bob#2".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn an_offer_to_nobody_stops_listening() {
+        let t = Timestamp::UNIX_EPOCH;
+        let mut s = DirectSessions::default();
+        let mut up = Update::default();
+        s.command(
+            SessionCommand::Offer {
+                nick: "ghost".into(),
+                plain: true,
+            },
+            "alice",
+            t,
+            &mut up,
+        );
+        assert_eq!(
+            s.no_such_user("GHOST"),
+            [DirectCmd::Close {
+                peer: "ghost#1".into()
+            }]
+        );
+        assert!(s.no_such_user("ghost").is_empty());
     }
 }

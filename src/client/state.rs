@@ -1035,6 +1035,7 @@ impl App {
                 up.events.push(Event::Info { time, text });
             }
             "QUIT" => {
+                self.sessions.peer_left(&from, time, &mut up);
                 let key = casefold(&from);
                 let rooms = self
                     .rooms
@@ -1059,6 +1060,7 @@ impl App {
             }
             "NICK" => {
                 let new = for_display(p(0));
+                self.sessions.renamed(&from, &new);
                 if self.is_me(&from) {
                     self.me = new.clone();
                 }
@@ -1336,6 +1338,10 @@ impl App {
         // params[0] is always our own nick.
         let p = |i: usize| msg.param_at(i).unwrap_or("");
         let last = for_display(msg.params.last().map_or("", String::as_str));
+        if msg.command == ERR_NOSUCHNICK {
+            // An offer to nobody: stop listening for them.
+            up.direct.extend(self.sessions.no_such_user(p(1)));
+        }
         let refused = match msg.command.as_str() {
             ERR_NOSUCHNICK | ERR_NOSUCHCHANNEL | ERR_CANNOTSENDTOCHAN => {
                 self.take_answered(msg, p(1))

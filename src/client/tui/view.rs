@@ -843,6 +843,9 @@ impl View {
                 if let Some(dm) = self.find(&Window::Dm(old.clone())) {
                     self.windows[dm].target = Window::Dm(for_display(new));
                 }
+                if let Some(s) = self.find(&Window::Session(old.clone())) {
+                    self.windows[s].target = Window::Session(for_display(new));
+                }
                 self.show(self.general(), event, Tone::Quiet);
                 if let Some(dm) = self.find(&Window::Dm(new.clone())) {
                     self.show(dm, event, Tone::Quiet);
