@@ -489,3 +489,45 @@ fn full_screen_session_window_accepts_with_alt_y() {
     tracker.wait_log("session-accept bob -> alice");
     assert!(!tracker.log().contains("big screen"));
 }
+
+/// `p2p` in the configuration file, `--p2p` over it, a wrong value named.
+#[test]
+fn the_p2p_policy_comes_from_the_file_or_the_flag() {
+    let dir = tempdir();
+    let file = dir.path().join("tracker.toml");
+    std::fs::write(&file, "p2p = \"relay-only\"\n").expect("write");
+    let print = |extra: &[&str]| {
+        std::process::Command::new(tracker_bin())
+            .arg("--config")
+            .arg(&file)
+            .args(extra)
+            .arg("--print-config")
+            .env("XDG_DATA_HOME", dir.path())
+            .output()
+            .expect("run tracker")
+    };
+    let out = print(&[]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\np2p = \"relay-only\"\n"),
+        "{out:?}"
+    );
+    let out = print(&["--p2p", "off"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\np2p = \"off\"\n"),
+        "{out:?}"
+    );
+    let out = print(&["--p2p", "sometimes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("unknown p2p policy \"sometimes\"; one of: allow, relay-only, off"),
+        "{out:?}"
+    );
+    std::fs::write(&file, "p2p = \"sometimes\"\n").expect("write");
+    let out = print(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("p2p"),
+        "{out:?}"
+    );
+}
