@@ -36,6 +36,10 @@ use crate::proto::sanitize;
 pub const ENDED_KEPT: usize = 100;
 /// Longest close reason recorded, in bytes.
 const REASON_MAX: usize = 100;
+/// Most live sessions one user has offered: a new offer past it ends
+/// their oldest, so offers sprayed at everyone cannot grow the record
+/// without bound.
+pub const MAX_OFFERED_PER_USER: usize = 16;
 
 /// How a session was offered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -303,6 +307,19 @@ impl Chat {
                     self.record(
                         "session-close",
                         &format!("{} (replaced by a new offer from {from_nick})", old.pair()),
+                    );
+                }
+                let offered: Vec<usize> = (0..self.p2p.live.len())
+                    .filter(|&i| self.p2p.live[i].from == id)
+                    .collect();
+                if offered.len() >= MAX_OFFERED_PER_USER {
+                    let old = self.p2p.end(offered[0], SessionState::Closed, now);
+                    self.record(
+                        "session-close",
+                        &format!(
+                            "{} ({from_nick} opened more than {MAX_OFFERED_PER_USER} sessions)",
+                            old.pair()
+                        ),
                     );
                 }
                 let session = Session {

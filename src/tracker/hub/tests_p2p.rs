@@ -392,3 +392,27 @@ fn a_dcc_offer_is_never_recorded_as_a_dm() {
         ]
     );
 }
+
+#[test]
+fn offers_sprayed_at_everyone_keep_a_bounded_record() {
+    use super::p2p::MAX_OFFERED_PER_USER;
+    let mut rig = Rig::new(P2pPolicy::Allow);
+    let alice = rig.user("alice");
+    let others: Vec<ConnId> = (0..MAX_OFFERED_PER_USER + 2)
+        .map(|i| rig.user(&format!("u{i}")))
+        .collect();
+    for i in 0..others.len() {
+        rig.send(alice, &format!("PRIVMSG u{i} :{OFFER}"));
+    }
+    let snap = rig.chat.p2p_sessions();
+    let live = snap.iter().filter(|s| s.closed_at.is_none()).count();
+    assert_eq!(live, MAX_OFFERED_PER_USER);
+    let log = rig.session_log();
+    assert_eq!(
+        log[MAX_OFFERED_PER_USER],
+        format!(
+            "session-close alice -> u0 (alice opened more than {MAX_OFFERED_PER_USER} sessions)"
+        )
+    );
+    assert_eq!(log.len(), others.len() + 2);
+}
