@@ -38,6 +38,9 @@ pub const CONNECT_WAIT: Duration = Duration::from_secs(10);
 /// How long the offerer waits, once connected, for the accepter's
 /// fingerprint to come through the tracker.
 pub const FINGERPRINT_WAIT: Duration = Duration::from_secs(30);
+/// News from the links waiting to be handled; past it a link's reader
+/// waits.
+const EVENTS_QUEUED: usize = 256;
 /// How long a TLS handshake may take.
 const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
 
@@ -157,13 +160,15 @@ pub struct DirectLinks {
     /// The address to put in offers, when not `listen_ip` (`--p2p-address`).
     advertise: Option<IpAddr>,
     links: HashMap<String, Link>,
-    events_tx: mpsc::UnboundedSender<DirectEvent>,
-    events: mpsc::UnboundedReceiver<DirectEvent>,
+    events_tx: mpsc::Sender<DirectEvent>,
+    events: mpsc::Receiver<DirectEvent>,
 }
 
 impl DirectLinks {
     pub fn new(listen_ip: IpAddr, advertise: Option<IpAddr>) -> DirectLinks {
-        let (events_tx, events) = mpsc::unbounded_channel();
+        // Bounded: a peer sending faster than the screen shows waits on
+        // its TCP connection instead of filling our memory.
+        let (events_tx, events) = mpsc::channel(EVENTS_QUEUED);
         let identity = match Identity::new() {
             Ok(i) => Some(Arc::new(i)),
             Err(e) => {
@@ -209,7 +214,7 @@ impl DirectLinks {
                     match &self.identity {
                         Some(i) => Some(i.clone()),
                         None => {
-                            let _ = self.events_tx.send(DirectEvent::Failed {
+                            let _ = self.events_tx.try_send(DirectEvent::Failed {
                                 peer,
                                 why: "no certificate could be made for an encrypted session".into(),
                             });
@@ -228,7 +233,7 @@ impl DirectLinks {
                 let identity = match (tls, &self.identity) {
                     (Some(expected), Some(i)) => Some((i.clone(), expected)),
                     (Some(_), None) => {
-                        let _ = self.events_tx.send(DirectEvent::Failed {
+                        let _ = self.events_tx.try_send(DirectEvent::Failed {
                             peer,
                             why: "no certificate could be made for an encrypted session".into(),
                         });
@@ -307,12 +312,20 @@ impl Drop for DirectLinks {
 struct LinkIo {
     lines: mpsc::UnboundedReceiver<String>,
     expect: watch::Receiver<Option<Fingerprint>>,
-    events: mpsc::UnboundedSender<DirectEvent>,
+    events: mpsc::Sender<DirectEvent>,
 }
 
 impl LinkIo {
-    fn tell(&self, e: DirectEvent) {
-        let _ = self.events.send(e);
+    async fn tell(&self, e: DirectEvent) {
+        let _ = self.events.send(e).await;
+    }
+
+    async fn fail(&self, peer: &str, why: String) {
+        self.tell(DirectEvent::Failed {
+            peer: peer.to_string(),
+            why,
+        })
+        .await
     }
 }
 
@@ -327,32 +340,33 @@ async fn listen(
     identity: Option<Arc<Identity>>,
     mut io: LinkIo,
 ) {
-    let fail = |io: &LinkIo, why: String| {
-        io.tell(DirectEvent::Failed {
-            peer: peer.clone(),
-            why,
-        })
-    };
     let listener = match TcpListener::bind((ip, 0)).await {
         Ok(l) => l,
-        Err(e) => return fail(&io, format!("cannot listen on {ip}: {e}")),
+        Err(e) => return io.fail(&peer, format!("cannot listen on {ip}: {e}")).await,
     };
     let port = match listener.local_addr() {
         Ok(a) => a.port(),
-        Err(e) => return fail(&io, format!("cannot listen on {ip}: {e}")),
+        Err(e) => return io.fail(&peer, format!("cannot listen on {ip}: {e}")).await,
     };
     io.tell(DirectEvent::Listening {
         peer: peer.clone(),
         addr: SocketAddr::new(advertise.unwrap_or(ip), port),
-    });
+    })
+    .await;
     let tcp = match tokio::time::timeout(OFFER_WAIT, listener.accept()).await {
         Ok(Ok((tcp, _))) => tcp,
-        Ok(Err(e)) => return fail(&io, format!("cannot take the connection: {e}")),
+        Ok(Err(e)) => {
+            return io
+                .fail(&peer, format!("cannot take the connection: {e}"))
+                .await;
+        }
         Err(_) => {
-            return fail(
-                &io,
-                format!("nobody connected within {} s", OFFER_WAIT.as_secs()),
-            );
+            return io
+                .fail(
+                    &peer,
+                    format!("nobody connected within {} s", OFFER_WAIT.as_secs()),
+                )
+                .await;
         }
     };
     // One connection per offer: nobody else may take its place.
@@ -363,13 +377,13 @@ async fn listen(
         Some(identity) => {
             let config = match server_config(&identity) {
                 Ok(c) => c,
-                Err(e) => return fail(&io, format!("TLS setup failed: {e}")),
+                Err(e) => return io.fail(&peer, format!("TLS setup failed: {e}")).await,
             };
             let accepting = tokio_rustls::TlsAcceptor::from(config).accept(tcp);
             let tls = match tokio::time::timeout(HANDSHAKE_WAIT, accepting).await {
                 Ok(Ok(s)) => s,
-                Ok(Err(e)) => return fail(&io, format!("TLS handshake failed: {e}")),
-                Err(_) => return fail(&io, "TLS handshake timed out".into()),
+                Ok(Err(e)) => return io.fail(&peer, format!("TLS handshake failed: {e}")).await,
+                Err(_) => return io.fail(&peer, "TLS handshake timed out".into()).await,
             };
             let Some(received) = tls
                 .get_ref()
@@ -378,7 +392,9 @@ async fn listen(
                 .and_then(|c| c.first())
                 .map(|c| Fingerprint::of(c))
             else {
-                return fail(&io, "the other side showed no certificate".into());
+                return io
+                    .fail(&peer, "the other side showed no certificate".into())
+                    .await;
             };
             // Its fingerprint comes through the tracker, maybe after the
             // connection did.
@@ -394,17 +410,21 @@ async fn listen(
             })
             .await;
             let Ok(Some(expected)) = expected else {
-                return fail(
-                    &io,
-                    "the other side's fingerprint never came through the tracker".into(),
-                );
+                return io
+                    .fail(
+                        &peer,
+                        "the other side's fingerprint never came through the tracker".into(),
+                    )
+                    .await;
             };
             if expected != received {
-                return io.tell(DirectEvent::Mismatch {
-                    peer,
-                    expected,
-                    received,
-                });
+                return io
+                    .tell(DirectEvent::Mismatch {
+                        peer,
+                        expected,
+                        received,
+                    })
+                    .await;
             }
             Box::new(tls)
         }
@@ -419,20 +439,20 @@ async fn connect(
     tls: Option<(Arc<Identity>, Fingerprint)>,
     io: LinkIo,
 ) {
-    let fail = |io: &LinkIo, why: String| {
-        io.tell(DirectEvent::Failed {
-            peer: peer.clone(),
-            why,
-        })
-    };
     let tcp = match tokio::time::timeout(CONNECT_WAIT, TcpStream::connect(addr)).await {
         Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => return fail(&io, format!("cannot connect to {addr}: {e}")),
+        Ok(Err(e)) => {
+            return io
+                .fail(&peer, format!("cannot connect to {addr}: {e}"))
+                .await;
+        }
         Err(_) => {
-            return fail(
-                &io,
-                format!("no answer from {addr} within {} s", CONNECT_WAIT.as_secs()),
-            );
+            return io
+                .fail(
+                    &peer,
+                    format!("no answer from {addr} within {} s", CONNECT_WAIT.as_secs()),
+                )
+                .await;
         }
     };
     let _ = tcp.set_nodelay(true);
@@ -441,14 +461,22 @@ async fn connect(
         Some((identity, expected)) => {
             let config = match client_config(&identity) {
                 Ok(c) => c,
-                Err(e) => return fail(&io, format!("TLS setup failed: {e}")),
+                Err(e) => return io.fail(&peer, format!("TLS setup failed: {e}")).await,
             };
             let name = ServerName::try_from("confab-session").expect("static name is valid");
             let connecting = tokio_rustls::TlsConnector::from(config).connect(name, tcp);
             let tls = match tokio::time::timeout(HANDSHAKE_WAIT, connecting).await {
                 Ok(Ok(s)) => s,
-                Ok(Err(e)) => return fail(&io, format!("TLS handshake with {addr} failed: {e}")),
-                Err(_) => return fail(&io, format!("TLS handshake with {addr} timed out")),
+                Ok(Err(e)) => {
+                    return io
+                        .fail(&peer, format!("TLS handshake with {addr} failed: {e}"))
+                        .await;
+                }
+                Err(_) => {
+                    return io
+                        .fail(&peer, format!("TLS handshake with {addr} timed out"))
+                        .await;
+                }
             };
             let Some(received) = tls
                 .get_ref()
@@ -457,14 +485,18 @@ async fn connect(
                 .and_then(|c| c.first())
                 .map(|c| Fingerprint::of(c))
             else {
-                return fail(&io, "the other side showed no certificate".into());
+                return io
+                    .fail(&peer, "the other side showed no certificate".into())
+                    .await;
             };
             if received != expected {
-                return io.tell(DirectEvent::Mismatch {
-                    peer,
-                    expected,
-                    received,
-                });
+                return io
+                    .tell(DirectEvent::Mismatch {
+                        peer,
+                        expected,
+                        received,
+                    })
+                    .await;
             }
             Box::new(tls)
         }
@@ -474,20 +506,20 @@ async fn connect(
 
 /// An open link: lines both ways until either side ends it.
 async fn chat(peer: String, stream: Box<dyn Stream>, mut io: LinkIo) {
-    io.tell(DirectEvent::Open { peer: peer.clone() });
+    io.tell(DirectEvent::Open { peer: peer.clone() }).await;
     let mut framed = FramedRead::new(stream, LineCodec::from_server());
     let why = loop {
         tokio::select! {
             frame = framed.next() => match frame {
-                Some(Ok(Frame::Line(text))) => io.tell(DirectEvent::Line { peer: peer.clone(), text }),
+                Some(Ok(Frame::Line(text))) => io.tell(DirectEvent::Line { peer: peer.clone(), text }).await,
                 Some(Ok(Frame::TooLong)) => io.tell(DirectEvent::Skipped {
                     peer: peer.clone(),
                     why: "it was longer than 4096 bytes".into(),
-                }),
+                }).await,
                 Some(Ok(Frame::InvalidUtf8)) => io.tell(DirectEvent::Skipped {
                     peer: peer.clone(),
                     why: "it was not valid UTF-8".into(),
-                }),
+                }).await,
                 Some(Err(e)) => break Some(format!("connection error: {e}")),
                 None => break None,
             },
@@ -508,7 +540,7 @@ async fn chat(peer: String, stream: Box<dyn Stream>, mut io: LinkIo) {
             },
         }
     };
-    io.tell(DirectEvent::Ended { peer, why });
+    io.tell(DirectEvent::Ended { peer, why }).await;
 }
 
 fn server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
