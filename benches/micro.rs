@@ -115,6 +115,7 @@ impl HubRig {
                 realname: "bench".into(),
                 ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 caps: Caps::default(),
+                account: None,
                 handle: ConnHandle {
                     outbox: tx,
                     control,

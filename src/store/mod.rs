@@ -50,6 +50,22 @@ pub enum StoreError {
     NoSuchAccount(String),
     #[error("the store's thread has stopped")]
     Stopped,
+    #[error("there is no store at {0}")]
+    Missing(String),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+/// Creates `path` as an empty 0600 file if it does not exist.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    crate::private::set_private_mode(&mut options);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Io(path.display().to_string(), e)),
+    }
 }
 
 impl StoreError {
@@ -85,6 +101,9 @@ impl Store {
     /// Opens (creating if needed) the store at `path` and brings its schema
     /// up to date. Returns the store and the schema version it had.
     pub fn open(path: &Path) -> Result<(Store, u32), StoreError> {
+        // It holds password hashes and direct messages: created 0600 (SQLite
+        // gives its -wal and -shm files the same mode).
+        create_private(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -92,6 +111,14 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         Store::configure(conn)
+    }
+
+    /// Opens an existing store, never creating one (`tracker backup`).
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.display().to_string()));
+        }
+        Ok(Store::open(path)?.0)
     }
 
     /// A store in memory, for tests.
@@ -139,8 +166,15 @@ impl Store {
 
     /// Copies the whole store to `dest` while others keep writing (SQLite's
     /// online backup). The copy is a consistent snapshot: every transaction
-    /// committed before the copy started, and nothing half-written.
+    /// committed before the copy started, and nothing half-written. `dest`
+    /// must not exist; it is made 0600, like the store.
     pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        crate::private::set_private_mode(&mut options);
+        options
+            .open(dest)
+            .map_err(|e| StoreError::Io(dest.display().to_string(), e))?;
         let mut out = Connection::open(dest)?;
         let backup = rusqlite::backup::Backup::new(&self.conn, &mut out)?;
         // All pages in one step, inside one read transaction: in WAL mode
