@@ -47,7 +47,6 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE UNIQUE INDEX history_target_seq ON history(target, seq);
     CREATE INDEX history_target_time ON history(target, at_ms);
-    CREATE INDEX history_time ON history(at_ms);
 
     -- For CHATHISTORY TARGETS: with whom each identity (account or
     -- casefolded nick) has a direct conversation, and when it last moved.
