@@ -62,6 +62,9 @@ pub enum Command {
         name: String,
         password: Option<String>,
     },
+    /// `/register [password]`: make the current name an account; without
+    /// the password it is asked.
+    Register(Option<String>),
     Kill {
         nick: String,
         reason: String,
@@ -257,6 +260,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, InputError> {
             },
             [] => return Err(InputError::Usage("/oper <name> (the password is asked)")),
         },
+        "register" => Command::Register(arg),
         "kill" => {
             let (nick, reason) = args.split_once(' ').unwrap_or((args, ""));
             if nick.is_empty() || reason.trim().is_empty() {
@@ -326,8 +330,8 @@ pub const EXIT_WORDS: &[&str] = &["exit", "quit"];
 /// Command names, for completion (aliases included, without the slash).
 pub const COMMANDS: &[&str] = &[
     "away", "back", "ban", "close", "exit", "help", "info", "invite", "join", "kick", "kill", "me",
-    "mode", "msg", "nick", "oper", "part", "query", "quit", "quote", "rooms", "say", "status",
-    "topic", "unban", "users", "who", "whois",
+    "mode", "msg", "nick", "oper", "part", "query", "quit", "quote", "register", "rooms", "say",
+    "status", "topic", "unban", "users", "who", "whois",
 ];
 
 pub fn help_lines() -> Vec<String> {
@@ -349,6 +353,7 @@ pub fn help_lines() -> Vec<String> {
         "/close #room [reason]   close a room for everyone (its founder or a tracker operator)",
         "/oper <name>         become a tracker operator (the password is asked, never shown)",
         "/kill <user> <reason>   disconnect a user (tracker operators)",
+        "/register            make your name an account (the password is asked): only you may use it; log in with client --account NAME",
         "/nick <name>         change your username",
         "/help                this list",
         "exit or quit         (alone on a line) leave; also /exit or /quit [reason]",
@@ -518,6 +523,11 @@ mod tests {
         assert!(matches!(parse("/mode otto"), Err(InputError::Usage(_))));
         assert!(matches!(parse("/kill vic"), Err(InputError::Usage(_))));
         assert!(matches!(parse("/oper"), Err(InputError::Usage(_))));
+        assert_eq!(parse("/register"), Ok(Some(Command::Register(None))));
+        assert_eq!(
+            parse("/register river stone 42"),
+            Ok(Some(Command::Register(Some("river stone 42".into()))))
+        );
         assert_eq!(
             parse("/oper teacher chalk dust"),
             Ok(Some(Command::Oper {

@@ -129,3 +129,74 @@ fn register_log_in_keep_the_name_survive_a_restart_and_back_up() {
     taker.expect(" 433 * alice :is a registered account");
     sasl(tracker.port, "alice", "alice", "river stone 42").expect("logged in after a restart");
 }
+
+/// The real client: `/register` in plain mode, then `--account` with the
+/// password from a file (TLS, as users run it); a wrong password refused
+/// with exit code 3, and the name refused to someone without the account.
+#[test]
+fn the_client_registers_and_logs_in_with_account() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tracker = Tracker::start_in(dir.path(), &["--stay"]);
+    let mut bob = ClientProc::join(&tracker, "bob");
+    bob.send("/register correct horse 9");
+    bob.expect("*** Account bob created; you are logged in. Next time, log in with your account name and this password (confab: client --account bob)");
+    tracker.wait_log("account bob registered");
+    bob.send("/quit");
+    assert!(bob.wait_exit().success());
+    tracker.wait_log("leave bob (Quit: Leaving)");
+
+    let secret = dir.path().join("bob.pw");
+    std::fs::write(&secret, "correct horse 9\n").expect("write");
+    let wrong = dir.path().join("wrong.pw");
+    std::fs::write(&wrong, "correct horse 8\n").expect("write");
+    let fp = tracker.fingerprint.clone();
+    let (wrong, secret) = (wrong.to_str().unwrap(), secret.to_str().unwrap());
+    let mut refused = ClientProc::spawn(
+        client_command(
+            &tracker,
+            &[
+                "--account",
+                "bob",
+                "--fingerprint",
+                &fp,
+                "--account-password-file",
+                wrong,
+            ],
+        ),
+        "bob?",
+    );
+    assert_eq!(refused.wait_exit().code(), Some(3));
+    refused.err.wait_for("the refusal", |l| {
+        l == "client: cannot log in to the account: wrong account name or password"
+    });
+
+    let mut impostor = ClientProc::spawn(
+        client_command(&tracker, &["--user", "bob", "--fingerprint", &fp]),
+        "impostor",
+    );
+    assert_eq!(impostor.wait_exit().code(), Some(2));
+    impostor
+        .err
+        .wait_for("the name refused", |l| l.contains("registered account"));
+
+    let mut back = ClientProc::spawn(
+        client_command(
+            &tracker,
+            &[
+                "--account",
+                "bob",
+                "--fingerprint",
+                &fp,
+                "--account-password-file",
+                secret,
+            ],
+        ),
+        "bob",
+    );
+    back.expect("#general --> you joined");
+    let mut watcher = ClientProc::join(&tracker, "watcher");
+    watcher.send("/info bob");
+    watcher.expect_matching("bob's account", |l| {
+        l.contains("bob") && l.contains("account bob")
+    });
+}

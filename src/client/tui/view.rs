@@ -169,10 +169,11 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<Range<usize>> {
 /// which the input history must not keep.
 fn carries_password(line: &str) -> bool {
     let mut words = line.split_whitespace();
-    words
-        .next()
-        .is_some_and(|w| w.eq_ignore_ascii_case("/oper"))
-        && words.nth(1).is_some()
+    match words.next() {
+        Some(w) if w.eq_ignore_ascii_case("/oper") => words.nth(1).is_some(),
+        Some(w) if w.eq_ignore_ascii_case("/register") => words.next().is_some(),
+        _ => false,
+    }
 }
 
 pub use crate::proto::nick::mentions;
