@@ -116,6 +116,7 @@ impl HubRig {
                 realname: "bench".into(),
                 ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 caps: Caps::default(),
+                account: None,
                 handle: ConnHandle {
                     outbox: tx,
                     control,

@@ -17,6 +17,12 @@
 //! - [`private`]: folders 0700 and files 0600 for what only the tracker's
 //!   user may read, and the warning when existing ones are more open.
 //! - [`settings`]: the tracker's settings: defaults, TOML file, flags.
+//! - [`store`]: the embedded SQLite store (accounts, history, read markers,
+//!   registered rooms, messages held for offline accounts) and the thread
+//!   that owns it (`StoreHandle`), so nothing else waits on its disk.
+//!   - `schema`: the migrations, versioned in `PRAGMA user_version`.
+//!   - `history`: appending and the `CHATHISTORY` pages; `accounts`:
+//!     accounts, memberships, read markers, registered rooms.
 //! - [`tls`]: the crypto provider, certificate fingerprints, the tracker's
 //!   self-signed certificate.
 //! - [`tracker`]: the server.
@@ -75,6 +81,7 @@ pub mod private;
 pub mod prompt;
 pub mod proto;
 pub mod settings;
+pub mod store;
 pub mod tls;
 pub mod tracker;
 

@@ -34,6 +34,12 @@ struct Args {
     /// Read the tracker's password from this file (first line). Without it: CONFAB_PASSWORD, else the client asks.
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
+    /// Log in to this account (made with /register); the username defaults to it.
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
+    /// Read the account's password from this file (first line). Without it: CONFAB_ACCOUNT_PASSWORD, else the client asks (hidden).
+    #[arg(long, value_name = "PATH", requires = "account")]
+    account_password_file: Option<PathBuf>,
     /// Trust exactly this certificate fingerprint (SHA256:...) without asking.
     #[arg(long, value_name = "SHA256:...")]
     fingerprint: Option<String>,
@@ -121,6 +127,20 @@ fn options(args: &Args) -> Result<Options, ClientError> {
         ),
         None => std::env::var("CONFAB_PASSWORD").ok(),
     };
+    let account_password = match &args.account_password_file {
+        Some(path) => Some(zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| ClientError::Usage(format!("cannot read {}: {e}", path.display())))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        )),
+        None => std::env::var("CONFAB_ACCOUNT_PASSWORD")
+            .ok()
+            .filter(|_| args.account.is_some())
+            .map(zeroize::Zeroizing::new),
+    };
     let fingerprint = match &args.fingerprint {
         Some(f) => Some(Fingerprint::parse(f).map_err(|e| ClientError::Usage(e.to_string()))?),
         None => None,
@@ -143,6 +163,8 @@ fn options(args: &Args) -> Result<Options, ClientError> {
         fingerprint,
         accept_new: args.accept_new,
         known: KnownTrackers::new(known_path),
+        account: args.account.clone(),
+        account_password,
     })
 }
 

@@ -38,8 +38,8 @@ struct Args {
     /// Folder for chat.log [default: logs]
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
-    /// Folder for the TLS certificate and key [default: $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/confab or ~/.local/share/confab]
-    #[arg(long, value_name = "DIR")]
+    /// Folder for the TLS certificate and key and the store (accounts) [default: $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/confab or ~/.local/share/confab]
+    #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Seconds without activity before a user becomes INACTIVE, at least 1 [default: 300]
     #[arg(long, value_name = "SECS")]
@@ -93,7 +93,7 @@ struct Args {
     #[arg(long, value_name = "NAME")]
     server_name: Option<String>,
     /// Configuration file (TOML) [default: ~/.config/confab/tracker.toml, if it exists]
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     config: Option<PathBuf>,
     /// Print the settings in effect (as a configuration file) and exit
     #[arg(long)]
@@ -114,6 +114,13 @@ enum Sub {
     /// first line of standard input when it is not a terminal), for an
     /// `[[oper]]` table's `password-hash` in the configuration file
     HashPassword,
+    /// Copy the store (accounts, history) to PATH while the tracker runs:
+    /// a consistent snapshot, to keep or to restore by putting it back as
+    /// store.db in the data folder while the tracker is stopped
+    Backup {
+        /// Where to write the copy (must not exist)
+        path: PathBuf,
+    },
 }
 
 impl Args {
@@ -216,6 +223,20 @@ fn main() -> ExitCode {
     if args.print_config {
         print!("{}", settings.to_toml());
         return ExitCode::SUCCESS;
+    }
+    if let Some(Sub::Backup { path }) = &args.command {
+        let store = settings.data_dir.join(confab::store::FILE_NAME);
+        let copied = confab::store::Store::open_existing(&store).and_then(|s| s.backup_to(path));
+        return match copied {
+            Ok(()) => {
+                say!("copied {} to {}", store.display(), path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tracker: cannot back up {}: {e}", store.display());
+                ExitCode::from(1)
+            }
+        };
     }
     match start(settings) {
         Ok(code) => code,
@@ -397,6 +418,30 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
             fingerprint = Some(identity.fingerprint);
             config.tls = Some(confab::tls::server_config(&identity)?);
         }
+        // The store: accounts now, history next. Opened before listening,
+        // so a store that cannot be opened (corrupt, from a newer confab)
+        // stops the tracker with the reason instead of running without
+        // accounts.
+        confab::private::create_dir(&args.data_dir)
+            .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+        let store_path = args.data_dir.join(confab::store::FILE_NAME);
+        let (store, was) = confab::store::Store::open(&store_path).with_context(|| {
+            format!(
+                "cannot open the store {} (restore a backup made with `tracker backup`, or move it away to start afresh)",
+                store_path.display()
+            )
+        })?;
+        if was == 0 {
+            eprintln!("created the store {}", store_path.display());
+        } else if was < confab::store::schema::VERSION {
+            eprintln!(
+                "upgraded the store {} from schema {was} to {}",
+                store_path.display(),
+                confab::store::schema::VERSION
+            );
+        }
+        let (store, _store_thread) = confab::store::StoreHandle::spawn(store)?;
+        config.store = Some(store);
         let port = args.port_or_default();
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.bind, port))
             .await

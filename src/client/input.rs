@@ -62,6 +62,9 @@ pub enum Command {
         name: String,
         password: Option<String>,
     },
+    /// `/register [password]`: make the current name an account; without
+    /// the password it is asked.
+    Register(Option<String>),
     Kill {
         nick: String,
         reason: String,
@@ -299,6 +302,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, InputError> {
             },
             [] => return Err(InputError::Usage("/oper <name> (the password is asked)")),
         },
+        "register" => Command::Register(arg),
         "kill" => {
             let (nick, reason) = args.split_once(' ').unwrap_or((args, ""));
             if nick.is_empty() || reason.trim().is_empty() {
@@ -368,8 +372,8 @@ pub const EXIT_WORDS: &[&str] = &["exit", "quit"];
 /// Command names, for completion (aliases included, without the slash).
 pub const COMMANDS: &[&str] = &[
     "away", "back", "ban", "close", "exit", "help", "info", "invite", "join", "kick", "kill", "me",
-    "mode", "msg", "nick", "oper", "part", "query", "quit", "quote", "rooms", "say", "session",
-    "status", "topic", "unban", "users", "who", "whois",
+    "mode", "msg", "nick", "oper", "part", "query", "quit", "quote", "register", "rooms", "say",
+    "session", "status", "topic", "unban", "users", "who", "whois",
 ];
 
 pub fn help_lines() -> Vec<String> {
@@ -391,6 +395,7 @@ pub fn help_lines() -> Vec<String> {
         "/close #room [reason]   close a room for everyone (its founder or a tracker operator)",
         "/oper <name>         become a tracker operator (the password is asked, never shown)",
         "/kill <user> <reason>   disconnect a user (tracker operators)",
+        "/register            make your name an account (the password is asked): only you may use it; log in with client --account NAME",
         "/nick <name>         change your username",
         "/session <user>      offer a direct, encrypted session (not through the tracker); /session plain <user> without encryption (for other IRC clients)",
         "/session accept|decline [user], /session close [user]   answer an offer, end a session; =user <text> says something in it",
@@ -562,6 +567,11 @@ mod tests {
         assert!(matches!(parse("/mode otto"), Err(InputError::Usage(_))));
         assert!(matches!(parse("/kill vic"), Err(InputError::Usage(_))));
         assert!(matches!(parse("/oper"), Err(InputError::Usage(_))));
+        assert_eq!(parse("/register"), Ok(Some(Command::Register(None))));
+        assert_eq!(
+            parse("/register river stone 42"),
+            Ok(Some(Command::Register(Some("river stone 42".into()))))
+        );
         assert_eq!(
             parse("/oper teacher chalk dust"),
             Ok(Some(Command::Oper {

@@ -239,6 +239,9 @@ impl PlainRenderer {
                 if !info.rooms.is_empty() {
                     out.push(format!("---   rooms {}", info.rooms.join(" ")));
                 }
+                if let Some(account) = &info.account {
+                    out.push(format!("---   account {}", n(account)));
+                }
                 out
             }
             Event::Rooms { rooms, .. } => {

@@ -46,6 +46,10 @@ pub struct Options {
     pub fingerprint: Option<Fingerprint>,
     pub accept_new: bool,
     pub known: KnownTrackers,
+    /// `--account`: log in to it with SASL PLAIN.
+    pub account: Option<String>,
+    /// Its password (`--account-password-file`); `None` means ask.
+    pub account_password: Option<zeroize::Zeroizing<String>>,
 }
 
 impl Options {
@@ -107,6 +111,8 @@ pub enum ClientError {
     },
     #[error("wrong password")]
     WrongPassword,
+    #[error("cannot log in to the account: {0}")]
+    AccountRefused(String),
     #[error("the tracker needs a password: give it with --password-file PATH or CONFAB_PASSWORD")]
     PasswordNeeded,
     #[error("cancelled")]
@@ -139,6 +145,7 @@ impl ClientError {
             | ClientError::FingerprintSwapped { .. }
             | ClientError::Untrusted(_)
             | ClientError::WrongPassword
+            | ClientError::AccountRefused(_)
             | ClientError::PasswordNeeded => 3,
             _ => 1,
         }
@@ -186,7 +193,21 @@ pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<Logg
     if guessed_none {
         password = Some(String::new());
     }
-    let mut nick = opts.user.clone();
+    // Logged in to an account, the name is the account's unless given.
+    let mut nick = opts.user.clone().or_else(|| opts.account.clone());
+    if let Some(account) = &opts.account
+        && opts.account_password.is_none()
+    {
+        let question = format!(
+            "Password for the account {}: ",
+            crate::proto::sanitize::for_display(account)
+        );
+        let answer = asked(
+            prompt.secret(&question),
+            "no terminal to ask for the account's password: use --account-password-file or CONFAB_ACCOUNT_PASSWORD",
+        )?;
+        opts.account_password = Some(zeroize::Zeroizing::new(answer));
+    }
     // A name the tracker would refuse is refused here, as typed: on the
     // wire a space cannot travel where IRC echoes the name back, so the
     // tracker's answer would show a different name.
@@ -471,11 +492,17 @@ async fn register(
                             .unwrap_or_default(),
                     );
                     if !more {
-                        let want: Vec<&str> = WANTED_CAPS
-                            .iter()
-                            .copied()
-                            .filter(|c| offered.iter().any(|o| o.split('=').next() == Some(*c)))
-                            .collect();
+                        let has = |c: &str| offered.iter().any(|o| o.split('=').next() == Some(c));
+                        let mut want: Vec<&str> =
+                            WANTED_CAPS.iter().copied().filter(|c| has(c)).collect();
+                        if opts.account.is_some() {
+                            if !has("sasl") {
+                                return Err(ClientError::AccountRefused(
+                                    "this tracker keeps no accounts (it offers no SASL); leave out --account".into(),
+                                ));
+                            }
+                            want.push("sasl");
+                        }
                         if want.is_empty() {
                             conn.send(&Message::new("CAP").param("END"))
                                 .await
@@ -494,9 +521,13 @@ async fn register(
                             .map(|l| l.split(' ').map(str::to_string).collect::<Vec<_>>())
                             .unwrap_or_default(),
                     );
-                    conn.send(&Message::new("CAP").param("END"))
-                        .await
-                        .map_err(lost)?;
+                    // With an account, CAP END waits for the SASL login.
+                    let next = if opts.account.is_some() && acked.iter().any(|c| c == "sasl") {
+                        Message::new("AUTHENTICATE").param("PLAIN")
+                    } else {
+                        Message::new("CAP").param("END")
+                    };
+                    conn.send(&next).await.map_err(lost)?;
                 }
                 "NAK" => conn
                     .send(&Message::new("CAP").param("END"))
@@ -504,6 +535,28 @@ async fn register(
                     .map_err(lost)?,
                 _ => {}
             },
+            "AUTHENTICATE" if msg.param_at(0) == Some("+") => {
+                let account = opts.account.as_deref().unwrap_or_default();
+                let password = opts.account_password.as_deref().map_or("", String::as_str);
+                for chunk in crate::proto::sasl::encode_plain(account, password) {
+                    conn.send(&Message::new("AUTHENTICATE").param(chunk))
+                        .await
+                        .map_err(lost)?;
+                }
+            }
+            RPL_SASLSUCCESS => conn
+                .send(&Message::new("CAP").param("END"))
+                .await
+                .map_err(lost)?,
+            ERR_SASLFAIL | ERR_SASLTOOLONG | ERR_SASLABORTED => {
+                let why = msg.params.last().map_or("", String::as_str);
+                let why = why
+                    .strip_prefix("SASL authentication failed: ")
+                    .unwrap_or(why);
+                return Err(ClientError::AccountRefused(
+                    crate::proto::sanitize::for_display(why),
+                ));
+            }
             ERR_PASSWDMISMATCH => bad_password = true,
             // Before the welcome only the tracker speaks: why a login is
             // slow (waiting for its password check) must not look like a hang.

@@ -73,6 +73,8 @@ pub struct WhoisInfo {
     pub away: Option<String>,
     pub idle_secs: Option<u64>,
     pub signon: Option<i64>,
+    /// The account they are logged in to (`330`).
+    pub account: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -311,7 +313,8 @@ pub struct App {
     /// Bans listed since the last end of a ban list (`/mode +b`).
     bans_listed: usize,
     /// `/oper <name>` is waiting for its password: the next line typed.
-    oper_asking: Option<String>,
+    /// What the next line typed is the password for, when asked.
+    secret_for: Option<SecretFor>,
     echo_message: bool,
     /// `labeled-response`: our lines carry `label=<pending id>`.
     labels: bool,
@@ -396,6 +399,12 @@ pub fn closing_reason(text: &str) -> String {
 pub fn nick_refusal(code: &str, tried: &str, reason: &str) -> String {
     let tried = for_display(tried);
     if code == ERR_NICKNAMEINUSE {
+        // The tracker keeps a registered name for its account's owner.
+        if reason.contains("registered account") {
+            return format!(
+                "That username is a registered account: {tried} (if it is yours, log in with --account {tried}; else pick another)"
+            );
+        }
         return format!("That username is taken: {tried}");
     }
     let rule = reason
@@ -437,7 +446,7 @@ impl App {
             members: BTreeMap::new(),
             topic_asked: None,
             bans_listed: 0,
-            oper_asking: None,
+            secret_for: None,
             echo_message: false,
             labels: false,
             who_queue: VecDeque::new(),
@@ -677,26 +686,32 @@ impl App {
 
     /// Whether the next line typed is a password ([`Event::AskSecret`]).
     pub fn asking_secret(&self) -> bool {
-        self.oper_asking.is_some()
+        self.secret_for.is_some()
     }
 
     /// The answer to [`Event::AskSecret`]: the operator password, sent
     /// and forgotten. An empty answer gives up.
     pub fn on_secret(&mut self, secret: &str, now: Timestamp) -> Update {
         let mut up = Update::default();
-        let Some(name) = self.oper_asking.take() else {
+        let Some(asked) = self.secret_for.take() else {
             return up;
         };
         let secret = secret.trim_end_matches(['\r', '\n']);
         if secret.is_empty() {
+            let text = match asked {
+                SecretFor::Oper(_) => "operator login cancelled",
+                SecretFor::Register => "account registration cancelled",
+            };
             up.events.push(Event::Info {
                 time: now,
-                text: "operator login cancelled".into(),
+                text: text.into(),
             });
             return up;
         }
-        up.send
-            .push(Message::new("OPER").param(name).param(secret.to_string()));
+        up.send.push(match asked {
+            SecretFor::Oper(name) => Message::new("OPER").param(name).param(secret.to_string()),
+            SecretFor::Register => register_line(secret),
+        });
         up
     }
 
@@ -706,7 +721,7 @@ impl App {
     }
 
     pub fn on_input(&mut self, line: &str, now: Timestamp) -> Update {
-        if self.oper_asking.is_some() {
+        if self.secret_for.is_some() {
             return self.on_secret(line, now);
         }
         let mut up = Update::default();
@@ -841,7 +856,18 @@ impl App {
                         for_display(&name)
                     ),
                 });
-                self.oper_asking = Some(name);
+                self.secret_for = Some(SecretFor::Oper(name));
+            }
+            Command::Register(Some(password)) => up.send.push(register_line(&password)),
+            Command::Register(None) => {
+                up.events.push(Event::AskSecret {
+                    time: now,
+                    prompt: format!(
+                        "password for the account {} (at least 8 characters, not shown; an empty line cancels):",
+                        for_display(&self.me)
+                    ),
+                });
+                self.secret_for = Some(SecretFor::Register);
             }
             Command::Kill { nick, reason } => {
                 up.send.push(Message::new("KILL").param(nick).param(reason))
@@ -1124,6 +1150,11 @@ impl App {
                 reason: closing_reason(p(0)),
             }),
             "FAIL" => self.fail(msg, time, &mut up),
+            // draft/account-registration's success: the text says what next.
+            "REGISTER" if p(0) == "SUCCESS" => up.events.push(Event::Info {
+                time,
+                text: for_display(msg.params.last().map_or("", String::as_str)),
+            }),
             // Other MODEs are about users (our own, after OPER): 381 says it.
             code if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => {
                 self.numeric(msg, time, &mut up)
@@ -1470,6 +1501,11 @@ impl App {
                     w.ip = for_display(p(2));
                 }
             }
+            RPL_WHOISACCOUNT => {
+                if let Some(w) = &mut self.whois {
+                    w.account = Some(for_display(p(2)));
+                }
+            }
             RPL_WHOISCHANNELS => {
                 if let Some(w) = &mut self.whois {
                     w.rooms = p(2)
@@ -1629,6 +1665,10 @@ impl App {
                     for_display(p(1)),
                     for_display(p(2))
                 ),
+            }),
+            RPL_LOGGEDOUT => up.events.push(Event::Info {
+                time,
+                text: "you are no longer logged in to an account".into(),
             }),
             RPL_YOUREOPER => up.events.push(Event::Info {
                 time,
@@ -1792,6 +1832,23 @@ pub fn entry(nick: &str, away: Option<&str>) -> UserEntry {
         status,
         detail,
     }
+}
+
+/// `REGISTER * * :<password>`: the account takes the current name.
+fn register_line(password: &str) -> Message {
+    Message::new("REGISTER")
+        .param("*")
+        .param("*")
+        .param(password.to_string())
+}
+
+/// What a password being asked for is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SecretFor {
+    /// `OPER <name>`.
+    Oper(String),
+    /// `REGISTER` of the current name.
+    Register,
 }
 
 #[cfg(test)]

@@ -8,6 +8,10 @@ pub struct Caps {
     pub echo_message: bool,
     pub away_notify: bool,
     pub multi_prefix: bool,
+    /// SASL (`AUTHENTICATE`), offered when the tracker has accounts.
+    pub sasl: bool,
+    /// `draft/account-registration` (`REGISTER`), likewise.
+    pub account_registration: bool,
 }
 
 /// What to answer a `CAP` subcommand.
@@ -37,9 +41,26 @@ pub const SUPPORTED: &[&str] = &[
     "server-time",
 ];
 
+/// Advertised too when the tracker keeps accounts (it has a store). SASL
+/// offers only PLAIN (over TLS by default); `REGISTER` works once the
+/// connection has registered, after the server password.
+pub const ACCOUNT_CAPS: &[&str] = &["draft/account-registration", "sasl"];
+
+/// What `CAP LS` lists: [`SUPPORTED`], and [`ACCOUNT_CAPS`] when `accounts`.
+pub fn offered(accounts: bool) -> Vec<&'static str> {
+    let mut all: Vec<&str> = SUPPORTED.to_vec();
+    if accounts {
+        all.extend_from_slice(ACCOUNT_CAPS);
+    }
+    all.sort_unstable();
+    all
+}
+
 impl Caps {
-    fn flag(&mut self, name: &str) -> Option<&mut bool> {
+    fn flag(&mut self, name: &str, accounts: bool) -> Option<&mut bool> {
         match name {
+            "sasl" if accounts => Some(&mut self.sasl),
+            "draft/account-registration" if accounts => Some(&mut self.account_registration),
             "server-time" => Some(&mut self.server_time),
             "message-tags" => Some(&mut self.message_tags),
             "echo-message" => Some(&mut self.echo_message),
@@ -52,14 +73,14 @@ impl Caps {
     /// Applies a `CAP REQ` list atomically: all or nothing (IRCv3 says a
     /// request with any unknown cap is NAKed whole). Returns whether it was
     /// acknowledged.
-    pub fn request(&mut self, list: &str) -> bool {
+    pub fn request(&mut self, list: &str, accounts: bool) -> bool {
         let mut next = *self;
         for item in list.split_whitespace() {
             let (name, on) = match item.strip_prefix('-') {
                 Some(n) => (n, false),
                 None => (item, true),
             };
-            match next.flag(name) {
+            match next.flag(name, accounts) {
                 Some(f) => *f = on,
                 None => return false,
             }
@@ -70,21 +91,25 @@ impl Caps {
 
     pub fn enabled(&self) -> Vec<&'static str> {
         let mut copy = *self;
-        SUPPORTED
-            .iter()
-            .copied()
-            .filter(|n| copy.flag(n).is_some_and(|f| *f))
+        offered(true)
+            .into_iter()
+            .filter(|n| copy.flag(n, true).is_some_and(|f| *f))
             .collect()
     }
 
     /// The answer to `CAP <sub> [arg]`, the same before and after
-    /// registration (the caller addresses it).
-    pub fn answer(&mut self, sub: &str, arg: &str) -> CapAnswer {
+    /// registration (the caller addresses it). `accounts`: the tracker
+    /// keeps accounts, so the account caps are offered.
+    pub fn answer(&mut self, sub: &str, arg: &str, accounts: bool) -> CapAnswer {
         match sub {
-            "LS" => CapAnswer::Reply("LS", SUPPORTED.join(" ")),
+            "LS" => CapAnswer::Reply("LS", offered(accounts).join(" ")),
             "LIST" => CapAnswer::Reply("LIST", self.enabled().join(" ")),
             "REQ" => {
-                let verdict = if self.request(arg) { "ACK" } else { "NAK" };
+                let verdict = if self.request(arg, accounts) {
+                    "ACK"
+                } else {
+                    "NAK"
+                };
                 // A real request is short; only garbage needs cutting.
                 CapAnswer::Reply(verdict, super::sanitize::clip(arg, 400).to_string())
             }
@@ -106,12 +131,24 @@ mod tests {
     #[test]
     fn request_is_all_or_nothing() {
         let mut c = Caps::default();
-        assert!(c.request("server-time echo-message"));
+        assert!(c.request("server-time echo-message", false));
         assert!(c.server_time && c.echo_message);
-        assert!(!c.request("away-notify sasl"));
+        assert!(
+            !c.request("away-notify sasl", false),
+            "no accounts: no sasl"
+        );
         assert!(!c.away_notify);
-        assert!(c.request("-server-time"));
+        assert!(c.request("-server-time", false));
         assert!(!c.server_time);
         assert_eq!(c.enabled(), vec!["echo-message"]);
+        assert!(c.request("sasl draft/account-registration", true));
+        assert_eq!(
+            c.enabled(),
+            vec!["draft/account-registration", "echo-message", "sasl"]
+        );
+        assert_eq!(
+            offered(true).join(" "),
+            "away-notify draft/account-registration echo-message message-tags multi-prefix sasl server-time"
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod message;
 pub mod nick;
 pub mod numeric;
 pub mod sanitize;
+pub mod sasl;
 pub mod status;
 
 pub use codec::{Frame, LineCodec, LineLimits};

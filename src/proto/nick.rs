@@ -76,6 +76,21 @@ pub fn casefold(name: &str) -> String {
         .collect()
 }
 
+/// Whether `text` names `me` as a whole word (names compared as IRC does).
+pub fn mentions(text: &str, me: &str) -> bool {
+    let me = casefold(me);
+    if me.is_empty() {
+        return false;
+    }
+    let text = casefold(text);
+    let nickish = |c: char| c.is_ascii_alphanumeric() || "-_{}|^`".contains(c);
+    text.match_indices(&me).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + me.len()..].chars().next();
+        !before.is_some_and(nickish) && !after.is_some_and(nickish)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

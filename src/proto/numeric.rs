@@ -99,3 +99,13 @@ pub const ERR_USERSDONTMATCH: &str = "502";
 pub const ERR_HELPNOTFOUND: &str = "524";
 pub const ERR_INVALIDKEY: &str = "525";
 pub const ERR_INVALIDMODEPARAM: &str = "696";
+
+// SASL (IRCv3 sasl-3.1).
+pub const RPL_LOGGEDIN: &str = "900";
+pub const RPL_LOGGEDOUT: &str = "901";
+pub const RPL_SASLSUCCESS: &str = "903";
+pub const ERR_SASLFAIL: &str = "904";
+pub const ERR_SASLTOOLONG: &str = "905";
+pub const ERR_SASLABORTED: &str = "906";
+pub const ERR_SASLALREADY: &str = "907";
+pub const RPL_SASLMECHS: &str = "908";

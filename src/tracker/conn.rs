@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use super::accounts::AccountGate;
 use super::commands::{self, Cmd};
 use super::opers::OperGate;
 use super::password::{GuessBudget, PasswordGate, WaitCause};
@@ -30,6 +31,7 @@ use crate::proto::caps::{CapAnswer, Caps};
 use crate::proto::message::MAX_CLIENT_TAG_DATA;
 use crate::proto::nick::validate_nick;
 use crate::proto::sanitize;
+use crate::proto::sasl::{PlainResponse, SaslError};
 use crate::proto::{Frame, LineCodec, Message, ParseError};
 
 /// A write that makes no progress for this long means the peer is gone.
@@ -50,6 +52,8 @@ pub struct ConnContext {
     pub password: Option<Arc<PasswordGate>>,
     /// Tracker operators from the config (`OPER`); `None`: there are none.
     pub opers: Option<Arc<OperGate>>,
+    /// Accounts (SASL); `None`: the tracker keeps none (no store).
+    pub accounts: Option<Arc<AccountGate>>,
     pub guesses: Arc<GuessBudget>,
     pub shutdown: CancellationToken,
     pub server_name: String,
@@ -74,6 +78,7 @@ impl ConnContext {
             hub,
             password: None,
             opers: None,
+            accounts: None,
             guesses: Arc::new(GuessBudget::new(
                 defaults.guess_limits,
                 std::time::Instant::now(),
@@ -145,6 +150,10 @@ struct Pending {
     /// CAP LS/REQ seen and no CAP END yet: registration waits.
     negotiating: bool,
     password_ok: bool,
+    /// A SASL PLAIN exchange under way (`AUTHENTICATE PLAIN` sent).
+    sasl: Option<PlainResponse>,
+    /// The account logged in to, as registered.
+    account: Option<String>,
 }
 
 enum Phase {
@@ -650,7 +659,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                             .param(crate::proto::caps::PASSWORD_NOTICE),
                     );
                 }
-                match self.caps.answer(&sub, msg.param_at(1).unwrap_or("")) {
+                let accounts = self.ctx.accounts.is_some();
+                match self
+                    .caps
+                    .answer(&sub, msg.param_at(1).unwrap_or(""), accounts)
+                {
                     CapAnswer::Reply(verb, list) => self.push(
                         Message::new("CAP")
                             .with_source(server)
@@ -706,10 +719,109 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 pending.user = Some((user, realname));
                 self.try_register().await
             }
+            Cmd::Authenticate => self.authenticate(msg.params[0].clone()).await,
             // PING, PONG and QUIT were answered in `dispatch`; every other
             // command was refused by the table.
             _ => None,
         }
+    }
+
+    /// One `AUTHENTICATE` line of a SASL PLAIN login (before registration;
+    /// the hub answers it afterwards). The server password, when there is
+    /// one, is checked first: an account's password is never checked for
+    /// someone who could not log in to the tracker at all.
+    async fn authenticate(&mut self, payload: String) -> Option<End> {
+        let Phase::Registering(pending) = &mut self.phase else {
+            return None;
+        };
+        let Some(gate) = self.ctx.accounts.clone().filter(|_| self.caps.sasl) else {
+            self.push_numeric(replies::sasl_fail(
+                "request the sasl capability first (CAP REQ :sasl); this tracker offers it only when it keeps accounts",
+            ));
+            return None;
+        };
+        if pending.account.is_some() {
+            self.push_numeric(replies::sasl_already());
+            return None;
+        }
+        if payload == "*" {
+            pending.sasl = None;
+            self.push_numeric(replies::sasl_aborted());
+            return None;
+        }
+        let Some(response) = pending.sasl.as_mut() else {
+            if payload.eq_ignore_ascii_case("PLAIN") {
+                pending.sasl = Some(PlainResponse::default());
+                self.push(Message::new("AUTHENTICATE").param("+"));
+            } else {
+                self.push_numeric(replies::sasl_mechs("PLAIN"));
+                self.push_numeric(replies::sasl_fail("only PLAIN is offered"));
+            }
+            return None;
+        };
+        let credentials = match response.push(&payload) {
+            Ok(None) => return None,
+            Ok(Some(c)) => c,
+            Err(e) => {
+                pending.sasl = None;
+                match e {
+                    SaslError::TooLong => self.push_numeric(replies::sasl_too_long()),
+                    e => self.push_numeric(replies::sasl_fail(&e.to_string())),
+                }
+                return None;
+            }
+        };
+        pending.sasl = None;
+        if !pending.password_ok
+            && let Some(server_gate) = self.ctx.password.clone()
+        {
+            let Some(given) = pending.pass.take() else {
+                self.push_numeric(replies::sasl_fail(
+                    "send the server password (PASS) before logging in to an account",
+                ));
+                return None;
+            };
+            match self
+                .check_password(&server_gate, zeroize::Zeroizing::new(given))
+                .await
+            {
+                Ok(true) => {
+                    if let Phase::Registering(p) = &mut self.phase {
+                        p.password_ok = true;
+                    }
+                }
+                Ok(false) => {
+                    tracing::info!(peer = %self.peer, "wrong server password");
+                    self.push_numeric(replies::password_mismatch());
+                    self.push_error("Bad password");
+                    return Some(End::Goodbye);
+                }
+                Err(end) => return Some(end),
+            }
+        }
+        match gate
+            .login(&credentials.account, credentials.password, self.peer.ip())
+            .await
+        {
+            Ok(account) => {
+                let mask = match &self.phase {
+                    Phase::Registering(p) => format!(
+                        "{}!{}@{}",
+                        p.nick.as_deref().unwrap_or("*"),
+                        p.user.as_ref().map_or("*", |u| u.0.as_str()),
+                        super::shared::irc_host(self.peer.ip())
+                    ),
+                    _ => "*".into(),
+                };
+                self.push_numeric(replies::logged_in(&mask, &account));
+                self.push_numeric(replies::sasl_success());
+                if let Phase::Registering(p) = &mut self.phase {
+                    p.account = Some(account);
+                }
+            }
+            Err(why) => self.push_numeric(replies::sasl_fail(&why.to_string())),
+        }
+        None
     }
 
     /// Checks a password once the allowance of guesses (`GuessBudget`) has
@@ -835,6 +947,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             realname,
             ip: self.peer.ip(),
             caps: self.caps,
+            account: pending.account.clone(),
             handle: ConnHandle {
                 outbox,
                 control: self.control.clone(),
@@ -862,6 +975,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     p.nick = None;
                 }
                 self.push_numeric(replies::nickname_in_use(&nick));
+                None
+            }
+            Ok(RegisterOutcome::NickReserved) => {
+                if let Phase::Registering(p) = &mut self.phase {
+                    p.nick = None;
+                }
+                self.push_numeric(replies::nick_reserved(&nick));
                 None
             }
             Ok(RegisterOutcome::ShuttingDown) | Err(_) => {

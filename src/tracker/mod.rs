@@ -8,6 +8,7 @@
 //! 3. the hub records the `stop` line, fsyncs `chat.log` and exits;
 //! 4. `run` returns once all of that is done, or after a grace period.
 
+pub mod accounts;
 pub mod commands;
 pub mod conn;
 pub mod hub;
@@ -31,8 +32,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::accounts::AccountGate;
 use self::conn::{ConnContext, FloodPolicy};
-use self::hub::{Hub, HubConfig};
+use self::hub::{AccountRunner, Hub, HubConfig};
 use self::password::{GuessBudget, GuessLimits, PasswordGate};
 use self::shared::{HubRequest, SendBudget};
 use self::transcript::{LockError, LogLock, Transcript};
@@ -82,6 +84,9 @@ pub struct Config {
     /// The lock on `log_dir`'s `chat.log`, if the caller took it early (to
     /// refuse before asking questions); `run` takes it otherwise.
     pub log_lock: Option<LogLock>,
+    /// The store (accounts, history); `None`: the tracker keeps no
+    /// accounts and offers no SASL or `REGISTER`.
+    pub store: Option<crate::store::StoreHandle>,
 }
 
 impl Config {
@@ -106,6 +111,7 @@ impl Config {
             p2p: policy::P2pPolicy::default(),
             opers: Vec::new(),
             log_lock: None,
+            store: None,
         }
     }
 }
@@ -120,6 +126,8 @@ pub enum TrackerError {
     Opers(#[from] opers::OperError),
     #[error(transparent)]
     Locked(#[from] LockError),
+    #[error("cannot read the accounts from the store: {0}")]
+    Store(#[from] crate::store::StoreError),
     #[error("cannot write {path}: {source}")]
     LockOwner {
         path: String,
@@ -221,7 +229,18 @@ pub async fn run(
             wait_until_abandoned(members_rx, exit_grace).await
         }
     };
-    let hub = Hub::new(
+    let guesses = Arc::new(GuessBudget::new(
+        config.guess_limits,
+        std::time::Instant::now(),
+    ));
+    let accounts = match config.store.take() {
+        Some(store) => {
+            let names = store.call(|s| s.account_names()).await??;
+            Some((Arc::new(AccountGate::new(store, guesses.clone())), names))
+        }
+        None => None,
+    };
+    let mut hub = Hub::new(
         HubConfig {
             server_name: config.server_name.clone(),
             idle_timeout: config.idle_timeout,
@@ -233,6 +252,16 @@ pub async fn run(
         },
         transcript,
     );
+    if let Some((gate, names)) = &accounts {
+        hub = hub.with_accounts(
+            names.clone(),
+            AccountRunner {
+                gate: gate.clone(),
+                runtime: tokio::runtime::Handle::current(),
+                inbox: hub_tx.downgrade(),
+            },
+        );
+    }
     let start_line = format!(
         "tracker listening on {local} ({}, {})",
         if config.tls.is_some() {
@@ -253,6 +282,7 @@ pub async fn run(
         hub: hub_tx.clone(),
         password: config.password.map(Arc::new),
         opers,
+        accounts: accounts.map(|(gate, _)| gate),
         shutdown: token.clone(),
         server_name: config.server_name.clone(),
         ping_interval: config.ping_interval,
@@ -260,10 +290,7 @@ pub async fn run(
         flood: config.flood,
         sendq: config.sendq,
         send_budget,
-        guesses: Arc::new(GuessBudget::new(
-            config.guess_limits,
-            std::time::Instant::now(),
-        )),
+        guesses,
     });
     let limits = Arc::new(ConnLimits::new(
         config.max_connections,

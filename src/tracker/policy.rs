@@ -235,6 +235,12 @@ pub fn can_set_user_mode(is_self: bool) -> Result<(), Numeric> {
     }
 }
 
+/// Setting another account's password (`ACCOUNT RESET`): tracker
+/// operators, for the person who forgot theirs.
+pub fn can_reset_account(actor_is_oper: bool) -> Result<(), Numeric> {
+    can_kill(actor_is_oper)
+}
+
 /// Tracker-wide moderation (KILL).
 pub fn can_kill(actor_is_oper: bool) -> Result<(), Numeric> {
     if actor_is_oper {

@@ -77,6 +77,13 @@ fixed_replies! {
     end_of_help = RPL_ENDOFHELP (topic) "End of /HELP";
     whois_operator = RPL_WHOISOPERATOR (nick) "is a tracker operator";
     whois_actually = RPL_WHOISACTUALLY (nick, host) "is connecting from this IP";
+    whois_account = RPL_WHOISACCOUNT (nick, account) "is logged in as";
+    sasl_success = RPL_SASLSUCCESS () "SASL authentication successful";
+    sasl_too_long = ERR_SASLTOOLONG () "SASL message too long";
+    sasl_aborted = ERR_SASLABORTED () "SASL authentication aborted";
+    sasl_already = ERR_SASLALREADY () "You have already authenticated using SASL";
+    sasl_mechs = RPL_SASLMECHS (mechanisms) "are available SASL mechanisms";
+    nick_reserved = ERR_NICKNAMEINUSE (nick) "is a registered account: log in to it (SASL) to use this name";
 
     no_such_nick = ERR_NOSUCHNICK (nick) "No such user";
     no_such_room = ERR_NOSUCHCHANNEL (room) "No such room";
@@ -113,6 +120,31 @@ fixed_replies! {
 }
 
 // ---- replies whose text is built --------------------------------------
+
+/// `900`: logged in, with the mask the user has (or will have).
+pub fn logged_in(mask: &str, account: &str) -> Numeric {
+    Numeric::new(
+        RPL_LOGGEDIN,
+        [
+            mask,
+            account,
+            &format!("You are now logged in as {account}"),
+        ],
+    )
+}
+
+/// `901`: no longer logged in (the account was deleted).
+pub fn logged_out(mask: &str) -> Numeric {
+    Numeric::new(RPL_LOGGEDOUT, [mask, "You are now logged out"])
+}
+
+/// `904`, with why: a wrong password, a throttled address, a store down.
+pub fn sasl_fail(why: &str) -> Numeric {
+    Numeric::new(
+        ERR_SASLFAIL,
+        [&format!("SASL authentication failed: {why}")],
+    )
+}
 
 pub fn list_start() -> Numeric {
     Numeric::new(RPL_LISTSTART, ["Channel", "Users  Name"])
@@ -496,6 +528,27 @@ pub fn fail_away_reserved(server: &str, why: &str) -> Message {
         &[],
         why,
     )
+}
+
+/// `REGISTER` done: the account exists and the user is logged in to it.
+pub fn register_success(server: &str, nick: &str, account: &str) -> Message {
+    Message::new("REGISTER")
+        .with_source(server.to_string())
+        .param("SUCCESS")
+        .param(account.to_string())
+        .param(format!(
+            "Account {account} created; you are logged in. Next time, log in with your account name and this password (confab: client --account {nick})"
+        ))
+}
+
+/// A refused `REGISTER` (draft/account-registration's codes).
+pub fn fail_register(server: &str, code: &str, account: &str, why: &str) -> Message {
+    fail(server, "REGISTER", code, &[account], why)
+}
+
+/// A refused `ACCOUNT` subcommand.
+pub fn fail_account(server: &str, code: &str, context: &[&str], why: &str) -> Message {
+    fail(server, "ACCOUNT", code, context, why)
 }
 
 /// `#general` cannot be closed.

@@ -198,6 +198,17 @@ impl Drop for ConnControl {
     }
 }
 
+/// An address as IRC can carry it in a middle parameter, which may not
+/// start with ':' (so `::1` is sent as `0::1`, as IRC servers do).
+pub fn irc_host(ip: IpAddr) -> String {
+    let text = ip.to_canonical().to_string();
+    if text.starts_with(':') {
+        format!("0{text}")
+    } else {
+        text
+    }
+}
+
 /// What the hub needs to reach one connection.
 pub struct ConnHandle {
     /// Unbounded as a channel; bounded in bytes by `control.reserve`.
@@ -213,6 +224,8 @@ pub struct Registration {
     pub realname: String,
     pub ip: IpAddr,
     pub caps: Caps,
+    /// The account logged in to with SASL, as registered.
+    pub account: Option<String>,
     pub handle: ConnHandle,
 }
 
@@ -220,6 +233,9 @@ pub struct Registration {
 pub enum RegisterOutcome {
     Welcome,
     NickInUse,
+    /// The nick is a registered account this connection is not logged in
+    /// to.
+    NickReserved,
     ShuttingDown,
 }
 
@@ -251,6 +267,8 @@ pub enum HubRequest {
         conn: ConnId,
         granted: Option<String>,
     },
+    /// An account job the hub asked for has ended.
+    AccountDone(Box<super::accounts::AccountDone>),
     Tick,
     Shutdown {
         reason: String,

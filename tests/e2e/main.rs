@@ -2,6 +2,7 @@
 //! on 127.0.0.1. One test binary (one link) with modules.
 
 mod abuse;
+mod accounts;
 mod chat;
 mod classroom_client;
 mod config;

@@ -34,10 +34,13 @@ fn registration_burst_and_cap_negotiation() {
     r.send("CAP LS 302");
     assert_eq!(
         r.expect(" LS "),
-        ":confab CAP * LS :away-notify echo-message message-tags multi-prefix server-time"
+        ":confab CAP * LS :away-notify draft/account-registration echo-message message-tags multi-prefix sasl server-time"
     );
-    r.send("CAP REQ :server-time sasl");
-    assert_eq!(r.expect(" NAK "), ":confab CAP * NAK :server-time sasl");
+    r.send("CAP REQ :server-time unknown-cap");
+    assert_eq!(
+        r.expect(" NAK "),
+        ":confab CAP * NAK :server-time unknown-cap"
+    );
     r.send("CAP REQ :server-time echo-message away-notify");
     assert_eq!(
         r.expect(" ACK "),

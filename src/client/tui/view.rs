@@ -169,26 +169,14 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<Range<usize>> {
 /// which the input history must not keep.
 fn carries_password(line: &str) -> bool {
     let mut words = line.split_whitespace();
-    words
-        .next()
-        .is_some_and(|w| w.eq_ignore_ascii_case("/oper"))
-        && words.nth(1).is_some()
+    match words.next() {
+        Some(w) if w.eq_ignore_ascii_case("/oper") => words.nth(1).is_some(),
+        Some(w) if w.eq_ignore_ascii_case("/register") => words.next().is_some(),
+        _ => false,
+    }
 }
 
-/// Whether `text` names `me` as a whole word (names compared as IRC does).
-pub fn mentions(text: &str, me: &str) -> bool {
-    let me = casefold(me);
-    if me.is_empty() {
-        return false;
-    }
-    let text = casefold(text);
-    let nickish = |c: char| c.is_ascii_alphanumeric() || "-_{}|^`".contains(c);
-    text.match_indices(&me).any(|(i, _)| {
-        let before = text[..i].chars().next_back();
-        let after = text[i + me.len()..].chars().next();
-        !before.is_some_and(nickish) && !after.is_some_and(nickish)
-    })
-}
+pub use crate::proto::nick::mentions;
 
 /// A scroll position: the line at the bottom edge (by sequence number)
 /// and how many of its rows are hidden below it. Anchored to a line, not a

@@ -173,6 +173,9 @@ pub struct Outbound {
     pub removed: Vec<ConnId>,
     /// Connections with a long reply waiting for their outbox to drain.
     pub want_drain: Vec<ConnId>,
+    /// Account work to run outside the hub (hashing, the store); its
+    /// answer comes back as `HubRequest::AccountDone`.
+    pub jobs: Vec<crate::tracker::accounts::AccountJob>,
 }
 
 /// A long reply sent in parts as the reader drains (LIST, NAMES, WHO of
@@ -221,6 +224,8 @@ pub struct Chat {
     pub membership_changes: u64,
     /// Direct sessions (`p2p.rs`): the policy and the sessions seen.
     pub p2p: super::p2p::P2pSessions,
+    /// Registered names and whether the tracker keeps accounts.
+    pub accounts: super::accounts::Accounts,
 }
 
 impl Chat {
@@ -248,6 +253,7 @@ impl Chat {
             stopping: false,
             had_member: false,
             membership_changes: 0,
+            accounts: Default::default(),
         }
     }
 
@@ -425,6 +431,9 @@ impl Chat {
             // Answered by the connection task itself (OPER's password check
             // too, which then sends `OperResult`); never sent here.
             Cmd::Pong | Cmd::Quit | Cmd::Oper => {}
+            Cmd::Register => self.register_account(id, &msg),
+            Cmd::Account => self.account_command(id, &msg),
+            Cmd::Authenticate => self.authenticate_registered(id),
         }
     }
 

@@ -19,6 +19,7 @@
 //! transcript write per batch. Never a password hash, a store query, a DNS
 //! lookup or anything else that waits (see DEVELOPING.md).
 
+mod accounts;
 pub mod chat;
 mod messages;
 mod moderation;
@@ -41,6 +42,7 @@ use tokio::sync::mpsc;
 
 use self::chat::{Chat, Clock};
 use self::users::NewUser;
+use super::accounts::{AccountGate, AccountJob};
 use super::replies;
 use super::shared::{
     ConnHandle, ConnId, HubRequest, IdMap, IdSet, Overflow, RegisterOutcome, SendBudget,
@@ -134,6 +136,30 @@ pub struct Hub {
     log_failing: bool,
     /// `chat.membership_changes` as last published.
     published_changes: u64,
+    /// Where account jobs run; `None` when the tracker keeps no accounts.
+    account_runner: Option<AccountRunner>,
+}
+
+/// Runs the hub's account jobs (hashing, password checks, the store) as
+/// tasks on the tracker's runtime, and hands each answer back to the hub's
+/// inbox. A weak sender: a job still running at shutdown must not keep the
+/// inbox open.
+pub struct AccountRunner {
+    pub gate: Arc<AccountGate>,
+    pub runtime: tokio::runtime::Handle,
+    pub inbox: mpsc::WeakSender<HubRequest>,
+}
+
+impl AccountRunner {
+    fn start(&self, job: AccountJob) {
+        let (gate, inbox) = (self.gate.clone(), self.inbox.clone());
+        self.runtime.spawn(async move {
+            let done = gate.run(job).await;
+            if let Some(inbox) = inbox.upgrade() {
+                let _ = inbox.send(HubRequest::AccountDone(Box::new(done))).await;
+            }
+        });
+    }
 }
 
 impl Hub {
@@ -148,7 +174,15 @@ impl Hub {
             refusals: Vec::new(),
             log_failing: false,
             published_changes: 0,
+            account_runner: None,
         }
+    }
+
+    /// Turns accounts on: `names` are the registered ones (casefolded).
+    pub fn with_accounts(mut self, names: Vec<String>, runner: AccountRunner) -> Self {
+        self.chat.enable_accounts(names);
+        self.account_runner = Some(runner);
+        self
     }
 
     /// Runs on a dedicated blocking thread until shutdown.
@@ -191,6 +225,11 @@ impl Hub {
                 }
             }
             self.retire_removed();
+            for job in std::mem::take(&mut self.chat.out.jobs) {
+                if let Some(runner) = &self.account_runner {
+                    runner.start(job);
+                }
+            }
             busy |= self.chat.out.pending.len() >= LINGER_FROM_DELIVERIES;
             self.flush();
             if self.chat.stopping {
@@ -222,6 +261,7 @@ impl Hub {
                         realname: reg.realname,
                         ip: reg.ip,
                         caps: reg.caps,
+                        account: reg.account,
                     },
                 );
                 if outcome != RegisterOutcome::Welcome {
@@ -235,6 +275,7 @@ impl Hub {
             HubRequest::Leave { conn, reason } => self.chat.remove_user(conn, &reason),
             HubRequest::Drained { conn } => self.chat.continue_long(conn),
             HubRequest::OperResult { conn, granted } => self.chat.oper_result(conn, granted),
+            HubRequest::AccountDone(done) => self.chat.account_done(*done),
             HubRequest::Tick => self.chat.tick(),
             HubRequest::Shutdown { reason } => {
                 if !self.chat.stopping {

@@ -161,13 +161,14 @@ impl Chat {
         };
         let viewer_oper = self.state.users.get(&id).is_some_and(|u| u.oper.is_some());
         let u = &self.state.users[&t];
-        let (nick, user, ip, realname, away, oper) = (
+        let (nick, user, ip, realname, away, oper, account) = (
             u.nick.clone(),
             u.user.clone(),
             u.ip,
             u.realname.clone(),
             u.away.clone(),
             u.oper.is_some(),
+            u.account.clone(),
         );
         let status = u.status();
         let idle = self
@@ -209,6 +210,9 @@ impl Chat {
         self.reply(id, replies::whois_server(&nick, &server, "confab tracker"));
         if oper {
             self.reply(id, replies::whois_operator(&nick));
+        }
+        if let Some(account) = account {
+            self.reply(id, replies::whois_account(&nick, &account));
         }
         if let Some(reason) = away {
             self.reply(id, replies::away(&nick, &reason));

@@ -9,12 +9,13 @@ use crate::proto::caps::CapAnswer;
 impl Chat {
     pub(super) fn cap(&mut self, id: ConnId, msg: &Message) {
         let server = self.config.server_name.clone();
+        let accounts = self.accounts.enabled;
         let Some(u) = self.state.users.get_mut(&id) else {
             return;
         };
         let nick = u.nick.clone();
         let sub = msg.param_at(0).unwrap_or("").to_ascii_uppercase();
-        match u.caps.answer(&sub, msg.param_at(1).unwrap_or("")) {
+        match u.caps.answer(&sub, msg.param_at(1).unwrap_or(""), accounts) {
             CapAnswer::Reply(verb, list) => {
                 let m = Message::new("CAP")
                     .with_source(server)

@@ -33,18 +33,11 @@ pub struct User {
     pub rooms: BTreeSet<String>,
     /// The operator block's name, once `OPER` succeeded.
     pub oper: Option<String>,
+    /// The account logged in to, as registered.
+    pub account: Option<String>,
 }
 
-/// An address as IRC can carry it in a middle parameter, which may not
-/// start with ':' (so `::1` is sent as `0::1`, as IRC servers do).
-pub fn irc_host(ip: IpAddr) -> String {
-    let text = ip.to_canonical().to_string();
-    if text.starts_with(':') {
-        format!("0{text}")
-    } else {
-        text
-    }
-}
+pub use super::super::shared::irc_host;
 
 impl User {
     pub fn mask(&self) -> String {

@@ -58,6 +58,7 @@ impl Rig {
                 realname: format!("{nick} real"),
                 ip: IpAddr::from([127, 0, 0, 1]),
                 caps,
+                account: None,
             },
         );
         assert_eq!(outcome, RegisterOutcome::Welcome);
@@ -904,3 +905,6 @@ fn a_tracker_operator_acting_from_outside_sees_what_they_did() {
         ]
     );
 }
+
+#[path = "tests_accounts.rs"]
+mod accounts;

@@ -54,6 +54,7 @@ impl Rig {
                 realname: nick.into(),
                 ip: IpAddr::from([127, 0, 0, 1]),
                 caps: Caps::default(),
+                account: None,
             },
         );
         assert_eq!(outcome, RegisterOutcome::Welcome);
@@ -357,6 +358,7 @@ fn the_welcome_and_isupport_say_the_policy() {
                 realname: "alice".into(),
                 ip: IpAddr::from([127, 0, 0, 1]),
                 caps: Caps::default(),
+                account: None,
             },
         );
         let got = rig.got(&[id]).remove(0);

@@ -23,6 +23,7 @@ pub struct NewUser {
     pub realname: String,
     pub ip: std::net::IpAddr,
     pub caps: Caps,
+    pub account: Option<String>,
 }
 
 /// ISUPPORT tokens per `005` line.
@@ -36,6 +37,9 @@ impl Chat {
         let key = casefold(&new.nick);
         if self.state.nicks.contains_key(&key) {
             return RegisterOutcome::NickInUse;
+        }
+        if self.reserved(&new.nick, new.account.as_deref()) {
+            return RegisterOutcome::NickReserved;
         }
         self.state.nicks.insert(key, id);
         self.state.users.insert(
@@ -52,6 +56,7 @@ impl Chat {
                 last_active: self.clock.mono,
                 rooms: BTreeSet::new(),
                 oper: None,
+                account: new.account,
             },
         );
         self.state.max_users = self.state.max_users.max(self.state.users.len());
@@ -192,6 +197,9 @@ impl Chat {
         };
         if u.nick == new {
             return;
+        }
+        if self.reserved(new, u.account.as_deref()) {
+            return self.reply(id, replies::nick_reserved(new));
         }
         let (old, mask) = (u.nick.clone(), u.mask());
         self.record("nick", &format!("{old} -> {new}"));

@@ -1,0 +1,471 @@
+//! Message history: appending in the hub's order, and the pages that IRCv3
+//! `CHATHISTORY` asks for.
+//!
+//! A message's place is its `seq` in its target's history, given by the
+//! hub: the order everyone in the room saw. Time never orders (two messages
+//! share a millisecond; a clock stepped back would reorder them); a
+//! `timestamp=` reference is turned into a place, the first message of that
+//! target sent at or after it, and what a reader may see is given as a
+//! place too (the room's `seq` when they joined). Every page is returned in
+//! order, whichever way it was read.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Store, StoreError};
+use crate::proto::nick::mentions;
+
+/// The history key of the direct conversation between two identities (an
+/// account name, or `~` and a casefolded nick for someone without one):
+/// the same whichever of the two asks. Neither may contain a space, which
+/// nicks and account names never do.
+pub fn dm_key(a: &str, b: &str) -> String {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    format!("dm:{lo} {hi}")
+}
+
+/// A message as the hub committed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Its place in `target`'s history: one more than the message before.
+    pub seq: i64,
+    pub msgid: String,
+    pub at_ms: i64,
+    /// Whose history it is part of: a casefolded room name, or [`dm_key`].
+    pub target: String,
+    /// `PRIVMSG` or `NOTICE` (a `/me` is a PRIVMSG with CTCP ACTION).
+    pub command: String,
+    /// The full source, `nick!user@host`, as it was sent.
+    pub source: String,
+    /// The sender's account, when logged in to one.
+    pub sender_account: Option<String>,
+    /// The target parameter as sent (`#Room`, or the recipient's nick).
+    pub to_param: String,
+    pub text: String,
+    /// Client-only tags (`+draft/reply=...`), in IRC tag syntax, or empty.
+    pub client_tags: String,
+    /// For a direct message: the two people, for `CHATHISTORY TARGETS`.
+    pub direct: Option<DirectParties>,
+    /// For a direct message to an account that was not connected: deliver
+    /// it at that account's next login.
+    pub hold_for: Option<String>,
+}
+
+/// The two sides of a direct message, as identities (see [`dm_key`]) and as
+/// shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectParties {
+    pub from: String,
+    pub from_shown: String,
+    pub to: String,
+    pub to_shown: String,
+}
+
+/// A message read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub seq: i64,
+    pub msgid: String,
+    pub at_ms: i64,
+    pub target: String,
+    pub command: String,
+    pub source: String,
+    pub sender_account: Option<String>,
+    pub to_param: String,
+    pub text: String,
+    pub client_tags: String,
+}
+
+impl StoredMessage {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
+        Ok(StoredMessage {
+            id: r.get(0)?,
+            seq: r.get(1)?,
+            msgid: r.get(2)?,
+            at_ms: r.get(3)?,
+            target: r.get(4)?,
+            command: r.get(5)?,
+            source: r.get(6)?,
+            sender_account: r.get(7)?,
+            to_param: r.get(8)?,
+            text: r.get(9)?,
+            client_tags: r.get(10)?,
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "id, seq, msgid, at_ms, target, command, source, sender_account, to_param, text, client_tags";
+
+/// A `CHATHISTORY` reference point: `timestamp=...` or `msgid=...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// Unix milliseconds.
+    Timestamp(i64),
+    MsgId(String),
+}
+
+/// The `CHATHISTORY` subcommands that read one target's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HistoryQuery {
+    /// The newest messages; with a selector, only those after it.
+    Latest(Option<Selector>),
+    Before(Selector),
+    After(Selector),
+    /// Up to half the limit before the reference and the rest from it on
+    /// (a msgid reference is itself included).
+    Around(Selector),
+    /// Between two references, both excluded, read from the first towards
+    /// the second.
+    Between(Selector, Selector),
+}
+
+/// Someone an identity has a direct conversation with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Correspondent {
+    pub shown: String,
+    pub target: String,
+    pub last_ms: i64,
+}
+
+impl Store {
+    /// Appends a batch of messages in one transaction. A msgid already
+    /// stored is skipped (the repair from `chat.log` may offer a message
+    /// twice), so appending is idempotent; a `seq` already taken in its
+    /// target is an error (two messages claiming one place).
+    pub fn append<'a>(
+        &mut self,
+        batch: impl IntoIterator<Item = &'a NewMessage>,
+    ) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO history (seq, msgid, at_ms, target, command, source, sender,
+                     sender_account, to_param, text, client_tags)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+                 WHERE NOT EXISTS (SELECT 1 FROM history WHERE msgid = ?2)",
+            )?;
+            let mut correspondent = tx.prepare_cached(
+                "INSERT INTO correspondents (owner, other, other_shown, target, last_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(owner, other) DO UPDATE SET
+                     other_shown = excluded.other_shown,
+                     last_ms = max(last_ms, excluded.last_ms)",
+            )?;
+            let mut hold = tx.prepare_cached(
+                "INSERT OR IGNORE INTO pending (account, history_id)
+                 SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM accounts WHERE name = ?1)",
+            )?;
+            for m in batch {
+                let sender = m.source.split('!').next().unwrap_or(&m.source);
+                let n = insert.execute(params![
+                    m.seq,
+                    m.msgid,
+                    m.at_ms,
+                    m.target,
+                    m.command,
+                    m.source,
+                    sender,
+                    m.sender_account,
+                    m.to_param,
+                    m.text,
+                    m.client_tags,
+                ])?;
+                if n == 0 {
+                    continue;
+                }
+                added += 1;
+                let id = tx.last_insert_rowid();
+                if let Some(d) = &m.direct {
+                    correspondent.execute(params![d.from, d.to, d.to_shown, m.target, m.at_ms])?;
+                    correspondent.execute(params![
+                        d.to,
+                        d.from,
+                        d.from_shown,
+                        m.target,
+                        m.at_ms
+                    ])?;
+                }
+                if let Some(account) = &m.hold_for {
+                    hold.execute(params![account, id])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// The newest message stored, if any: where a repair from `chat.log`
+    /// starts looking.
+    pub fn last_message(&self) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM history ORDER BY id DESC LIMIT 1"),
+                [],
+                StoredMessage::from_row,
+            )
+            .optional()?)
+    }
+
+    /// Each target's last `seq`: where the hub's numbering resumes after a
+    /// restart.
+    pub fn last_seqs(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT target, max(seq) FROM history GROUP BY target ORDER BY target")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn message_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM history", [], |r| r.get::<_, i64>(0))?
+            .unsigned_abs())
+    }
+
+    fn resolve(&self, target: &str, msgid: &str) -> Result<i64, StoreError> {
+        self.conn
+            .prepare_cached("SELECT seq FROM history WHERE msgid = ?1 AND target = ?2")?
+            .query_row([msgid, target], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::UnknownMsgid(msgid.to_string()))
+    }
+
+    /// The place of the first message of `target` sent at `at_ms` or later
+    /// (when `inclusive`) or after it; past the end when there is none.
+    fn place_of_time(&self, target: &str, at_ms: i64, inclusive: bool) -> Result<i64, StoreError> {
+        let sql = match inclusive {
+            true => {
+                "SELECT seq FROM history WHERE target = ?1 AND at_ms >= ?2 ORDER BY at_ms, seq LIMIT 1"
+            }
+            false => {
+                "SELECT seq FROM history WHERE target = ?1 AND at_ms > ?2 ORDER BY at_ms, seq LIMIT 1"
+            }
+        };
+        Ok(self
+            .conn
+            .prepare_cached(sql)?
+            .query_row(params![target, at_ms], |r| r.get(0))
+            .optional()?
+            .unwrap_or(i64::MAX))
+    }
+
+    /// "After `s`": the place messages must be beyond (exclusive). A
+    /// timestamp excludes every message of that millisecond; a msgid
+    /// excludes that message.
+    fn after(&self, target: &str, s: &Selector) -> Result<i64, StoreError> {
+        match s {
+            Selector::Timestamp(t) => Ok(self.place_of_time(target, *t, false)?.saturating_sub(1)),
+            Selector::MsgId(m) => self.resolve(target, m),
+        }
+    }
+
+    /// "Before `s`": the place messages must be below (exclusive).
+    fn before(&self, target: &str, s: &Selector) -> Result<i64, StoreError> {
+        match s {
+            Selector::Timestamp(t) => self.place_of_time(target, *t, true),
+            Selector::MsgId(m) => self.resolve(target, m),
+        }
+    }
+
+    /// One page of `target`'s history, in order, at most `limit` messages,
+    /// only those after the place `visible_after` (what this reader may
+    /// see: the room's `seq` when they first joined; 0 for everything).
+    pub fn history(
+        &self,
+        target: &str,
+        query: &HistoryQuery,
+        limit: usize,
+        visible_after: i64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let floor = visible_after;
+        let up = |lo: i64, hi: i64, limit| self.page(target, lo.max(floor), hi, limit, true);
+        let down = |lo: i64, hi: i64, limit| self.page(target, lo.max(floor), hi, limit, false);
+        match query {
+            HistoryQuery::Latest(None) => down(0, i64::MAX, limit),
+            HistoryQuery::Latest(Some(s)) => down(self.after(target, s)?, i64::MAX, limit),
+            HistoryQuery::Before(s) => down(0, self.before(target, s)?, limit),
+            HistoryQuery::After(s) => up(self.after(target, s)?, i64::MAX, limit),
+            HistoryQuery::Around(s) => {
+                // A msgid reference is itself part of the later half.
+                let at = self.before(target, s)?;
+                let mut page = down(0, at, limit / 2)?;
+                let rest = limit - page.len();
+                page.extend(up(at.saturating_sub(1), i64::MAX, rest)?);
+                Ok(page)
+            }
+            HistoryQuery::Between(a, b) => {
+                // Read from the first reference towards the second, which
+                // may be either older or newer.
+                let (a_lo, b_hi) = (self.after(target, a)?, self.before(target, b)?);
+                if a_lo < b_hi {
+                    up(a_lo, b_hi, limit)
+                } else {
+                    let (a_hi, b_lo) = (self.before(target, a)?, self.after(target, b)?);
+                    down(b_lo, a_hi, limit)
+                }
+            }
+        }
+    }
+
+    /// Up to `limit` messages of `target` strictly between the places `lo`
+    /// and `hi`: the first ones (`upward`) or the last ones; in order.
+    fn page(
+        &self,
+        target: &str,
+        lo: i64,
+        hi: i64,
+        limit: usize,
+        upward: bool,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        if limit == 0 || lo >= hi {
+            return Ok(Vec::new());
+        }
+        let dir = if upward { "ASC" } else { "DESC" };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM history
+             WHERE target = ?1 AND seq > ?2 AND seq < ?3
+             ORDER BY seq {dir} LIMIT ?4"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(
+            params![target, lo, hi, limit as i64],
+            StoredMessage::from_row,
+        )?;
+        let mut page: Vec<StoredMessage> = rows.collect::<Result<_, _>>()?;
+        if !upward {
+            page.reverse();
+        }
+        Ok(page)
+    }
+
+    /// How many messages `target` has after the place `after_seq`, and how
+    /// many of them mention `nick` as a word: the "while you were away"
+    /// line. Messages sent by `nick` itself are not counted.
+    pub fn missed(
+        &self,
+        target: &str,
+        after_seq: i64,
+        nick: &str,
+    ) -> Result<(u64, u64), StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT text FROM history
+             WHERE target = ?1 AND seq > ?2 AND sender <> ?3 COLLATE NOCASE",
+        )?;
+        let mut rows = stmt.query(params![target, after_seq, nick])?;
+        let (mut count, mut mentioned) = (0, 0);
+        while let Some(r) = rows.next()? {
+            count += 1;
+            let text: String = r.get(0)?;
+            if mentions(&text, nick) {
+                mentioned += 1;
+            }
+        }
+        Ok((count, mentioned))
+    }
+
+    /// The direct conversations of `owner`, with the time each last moved,
+    /// within `(from_ms, to_ms)`, oldest first, at most `limit`.
+    pub fn correspondents(
+        &self,
+        owner: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Correspondent>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT other_shown, target, last_ms FROM correspondents
+             WHERE owner = ?1 AND last_ms > ?2 AND last_ms < ?3
+             ORDER BY last_ms LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(params![owner, from_ms, to_ms, limit as i64], |r| {
+            Ok(Correspondent {
+                shown: r.get(0)?,
+                target: r.get(1)?,
+                last_ms: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Where the time `at_ms` falls in `target`'s history: every message
+    /// at a later place was sent after it (a read marker is a time; this
+    /// turns it into a place).
+    pub fn seq_at(&self, target: &str, at_ms: i64) -> Result<i64, StoreError> {
+        Ok(self
+            .place_of_time(target, at_ms, false)?
+            .saturating_sub(1)
+            .min(
+                self.conn
+                    .prepare_cached("SELECT coalesce(max(seq), 0) FROM history WHERE target = ?1")?
+                    .query_row([target], |r| r.get(0))?,
+            ))
+    }
+
+    /// The time of `target`'s newest message within `(from_ms, to_ms)`.
+    pub fn latest_in(
+        &self,
+        target: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT max(at_ms) FROM history WHERE target = ?1 AND at_ms > ?2 AND at_ms < ?3",
+            )?
+            .query_row(params![target, from_ms, to_ms], |r| r.get(0))?)
+    }
+
+    /// Direct messages held for `account` while it was away, oldest first.
+    pub fn pending(&self, account: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {} FROM history JOIN pending ON pending.history_id = history.id
+             WHERE pending.account = ?1 ORDER BY history.id",
+            COLUMNS
+                .split(", ")
+                .map(|c| format!("history.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))?;
+        let rows = stmt.query_map([account], StoredMessage::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets the held messages up to and including `through_id`, once
+    /// they were delivered (a later message held meanwhile stays).
+    pub fn delivered(&self, account: &str, through_id: i64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM pending WHERE account = ?1 AND history_id <= ?2",
+            params![account, through_id],
+        )?)
+    }
+
+    /// Deletes history older than `before_ms`, a chunk at a time so the
+    /// writer is never held for long. Returns how many messages went.
+    pub fn purge_before(&mut self, before_ms: i64) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let tx = self.conn.transaction()?;
+            let n = tx.execute(
+                // Oldest first by id, so no index on time is kept for a
+                // purge that runs rarely: the scan stops at 5,000 found.
+                "DELETE FROM history WHERE id IN
+                     (SELECT id FROM history WHERE at_ms < ?1 ORDER BY id LIMIT 5000)",
+                [before_ms],
+            )?;
+            tx.execute("DELETE FROM correspondents WHERE last_ms < ?1", [before_ms])?;
+            tx.commit()?;
+            total += n;
+            if n < 5000 {
+                return Ok(total);
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The store's schema, as an ordered list of migrations.
+//!
+//! `PRAGMA user_version` holds how many migrations a file has had. Opening a
+//! file applies the missing ones in one transaction each; a file from a
+//! newer confab (more migrations than this build knows) is refused rather
+//! than written with an older idea of its tables.
+//!
+//! A migration is only ever appended, never edited: files in the field have
+//! run the old text.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Every migration, oldest first. The index + 1 is the schema version it
+/// brings a file to.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: history, accounts, rooms, read markers.
+    r#"
+    -- What the tracker needs to remember across runs that is not a message:
+    -- where the store caught up with chat.log, and similar single values.
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;
+
+    -- Every stored message. `target` is the history it belongs to: a
+    -- room's casefolded name (`#general`), or a direct conversation's key.
+    -- `seq` is its place in that history, given by the hub (1, 2, 3... per
+    -- target, the order everyone there saw); `at_ms` is server-time (Unix
+    -- ms): shown, and used to find where a timestamp falls, but never to
+    -- order (it repeats, and a clock stepped back would reorder). `id` is
+    -- the store's own, never reused (AUTOINCREMENT).
+    CREATE TABLE history (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq            INTEGER NOT NULL,
+        msgid          TEXT NOT NULL UNIQUE,
+        at_ms          INTEGER NOT NULL,
+        target         TEXT NOT NULL,
+        command        TEXT NOT NULL,
+        source         TEXT NOT NULL,
+        sender         TEXT NOT NULL,
+        sender_account TEXT,
+        to_param       TEXT NOT NULL,
+        text           TEXT NOT NULL,
+        client_tags    TEXT NOT NULL DEFAULT ''
+    ) STRICT;
+    CREATE UNIQUE INDEX history_target_seq ON history(target, seq);
+    CREATE INDEX history_target_time ON history(target, at_ms);
+
+    -- For CHATHISTORY TARGETS: with whom each identity (account or
+    -- casefolded nick) has a direct conversation, and when it last moved.
+    CREATE TABLE correspondents (
+        owner       TEXT NOT NULL,
+        other       TEXT NOT NULL,
+        other_shown TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        last_ms     INTEGER NOT NULL,
+        PRIMARY KEY (owner, other)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX correspondents_owner_time ON correspondents(owner, last_ms);
+
+    CREATE TABLE accounts (
+        name          TEXT PRIMARY KEY,  -- casefolded
+        shown         TEXT NOT NULL,     -- as registered
+        password_hash TEXT NOT NULL,     -- Argon2id PHC string
+        created_ms    INTEGER NOT NULL,
+        last_seen_ms  INTEGER
+    ) STRICT, WITHOUT ROWID;
+
+    -- Which rooms an account is in (to put it back at login) and when it
+    -- first joined each: the point before which it may not read history.
+    CREATE TABLE memberships (
+        account         TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+        room            TEXT NOT NULL,
+        -- The room's last `seq` when the account first joined: it reads
+        -- only what came after.
+        joined_after    INTEGER NOT NULL,
+        member          INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (account, room)
+    ) STRICT, WITHOUT ROWID;
+
+    -- draft/read-marker: what an account has read, per target.
+    CREATE TABLE read_markers (
+        account TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+        target  TEXT NOT NULL,
+        read_ms INTEGER NOT NULL,
+        PRIMARY KEY (account, target)
+    ) STRICT, WITHOUT ROWID;
+
+    -- Direct messages waiting for an account that was not connected.
+    CREATE TABLE pending (
+        account    TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+        history_id INTEGER NOT NULL REFERENCES history(id) ON DELETE CASCADE,
+        PRIMARY KEY (account, history_id)
+    ) STRICT, WITHOUT ROWID;
+
+    -- Rooms whose founder has an account: they outlive a restart.
+    CREATE TABLE rooms (
+        name        TEXT PRIMARY KEY,    -- casefolded
+        shown       TEXT NOT NULL,
+        founder     TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+        created_ms  INTEGER NOT NULL,
+        topic       TEXT NOT NULL DEFAULT '',
+        topic_by    TEXT NOT NULL DEFAULT '',
+        topic_ms    INTEGER NOT NULL DEFAULT 0,
+        modes       TEXT NOT NULL DEFAULT '',
+        room_key    TEXT,
+        user_limit  INTEGER
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE room_bans (
+        room   TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,
+        mask   TEXT NOT NULL,
+        set_by TEXT NOT NULL,
+        set_ms INTEGER NOT NULL,
+        PRIMARY KEY (room, mask)
+    ) STRICT, WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings `conn` to [`VERSION`], one transaction per migration.
+pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            known: VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as u32)?;
+        tx.commit()?;
+    }
+    Ok(found)
+}

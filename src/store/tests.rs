@@ -1,0 +1,499 @@
+//! The store without a tracker: schema, pages, accounts, the thread.
+
+use super::history::DirectParties;
+use super::*;
+
+fn msg(n: u32, at_ms: i64, target: &str, from: &str, text: &str) -> NewMessage {
+    NewMessage {
+        seq: i64::from(n) + 1,
+        msgid: format!("m{n}"),
+        at_ms,
+        target: target.to_string(),
+        command: "PRIVMSG".into(),
+        source: format!("{from}!{from}@127.0.0.1"),
+        sender_account: None,
+        to_param: target.to_string(),
+        text: text.to_string(),
+        client_tags: String::new(),
+        direct: None,
+        hold_for: None,
+    }
+}
+
+fn ids(page: &[StoredMessage]) -> Vec<&str> {
+    page.iter().map(|m| m.msgid.as_str()).collect()
+}
+
+/// Ten messages in #room: m1..m10 at 1000, 1000, 2000, 2000, ... 5000 ms
+/// (two a millisecond, to test ties), and m100 in #other between them.
+fn ten() -> Store {
+    let mut s = Store::in_memory().unwrap();
+    let mut batch: Vec<NewMessage> = (1..=10)
+        .map(|n| msg(n, 1000 * ((i64::from(n) + 1) / 2), "#room", "alice", "hi"))
+        .collect();
+    batch.insert(5, msg(100, 3000, "#other", "bob", "elsewhere"));
+    assert_eq!(s.append(&batch).unwrap(), 11);
+    s
+}
+
+#[test]
+fn schema_is_migrated_once_and_a_newer_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let (s, was) = Store::open(&path).unwrap();
+    assert_eq!((was, s.schema_version().unwrap()), (0, schema::VERSION));
+    let mode: String = s
+        .conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    let fk: bool = s
+        .conn
+        .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+        .unwrap();
+    assert_eq!((mode.as_str(), fk), ("wal", true));
+    drop(s);
+    let (s, was) = Store::open(&path).unwrap();
+    assert_eq!(was, schema::VERSION, "nothing applied twice");
+    s.conn
+        .pragma_update(None, "user_version", schema::VERSION + 1)
+        .unwrap();
+    drop(s);
+    let err = Store::open(&path).err().expect("a newer schema is refused");
+    assert!(
+        matches!(err, StoreError::TooNew { found, known } if found == known + 1),
+        "{err}"
+    );
+}
+
+#[test]
+fn pages_follow_chathistory() {
+    use HistoryQuery::*;
+    let s = ten();
+    let q =
+        |query: HistoryQuery, limit| ids(&s.history("#room", &query, limit, 0).unwrap()).join(" ");
+    let id = |n: u32| Selector::MsgId(format!("m{n}"));
+    let ts = Selector::Timestamp;
+
+    assert_eq!(q(Latest(None), 3), "m8 m9 m10");
+    assert_eq!(q(Latest(Some(id(7))), 50), "m8 m9 m10");
+    assert_eq!(
+        q(Latest(Some(id(2))), 3),
+        "m8 m9 m10",
+        "newest first, then capped"
+    );
+    assert_eq!(
+        q(Latest(Some(ts(4000))), 50),
+        "m9 m10",
+        "a timestamp excludes its ms"
+    );
+    assert_eq!(q(Before(id(4)), 2), "m2 m3", "ties broken by commit order");
+    assert_eq!(q(Before(ts(2000)), 50), "m1 m2");
+    assert_eq!(q(After(id(3)), 3), "m4 m5 m6");
+    assert_eq!(q(After(ts(2000)), 2), "m5 m6");
+    assert_eq!(
+        q(Around(id(5)), 4),
+        "m3 m4 m5 m6",
+        "the reference is included"
+    );
+    assert_eq!(q(Around(ts(3000)), 4), "m3 m4 m5 m6");
+    assert_eq!(
+        q(Around(id(1)), 4),
+        "m1 m2 m3 m4",
+        "nothing older: the rest after"
+    );
+    assert_eq!(q(Between(id(2), id(7)), 50), "m3 m4 m5 m6");
+    assert_eq!(
+        q(Between(id(2), id(7)), 2),
+        "m3 m4",
+        "read from the first reference"
+    );
+    assert_eq!(
+        q(Between(id(7), id(2)), 2),
+        "m5 m6",
+        "backwards from the first"
+    );
+    assert_eq!(q(Between(ts(1000), ts(4000)), 50), "m3 m4 m5 m6");
+    assert_eq!(q(Latest(None), 0), "");
+
+    let cut = |query: HistoryQuery| ids(&s.history("#room", &query, 50, 5).unwrap()).join(" ");
+    assert_eq!(
+        cut(Latest(None)),
+        "m5 m6 m7 m8 m9 m10",
+        "nothing before the cutoff"
+    );
+    assert_eq!(cut(Before(id(6))), "m5");
+    assert_eq!(cut(Around(id(4))), "m5 m6 m7 m8 m9 m10");
+
+    for missing in ["m999", "m100"] {
+        let err = s
+            .history("#room", &After(Selector::MsgId(missing.into())), 5, 0)
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::UnknownMsgid(ref m) if m == missing),
+            "{err}"
+        );
+    }
+    let other = s.history("#other", &Latest(None), 50, 0).unwrap();
+    assert_eq!(ids(&other), ["m100"]);
+    assert_eq!(other[0].source, "bob!bob@127.0.0.1");
+}
+
+#[test]
+fn appending_twice_stores_once() {
+    let mut s = ten();
+    let again = msg(3, 2000, "#room", "alice", "hi");
+    assert_eq!(s.append([&again]).unwrap(), 0);
+    let mut clash = msg(50, 9000, "#room", "bob", "same place");
+    clash.seq = 4;
+    s.append([&clash])
+        .expect_err("two messages cannot share a place");
+    assert_eq!(s.message_count().unwrap(), 11);
+    assert_eq!(s.last_message().unwrap().unwrap().msgid, "m10");
+}
+
+#[test]
+fn direct_messages_index_both_sides_and_wait_for_an_offline_account() {
+    let mut s = Store::in_memory().unwrap();
+    s.create_account("bob", "Bob", "$argon2id$x", 0).unwrap();
+    let key = dm_key("~alice", "bob");
+    assert_eq!(key, dm_key("bob", "~alice"));
+    let dm = |n, at, text: &str, hold: bool| NewMessage {
+        to_param: "Bob".into(),
+        direct: Some(DirectParties {
+            from: "~alice".into(),
+            from_shown: "alice".into(),
+            to: "bob".into(),
+            to_shown: "Bob".into(),
+        }),
+        hold_for: hold.then(|| "bob".to_string()),
+        ..msg(n, at, &key, "alice", text)
+    };
+    s.append(&[
+        dm(1, 100, "one", true),
+        dm(2, 200, "two", true),
+        dm(3, 300, "three", false),
+    ])
+    .unwrap();
+    // A hold for a name with no account is ignored, not an error.
+    let mut stray = dm(4, 400, "four", false);
+    stray.hold_for = Some("nobody".into());
+    s.append([&stray]).unwrap();
+
+    let bob = s.correspondents("bob", 0, i64::MAX, 10).unwrap();
+    assert_eq!(
+        bob,
+        [Correspondent {
+            shown: "alice".into(),
+            target: key.clone(),
+            last_ms: 400
+        }]
+    );
+    assert_eq!(
+        s.correspondents("~alice", 0, i64::MAX, 10).unwrap()[0].shown,
+        "Bob"
+    );
+    assert!(
+        s.correspondents("bob", 400, i64::MAX, 10)
+            .unwrap()
+            .is_empty()
+    );
+
+    let held = s.pending("bob").unwrap();
+    assert_eq!(ids(&held), ["m1", "m2"]);
+    assert_eq!(held[0].at_ms, 100, "delivered with its original time");
+    assert!(s.pending("nobody").unwrap().is_empty());
+    s.append([&dm(5, 500, "five", true)]).unwrap();
+    assert_eq!(s.delivered("bob", held[1].id).unwrap(), 2);
+    assert_eq!(
+        ids(&s.pending("bob").unwrap()),
+        ["m5"],
+        "held meanwhile: kept"
+    );
+}
+
+#[test]
+fn the_away_summary_counts_mentions_as_words_and_not_ones_own_lines() {
+    let mut s = Store::in_memory().unwrap();
+    s.append(&[
+        msg(1, 10, "#r", "bob", "carol: look"),
+        msg(2, 20, "#r", "bob", "carolina is here"),
+        msg(3, 30, "#r", "Carol", "I said carol"),
+        msg(4, 40, "#r", "bob", "bye CAROL!"),
+        msg(5, 50, "#r", "bob", "plain"),
+    ])
+    .unwrap();
+    // seq is n + 1: m1 is 2 ... m5 is 6.
+    assert_eq!(s.missed("#r", 0, "carol").unwrap(), (4, 2));
+    assert_eq!(s.missed("#r", 3, "carol").unwrap(), (2, 1));
+    assert_eq!(s.missed("#r", 5, "carol").unwrap(), (1, 0));
+    assert_eq!(s.seq_at("#r", 45).unwrap(), 5, "a time falls after m4");
+    assert_eq!(s.seq_at("#r", 5).unwrap(), 1, "just before m1");
+    assert_eq!(s.seq_at("#r", 100).unwrap(), 6);
+    assert_eq!(s.seq_at("#nowhere", 100).unwrap(), 0);
+    assert_eq!(s.last_seqs().unwrap(), [("#r".to_string(), 6)]);
+    assert_eq!(s.latest_in("#r", 0, 45).unwrap(), Some(40));
+    assert_eq!(s.latest_in("#r", 50, 100).unwrap(), None);
+}
+
+#[test]
+fn accounts_rooms_and_markers() {
+    let mut s = Store::in_memory().unwrap();
+    s.create_account("alice", "Alice", "h1", 5).unwrap();
+    assert!(matches!(
+        s.create_account("alice", "ALICE", "h2", 6),
+        Err(StoreError::AccountExists(_))
+    ));
+    s.set_password_hash("alice", "h3").unwrap();
+    assert!(matches!(
+        s.set_password_hash("zed", "h"),
+        Err(StoreError::NoSuchAccount(_))
+    ));
+    s.seen("alice", 99).unwrap();
+    let a = s.account("alice").unwrap().unwrap();
+    assert_eq!(
+        (
+            a.shown.as_str(),
+            a.password_hash.as_str(),
+            a.created_ms,
+            a.last_seen_ms
+        ),
+        ("Alice", "h3", 5, Some(99))
+    );
+    assert_eq!(s.account_names().unwrap(), ["alice"]);
+
+    s.joined("alice", "#a", 10).unwrap();
+    s.joined("alice", "#b", 20).unwrap();
+    s.parted("alice", "#a").unwrap();
+    s.joined("alice", "#b", 30).unwrap();
+    assert_eq!(s.rooms_of("alice").unwrap(), ["#b"]);
+    assert_eq!(
+        s.joined_after("alice", "#a").unwrap(),
+        Some(10),
+        "kept after a part"
+    );
+    assert_eq!(
+        s.joined_after("alice", "#b").unwrap(),
+        Some(20),
+        "the first join"
+    );
+    assert_eq!(s.joined_after("alice", "#c").unwrap(), None);
+    assert!(
+        s.joined("ghost", "#a", 1).is_err(),
+        "no membership without an account"
+    );
+
+    assert_eq!(s.mark_read("alice", "#b", 50).unwrap(), 50);
+    assert_eq!(
+        s.mark_read("alice", "#b", 40).unwrap(),
+        50,
+        "never moves back"
+    );
+    assert_eq!(s.read_marker("alice", "#b").unwrap(), Some(50));
+
+    let room = RegisteredRoom {
+        name: "#b".into(),
+        shown: "#B".into(),
+        founder: "alice".into(),
+        created_ms: 20,
+        topic: "plans".into(),
+        topic_by: "Alice".into(),
+        topic_ms: 21,
+        modes: "int".into(),
+        key: Some("k".into()),
+        limit: Some(30),
+        bans: vec![RoomBan {
+            mask: "*!*@10.0.0.*".into(),
+            set_by: "Alice".into(),
+            set_ms: 22,
+        }],
+    };
+    s.save_room(&room).unwrap();
+    assert_eq!(s.registered_rooms().unwrap(), std::slice::from_ref(&room));
+    let mut changed = room.clone();
+    changed.bans.clear();
+    changed.topic = "new".into();
+    s.save_room(&changed).unwrap();
+    assert_eq!(s.registered_rooms().unwrap(), [changed]);
+
+    // Deleting the account takes everything of its own with it.
+    let mut own = msg(1, 60, "#b", "Alice", "mine");
+    own.sender_account = Some("alice".into());
+    s.append(&[own, msg(2, 61, "#b", "bob", "theirs")]).unwrap();
+    s.delete_account("alice").unwrap();
+    assert!(s.account("alice").unwrap().is_none());
+    assert!(s.rooms_of("alice").unwrap().is_empty());
+    assert_eq!(s.read_marker("alice", "#b").unwrap(), None);
+    assert!(s.registered_rooms().unwrap().is_empty(), "its rooms go too");
+    let left = s.history("#b", &HistoryQuery::Latest(None), 10, 0).unwrap();
+    assert_eq!(ids(&left), ["m2"]);
+    assert!(matches!(
+        s.delete_account("alice"),
+        Err(StoreError::NoSuchAccount(_))
+    ));
+}
+
+#[test]
+fn purge_removes_only_older_history() {
+    let mut s = Store::in_memory().unwrap();
+    let batch: Vec<NewMessage> = (0..12_000)
+        .map(|n| msg(n, i64::from(n), "#r", "a", "x"))
+        .collect();
+    s.append(&batch).unwrap();
+    assert_eq!(s.purge_before(11_000).unwrap(), 11_000);
+    assert_eq!(s.message_count().unwrap(), 1_000);
+    let first = s
+        .history("#r", &HistoryQuery::After(Selector::Timestamp(-1)), 1, 0)
+        .unwrap();
+    assert_eq!(first[0].at_ms, 11_000);
+}
+
+#[test]
+fn a_backup_taken_while_writing_holds_a_whole_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    let (store, _) = Store::open(&path).unwrap();
+    let (handle, join) = StoreHandle::spawn(store).unwrap();
+    let writer = {
+        let handle = handle.clone();
+        std::thread::spawn(move || {
+            for n in 0..2_000u32 {
+                handle.append(vec![msg(n, i64::from(n), "#r", "a", "x")], |e, _| {
+                    panic!("append failed: {e}")
+                });
+            }
+        })
+    };
+    // The backup runs from a second connection, as `tracker backup` does.
+    let (reader, _) = Store::open(&path).unwrap();
+    let copy = dir.path().join("copy.db");
+    reader.backup_to(&copy).unwrap();
+    writer.join().unwrap();
+    drop(handle);
+    join.join().unwrap();
+
+    let (copy, _) = Store::open(&copy).unwrap();
+    let n = copy.message_count().unwrap();
+    let all = copy
+        .history("#r", &HistoryQuery::Latest(None), 5_000, 0)
+        .unwrap();
+    assert_eq!(all.len() as u64, n);
+    let expected: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+    assert_eq!(ids(&all), expected, "a prefix with no gap");
+    let (full, _) = Store::open(&path).unwrap();
+    assert_eq!(full.message_count().unwrap(), 2_000);
+}
+
+#[tokio::test]
+async fn the_thread_joins_appends_and_reports_failures_to_their_senders() {
+    let (handle, join) = StoreHandle::spawn(Store::in_memory().unwrap()).unwrap();
+    // Hold the thread in a call so the appends behind it queue up.
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    handle.call_then(
+        move |_| {
+            let _ = started_tx.send(());
+            release_rx.recv()
+        },
+        |_| {},
+    );
+    started_rx.recv().unwrap();
+    for n in 0..50 {
+        handle.append(vec![msg(n, i64::from(n), "#r", "a", "x")], |e, _| {
+            panic!("{e}")
+        });
+    }
+    assert_eq!(handle.stats().queued, 50, "held behind the call");
+    release_tx.send(()).unwrap();
+    let n = handle.call(|s| s.message_count()).await.unwrap().unwrap();
+    assert_eq!(n, 50, "a call sees every append queued before it");
+    let stats = handle.stats();
+    assert_eq!((stats.queued, stats.appended, stats.failed), (0, 50, 0));
+    assert_eq!(
+        stats.transactions, 1,
+        "the fifty appends were one transaction"
+    );
+
+    // A broken store: each batch reports its own messages, and the thread
+    // carries on.
+    handle
+        .call(|s| {
+            s.conn
+                .execute_batch("DROP TABLE pending; DROP TABLE history;")
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let (fail_tx, mut fail_rx) = tokio::sync::mpsc::unbounded_channel();
+    for n in [100, 101] {
+        let fail_tx = fail_tx.clone();
+        handle.append(vec![msg(n, 0, "#r", "a", "x")], move |e, lost| {
+            let _ = fail_tx.send((e.to_string(), lost[0].msgid.clone()));
+        });
+    }
+    let mut lost = [fail_rx.recv().await.unwrap(), fail_rx.recv().await.unwrap()];
+    lost.sort();
+    assert_eq!(lost[0].1, "m100");
+    assert_eq!(lost[1].1, "m101");
+    assert!(lost[0].0.contains("history"), "{}", lost[0].0);
+    assert_eq!(handle.stats().failed, 2);
+
+    drop(handle);
+    join.join().unwrap();
+}
+
+#[tokio::test]
+async fn a_stopped_store_says_so() {
+    let (handle, join) = StoreHandle::spawn(Store::in_memory().unwrap()).unwrap();
+    let clone = handle.clone();
+    handle
+        .call(|_| panic!("the store's thread dies"))
+        .await
+        .expect_err("a panicked call has no answer");
+    join.join().expect_err("the thread panicked");
+    let err = clone.call(|s| s.message_count()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Stopped) && err.is_disk_fault());
+    let (tx, rx) = std::sync::mpsc::channel();
+    clone.append(vec![msg(1, 0, "#r", "a", "x")], move |e, lost| {
+        tx.send((matches!(e, StoreError::Stopped), lost.len()))
+            .unwrap();
+    });
+    assert_eq!(rx.recv().unwrap(), (true, 1));
+}
+
+#[test]
+fn a_clock_stepped_back_never_reorders_a_room() {
+    let mut s = Store::in_memory().unwrap();
+    // The wall clock jumps back 10 s between m2 and m3.
+    s.append(&[
+        msg(1, 20_000, "#r", "a", "one"),
+        msg(2, 20_500, "#r", "a", "two"),
+        msg(3, 10_000, "#r", "a", "three"),
+        msg(4, 10_500, "#r", "a", "four"),
+    ])
+    .unwrap();
+    let all = s.history("#r", &HistoryQuery::Latest(None), 10, 0).unwrap();
+    assert_eq!(
+        ids(&all),
+        ["m1", "m2", "m3", "m4"],
+        "the order everyone saw"
+    );
+    let before = s
+        .history(
+            "#r",
+            &HistoryQuery::Before(Selector::MsgId("m3".into())),
+            10,
+            0,
+        )
+        .unwrap();
+    assert_eq!(ids(&before), ["m1", "m2"]);
+    // A timestamp falls where the first message at or after it is.
+    let after = s
+        .history(
+            "#r",
+            &HistoryQuery::After(Selector::Timestamp(10_200)),
+            10,
+            0,
+        )
+        .unwrap();
+    assert_eq!(ids(&after), ["m4"]);
+}

@@ -1,0 +1,202 @@
+//! The store's own thread, and the handle the tracker reaches it by.
+//!
+//! A thread, not a task: every SQLite call blocks on the disk, and the hub
+//! must never wait for one. The handle's channel is unbounded on purpose:
+//! the hub has already committed a message to `chat.log` and delivered it
+//! when it hands it here, so refusing it would lose it from history; the
+//! queue's depth is counted ([`StoreStats::queued`]) so a store that falls
+//! behind is visible instead. Consecutive appends are joined into one
+//! transaction (one fsync of the WAL at checkpoint time, not one per
+//! message), which is what keeps the store abreast of a busy hub.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use super::{NewMessage, Store, StoreError};
+
+/// At most this many messages are joined into one append transaction, so
+/// a call queued behind a burst is not kept waiting for long.
+const MAX_JOINED: usize = 10_000;
+
+/// Given the store, or why there is none (its thread has stopped).
+type Call = Box<dyn FnOnce(Result<&mut Store, StoreError>) + Send>;
+/// Told which messages were not stored, and why.
+type OnFail = Box<dyn FnOnce(&StoreError, &[NewMessage]) + Send>;
+
+enum Work {
+    Append(Vec<NewMessage>, OnFail),
+    Call(Call),
+}
+
+#[derive(Default)]
+struct Counters {
+    queued: AtomicU64,
+    appended: AtomicU64,
+    failed: AtomicU64,
+    transactions: AtomicU64,
+}
+
+/// What the store's thread has done, for the console and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Appends and calls handed over and not yet done.
+    pub queued: u64,
+    /// Messages stored.
+    pub appended: u64,
+    /// Messages that could not be stored (each reported to its `on_fail`).
+    pub failed: u64,
+    /// Append transactions committed.
+    pub transactions: u64,
+}
+
+/// The tracker's handle on the store. Cloning it is cheap; the thread ends
+/// when the last handle is dropped, after finishing what was queued.
+#[derive(Clone)]
+pub struct StoreHandle {
+    tx: mpsc::Sender<Work>,
+    counters: Arc<Counters>,
+}
+
+impl StoreHandle {
+    /// Moves `store` onto a new thread. The join handle returns once every
+    /// handle is dropped and the queue is done.
+    pub fn spawn(store: Store) -> std::io::Result<(StoreHandle, JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = counters.clone();
+        let join = std::thread::Builder::new()
+            .name("confab-store".into())
+            .spawn(move || serve(store, rx, &thread_counters))?;
+        Ok((StoreHandle { tx, counters }, join))
+    }
+
+    /// Hands over messages to store, in order; returns at once.
+    /// `on_fail` runs on the store's thread if they could not be stored.
+    pub fn append(
+        &self,
+        batch: Vec<NewMessage>,
+        on_fail: impl FnOnce(&StoreError, &[NewMessage]) + Send + 'static,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(mpsc::SendError(Work::Append(batch, on_fail))) =
+            self.tx.send(Work::Append(batch, Box::new(on_fail)))
+        {
+            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+            on_fail(&StoreError::Stopped, &batch);
+        }
+    }
+
+    /// Runs `f` on the store's thread after everything queued before it,
+    /// and hands its result to `reply` there; returns at once. What the
+    /// hub uses: `reply` sends the answer back into the hub's inbox.
+    pub fn call_then<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> R + Send + 'static,
+        reply: impl FnOnce(Result<R, StoreError>) + Send + 'static,
+    ) {
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        let work = Work::Call(Box::new(move |store: Result<&mut Store, StoreError>| {
+            reply(store.map(f))
+        }));
+        if let Err(mpsc::SendError(Work::Call(call))) = self.tx.send(work) {
+            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+            call(Err(StoreError::Stopped));
+        }
+    }
+
+    /// Runs `f` on the store's thread and waits for its result: for the
+    /// tracker's start, subcommands and tests, never the hub.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> R + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.call_then(f, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            queued: self.counters.queued.load(Ordering::Relaxed),
+            appended: self.counters.appended.load(Ordering::Relaxed),
+            failed: self.counters.failed.load(Ordering::Relaxed),
+            transactions: self.counters.transactions.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn serve(mut store: Store, rx: mpsc::Receiver<Work>, counters: &Counters) {
+    let mut next = rx.recv().ok();
+    while let Some(work) = next.take() {
+        match work {
+            Work::Call(f) => {
+                counters.queued.fetch_sub(1, Ordering::Relaxed);
+                f(Ok(&mut store));
+                next = rx.recv().ok();
+            }
+            Work::Append(batch, on_fail) => {
+                // Join the appends waiting behind this one; stop at a call
+                // (it must see them stored) or at the cap.
+                let mut appends = vec![(batch, on_fail)];
+                let mut joined = appends[0].0.len();
+                while joined < MAX_JOINED {
+                    match rx.try_recv() {
+                        Ok(Work::Append(b, f)) => {
+                            joined += b.len();
+                            appends.push((b, f));
+                        }
+                        Ok(call) => {
+                            next = Some(call);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                counters
+                    .queued
+                    .fetch_sub(appends.len() as u64, Ordering::Relaxed);
+                store_appends(&mut store, appends, counters);
+                if next.is_none() {
+                    next = rx.recv().ok();
+                }
+            }
+        }
+    }
+}
+
+/// Stores the joined appends in one transaction; if that fails, each on its
+/// own, so one bad batch reports only its own messages.
+fn store_appends(store: &mut Store, appends: Vec<(Vec<NewMessage>, OnFail)>, counters: &Counters) {
+    if appends.len() > 1
+        && store
+            .append(appends.iter().flat_map(|(b, _)| b.iter()))
+            .is_ok()
+    {
+        counters.transactions.fetch_add(1, Ordering::Relaxed);
+        let total: usize = appends.iter().map(|(b, _)| b.len()).sum();
+        counters.appended.fetch_add(total as u64, Ordering::Relaxed);
+        return;
+    }
+    for (batch, on_fail) in appends {
+        match store.append(&batch) {
+            Ok(_) => {
+                counters.transactions.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .appended
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                counters
+                    .failed
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                on_fail(&e, &batch);
+            }
+        }
+    }
+}
