@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod input;
 pub mod known;
+pub mod monitor;
 pub mod plain;
 pub mod session;
 pub mod state;
