@@ -9,6 +9,7 @@ mod harness;
 mod hostile;
 mod irssi;
 mod login;
+mod monitor;
 mod ops;
 mod protocol;
 mod rooms;

@@ -569,7 +569,10 @@ mod tests {
             ),
             ("beta", "action", "waves")
         );
-        assert_eq!(got[0].time, "2026-12-02T09:59:58.000Z", "the tracker's time");
+        assert_eq!(
+            got[0].time, "2026-12-02T09:59:58.000Z",
+            "the tracker's time"
+        );
         let json = serde_json::to_string(&records(&m, &a)[0]).unwrap();
         assert_eq!(
             json,
