@@ -467,3 +467,111 @@ fn full_screen_merged_view_of_three_trackers() {
         });
     }
 }
+
+/// At a terminal, each tracker seen for the first time is asked about,
+/// by name, and so is its password (hidden); the username once for all.
+#[test]
+fn trust_and_password_asked_per_tracker_at_the_terminal() {
+    if !have(&["tmux"]) {
+        return;
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    let t = three(root.path());
+    std::fs::remove_file(root.path().join("servers.txt.passwords")).expect("rm");
+    std::fs::write(&t.known, "").expect("empty known");
+    let servers = t.servers.display().to_string();
+    let known = t.known.display().to_string();
+    let args = ["--monitor", &servers, "--known-trackers", &known];
+    let term = Tmux::start(
+        "monitor-ask",
+        &crate::terminal::wrapped(root.path(), client_bin(), &args),
+        &[],
+        &["CONFAB_PASSWORD"],
+    );
+    for (i, (tr, label)) in t.trackers.iter().zip(LABELS).enumerate() {
+        let screen = term.wait_screen(&format!("[{label}] Trust it and continue (yes/no)?"));
+        assert!(
+            screen.contains(&format!(
+                "[{label}] The authenticity of tracker 127.0.0.1:{} can't be established.",
+                tr.port
+            )) && screen.contains(&format!("[{label}] Its fingerprint is {}", tr.fingerprint)),
+            "{screen}"
+        );
+        term.type_line("yes");
+        term.wait_screen(&format!(
+            "[{label}] The tracker needs a password. Password:"
+        ));
+        term.type_line(PASSWORD);
+        if i == 0 {
+            term.wait_screen("[alpha] Username:");
+            term.type_line("mon");
+        }
+    }
+    let screen = wait_until(&term, "all three up", |s| {
+        s.contains("monitor │ alpha up │ beta up │ gamma up")
+    });
+    assert!(
+        !screen.contains(PASSWORD),
+        "a password was shown:\n{screen}"
+    );
+    assert!(screen.contains("alpha *** connected to"), "{screen}");
+    // Trusted once, remembered: the next start asks nothing.
+    let remembered = std::fs::read_to_string(&t.known).expect("known");
+    for tr in &t.trackers {
+        let line = format!("127.0.0.1:{} {}", tr.port, tr.fingerprint);
+        assert!(remembered.lines().any(|l| l == line), "{remembered}");
+    }
+    term.press("C-c");
+    let screen = term.wait_screen("EXIT=");
+    assert_eq!(
+        crate::terminal::screen_value(&screen, "EXIT="),
+        "0",
+        "{screen}"
+    );
+}
+
+/// A tracker that comes back with another certificate is not logged in
+/// to again: the monitor says the fingerprint changed and how to forget
+/// the old one, and watches the others.
+#[test]
+fn json_tracker_back_with_another_certificate_is_refused() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut t = three(root.path());
+    let mut m = monitor_json(&t);
+    connected(&mut m, &t);
+    let port = t.trackers[2].port;
+    let old = t.trackers[2].fingerprint.clone();
+    signal(&t.trackers[2].child, "TERM");
+    wait_exit(&mut t.trackers[2].child, WAIT);
+    wait_record(&mut m, "gamma disconnected", |v| {
+        v["tracker"] == "gamma" && v["kind"] == "disconnected"
+    });
+    let other = root.path().join("gamma-new");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    t.trackers[2] = tracker_on(&other, port);
+    let new = t.trackers[2].fingerprint.clone();
+    assert_ne!(old, new);
+    let refused = wait_record(&mut m, "gamma refused", |v| {
+        v["tracker"] == "gamma" && v["kind"] == "given_up"
+    });
+    let text = refused["text"].as_str().expect("text");
+    let want = format!(
+        "not connecting to 127.0.0.1:{port} (not tried again): THE TRACKER'S FINGERPRINT HAS CHANGED (expected {old}, received {new})"
+    );
+    assert!(text.starts_with(&want), "{text}");
+    assert!(
+        text.contains(&format!(
+            "client --forget 127.0.0.1:{port} --known-trackers"
+        )),
+        "{text}"
+    );
+    assert!(
+        !t.trackers[2].log().contains("join #general mon "),
+        "logged in anyway:\n{}",
+        t.trackers[2].log()
+    );
+    let mut bob = ClientProc::join(&t.trackers[0], "bob");
+    bob.send("alpha goes on");
+    let got = wait_record(&mut m, "alpha's line", |v| v["kind"] == "message");
+    assert_eq!(untimed(got), chat("alpha", "bob", "alpha goes on"));
+}

@@ -4,6 +4,7 @@
 //! password and name that worked, without asking anyone (the screen is
 //! taken by then).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -11,6 +12,7 @@ use tokio::time::Instant;
 
 use super::backoff::{Backoff, jitter};
 use super::model::{LinkNews, TrackerId};
+use super::servers::TrackerSpec;
 use crate::client::connection::Connection;
 use crate::client::session::{self, ClientError, Keepalive, LoggedIn, Options, Prompter};
 use crate::client::state::{App, Event, closing_reason};
@@ -65,8 +67,9 @@ pub fn worth_retrying(e: &ClientError) -> bool {
     )
 }
 
-/// The reason in a lost link's words, without "connection lost" twice.
-fn reason(e: &ClientError) -> String {
+/// The reason in a lost link's words, without "connection lost" twice,
+/// on one line (a connect error's hints for a person follow on others).
+pub fn reason(e: &ClientError) -> String {
     match e {
         ClientError::Lost(why) => why.clone(),
         other => other
@@ -104,13 +107,28 @@ enum Ended {
 /// Runs a tracker's link until the loop says to quit. `first` is the
 /// session logged in at start, or why that failed (then the link starts
 /// by waiting).
+/// Which tracker a link is for and how it logs in again.
+pub struct Setup {
+    pub id: TrackerId,
+    pub spec: TrackerSpec,
+    /// For the hints of a refusal.
+    pub servers_file: Option<PathBuf>,
+    /// With the password and name that worked (when one did).
+    pub opts: Options,
+}
+
 pub async fn run(
-    id: TrackerId,
-    mut opts: Options,
+    setup: Setup,
     first: Result<LoggedIn, String>,
     to_loop: mpsc::UnboundedSender<(TrackerId, FromLink)>,
     mut inbox: mpsc::UnboundedReceiver<ToLink>,
 ) {
+    let Setup {
+        id,
+        spec,
+        servers_file,
+        mut opts,
+    } = setup;
     let tell = |what: FromLink| to_loop.send((id, what)).is_ok();
     let mut backoff = Backoff::new();
     let mut session = match first {
@@ -145,7 +163,7 @@ pub async fn run(
                 }
                 Err(e) => {
                     tell(FromLink::News(LinkNews::GaveUp {
-                        reason: e.to_string().trim().to_string(),
+                        reason: super::explain(&e, &spec, servers_file.as_deref()),
                     }));
                     // Nothing more to do but wait to be told to end.
                     while let Some(ToLink::Send(_)) = inbox.recv().await {}

@@ -277,8 +277,9 @@ async fn watch(
             }
             Err(ClientError::Cancelled) => return Err(ClientError::Cancelled),
             Err(e) if link::worth_retrying(&e) => {
-                eprintln!("[{}] {e}; trying again in the background", spec.label);
-                Err(e.to_string().lines().next().unwrap_or_default().to_string())
+                let why = link::reason(&e);
+                eprintln!("[{}] {why}; trying again in the background", spec.label);
+                Err(why)
             }
             Err(e) => {
                 let why = explain(&e, spec, servers_file.as_deref());
@@ -288,9 +289,14 @@ async fn watch(
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        tasks.push(tokio::task::spawn_local(link::run(
+        let setup = link::Setup {
             id,
+            spec: spec.clone(),
+            servers_file: servers_file.clone(),
             opts,
+        };
+        tasks.push(tokio::task::spawn_local(link::run(
+            setup,
             first,
             to_loop.clone(),
             rx,

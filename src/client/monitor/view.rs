@@ -22,6 +22,15 @@ use crate::proto::sanitize::for_display;
 
 const WHEEL_ROWS: usize = 3;
 
+/// What `/help` says about the monitor's screen, before the keys.
+pub const MONITOR_HELP: &[&str] = &[
+    "Window 1 (all) is every tracker at once, each line marked with its tracker and room: for reading.",
+    "Each tracker has a window for its notices (commands such as /join and /rooms work there)",
+    "  and one per room or DM: what you type in a room's window goes to that room on that tracker.",
+    "/w <number|name>     switch window: all, a label, label/#room (or #room, when one tracker has it)",
+    "/exit                leave every tracker",
+];
+
 /// What a window shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Place {
@@ -504,15 +513,31 @@ impl MonitorView {
                 let idx = self.answer_pane(id);
                 self.show(id, idx, event, Tone::Info, true);
             }
+            Event::Help { .. } => {
+                let idx = self.answer_pane(id);
+                self.show(id, idx, event, Tone::Info, false);
+                self.help(idx, event.time());
+            }
             Event::Status { me: true, .. }
             | Event::Users { .. }
             | Event::Whois { .. }
-            | Event::Rooms { .. }
-            | Event::Help { .. } => {
+            | Event::Rooms { .. } => {
                 let idx = self.answer_pane(id);
                 self.show(id, idx, event, Tone::Info, false);
             }
             Event::Closed { .. } => {}
+        }
+    }
+
+    /// The monitor's screen and keys, in words, in window `idx`.
+    fn help(&mut self, idx: usize, now: Timestamp) {
+        let clock = self.clock(now);
+        for l in MONITOR_HELP
+            .iter()
+            .map(|l| l.to_string())
+            .chain(keys::help_lines())
+        {
+            self.note(idx, clock.clone(), &format!("*** {l}"), Tone::Info);
         }
     }
 
@@ -786,6 +811,7 @@ impl MonitorView {
                 );
             }
             "w" | "window" | "win" => self.goto(arg, now),
+            "help" if self.active().place == Place::All => self.help(self.active, now),
             "exit" | "quit" if self.active().place == Place::All => {
                 let reason = if arg.is_empty() { "Leaving" } else { arg };
                 return Some(Action::Quit(reason.to_string()));
@@ -955,6 +981,13 @@ mod tests {
                 .contains("#general is on several trackers: alpha/#general, beta/#general")
         );
         v.switch(0);
+        assert_eq!(typed(&mut v, "/help"), Action::None);
+        let help = texts(&v.panes[0].win);
+        assert!(
+            help.iter().any(|l| l.contains("/w <number|name>")),
+            "{help:?}"
+        );
+        assert!(help.iter().any(|l| l.contains("Ctrl+N")), "{help:?}");
         assert_eq!(typed(&mut v, "/exit"), Action::Quit("Leaving".into()));
     }
 
