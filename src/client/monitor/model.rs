@@ -398,16 +398,26 @@ impl Monitor {
             }
             News::Chat(e) => e,
         };
-        // The client's words, without the room in front (it has a field).
+        // The client's words, without the room in front (it has a field)
+        // and without the mark that starts a line on screen (`-->`, `***`).
         let described = |room: Option<&str>| {
-            let text = words.describe(event).join("\n");
-            match room {
-                Some(r) => text
-                    .strip_prefix(&format!("{} ", for_display(r)))
-                    .map(str::to_string)
-                    .unwrap_or(text),
-                None => text,
-            }
+            let room = room.map(|r| format!("{} ", for_display(r)));
+            words
+                .describe(event)
+                .iter()
+                .map(|line| {
+                    let line = room
+                        .as_deref()
+                        .and_then(|r| line.strip_prefix(r))
+                        .unwrap_or(line);
+                    ["--> ", "<-- ", "*** ", "!!! ", "--- "]
+                        .iter()
+                        .find_map(|mark| line.strip_prefix(mark))
+                        .unwrap_or(line)
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
         };
         match event {
             Event::Chat {
@@ -660,7 +670,7 @@ mod tests {
         assert_eq!(refused.send, []);
         assert_eq!(
             records(&m, &refused)[0].text,
-            "!!! not sent (anyone?): not connected to alpha: tracker shutting down"
+            "not sent (anyone?): not connected to alpha: tracker shutting down"
         );
         let failed = m.on_link(
             0,

@@ -49,6 +49,13 @@ pub enum ServersError {
         first: usize,
         second: usize,
     },
+    #[error("{source_name}: {address} is listed twice (lines {first} and {second})")]
+    AddressTwice {
+        source_name: String,
+        address: String,
+        first: usize,
+        second: usize,
+    },
     #[error(
         "--password-file {0:?}: with --monitor, give TRACKER=PATH (TRACKER: a label or host:port)"
     )]
@@ -142,6 +149,15 @@ pub fn parse_servers(
             None if per_host[host.as_str()] == 1 => host.clone(),
             None => known::key(host, *port),
         };
+        let address = known::key(host, *port);
+        if let Some(j) = out.iter().position(|s| s.address() == address) {
+            return Err(ServersError::AddressTwice {
+                source_name: source_name.to_string(),
+                address,
+                first: lines_of[j],
+                second: *line_no,
+            });
+        }
         if let Some(j) = out.iter().position(|s| s.label == label) {
             return Err(ServersError::LabelTwice {
                 source_name: source_name.to_string(),
@@ -297,6 +313,12 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "s.txt: the label \"x\" is used twice (lines 1 and 2)"
+        );
+        assert_eq!(
+            parse_servers("a:1 x\n\na:1 y\n", 6697, "s.txt")
+                .unwrap_err()
+                .to_string(),
+            "s.txt: a:1 is listed twice (lines 1 and 3)"
         );
         assert!(parse_servers("a #x\n", 6697, "s.txt").is_err());
         assert!(parse_servers(":7000\n", 6697, "s.txt").is_err());

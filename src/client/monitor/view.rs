@@ -91,6 +91,11 @@ pub struct MonitorView {
     pub secret: Option<(TrackerId, String)>,
     /// A `/join` typed here: its window comes into view when joined.
     joining: Option<(TrackerId, String)>,
+    /// Trackers whose welcome (the lines between logging in and being
+    /// in #general) is coming: shown in their own window only, so three
+    /// trackers' greetings, again at each reconnection, do not bury the
+    /// merged view.
+    welcoming: Vec<bool>,
 }
 
 impl MonitorView {
@@ -126,6 +131,7 @@ impl MonitorView {
             pasted: false,
             secret: None,
             joining: None,
+            welcoming: vec![false; monitor.len()],
         }
     }
 
@@ -333,6 +339,7 @@ impl MonitorView {
         let text = format!("{mark} {}", news.words(&address));
         if let LinkNews::Connected { nick, .. } = news {
             self.trackers[id].nick = for_display(nick);
+            self.welcoming[id] = true;
         }
         // Every window of the tracker says so, and the merged view.
         let clock = self.clock(time);
@@ -416,6 +423,7 @@ impl MonitorView {
                 self.push(idx, line, false, false);
             }
             Event::Joined { room, me: true, .. } => {
+                self.welcoming[id] = false;
                 let idx = self.ensure(id, &Window::Room(room.clone()));
                 self.panes[idx].win.live = true;
                 if let Some((j, r)) = &self.joining
@@ -511,7 +519,8 @@ impl MonitorView {
             }
             Event::Info { .. } => {
                 let idx = self.answer_pane(id);
-                self.show(id, idx, event, Tone::Info, true);
+                let merged = !self.welcoming[id];
+                self.show(id, idx, event, Tone::Info, merged);
             }
             Event::Help { .. } => {
                 let idx = self.answer_pane(id);
@@ -989,6 +998,33 @@ mod tests {
         );
         assert!(help.iter().any(|l| l.contains("Ctrl+N")), "{help:?}");
         assert_eq!(typed(&mut v, "/exit"), Action::Quit("Leaving".into()));
+    }
+
+    #[test]
+    fn a_welcome_stays_in_its_trackers_window() {
+        let (mut m, mut v) = setup();
+        let lost = LinkNews::Lost {
+            reason: "gone".into(),
+            retry_in: std::time::Duration::from_secs(1),
+        };
+        v.apply(&m.on_link(0, lost, at(2)).reports);
+        v.apply(
+            &m.on_connected(0, App::new("mon", "x"), Vec::new(), at(3))
+                .reports,
+        );
+        let welcome = Message::parse(":srv 001 mon :Welcome to the tracker").unwrap();
+        v.apply(&m.on_message(0, &welcome, at(3)).reports);
+        let notice = Message::parse(":srv NOTICE mon :tracker going down at noon").unwrap();
+        let joined = Message::parse(":mon!m@h JOIN #general").unwrap();
+        v.apply(&m.on_message(0, &joined, at(3)).reports);
+        v.apply(&m.on_message(0, &notice, at(4)).reports);
+        let merged = texts(&v.panes[0].win).join("\n");
+        let own = texts(&v.panes[1].win).join("\n");
+        assert!(own.contains("Welcome to the tracker"), "{own}");
+        assert!(!merged.contains("Welcome to the tracker"), "{merged}");
+        assert!(merged.contains("connected again"), "{merged}");
+        assert!(merged.contains("alpha #general --> you joined"), "{merged}");
+        assert!(merged.contains("tracker going down at noon"), "{merged}");
     }
 
     #[test]
