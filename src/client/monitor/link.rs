@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::backoff::{Backoff, jitter};
 use super::model::{LinkNews, TrackerId};
 use super::servers::TrackerSpec;
-use crate::client::connection::Connection;
+use crate::client::connection::{ConnectError, Connection};
 use crate::client::session::{self, ClientError, Keepalive, LoggedIn, Options, Prompter};
 use crate::client::state::{App, Event, closing_reason};
 use crate::prompt::PromptError;
@@ -72,6 +72,8 @@ pub fn worth_retrying(e: &ClientError) -> bool {
 pub fn reason(e: &ClientError) -> String {
     match e {
         ClientError::Lost(why) => why.clone(),
+        // The address is in the line already.
+        ClientError::Connect(ConnectError::Connect { source, .. }) => source.to_string(),
         other => other
             .to_string()
             .lines()

@@ -425,7 +425,17 @@ async fn json_loop(
                 // with </dev/null still watches.
                 None => { stdin_open = false; continue }
                 Some(line) if line.trim().is_empty() => continue,
-                Some(line) => post_line(monitor, &line),
+                Some(line) => match post_line(monitor, &line) {
+                    Ok(out) => out,
+                    Err(refusal) => {
+                        let written = serde_json::to_string(&refusal)
+                            .map(|l| writeln!(stdout, "{l}").and_then(|()| stdout.flush()));
+                        if matches!(written, Ok(Err(_))) {
+                            return Ok((MonitorOutcome::Left, "Leaving".into()));
+                        }
+                        continue;
+                    }
+                },
             },
             _ = &mut ctrl_c => return Ok((MonitorOutcome::Left, "Leaving".into())),
             _ = sigterm.recv() => return Ok((MonitorOutcome::Left, "Leaving".into())),
@@ -440,34 +450,30 @@ async fn json_loop(
     }
 }
 
-/// A bot's line: a post, or an error record that says what was wrong.
-fn post_line(monitor: &mut Monitor, line: &str) -> Output {
+/// A bot's line: a post, or the error record that says what was wrong
+/// with it.
+fn post_line(monitor: &mut Monitor, line: &str) -> Result<Output, Box<Record>> {
     let now = Timestamp::now();
     let refusal = |tracker: &str, text: String| {
-        let record = Record {
+        Box::new(Record {
             tracker: tracker.to_string(),
             room: None,
             sender: None,
             text,
             time: model::json_time(now),
             kind: "error".into(),
-        };
-        if let Ok(line) = serde_json::to_string(&record) {
-            println!("{line}");
-        }
-        Output::default()
+        })
     };
     match serde_json::from_str::<PostRequest>(line) {
-        Ok(req) => match monitor.post_request(&req, now) {
-            Some(out) => out,
-            None => refusal(&req.tracker, format!("no tracker named {:?}", req.tracker)),
-        },
-        Err(e) => refusal(
+        Ok(req) => monitor
+            .post_request(&req, now)
+            .ok_or_else(|| refusal(&req.tracker, format!("no tracker named {:?}", req.tracker))),
+        Err(e) => Err(refusal(
             "",
             format!(
                 "cannot read that line ({e}); a post is {{\"tracker\":\"LABEL\",\"room\":\"#room\",\"text\":\"...\"}}"
             ),
-        ),
+        )),
     }
 }
 
