@@ -328,7 +328,22 @@ fn unknown_fingerprint_refused_without_a_terminal() {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(&t.known, known).unwrap();
+    // A passwords file others can read still works, with a warning.
+    let pw = dir.path().join("servers.txt.passwords");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut m = monitor_json(&t);
+    let warning = m
+        .err
+        .wait_for("open passwords file", |l| l.starts_with("WARNING: "));
+    assert_eq!(
+        warning,
+        format!(
+            "WARNING: {} (file, mode 0644) is open to other users of this machine; to fix: chmod 600 {}",
+            pw.display(),
+            pw.display()
+        )
+    );
     let refused = m
         .err
         .wait_for("gamma refused", |l| l.starts_with("[gamma] not watched: "));

@@ -3,7 +3,7 @@
 //!
 //! - `servers`: the servers list, its passwords file, `--password-file
 //!   TRACKER=PATH` (parsing only).
-//! - `model`: the state without I/O: one [`App`] per tracker, link states,
+//! - `model`: the state without I/O: one [`App`](crate::client::state::App) per tracker, link states,
 //!   the JSON records. Fed (tracker, message or link news, now).
 //! - `link`: one task per tracker: its connection, keep-alive, and logging
 //!   in again after a `backoff` (exponential, capped, jittered; time is an
@@ -52,7 +52,7 @@ use servers::TrackerSpec;
 #[derive(clap::Args, Debug, Default)]
 pub struct MonitorArgs {
     /// Watch many trackers at once: a servers file (one `host[:port] [label]` a line, # comments; passwords in
-    /// FILE.passwords) or a comma-separated list (HOST[:PORT],HOST[:PORT],...).
+    /// FILE.passwords) or a comma-separated list (HOST,HOST:PORT,...).
     #[arg(long, value_name = "FILE|HOST,HOST...")]
     pub monitor: Option<String>,
     /// With --monitor: print every event of every tracker as one JSON object a line (also when standard output is
