@@ -500,6 +500,8 @@ fn trust_and_password_asked_per_tracker_at_the_terminal() {
     let t = three(root.path());
     std::fs::remove_file(root.path().join("servers.txt.passwords")).expect("rm");
     std::fs::write(&t.known, "").expect("empty known");
+    // On beta the name is taken: asked again there, for beta only.
+    let _other_mon = ClientProc::join(&t.trackers[1], "mon");
     let servers = t.servers.display().to_string();
     let known = t.known.display().to_string();
     let args = ["--monitor", &servers, "--known-trackers", &known];
@@ -527,6 +529,11 @@ fn trust_and_password_asked_per_tracker_at_the_terminal() {
             term.wait_screen("[alpha] Username:");
             term.type_line("mon");
         }
+        if i == 1 {
+            term.wait_screen("[beta] That username is taken: mon");
+            term.wait_screen("[beta] Username:");
+            term.type_line("mon2");
+        }
     }
     let screen = wait_until(&term, "all three up", |s| {
         s.contains("monitor │ alpha up │ beta up │ gamma up")
@@ -535,7 +542,14 @@ fn trust_and_password_asked_per_tracker_at_the_terminal() {
         !screen.contains(PASSWORD),
         "a password was shown:\n{screen}"
     );
-    assert!(screen.contains("alpha *** connected to"), "{screen}");
+    for (tr, (label, nick)) in t
+        .trackers
+        .iter()
+        .zip(LABELS.iter().zip(["mon", "mon2", "mon"]))
+    {
+        let line = format!("{label} *** connected to 127.0.0.1:{} as {nick}", tr.port);
+        assert!(screen.contains(&line), "{line}\n{screen}");
+    }
     // Trusted once, remembered: the next start asks nothing.
     let remembered = std::fs::read_to_string(&t.known).expect("known");
     for tr in &t.trackers {
