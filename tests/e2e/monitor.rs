@@ -43,11 +43,20 @@ struct Three {
 }
 
 fn three(root: &Path) -> Three {
+    three_with(root, "")
+}
+
+/// [`three`], with `alpha_config` as alpha's configuration file.
+fn three_with(root: &Path, alpha_config: &str) -> Three {
     let trackers: Vec<Tracker> = LABELS
         .iter()
         .map(|l| {
             let dir = root.join(l);
-            std::fs::create_dir_all(&dir).expect("mkdir");
+            std::fs::create_dir_all(dir.join("confab")).expect("mkdir");
+            if *l == "alpha" && !alpha_config.is_empty() {
+                // XDG_CONFIG_HOME is the tracker's folder.
+                std::fs::write(dir.join("confab/tracker.toml"), alpha_config).expect("config");
+            }
             tracker_on(&dir, 0)
         })
         .collect();
@@ -609,4 +618,41 @@ fn json_tracker_back_with_another_certificate_is_refused() {
     bob.send("alpha goes on");
     let got = wait_record(&mut m, "alpha's line", |v| v["kind"] == "message");
     assert_eq!(untimed(got), chat("alpha", "bob", "alpha goes on"));
+}
+
+/// A tracker operator's KILL is respected: the monitor does not come back
+/// to that tracker, says why, and watches the others.
+#[test]
+fn json_killed_by_an_operator_is_not_tried_again() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let hash = operator_hash("chalk dust");
+    let t = three_with(
+        root.path(),
+        &format!("[[oper]]\nname = \"teacher\"\npassword-hash = \"{hash}\"\n"),
+    );
+    let mut m = monitor_json(&t);
+    connected(&mut m, &t);
+    let mut teacher = ClientProc::join(&t.trackers[0], "teacher");
+    teacher.send("/oper teacher chalk dust");
+    teacher.expect_matching("oper", |l| l.contains("you are now a tracker operator"));
+    teacher.send("/kill mon spam");
+    let off = wait_record(&mut m, "alpha given up", |v| {
+        v["tracker"] == "alpha" && (v["kind"] == "given_up" || v["kind"] == "disconnected")
+    });
+    assert_eq!(
+        untimed(off),
+        json!({"tracker": "alpha", "room": null, "sender": null, "kind": "given_up",
+               "text": format!("not connecting to 127.0.0.1:{} (not tried again): removed by a tracker operator (Killed by teacher (spam)); start the monitor again to come back", t.trackers[0].port)})
+    );
+    // beta carries on; alpha sees no new login from the monitor.
+    let mut bob = ClientProc::join(&t.trackers[1], "bob");
+    bob.send("beta goes on");
+    let got = wait_record(&mut m, "beta's line", |v| v["kind"] == "message");
+    assert_eq!(untimed(got), chat("beta", "bob", "beta goes on"));
+    let joins = t.trackers[0]
+        .log_events()
+        .iter()
+        .filter(|l| l.starts_with("join #general mon "))
+        .count();
+    assert_eq!(joins, 1, "{}", t.trackers[0].log());
 }

@@ -104,6 +104,15 @@ async fn login_again(opts: &mut Options) -> Result<LoggedIn, ClientError> {
 enum Ended {
     Quit(String),
     Lost(String),
+    /// A tracker operator removed us (KILL): coming back at once would
+    /// undo what they did.
+    Killed(String),
+}
+
+/// Whether the tracker's closing reason is a tracker operator's KILL
+/// (`Killed by alice (spam)`).
+fn killed(reason: &str) -> bool {
+    reason == "Killed" || reason.starts_with("Killed by ")
 }
 
 /// Runs a tracker's link until the loop says to quit. `first` is the
@@ -192,6 +201,16 @@ pub async fn run(
                 }
                 return;
             }
+            Ended::Killed(why) => {
+                conn.close().await;
+                tell(FromLink::News(LinkNews::GaveUp {
+                    reason: format!(
+                        "removed by a tracker operator ({why}); start the monitor again to come back"
+                    ),
+                }));
+                while let Some(ToLink::Send(_)) = inbox.recv().await {}
+                return;
+            }
             Ended::Lost(why) => {
                 conn.close().await;
                 let retry_in = backoff.next_delay(Instant::now(), jitter());
@@ -245,7 +264,13 @@ async fn pump(
                     }
                 }
                 Ok(None) => {}
-                Err(e) => return Ended::Lost(closing.unwrap_or_else(|| reason(&e))),
+                Err(e) => {
+                    return match closing {
+                        Some(why) if killed(&why) => Ended::Killed(why),
+                        Some(why) => Ended::Lost(why),
+                        None => Ended::Lost(reason(&e)),
+                    };
+                }
             },
             cmd = inbox.recv() => match cmd {
                 Some(ToLink::Send(m)) => {
@@ -266,5 +291,30 @@ async fn pump(
                 Err(e) => return Ended::Lost(reason(&e)),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_tried_again() {
+        assert!(killed("Killed by alice (spam)"));
+        assert!(killed("Killed"));
+        assert!(!killed("tracker shutting down"));
+        assert!(!killed("Killedby"));
+        assert!(worth_retrying(&ClientError::Lost("reset".into())));
+        assert!(worth_retrying(&ClientError::Closed("full".into())));
+        assert!(!worth_retrying(&ClientError::WrongPassword));
+        assert!(!worth_retrying(&ClientError::Untrusted(
+            crate::tls::Fingerprint([0; 32])
+        )));
+        let refused = ClientError::Connect(ConnectError::Connect {
+            addr: "127.0.0.1:1".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        });
+        assert!(worth_retrying(&refused));
+        assert_eq!(reason(&refused), "connection refused");
     }
 }
