@@ -267,7 +267,8 @@ fn monitor(args: &Args, list: &str) -> ExitCode {
     };
     if args.tracker.is_some() || args.fingerprint.is_some() {
         return fail(ClientError::Usage(
-            "--monitor takes its trackers from its list, and their trust from the known-trackers file              (or --accept-new): no TRACKER or --fingerprint with it"
+            "--monitor takes its trackers from its list and their trust from the known-trackers file \
+             (or --accept-new): no TRACKER or --fingerprint with it"
                 .into(),
         ));
     }
