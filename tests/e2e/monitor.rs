@@ -656,3 +656,60 @@ fn json_killed_by_an_operator_is_not_tried_again() {
         .count();
     assert_eq!(joins, 1, "{}", t.trackers[0].log());
 }
+
+/// A tracker not up yet when the monitor starts is tried in the
+/// background and joined when it comes, with the name asked at another
+/// tracker's login.
+#[test]
+fn a_tracker_down_at_start_is_joined_when_it_comes() {
+    if !have(&["tmux"]) {
+        return;
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    let t = three(root.path());
+    // A port nothing listens on yet, listed first in place of alpha's.
+    let late_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let list = std::fs::read_to_string(&t.servers).expect("servers");
+    let list = list.replace(
+        &format!(":{} alpha", t.trackers[0].port),
+        &format!(":{late_port} alpha"),
+    );
+    std::fs::write(&t.servers, list).expect("servers");
+    let servers = t.servers.display().to_string();
+    let known = t.known.display().to_string();
+    let args = [
+        "--monitor",
+        &servers,
+        "--known-trackers",
+        &known,
+        "--accept-new",
+    ];
+    let term = Tmux::start(
+        "monitor-late",
+        &crate::terminal::wrapped(root.path(), client_bin(), &args),
+        &[],
+        &["CONFAB_PASSWORD"],
+    );
+    term.wait_screen("[alpha] Connection refused");
+    term.wait_screen("[beta] Username:");
+    term.type_line("mon");
+    wait_until(&term, "alpha down, the others up", |s| {
+        s.contains("monitor │ alpha down │ beta up │ gamma up")
+    });
+    let late_dir = root.path().join("alpha-late");
+    std::fs::create_dir_all(&late_dir).expect("mkdir");
+    let late = tracker_on(&late_dir, late_port);
+    let line = format!("alpha *** connected to 127.0.0.1:{late_port} as mon");
+    wait_until(&term, "alpha up", |s| {
+        s.contains(&line) && s.contains("monitor │ alpha up │ beta up │ gamma up")
+    });
+    late.wait_log("join #general mon (127.0.0.1)");
+    let remembered = std::fs::read_to_string(&t.known).expect("known");
+    assert!(
+        remembered.contains(&format!("127.0.0.1:{late_port} {}", late.fingerprint)),
+        "{remembered}"
+    );
+}

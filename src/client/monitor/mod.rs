@@ -246,6 +246,7 @@ async fn watch(
     let mut links = Vec::new();
     let mut tasks = Vec::new();
     let mut refused = Vec::new();
+    let mut ready = Vec::new();
     for (id, spec) in specs.iter().enumerate() {
         let mut opts = Options {
             host: spec.host.clone(),
@@ -288,13 +289,22 @@ async fn watch(
                 continue;
             }
         };
-        let (tx, rx) = mpsc::unbounded_channel();
         let setup = link::Setup {
             id,
             spec: spec.clone(),
             servers_file: servers_file.clone(),
             opts,
         };
+        ready.push((setup, first));
+    }
+    // The links start once every login is done: one for a tracker not
+    // reachable yet then takes the name asked at a later one.
+    for (mut setup, first) in ready {
+        if setup.opts.user.is_none() {
+            setup.opts.user = user.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = setup.id;
         tasks.push(tokio::task::spawn_local(link::run(
             setup,
             first,
