@@ -233,7 +233,27 @@ fn json_lines_from_three_trackers_name_their_tracker() {
 fn json_post_reaches_one_tracker_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = three(dir.path());
-    let mut m = monitor_json(&t);
+    // beta's and gamma's passwords from --password-file (by label, by
+    // address), alpha's from the companion file.
+    let companion = dir.path().join("servers.txt.passwords");
+    std::fs::write(&companion, format!("# only alpha here\nalpha {PASSWORD}\n")).unwrap();
+    let beta_pw = dir.path().join("beta.pw");
+    let gamma_pw = dir.path().join("gamma.pw");
+    for f in [&beta_pw, &gamma_pw] {
+        std::fs::write(f, format!("{PASSWORD}\n")).unwrap();
+    }
+    let beta_arg = format!("beta={}", beta_pw.display());
+    let gamma_arg = format!("127.0.0.1:{}={}", t.trackers[2].port, gamma_pw.display());
+    let mut m = monitor_piped(
+        &t,
+        &[
+            "--json",
+            "--password-file",
+            &beta_arg,
+            "--password-file",
+            &gamma_arg,
+        ],
+    );
     connected(&mut m, &t);
     let mut bobs: Vec<ClientProc> = t
         .trackers
