@@ -72,6 +72,24 @@ fn tabs(buf: &mut Buffer, area: Rect, view: &MonitorView) {
         };
         spans.push(Span::styled(label, style));
     }
+    // Many trackers make more tabs than a row holds: the row starts late
+    // enough for the window in view to be on it, `…` saying some are left.
+    let width = |s: &Span| s.content.width();
+    let mut first = 0;
+    while first < view.active_index()
+        && spans[first..=view.active_index()]
+            .iter()
+            .map(width)
+            .sum::<usize>()
+            + 1
+            > area.width as usize
+    {
+        first += 1;
+    }
+    let mut spans: Vec<Span> = spans.split_off(first);
+    if first > 0 {
+        spans.insert(0, Span::styled("…", Style::new().fg(Color::Gray)));
+    }
     if let Some(topic) = &view.active().win.topic {
         spans.push(Span::styled(
             format!(" {topic}"),
@@ -340,5 +358,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("● beta"), "{text}");
+        // On a narrow screen the tab in view stays on the row.
+        v.switch(v.panes.len() - 1);
+        v.resize(40, 10);
+        let mut term = Terminal::new(TestBackend::new(40, 10)).unwrap();
+        term.draw(|f| draw(f, &v)).unwrap();
+        let tabs: String = (0..40)
+            .map(|x| term.backend().buffer()[(x, 0)].symbol().to_string())
+            .collect();
+        assert_eq!(tabs.trim_end(), "… 4:beta  5:beta/#general");
     }
 }
