@@ -108,7 +108,7 @@ pub fn load(
     } else {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ClientError::Usage(format!(
-                "cannot read the servers file {arg}: {e} (a list of trackers on the command line is separated by commas: --monitor host1,host2)"
+                "cannot read the servers file {arg}: {e} (trackers on the command line are separated by commas: --monitor host1,host2, or --monitor host1, for one)"
             ))
         })?;
         (
