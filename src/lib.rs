@@ -75,6 +75,17 @@
 //!       the README say about it, from one list.
 //!     - `draw`: draws a view (drawing only).
 //!     - `terminal`: raw mode and the alternate screen, always restored.
+//!   - `monitor`: `client --monitor`, many trackers at once.
+//!     - `servers`: the servers list, its passwords file,
+//!       `--password-file TRACKER=PATH` (parsing only).
+//!     - `model`: the state without I/O: an `App` per tracker, link
+//!       states, rooms to join again, the JSON records; fed (tracker,
+//!       message or link news, now).
+//!     - `link`: one task per tracker: its connection, keep-alive, and
+//!       logging in again after a `backoff` (exponential, capped,
+//!       jittered; time is an argument).
+//!     - `view`, `draw`: the merged timeline and a window per tracker and
+//!       room, on the client's windows, input line and keys.
 
 pub mod client;
 pub mod private;

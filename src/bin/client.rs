@@ -24,7 +24,7 @@ To leave: type exit (or /exit), or Ctrl+C on an empty input; /help in the chat l
 )]
 struct Args {
     /// The tracker: HOST, HOST:PORT or [IPv6]:PORT.
-    #[arg(required_unless_present_any = ["completions", "man", "forget"])]
+    #[arg(required_unless_present_any = ["completions", "man", "forget", "monitor"])]
     tracker: Option<String>,
     /// Port, when not given with the host. Default 6697 (6667 with --no-tls).
     port: Option<u16>,
@@ -32,8 +32,9 @@ struct Args {
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// Read the tracker's password from this file (first line). Without it: CONFAB_PASSWORD, else the client asks.
+    /// With --monitor: TRACKER=PATH, once per tracker (TRACKER: its label or host:port).
     #[arg(long, value_name = "PATH")]
-    password_file: Option<PathBuf>,
+    password_file: Vec<PathBuf>,
     /// Log in to this account (made with /register); the username defaults to it.
     #[arg(long, value_name = "NAME")]
     account: Option<String>,
@@ -67,6 +68,8 @@ struct Args {
     /// Print the man page (roff) and exit
     #[arg(long, hide = true)]
     man: bool,
+    #[command(flatten)]
+    monitor: confab::client::monitor::MonitorArgs,
 }
 
 struct Terminal {
@@ -116,7 +119,12 @@ fn split_host(tracker: &str, port: Option<u16>) -> Result<(String, Option<u16>),
 fn options(args: &Args) -> Result<Options, ClientError> {
     let tracker = args.tracker.as_deref().unwrap_or_default();
     let (host, port) = split_host(tracker, args.port).map_err(ClientError::Usage)?;
-    let password = match &args.password_file {
+    if args.password_file.len() > 1 {
+        return Err(ClientError::Usage(
+            "--password-file is given once (several only with --monitor, as TRACKER=PATH)".into(),
+        ));
+    }
+    let password = match args.password_file.first() {
         Some(path) => Some(
             std::fs::read_to_string(path)
                 .map_err(|e| ClientError::Usage(format!("cannot read {}: {e}", path.display())))?
@@ -219,6 +227,9 @@ fn main() -> ExitCode {
     if let Some(tracker) = &args.forget {
         return forget(&args, tracker);
     }
+    if let Some(list) = &args.monitor.monitor {
+        return monitor(&args, list);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -270,6 +281,68 @@ fn main() -> ExitCode {
             eprintln!("client: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// `--monitor FILE|LIST`: watches many trackers (`confab::client::monitor`).
+fn monitor(args: &Args, list: &str) -> ExitCode {
+    use confab::client::monitor::{self, MonitorConfig, MonitorOutcome};
+    let fail = |e: ClientError| {
+        eprintln!("client: {e}");
+        ExitCode::from(e.exit_code())
+    };
+    if args.tracker.is_some() || args.fingerprint.is_some() {
+        return fail(ClientError::Usage(
+            "--monitor takes its trackers from its list and their trust from the known-trackers file \
+             (or --accept-new): no TRACKER or --fingerprint with it"
+                .into(),
+        ));
+    }
+    let default_port = if args.no_tls { 6667 } else { 6697 };
+    let loaded = match monitor::load(list, &args.password_file, default_port) {
+        Ok(loaded) => loaded,
+        Err(e) => return fail(e),
+    };
+    let known = match monitor::known_path(args.known_trackers.clone()) {
+        Ok(k) => k,
+        Err(e) => return fail(e),
+    };
+    let interactive = std::io::stdin().is_terminal();
+    // A pipe gets JSON lines; a person at a terminal the full screen.
+    let json = args.monitor.json || !std::io::stdout().is_terminal() || !interactive;
+    let config = MonitorConfig {
+        specs: loaded.specs,
+        passwords: loaded.passwords,
+        user: args.user.clone(),
+        tls: !args.no_tls,
+        accept_new: args.accept_new,
+        known,
+        json,
+        servers_file: loaded.servers_file,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.no_tls {
+        eprintln!(
+            "WARNING: TLS is off (--no-tls): your passwords and messages can be read on the network."
+        );
+    }
+    let mut terminal = Terminal { interactive };
+    match runtime.block_on(monitor::run(config, &mut terminal)) {
+        Ok(MonitorOutcome::Left) => ExitCode::SUCCESS,
+        Ok(MonitorOutcome::NothingToWatch) => {
+            eprintln!("client: no tracker left to watch (each refused above)");
+            ExitCode::from(3)
+        }
+        Err(e) => fail(e),
     }
 }
 

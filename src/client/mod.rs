@@ -5,6 +5,7 @@ pub mod connection;
 pub mod direct;
 pub mod input;
 pub mod known;
+pub mod monitor;
 pub mod p2p;
 pub mod plain;
 pub mod session;

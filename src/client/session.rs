@@ -65,6 +65,12 @@ pub trait Prompter {
     fn interactive(&self) -> bool;
     fn line(&mut self, prompt: &str) -> Result<String, PromptError>;
     fn secret(&mut self, prompt: &str) -> Result<String, PromptError>;
+    /// Tells the person something during login (a tracker's notice, why a
+    /// name was refused). The monitor's reconnections, behind a full
+    /// screen, keep it to themselves.
+    fn say(&mut self, text: &str) {
+        eprintln!("{text}");
+    }
 }
 
 #[derive(Debug, Error)]
@@ -261,7 +267,7 @@ pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<Logg
         }
         let pw = password.clone().unwrap_or_default();
         let name = nick.clone().unwrap_or_default();
-        match register(conn, &pw, &name, opts).await? {
+        match register(conn, &pw, &name, opts, prompt).await? {
             Attempt::Ok(done) => return Ok(*done),
             Attempt::WrongPassword(mut conn) => {
                 conn.close().await;
@@ -279,10 +285,10 @@ pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<Logg
                 {
                     return Err(ClientError::WrongPassword);
                 }
-                eprintln!(
+                prompt.say(&format!(
                     "Wrong password, try again ({} left).",
                     PASSWORD_TRIES - wrong_passwords
-                );
+                ));
                 password = Some(ask_password(prompt)?);
             }
             Attempt::NickRefused(mut conn, why) => {
@@ -354,7 +360,7 @@ fn ask_password(prompt: &mut dyn Prompter) -> Result<String, ClientError> {
 
 fn ask_nick(prompt: &mut dyn Prompter, why: Option<&str>) -> Result<String, ClientError> {
     if let Some(why) = why {
-        eprintln!("{why}");
+        prompt.say(why);
     }
     let no_terminal = why.map_or("no terminal to ask for a username: use --user NAME", |w| w);
     loop {
@@ -362,7 +368,7 @@ fn ask_nick(prompt: &mut dyn Prompter, why: Option<&str>) -> Result<String, Clie
         let n = n.trim().to_string();
         match crate::proto::nick::validate_nick(&n) {
             Ok(()) => return Ok(n),
-            Err(e) => eprintln!("That username is not allowed: {n:?}: {e}"),
+            Err(e) => prompt.say(&format!("That username is not allowed: {n:?}: {e}")),
         }
     }
 }
@@ -407,12 +413,16 @@ fn check_trust(
         }
         Known::Unknown => {
             let trust = if opts.accept_new {
-                eprintln!("Trusting new tracker {tracker} with fingerprint {fp}");
+                prompt.say(&format!(
+                    "Trusting new tracker {tracker} with fingerprint {fp}"
+                ));
                 true
             } else {
-                eprintln!("The authenticity of tracker {tracker} can't be established.");
-                eprintln!("Its fingerprint is {fp}");
-                eprintln!("Compare it with the one the tracker printed when it started.");
+                prompt.say(&format!(
+                    "The authenticity of tracker {tracker} can't be established."
+                ));
+                prompt.say(&format!("Its fingerprint is {fp}"));
+                prompt.say("Compare it with the one the tracker printed when it started.");
                 match prompt.line("Trust it and continue (yes/no)? ") {
                     Ok(answer) => {
                         matches!(answer.trim().to_ascii_lowercase().as_str(), "yes" | "y")
@@ -437,6 +447,7 @@ async fn register(
     password: &str,
     nick: &str,
     opts: &Options,
+    prompt: &mut dyn Prompter,
 ) -> Result<Attempt, ClientError> {
     // A plain connection to a TLS tracker is closed at the first line.
     let hint = if opts.tls {
@@ -560,10 +571,9 @@ async fn register(
             ERR_PASSWDMISMATCH => bad_password = true,
             // Before the welcome only the tracker speaks: why a login is
             // slow (waiting for its password check) must not look like a hang.
-            "NOTICE" => eprintln!(
-                "{}",
-                crate::proto::sanitize::for_display(msg.params.last().map_or("", String::as_str))
-            ),
+            "NOTICE" => prompt.say(&crate::proto::sanitize::for_display(
+                msg.params.last().map_or("", String::as_str),
+            )),
             ERR_NICKNAMEINUSE | ERR_ERRONEUSNICKNAME => {
                 // Named as we sent it: the reply's copy may differ.
                 let reason = msg.params.last().cloned().unwrap_or_default();

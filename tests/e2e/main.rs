@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod irssi;
 mod login;
+mod monitor;
 mod ops;
 mod p2p;
 mod protocol;

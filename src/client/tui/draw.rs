@@ -44,7 +44,7 @@ pub fn name_color(nick: &str) -> Color {
     NAME_COLORS[h as usize % NAME_COLORS.len()]
 }
 
-fn status_style(s: Status) -> Style {
+pub(crate) fn status_style(s: Status) -> Style {
     match s {
         Status::Active => Style::new().fg(Color::Green),
         Status::Busy => Style::new().fg(Color::Yellow),
@@ -52,7 +52,7 @@ fn status_style(s: Status) -> Style {
     }
 }
 
-fn text_style(tone: Tone) -> Style {
+pub(crate) fn text_style(tone: Tone) -> Style {
     match tone {
         Tone::Normal | Tone::Own => Style::new(),
         Tone::Mention => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
@@ -82,7 +82,7 @@ pub fn draw(frame: &mut Frame, view: &View) {
 }
 
 /// Writes `spans` on row `y` of `area`, clipped to its width.
-fn put(buf: &mut Buffer, area: Rect, y: u16, spans: Vec<Span>) {
+pub(crate) fn put(buf: &mut Buffer, area: Rect, y: u16, spans: Vec<Span>) {
     if area.width > 0 && y < area.y + area.height {
         buf.set_line(area.x, y, &TextLine::from(spans), area.width);
     }
@@ -131,7 +131,12 @@ fn tabs(buf: &mut Buffer, area: Rect, view: &View) {
     put(buf, area, area.y, spans);
 }
 
-fn row_spans<'a>(line: &'a Line, index: usize, text: &'a str, width: usize) -> Vec<Span<'a>> {
+pub(crate) fn row_spans<'a>(
+    line: &'a Line,
+    index: usize,
+    text: &'a str,
+    width: usize,
+) -> Vec<Span<'a>> {
     let style = text_style(line.tone);
     if index > 0 {
         return vec![
@@ -193,7 +198,7 @@ fn messages(buf: &mut Buffer, area: Rect, view: &View) {
 }
 
 /// `name` cut to `max` columns, with `…` when cut.
-fn fit(name: &str, max: usize) -> String {
+pub(crate) fn fit(name: &str, max: usize) -> String {
     if name.width() <= max {
         return name.to_string();
     }
@@ -275,7 +280,7 @@ fn side(buf: &mut Buffer, area: Rect, view: &View) {
 /// `● ~fay      ACTIVE`: status dot, the highest room role (`~` founder,
 /// `@` operator, `+` voice; a space for none, no column in a room where
 /// nobody has one), name, status.
-fn roster_row(u: &UserEntry, width: usize, me: bool, roles: bool) -> Vec<Span<'static>> {
+pub(crate) fn roster_row(u: &UserEntry, width: usize, me: bool, roles: bool) -> Vec<Span<'static>> {
     let word = u.status.to_string();
     let role = match (roles, u.roles.chars().next()) {
         (false, _) => String::new(),

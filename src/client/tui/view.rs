@@ -69,7 +69,8 @@ pub enum Tone {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Line {
-    /// `HH:MM`.
+    /// `HH:MM` (in the monitor's merged view followed by the line's
+    /// tracker and room).
     pub clock: String,
     /// The sender of a chat line.
     pub from: Option<(String, ChatKind)>,
@@ -91,7 +92,9 @@ impl Line {
 
     /// Columns before the text on the first row.
     pub fn prefix_width(&self) -> usize {
-        CLOCK_WIDTH + self.sender().map_or(0, |s| s.width())
+        // The clock column is wider in the monitor's merged view, which
+        // writes the line's tracker and room after the time.
+        (self.clock.width() + 1).max(CLOCK_WIDTH) + self.sender().map_or(0, |s| s.width())
     }
 
     /// Where continuation rows start: under the text, unless the prefix
@@ -241,7 +244,7 @@ fn fold_text(nicks: &[String], status: Status, detail: Option<&str>) -> String {
 }
 
 impl Win {
-    fn new(target: Window) -> Self {
+    pub(crate) fn new(target: Window) -> Self {
         Win {
             target,
             lines: VecDeque::new(),
@@ -262,7 +265,7 @@ impl Win {
     }
 
     /// The line of our own pending line `id`, newest first.
-    fn pending_line(&mut self, id: u64) -> Option<&mut Line> {
+    pub(crate) fn pending_line(&mut self, id: u64) -> Option<&mut Line> {
         self.lines.iter_mut().rev().find(|l| l.pending == Some(id))
     }
 
@@ -325,7 +328,7 @@ impl Win {
         &self.lines
     }
 
-    fn push(&mut self, line: Line) {
+    pub(crate) fn push(&mut self, line: Line) {
         if self.lines.len() == SCROLLBACK {
             self.lines.pop_front();
             self.first_seq += 1;
@@ -364,7 +367,7 @@ impl Win {
         self.lines[idx].rows(width).len()
     }
 
-    fn scroll_up(&mut self, n: usize, width: usize, rows: usize) {
+    pub(crate) fn scroll_up(&mut self, n: usize, width: usize, rows: usize) {
         if self.lines.is_empty() {
             return;
         }
@@ -402,7 +405,7 @@ impl Win {
         }
     }
 
-    fn scroll_down(&mut self, n: usize, width: usize) {
+    pub(crate) fn scroll_down(&mut self, n: usize, width: usize) {
         let Some(_) = self.scroll else { return };
         let (mut idx, mut below) = self.bottom();
         if n <= below {
@@ -1183,7 +1186,15 @@ impl View {
 
     /// The rows the message pane shows, top to bottom, `rows` at most.
     pub fn visible(&self, width: usize, rows: usize) -> Vec<Row<'_>> {
-        let w = self.active();
+        self.active().visible(width, rows)
+    }
+}
+
+impl Win {
+    /// The rows of this window on a pane of `width` by `rows`, top to
+    /// bottom, at its scroll position.
+    pub fn visible(&self, width: usize, rows: usize) -> Vec<Row<'_>> {
+        let w = self;
         let mut out = Vec::new();
         if w.lines.is_empty() || rows == 0 {
             return out;
