@@ -252,6 +252,11 @@ pub enum HubRequest {
         granted: Option<String>,
     },
     Tick,
+    /// The operator's console asks (see `hub::console`).
+    Console {
+        query: super::hub::console::ConsoleQuery,
+        reply: oneshot::Sender<super::hub::console::ConsoleAnswer>,
+    },
     Shutdown {
         reason: String,
     },

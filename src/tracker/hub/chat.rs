@@ -219,6 +219,8 @@ pub struct Chat {
     /// Counts registrations and removals (the runtime publishes the member
     /// count when it moves).
     pub membership_changes: u64,
+    /// Who came and left, and the DM conversations, for the console.
+    pub console_records: super::console::ConsoleRecords,
 }
 
 impl Chat {
@@ -245,6 +247,7 @@ impl Chat {
             stopping: false,
             had_member: false,
             membership_changes: 0,
+            console_records: Default::default(),
         }
     }
 

@@ -20,6 +20,7 @@
 //! lookup or anything else that waits (see DEVELOPING.md).
 
 pub mod chat;
+pub mod console;
 mod messages;
 mod moderation;
 pub mod queries;
@@ -28,6 +29,8 @@ mod server;
 pub mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_console;
 mod users;
 
 use std::sync::Arc;
@@ -231,6 +234,10 @@ impl Hub {
             HubRequest::Drained { conn } => self.chat.continue_long(conn),
             HubRequest::OperResult { conn, granted } => self.chat.oper_result(conn, granted),
             HubRequest::Tick => self.chat.tick(),
+            // The reply is a oneshot: sending never waits for the console.
+            HubRequest::Console { query, reply } => {
+                let _ = reply.send(self.chat.console(query));
+            }
             HubRequest::Shutdown { reason } => {
                 if !self.chat.stopping {
                     self.chat.record("stop", &reason);

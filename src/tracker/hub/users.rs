@@ -57,6 +57,7 @@ impl Chat {
         self.state.max_users = self.state.max_users.max(self.state.users.len());
         self.had_member = true;
         self.membership_changes += 1;
+        self.console_came(id);
         self.welcome(id);
         self.join(id, GENERAL, None);
         RegisterOutcome::Welcome
@@ -146,6 +147,7 @@ impl Chat {
         let (nick, ip, mask) = (u.nick.clone(), u.ip, u.mask());
         let others = self.state.audience(id, false);
         self.record("leave", &format!("{nick} ({reason})"));
+        self.console_left(id, &reason);
         let mut quit = self.outgoing(Message::new("QUIT").with_source(mask).param(reason.clone()));
         self.broadcast(&others, &mut quit, |_| true);
         self.send_msg(
