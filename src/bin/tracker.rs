@@ -111,6 +111,17 @@ enum Sub {
     /// first line of standard input when it is not a terminal), for an
     /// `[[oper]]` table's `password-hash` in the configuration file
     HashPassword,
+    /// Attach to the console of a tracker running on this host as this
+    /// user (through console.sock in its data folder): the same commands
+    /// as on the tracker's terminal (type help). Ctrl+D or exit detaches
+    /// and leaves it running; stop stops it. Without a terminal, reads
+    /// commands from standard input, one a line
+    Console {
+        /// The console socket [default: console.sock in the data folder,
+        /// from --data-dir or the configuration]
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
 }
 
 impl Args {
@@ -174,7 +185,8 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "confab=info".into());
     let diagnostics = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        // stderr, or above the console's prompt while it is open.
+        .with_writer(confab::tracker::console::diagnostics::Diagnostics)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter);
     // Under systemd (stderr goes to the journal, which stamps each line
@@ -209,6 +221,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Sub::Console { socket }) = &args.command {
+        let path = socket
+            .clone()
+            .unwrap_or_else(|| confab::tracker::console::socket::path_in(&settings.data_dir));
+        return match confab::tracker::console::attach::attach(&path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tracker console: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.print_config {
         print!("{}", settings.to_toml());
         return ExitCode::SUCCESS;
@@ -414,17 +438,30 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
             say!("clients join with: {hint}");
         }
         say!("{}", exit_rule(args.stay, config.exit_grace));
+        config.console = tracker::ConsoleSetup {
+            terminal: std::io::stdin().is_terminal(),
+            socket: match confab::private::create_dir(&args.data_dir) {
+                Ok(()) => Some(confab::tracker::console::socket::path_in(&args.data_dir)),
+                Err(e) => {
+                    eprintln!("no console socket: cannot create {}: {e}", args.data_dir.display());
+                    None
+                }
+            },
+        };
         let shutdown = async {
             let reason = shutdown_signal().await;
             // A second signal means "now": skip the graceful path.
             tokio::spawn(async {
                 shutdown_signal().await;
+                confab::tracker::console::local::restore_terminal();
                 eprintln!("second signal: exiting immediately");
                 std::process::exit(130);
             });
             reason
         };
-        let stopped = tracker::run(config, listener, shutdown).await?;
+        let stopped = tracker::run(config, listener, shutdown).await;
+        confab::tracker::console::local::restore_terminal();
+        let stopped = stopped?;
         match stopped {
             Stopped::Requested => eprintln!("tracker stopped"),
             Stopped::LastMemberLeft => eprintln!("the last member left; tracker stopped"),
