@@ -354,6 +354,12 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        // Installs the SIGINT handler now, before the console can raise
+        // one: without it, a Ctrl+C at the prompt in the first instant
+        // would end the process with the terminal still raw.
+        #[cfg(unix)]
+        let _sigint_handled =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
         let mut config = Config::new(args.log_dir.clone());
         config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
         config.ping_interval = Duration::from_secs(args.ping_interval.max(1));

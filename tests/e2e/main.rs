@@ -5,6 +5,7 @@ mod abuse;
 mod chat;
 mod classroom_client;
 mod config;
+mod console;
 mod harness;
 mod hostile;
 mod irssi;

@@ -146,15 +146,28 @@ pub fn listen(
     })
 }
 
-/// Writes `text`, unless the tracker stops first.
+/// How long a console still gets to take its last answer and the `bye`
+/// once the tracker stops.
+const FAREWELL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Writes `text`; once the tracker is stopping, only for `FAREWELL` more
+/// (a console that stopped reading must not hold up the stop).
 async fn send<W: AsyncWrite + Unpin>(
     w: &mut W,
     text: &str,
     token: &CancellationToken,
 ) -> std::io::Result<()> {
+    let write = async {
+        w.write_all(text.as_bytes()).await?;
+        w.flush().await
+    };
+    tokio::pin!(write);
     tokio::select! {
-        r = async { w.write_all(text.as_bytes()).await?; w.flush().await } => r,
-        _ = token.cancelled() => Err(std::io::ErrorKind::Interrupted.into()),
+        r = &mut write => r,
+        _ = token.cancelled() => match tokio::time::timeout(FAREWELL, &mut write).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        },
     }
 }
 
@@ -209,10 +222,7 @@ async fn serve(
         let written = tokio::select! {
             biased;
             _ = token.cancelled() => {
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_millis(200),
-                    async { w.write_all(b"bye the tracker is stopping\n").await?; w.flush().await },
-                ).await;
+                let _ = send(&mut w, "bye the tracker is stopping\n", &token).await;
                 return;
             }
             line = lines.next() => match line {
