@@ -38,7 +38,16 @@
 //!     - `chat`: `Chat`, the chat logic without I/O, on a `Clock` it is
 //!       given; `state`: users, rooms, roles, modes, bans;
 //!       `messages`, `rooms`, `moderation`, `queries`, `users`, `server`:
-//!       the handlers by role; `tests`: in-process tests.
+//!       the handlers by role; `console`: the console's snapshots and
+//!       actions, and what it needs recorded (bounded); `tests`,
+//!       `tests_console`: in-process tests.
+//!   - `console`: the operator's console: the command table, parser
+//!     (did you mean), tables, `Executor` (asks the hub); `editor`
+//!     (rustyline: history, completion, diagnostics above the prompt),
+//!     `diagnostics` (the tracing writer: stderr or the consoles, never
+//!     blocking), `local` (the terminal's console, the terminal restored),
+//!     `socket` (`console.sock`, its line protocol), `attach`
+//!     (`tracker console`).
 //!   - `opers`: tracker operators from the config, and OPER's check.
 //!   - `transcript`: `chat.log`, when it reaches the disk (`LogSync`), and
 //!     the lock that keeps it to one tracker (`LogLock`).

@@ -577,7 +577,8 @@ fn another_user_is_refused() {
 fn a_stuck_attached_console_does_not_delay_chat() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let mut tracker = Tracker::start_in(d, &["--stay"]);
+    // Flood control off: what is timed is the tracker, not the rate limit.
+    let mut tracker = Tracker::start_in(d, &["--stay", "--flood-rate", "0"]);
     let data = d.join("data");
     wait_for_socket(&data.join("console.sock"));
     let stuck = UnixStream::connect(data.join("console.sock")).expect("connect");
@@ -598,14 +599,15 @@ fn a_stuck_attached_console_does_not_delay_chat() {
     let mut alice = ClientProc::join(&tracker, "alice");
     let mut bob = ClientProc::join(&tracker, "bob");
     let mut slowest = Duration::ZERO;
-    for i in 0..30 {
+    for i in 0..100 {
         let start = Instant::now();
         alice.send(&format!("message {i}"));
         bob.expect(&format!("#general <alice> message {i}"));
         slowest = slowest.max(start.elapsed());
     }
+    eprintln!("slowest round trip with a stuck console: {slowest:?}");
     assert!(
-        slowest < Duration::from_secs(1),
+        slowest < Duration::from_millis(500),
         "a message took {slowest:?} with a stuck console"
     );
     // The stuck console is stuck: its requests are not all read.

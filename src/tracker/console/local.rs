@@ -1,6 +1,7 @@
 //! The console on the tracker's own terminal: standard input becomes a
 //! prompt once the tracker listens (after the password question), only
-//! when standard input and output are both a terminal.
+//! when standard input and output are both a terminal and the tracker is
+//! in its foreground.
 //!
 //! The editor runs on its own thread and may be mid-line when the tracker
 //! stops, so the terminal's settings are saved before it starts and
@@ -39,6 +40,13 @@ impl Backend for InProcess {
 /// now on, until it closes.
 pub fn start(executor: Executor, runtime: tokio::runtime::Handle) -> bool {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return false;
+    }
+    // Started in the background (`tracker &`): taking the terminal would
+    // stop the tracker (SIGTTOU), so no console; `tracker console` works.
+    let foreground = rustix::termios::tcgetpgrp(std::io::stdin())
+        .is_ok_and(|group| group == rustix::process::getpgrp());
+    if !foreground {
         return false;
     }
     save_terminal();
