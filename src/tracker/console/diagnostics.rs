@@ -134,3 +134,45 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Diagnostics {
         EventText(Vec::new())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A console that reads nothing costs the logger nothing: lines past
+    /// its queue are dropped and counted, at once; attached consoles get
+    /// theirs (up to their own queue) meanwhile.
+    #[test]
+    fn a_full_console_queue_drops_lines_instead_of_waiting() {
+        let (queue, local) = std::sync::mpsc::sync_channel(2);
+        set_local(Some(queue));
+        let mut attached = subscribe();
+        let start = std::time::Instant::now();
+        for i in 0..5 {
+            let mut event = Diagnostics.make_writer_for_test();
+            let _ = writeln!(event, "line {i}");
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(take_local_dropped(), 3);
+        assert_eq!(take_local_dropped(), 0, "the count is reset once said");
+        let got: Vec<String> = local.try_iter().collect();
+        assert_eq!(got, ["line 0\n", "line 1\n"]);
+        let mut seen = Vec::new();
+        while let Ok(l) = attached.lines.try_recv() {
+            seen.push(l);
+        }
+        assert_eq!(seen.len(), 5);
+        // Closed: back to stderr, and the subscription is gone when dropped.
+        drop(local);
+        let _ = writeln!(Diagnostics.make_writer_for_test(), "to stderr");
+        assert!(!local_active());
+        drop(attached);
+        assert!(sinks().attached.is_empty());
+    }
+
+    impl Diagnostics {
+        fn make_writer_for_test(&self) -> EventText {
+            tracing_subscriber::fmt::MakeWriter::make_writer(self)
+        }
+    }
+}
