@@ -46,8 +46,17 @@
 //!       given; `state`: users, rooms, roles, modes, bans;
 //!       `messages`, `rooms`, `moderation`, `queries`, `users`, `server`:
 //!       the handlers by role; `p2p`: direct sessions (DCC offers and
-//!       answers, their record and the console's snapshot); `tests`,
-//!       `tests_p2p`: in-process tests.
+//!       answers, their record and the console's snapshot); `accounts`:
+//!       REGISTER, ACCOUNT, registered names; `console`: the console's
+//!       snapshots and actions, and what it needs recorded (bounded);
+//!       `tests`, `tests_p2p`, `tests_console`: in-process tests.
+//!   - `console`: the operator's console: the command table, parser
+//!     (did you mean), tables, `Executor` (asks the hub); `editor`
+//!     (rustyline: history, completion, diagnostics above the prompt),
+//!     `diagnostics` (the tracing writer: stderr or the consoles, never
+//!     blocking), `local` (the terminal's console, the terminal restored),
+//!     `socket` (`console.sock`, its line protocol), `attach`
+//!     (`tracker console`).
 //!   - `opers`: tracker operators from the config, and OPER's check.
 //!   - `transcript`: `chat.log`, when it reaches the disk (`LogSync`), and
 //!     the lock that keeps it to one tracker (`LogLock`).

@@ -342,7 +342,10 @@ async fn fake_hub(mut inbox: mpsc::Receiver<HubRequest>, shutdown: CancellationT
                     "OPER checked for a connection that never registered"
                 );
             }
-            HubRequest::Drained { .. } | HubRequest::Tick | HubRequest::Shutdown { .. } => {}
+            HubRequest::Drained { .. }
+            | HubRequest::Tick
+            | HubRequest::Console { .. }
+            | HubRequest::Shutdown { .. } => {}
         }
     }
 }

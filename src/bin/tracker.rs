@@ -121,6 +121,17 @@ enum Sub {
         /// Where to write the copy (must not exist)
         path: PathBuf,
     },
+    /// Attach to the console of a tracker running on this host as this
+    /// user (through console.sock in its data folder): the same commands
+    /// as on the tracker's terminal (type help). Ctrl+D or exit detaches
+    /// and leaves it running; stop stops it. Without a terminal, reads
+    /// commands from standard input, one a line
+    Console {
+        /// The console socket [default: console.sock in the data folder,
+        /// from --data-dir or the configuration]
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
 }
 
 impl Args {
@@ -185,7 +196,8 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "confab=info".into());
     let diagnostics = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        // stderr, or above the console's prompt while it is open.
+        .with_writer(confab::tracker::console::diagnostics::Diagnostics)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter);
     // Under systemd (stderr goes to the journal, which stamps each line
@@ -220,6 +232,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Sub::Console { socket }) = &args.command {
+        let path = socket
+            .clone()
+            .unwrap_or_else(|| confab::tracker::console::socket::path_in(&settings.data_dir));
+        return match confab::tracker::console::attach::attach(&path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tracker console: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.print_config {
         print!("{}", settings.to_toml());
         return ExitCode::SUCCESS;
@@ -355,6 +379,12 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        // Installs the SIGINT handler now, before the console can raise
+        // one: without it, a Ctrl+C at the prompt in the first instant
+        // would end the process with the terminal still raw.
+        #[cfg(unix)]
+        let _sigint_handled =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
         let mut config = Config::new(args.log_dir.clone());
         config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
         config.ping_interval = Duration::from_secs(args.ping_interval.max(1));
@@ -464,17 +494,30 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
             say!("clients join with: {hint}");
         }
         say!("{}", exit_rule(args.stay, config.exit_grace));
+        config.console = tracker::ConsoleSetup {
+            terminal: std::io::stdin().is_terminal(),
+            socket: match confab::private::create_dir(&args.data_dir) {
+                Ok(()) => Some(confab::tracker::console::socket::path_in(&args.data_dir)),
+                Err(e) => {
+                    eprintln!("no console socket: cannot create {}: {e}", args.data_dir.display());
+                    None
+                }
+            },
+        };
         let shutdown = async {
             let reason = shutdown_signal().await;
             // A second signal means "now": skip the graceful path.
             tokio::spawn(async {
                 shutdown_signal().await;
+                confab::tracker::console::local::restore_terminal();
                 eprintln!("second signal: exiting immediately");
                 std::process::exit(130);
             });
             reason
         };
-        let stopped = tracker::run(config, listener, shutdown).await?;
+        let stopped = tracker::run(config, listener, shutdown).await;
+        confab::tracker::console::local::restore_terminal();
+        let stopped = stopped?;
         match stopped {
             Stopped::Requested => eprintln!("tracker stopped"),
             Stopped::LastMemberLeft => eprintln!("the last member left; tracker stopped"),

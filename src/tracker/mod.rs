@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod commands;
 pub mod conn;
+pub mod console;
 pub mod hub;
 pub mod opers;
 pub mod password;
@@ -87,6 +88,18 @@ pub struct Config {
     /// The store (accounts, history); `None`: the tracker keeps no
     /// accounts and offers no SASL or `REGISTER`.
     pub store: Option<crate::store::StoreHandle>,
+    /// The operator's consoles: on the terminal, on a socket, both or none.
+    pub console: ConsoleSetup,
+}
+
+/// Which consoles `run` opens.
+#[derive(Debug, Default, Clone)]
+pub struct ConsoleSetup {
+    /// A console on standard input, if it and standard output are a
+    /// terminal.
+    pub terminal: bool,
+    /// Where to listen for `tracker console`.
+    pub socket: Option<PathBuf>,
 }
 
 impl Config {
@@ -112,6 +125,7 @@ impl Config {
             opers: Vec::new(),
             log_lock: None,
             store: None,
+            console: ConsoleSetup::default(),
         }
     }
 }
@@ -292,6 +306,17 @@ pub async fn run(
         send_budget,
         guesses,
     });
+    // A console's `stop` ends the loop below as Ctrl+C does.
+    let (console_stop, mut console_stopped) = mpsc::channel::<String>(1);
+    let executor = console::Executor::new(hub_tx.clone(), console_stop);
+    let console_socket = config.console.socket.as_deref().and_then(|path| {
+        console::socket::listen(path, executor.clone(), config.server_name.clone())
+            .map_err(|e| tracing::warn!("{e}"))
+            .ok()
+    });
+    if config.console.terminal {
+        console::local::start(executor, tokio::runtime::Handle::current());
+    }
     let limits = Arc::new(ConnLimits::new(
         config.max_connections,
         config.max_per_address,
@@ -327,6 +352,7 @@ pub async fn run(
     loop {
         tokio::select! {
             reason = &mut shutdown => { stop_reason = Some(reason); break; }
+            Some(reason) = console_stopped.recv() => { stop_reason = Some(reason); break; }
             () = &mut abandoned => { stop_reason = None; break; }
             accepted = listener.accept() => {
                 let (socket, peer) = match accepted {
@@ -366,6 +392,8 @@ pub async fn run(
         }
     }
     drop(listener);
+    // Attached consoles are told the tracker is stopping.
+    drop(console_socket);
     let (outcome, reason) = match stop_reason {
         Some(reason) => (Stopped::Requested, reason),
         None => (Stopped::LastMemberLeft, "last member left".to_string()),

@@ -270,6 +270,11 @@ pub enum HubRequest {
     /// An account job the hub asked for has ended.
     AccountDone(Box<super::accounts::AccountDone>),
     Tick,
+    /// The operator's console asks (see `hub::console`).
+    Console {
+        query: super::hub::console::ConsoleQuery,
+        reply: oneshot::Sender<super::hub::console::ConsoleAnswer>,
+    },
     Shutdown {
         reason: String,
     },

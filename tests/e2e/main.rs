@@ -6,6 +6,7 @@ mod accounts;
 mod chat;
 mod classroom_client;
 mod config;
+mod console;
 mod harness;
 mod hostile;
 mod irssi;

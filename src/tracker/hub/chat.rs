@@ -226,6 +226,8 @@ pub struct Chat {
     pub p2p: super::p2p::P2pSessions,
     /// Registered names and whether the tracker keeps accounts.
     pub accounts: super::accounts::Accounts,
+    /// Who came and left, and the DM conversations, for the console.
+    pub console_records: super::console::ConsoleRecords,
 }
 
 impl Chat {
@@ -254,6 +256,7 @@ impl Chat {
             had_member: false,
             membership_changes: 0,
             accounts: Default::default(),
+            console_records: Default::default(),
         }
     }
 

@@ -143,6 +143,8 @@ impl Chat {
                         (false, false) => ("dm", format!("{sender_nick} -> {to_nick}: {body}")),
                     };
                     self.record(event, &line);
+                    let at = self.clock.wall;
+                    self.console_records.dm(&sender_nick, &to_nick, at);
                 }
             }
             let mut out = self.outgoing(m);

@@ -21,6 +21,7 @@
 
 mod accounts;
 pub mod chat;
+pub mod console;
 mod messages;
 mod moderation;
 pub mod p2p;
@@ -30,6 +31,8 @@ mod server;
 pub mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_console;
 #[cfg(test)]
 mod tests_p2p;
 mod users;
@@ -277,6 +280,10 @@ impl Hub {
             HubRequest::OperResult { conn, granted } => self.chat.oper_result(conn, granted),
             HubRequest::AccountDone(done) => self.chat.account_done(*done),
             HubRequest::Tick => self.chat.tick(),
+            // The reply is a oneshot: sending never waits for the console.
+            HubRequest::Console { query, reply } => {
+                let _ = reply.send(self.chat.console(query));
+            }
             HubRequest::Shutdown { reason } => {
                 if !self.chat.stopping {
                     self.chat.record("stop", &reason);

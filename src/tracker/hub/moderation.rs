@@ -101,6 +101,37 @@ impl Chat {
             }
         }
         let (nick, mask) = (self.nick_of(id), self.mask_of(id));
+        let room = self
+            .state
+            .room(&chname)
+            .map(|r| (r.members.len(), !r.has(id)));
+        let Some((count, closer_outside)) = room else {
+            return;
+        };
+        self.close_room(&chname, &nick, &mask, reason);
+        if closer_outside {
+            let notice =
+                replies::closed_for_outsider(&self.config.server_name, &nick, &chname, count);
+            self.send_msg(id, notice);
+        }
+    }
+
+    /// Closes `chname` (its policy already checked) in the name of `nick`
+    /// (`source` is what members see it come from: a person's mask, or the
+    /// server for the console): records it, tells every member why with a
+    /// KICK of themself, and removes the room.
+    pub(super) fn close_room(
+        &mut self,
+        chname: &str,
+        nick: &str,
+        source: &str,
+        reason: Option<&str>,
+    ) {
+        let Some(room) = self.state.room(chname) else {
+            return;
+        };
+        let chname = room.name.clone();
+        let members = room.members.clone();
         let reason = reason
             .map(|r| sanitize::clip(&sanitize::for_relay(r), KICK_LEN).to_string())
             .filter(|r| !r.is_empty());
@@ -108,27 +139,16 @@ impl Chat {
             Some(r) => format!("Room closed by {nick}: {r}"),
             None => format!("Room closed by {nick}"),
         };
-        let members = room.members.clone();
-        let closer_outside = !room.has(id);
         let shown = reason
             .as_deref()
             .map(sanitize::for_display)
             .unwrap_or_default();
         self.record("close", &format!("{chname} {nick} ({shown})"));
-        if closer_outside {
-            let notice = replies::closed_for_outsider(
-                &self.config.server_name,
-                &nick,
-                &chname,
-                members.len(),
-            );
-            self.send_msg(id, notice);
-        }
         for m in members {
             let mnick = self.nick_of(m);
             let mut out = self.outgoing(
                 Message::new("KICK")
-                    .with_source(mask.clone())
+                    .with_source(source.to_string())
                     .param(chname.clone())
                     .param(mnick)
                     .param(said.clone()),
@@ -155,10 +175,17 @@ impl Chat {
             return self.reply(id, replies::no_such_nick(target));
         };
         let nick = self.nick_of(id);
-        let tnick = self.nick_of(t);
+        self.disconnect(&nick, t, reason);
+    }
+
+    /// Disconnects `target` in the name of `by` (an operator's nick, or the
+    /// server for the console): recorded as a kill, and everyone who shared
+    /// a room sees the reason as the user's QUIT.
+    pub(super) fn disconnect(&mut self, by: &str, target: ConnId, reason: &str) {
+        let tnick = self.nick_of(target);
         let reason = sanitize::clip(&sanitize::for_display(reason), KICK_LEN).to_string();
-        self.record("kill", &format!("{nick} -> {tnick} ({reason})"));
-        self.remove_user(t, &format!("Killed by {nick} ({reason})"));
+        self.record("kill", &format!("{by} -> {tnick} ({reason})"));
+        self.remove_user(target, &format!("Killed by {by} ({reason})"));
     }
 
     /// The connection task checked an `OPER` attempt (the password hash is

@@ -62,6 +62,7 @@ impl Chat {
         self.state.max_users = self.state.max_users.max(self.state.users.len());
         self.had_member = true;
         self.membership_changes += 1;
+        self.console_came(id);
         self.welcome(id);
         self.join(id, GENERAL, None);
         RegisterOutcome::Welcome
@@ -155,6 +156,7 @@ impl Chat {
         let others = self.state.audience(id, false);
         self.record("leave", &format!("{nick} ({reason})"));
         self.sessions_user_left(id);
+        self.console_left(id, &reason);
         let mut quit = self.outgoing(Message::new("QUIT").with_source(mask).param(reason.clone()));
         self.broadcast(&others, &mut quit, |_| true);
         self.send_msg(
