@@ -65,6 +65,7 @@
 //!     - `terminal`: raw mode and the alternate screen, always restored.
 
 pub mod client;
+pub mod discovery;
 pub mod private;
 pub mod prompt;
 pub mod proto;

@@ -37,6 +37,7 @@ pub struct Layer {
     pub max_per_address: Option<usize>,
     pub log_sync: Option<LogSync>,
     pub server_name: Option<String>,
+    pub no_announce: Option<bool>,
     /// Tracker operators (`[[oper]]` tables; the file only).
     pub oper: Option<Vec<OperEntry>>,
 }
@@ -81,6 +82,8 @@ pub struct Settings {
     pub log_sync: LogSync,
     /// The tracker's name in every message's prefix and as `NETWORK`.
     pub server_name: String,
+    /// Not announced on the local network (mDNS).
+    pub no_announce: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub oper: Vec<OperEntry>,
 }
@@ -108,6 +111,7 @@ impl Default for Settings {
             max_per_address: 50,
             log_sync: LogSync::Write,
             server_name: "confab".into(),
+            no_announce: false,
             oper: Vec::new(),
         }
     }
@@ -170,6 +174,7 @@ impl Settings {
             max_per_address,
             log_sync,
             server_name,
+            no_announce,
             oper
         );
         if l.port.is_some() {

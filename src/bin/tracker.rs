@@ -89,6 +89,9 @@ struct Args {
     /// The tracker's name, shown as the source of its messages and as the network's name [default: confab]
     #[arg(long, value_name = "NAME")]
     server_name: Option<String>,
+    /// Do not announce the tracker on the local network (mDNS: name, port, TLS and password on or off, fingerprint, member count), so clients need its address
+    #[arg(long)]
+    no_announce: bool,
     /// Configuration file (TOML) [default: ~/.config/confab/tracker.toml, if it exists]
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -138,6 +141,7 @@ impl Args {
             max_per_address: self.max_per_address,
             log_sync: self.log_sync,
             server_name: self.server_name.clone(),
+            no_announce: on(self.no_announce),
             oper: None,
         }
     }
@@ -414,6 +418,27 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
             say!("clients join with: {hint}");
         }
         say!("{}", exit_rule(args.stay, config.exit_grace));
+        if args.no_announce {
+            say!("not announced on the local network (--no-announce)");
+        } else {
+            let announcement = confab::discovery::Announcement {
+                tls: !args.no_tls,
+                password: config.password.is_some(),
+                fingerprint,
+                members: 0,
+                version: confab::VERSION.to_string(),
+            };
+            match confab::tracker::announce::Announcer::start(&args.server_name, local, announcement) {
+                Ok(announcer) => {
+                    config.announcer = Some(announcer);
+                    say!(
+                        "announced on the local network as {} (mDNS); --no-announce turns it off",
+                        args.server_name
+                    );
+                }
+                Err(e) => eprintln!("WARNING: {e}; clients need the address to join"),
+            }
+        }
         let shutdown = async {
             let reason = shutdown_signal().await;
             // A second signal means "now": skip the graceful path.

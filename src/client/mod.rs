@@ -2,6 +2,7 @@
 //! line mode.
 
 pub mod connection;
+pub mod discover;
 pub mod input;
 pub mod known;
 pub mod plain;

@@ -8,6 +8,7 @@
 //! 3. the hub records the `stop` line, fsyncs `chat.log` and exits;
 //! 4. `run` returns once all of that is done, or after a grace period.
 
+pub mod announce;
 pub mod commands;
 pub mod conn;
 pub mod hub;
@@ -80,6 +81,10 @@ pub struct Config {
     /// The lock on `log_dir`'s `chat.log`, if the caller took it early (to
     /// refuse before asking questions); `run` takes it otherwise.
     pub log_lock: Option<LogLock>,
+    /// The tracker's announcement on the local network, started by the
+    /// caller (which says so at start); `run` keeps its member count
+    /// current and withdraws it on shutdown.
+    pub announcer: Option<announce::Announcer>,
 }
 
 impl Config {
@@ -103,6 +108,7 @@ impl Config {
             log_sync: transcript::LogSync::Write,
             opers: Vec::new(),
             log_lock: None,
+            announcer: None,
         }
     }
 }
@@ -210,6 +216,10 @@ pub async fn run(
     let send_budget = Arc::new(SendBudget::new(config.sendq_total));
     let started = jiff::Timestamp::now();
     let (members_tx, members_rx) = watch::channel(0);
+    let mut announcer = config.announcer.take();
+    if let Some(announcer) = &mut announcer {
+        announcer.follow(members_tx.subscribe());
+    }
     let (stay, exit_grace) = (config.stay, config.exit_grace);
     let abandoned = async move {
         if stay {
@@ -335,6 +345,10 @@ pub async fn run(
         }
     }
     drop(listener);
+    // Nobody should pick a tracker that is going away.
+    if let Some(announcer) = announcer {
+        announcer.stop().await;
+    }
     let (outcome, reason) = match stop_reason {
         Some(reason) => (Stopped::Requested, reason),
         None => (Stopped::LastMemberLeft, "last member left".to_string()),

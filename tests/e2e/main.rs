@@ -5,6 +5,7 @@ mod abuse;
 mod chat;
 mod classroom_client;
 mod config;
+mod discovery;
 mod harness;
 mod hostile;
 mod irssi;
