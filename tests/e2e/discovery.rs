@@ -2,8 +2,8 @@
 //! network namespaces joined by a veth pair that each test makes for
 //! itself: the tracker (or a fake announcement) in one, the client in the
 //! other, so what the client finds crossed a real link. Needs root and
-//! `ip netns`; skipped with a message otherwise (under CI, where `.ci/run`
-//! runs as root and installs iproute2, a missing piece fails instead).
+//! `ip netns`; skipped with a message otherwise (as root with `ip` there,
+//! under CI, a namespace that cannot be made fails the test instead).
 //! The addresses exist only inside the namespaces, which are deleted when
 //! the test ends, however it ends.
 
@@ -50,12 +50,8 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Reports why the test cannot run: a skip with a message, or under CI a
-/// failure (CI runs as root with iproute2 installed).
-fn cannot_run(why: &str) -> Option<NetPair> {
-    if std::env::var_os("CI").is_some() {
-        panic!("discovery tests need root and ip netns in CI: {why}");
-    }
+/// Skips the test with a message saying why.
+fn skip(why: &str) -> Option<NetPair> {
     eprintln!("skipped: {why}");
     None
 }
@@ -84,10 +80,10 @@ fn sweep_stale() {
 impl NetPair {
     fn create() -> Option<NetPair> {
         if !rustix::process::geteuid().is_root() {
-            return cannot_run("network namespaces need root");
+            return skip("network namespaces need root");
         }
         if !on_path("ip") {
-            return cannot_run("`ip` (iproute2) is not installed");
+            return skip("`ip` (iproute2) is not installed (apt-get install iproute2)");
         }
         sweep_stale();
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -119,7 +115,12 @@ impl NetPair {
         for step in steps {
             if let Err(e) = ip(step) {
                 // `pair` is dropped here: whatever was made is removed.
-                return cannot_run(&format!("cannot set up network namespaces: {e}"));
+                // Root with `ip` and no namespaces under CI (`.ci/run`
+                // runs as root) is a broken setup, not a reason to skip.
+                if std::env::var_os("CI").is_some() {
+                    panic!("cannot set up network namespaces: {e}");
+                }
+                return skip(&format!("cannot set up network namespaces: {e}"));
             }
         }
         Some(pair)
@@ -144,11 +145,15 @@ impl Drop for NetPair {
     }
 }
 
-/// A tracker called `name` in namespace `a`, listening on its veth address.
+/// A tracker called `name` in namespace `a`, listening on its veth
+/// address unless `extra` has a `--bind`.
 fn tracker_in(pair: &NetPair, dir: &Path, name: &str, extra: &[&str]) -> Tracker {
-    let child = pair
-        .exec(&pair.a, tracker_bin())
-        .args(["--bind", &pair.a_ip, "--port", "0", "--stay"])
+    let mut command = pair.exec(&pair.a, tracker_bin());
+    if !extra.contains(&"--bind") {
+        command.args(["--bind", &pair.a_ip]);
+    }
+    let child = command
+        .args(["--port", "0", "--stay"])
         .args(["--server-name", name])
         .arg("--log-dir")
         .arg(dir.join("logs"))
@@ -178,7 +183,12 @@ fn tracker_in(pair: &NetPair, dir: &Path, name: &str, extra: &[&str]) -> Tracker
 
 /// `client --list` in namespace `b`.
 fn list(pair: &NetPair, extra: &[&str]) -> Output {
-    pair.exec(&pair.b, client_bin())
+    list_in(pair, &pair.b, extra)
+}
+
+/// `client --list` in namespace `ns`.
+fn list_in(pair: &NetPair, ns: &str, extra: &[&str]) -> Output {
+    pair.exec(ns, client_bin())
         .args(["--list", "--browse-time", "1.5"])
         .args(extra)
         .stdin(Stdio::null())
@@ -194,11 +204,21 @@ fn json_once(
     what: &str,
     ready: impl Fn(&[serde_json::Value]) -> bool,
 ) -> Vec<serde_json::Value> {
+    json_once_in(pair, &pair.b, what, ready)
+}
+
+/// [`json_once`] in namespace `ns`.
+fn json_once_in(
+    pair: &NetPair,
+    ns: &str,
+    what: &str,
+    ready: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
     let last = std::cell::RefCell::new(String::new());
     poll(
         what,
         || {
-            let out = list(pair, &["--json"]);
+            let out = list_in(pair, ns, &["--json"]);
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             *last.borrow_mut() = format!(
                 "exit {:?}\n{text}{}",
@@ -419,17 +439,10 @@ fn the_client_with_no_address_finds_the_tracker_asks_and_joins() {
     term.wait_screen("EXIT=0");
 }
 
-/// Announces, from namespace `ns`, a tracker that is not there: `name` at
-/// `ip:port` with `fingerprint`, as a real mDNS announcement (mdns-sd, on
-/// a thread moved into the namespace; the daemon's own thread inherits it).
-fn fake_announcement(
-    ns: &str,
-    name: &str,
-    ip: &str,
-    port: u16,
-    fingerprint: Fingerprint,
-) -> mdns_sd::ServiceDaemon {
-    let (ns, name, ip) = (ns.to_string(), name.to_string(), ip.to_string());
+/// Runs `f` on a thread moved into namespace `ns`; threads it starts (an
+/// mDNS daemon's) are in the namespace too.
+fn in_namespace<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_string();
     std::thread::spawn(move || {
         let netns = std::fs::File::open(format!("/run/netns/{ns}")).expect("open the namespace");
         rustix::thread::move_into_link_name_space(
@@ -437,6 +450,23 @@ fn fake_announcement(
             Some(rustix::thread::LinkNameSpaceType::Network),
         )
         .expect("enter the namespace");
+        f()
+    })
+    .join()
+    .expect("thread in the namespace")
+}
+
+/// Announces, from namespace `ns`, a tracker that is not there: `name` at
+/// `ip:port` with `fingerprint`, as a real mDNS announcement (mdns-sd).
+fn fake_announcement(
+    ns: &str,
+    name: &str,
+    ip: &str,
+    port: u16,
+    fingerprint: Fingerprint,
+) -> mdns_sd::ServiceDaemon {
+    let (name, ip) = (name.to_string(), ip.to_string());
+    in_namespace(ns, move || {
         let daemon = mdns_sd::ServiceDaemon::new().expect("mdns daemon");
         let txt: Vec<mdns_sd::TxtProperty> = Announcement {
             tls: true,
@@ -459,8 +489,6 @@ fn fake_announcement(
         daemon.register(info).expect("register");
         daemon
     })
-    .join()
-    .expect("announcing thread")
 }
 
 #[test]
@@ -523,4 +551,138 @@ fn an_announcement_whose_fingerprint_the_tracker_does_not_present_is_refused() {
     assert!(!dir.path().join("known_trackers").exists());
     assert!(!other.log().contains("join"), "{}", other.log());
     let _ = fake.shutdown();
+}
+
+#[test]
+fn a_tracker_is_announced_on_the_addresses_it_listens_on() {
+    let Some(pair) = NetPair::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let only_here = tracker_in(
+        &pair,
+        &dir.path().join("loop"),
+        "loopback-only",
+        &["--bind", "127.0.0.1"],
+    );
+    let everywhere = tracker_in(
+        &pair,
+        &dir.path().join("all"),
+        "everywhere",
+        &["--bind", "0.0.0.0"],
+    );
+    let at = |o: &serde_json::Value| (o["name"].clone(), o["addresses"].clone(), o["port"].clone());
+    // On its own machine (namespace) both are found, each at the address
+    // it listens on; the wildcard one on the network's interface, never
+    // as 127.0.0.1.
+    let here = json_once_in(&pair, &pair.a, "both, from their machine", |o| o.len() == 2);
+    assert_eq!(
+        here.iter().map(at).collect::<Vec<_>>(),
+        [
+            (
+                "everywhere".into(),
+                serde_json::json!([pair.a_ip]),
+                everywhere.port.into()
+            ),
+            (
+                "loopback-only".into(),
+                serde_json::json!(["127.0.0.1"]),
+                only_here.port.into()
+            ),
+        ]
+    );
+    // From the other machine, only the one it can reach.
+    let there = json_once(&pair, "the wildcard one from the other machine", |o| {
+        !o.is_empty()
+    });
+    assert_eq!(
+        there.iter().map(at).collect::<Vec<_>>(),
+        [(
+            "everywhere".into(),
+            serde_json::json!([pair.a_ip]),
+            everywhere.port.into()
+        )]
+    );
+}
+
+#[test]
+fn a_stopping_tracker_withdraws_its_announcement_at_once() {
+    let Some(pair) = NetPair::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = tracker_in(&pair, dir.path(), "lab", &[]);
+    // Someone browsing all along, from the other namespace.
+    let (daemon, events) = in_namespace(&pair.b, || {
+        let daemon = mdns_sd::ServiceDaemon::new().expect("mdns daemon");
+        let events = daemon.browse(SERVICE_TYPE).expect("browse");
+        (daemon, events)
+    });
+    let fullname = format!("lab.{SERVICE_TYPE}");
+    // The next event about lab: true when it is there, false when removed.
+    let next = |what: &str| -> bool {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match events.recv_timeout(left) {
+                Ok(mdns_sd::ServiceEvent::ServiceResolved(s)) if s.fullname == fullname => {
+                    return true;
+                }
+                Ok(mdns_sd::ServiceEvent::ServiceRemoved(_, name)) if name == fullname => {
+                    return false;
+                }
+                Ok(_) => {}
+                Err(e) => panic!("no {what} of {fullname} within {WAIT:?}: {e}"),
+            }
+        }
+    };
+    assert!(next("announcement"));
+    signal(&lab.child, "TERM");
+    let stopped = std::time::Instant::now();
+    while next("withdrawal") {}
+    // Its records would stay in a browser's cache for 75 minutes; the
+    // goodbye (the records again with a lifetime of 0) removes them now.
+    let took = stopped.elapsed();
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    assert_eq!(wait_exit(&mut lab.child, WAIT).code(), Some(0));
+    let _ = daemon.shutdown();
+}
+
+#[test]
+fn joining_a_tracker_announced_without_tls_warns() {
+    if !have(&["tmux"]) {
+        return;
+    }
+    let Some(pair) = NetPair::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let open = tracker_in(
+        &pair,
+        &dir.path().join("open"),
+        "open-house",
+        &["--no-tls", "--no-password"],
+    );
+    json_once(&pair, "open-house announced", |o| o.len() == 1);
+    let term = client_with_no_address(&pair, dir.path(), "discovery-plain");
+    let at = format!("{}:{}", pair.a_ip, open.port);
+    term.wait_screen("[Y/n]");
+    // Enter is yes.
+    term.type_line("");
+    let screen = term.wait_screen("#general --> you joined");
+    assert_eq!(
+        lines(&screen)[1..6],
+        [
+            "Found 1 tracker on the local network:".to_string(),
+            format!("  1. open-house  {at}  0 members  no TLS, no password"),
+            "     no fingerprint: without TLS anyone on the network can read and change the traffic"
+                .into(),
+            format!("Join open-house at {at}? [Y/n]"),
+            "WARNING: open-house is announced without TLS: your password and messages can be read on the network."
+                .into(),
+        ]
+    );
+    open.wait_log(&format!("join #general bob ({})", pair.b_ip));
+    term.type_line("/exit");
+    term.wait_screen("EXIT=0");
 }

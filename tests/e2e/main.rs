@@ -5,6 +5,8 @@ mod abuse;
 mod chat;
 mod classroom_client;
 mod config;
+// Network namespaces are Linux's.
+#[cfg(target_os = "linux")]
 mod discovery;
 mod harness;
 mod hostile;
