@@ -19,6 +19,9 @@
 //! - [`settings`]: the tracker's settings: defaults, TOML file, flags.
 //! - [`tls`]: the crypto provider, certificate fingerprints, the tracker's
 //!   self-signed certificate.
+//! - [`discovery`]: what a tracker announces on the LAN (mDNS / DNS-SD
+//!   service type, the TXT record written and read back), without I/O;
+//!   the tracker's `announce` and the client's `discover` meet only here.
 //! - [`tracker`]: the server.
 //!   - `mod`: `Config` and `run(config, listener, shutdown)`: accept loop,
 //!     TLS handshakes, shutdown sequence.
@@ -40,6 +43,8 @@
 //!       `messages`, `rooms`, `moderation`, `queries`, `users`, `server`:
 //!       the handlers by role; `tests`: in-process tests.
 //!   - `opers`: tracker operators from the config, and OPER's check.
+//!   - `announce`: the announcement on the LAN (mdns-sd), its member count
+//!     kept current (rate-limited), withdrawn on shutdown.
 //!   - `transcript`: `chat.log`, when it reaches the disk (`LogSync`), and
 //!     the lock that keeps it to one tracker (`LogLock`).
 //!   - `password`: the Argon2id password gate (its own low-priority
@@ -48,6 +53,8 @@
 //! - [`client`]: the client.
 //!   - `connection`: TLS with fingerprint pinning, lines to messages.
 //!   - `known`: the file of trusted tracker fingerprints.
+//!   - `discover`: `client` with no address and `--list`: browse the LAN,
+//!     list (for people or JSON), ask which tracker to join.
 //!   - `state`: the application state, updated by server messages and user
 //!     input without I/O; produces events and outgoing messages.
 //!   - `input`: parsing what the user types into commands.
