@@ -431,8 +431,13 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
             match confab::tracker::announce::Announcer::start(&args.server_name, local, announcement) {
                 Ok(announcer) => {
                     config.announcer = Some(announcer);
+                    let when = if confab::tracker::announce::addresses_now(local.ip()).is_empty() {
+                        " once a network interface is up (none but loopback now)"
+                    } else {
+                        ""
+                    };
                     say!(
-                        "announced on the local network as {} (mDNS); --no-announce turns it off",
+                        "announced on the local network as {} (mDNS){when}; --no-announce turns it off",
                         args.server_name
                     );
                 }

@@ -180,6 +180,26 @@ impl Announcer {
     }
 }
 
+/// The addresses an announcement for a tracker listening on `local` goes
+/// out with now: a specific address itself; for a wildcard, the addresses
+/// of the machine's interfaces but loopback, of its family (`::` takes
+/// both). Empty when the machine has no network yet: the announcement
+/// then starts when one comes up.
+pub fn addresses_now(local: IpAddr) -> Vec<IpAddr> {
+    if !local.is_unspecified() {
+        return vec![local];
+    }
+    let mut addrs: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|iface| iface.ip())
+        .filter(|ip| !ip.is_loopback() && (local.is_ipv6() || ip.is_ipv4()))
+        .collect();
+    addrs.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+    addrs.dedup();
+    addrs
+}
+
 /// Calls `publish` with the value of `members` whenever it differs from
 /// what was last published (`announced` at first), but never twice
 /// within `min_gap`: changes in between are folded into the next call,
