@@ -19,8 +19,11 @@ use crate::discovery::{Announcement, SERVICE_TYPE, instance_name};
 /// Member counts are re-announced at most this often: a class arriving at
 /// once is one update on the network, not thirty.
 pub const REANNOUNCE_EVERY: Duration = Duration::from_secs(2);
-/// How long stopping waits for the goodbye packets to go out.
+/// How long stopping waits for the mDNS thread to answer.
 const GOODBYE_WAIT: Duration = Duration::from_millis(1000);
+/// When the mDNS thread has sent its goodbye twice (mdns-sd repeats it
+/// after 120 ms).
+const GOODBYE_REPEAT: Duration = Duration::from_millis(150);
 
 #[derive(Debug, Error)]
 #[error("cannot announce the tracker on the local network: {0}")]
@@ -169,7 +172,10 @@ impl Announcer {
         if let Ok(status) = self.daemon.unregister(&self.fullname) {
             match tokio::time::timeout(GOODBYE_WAIT, status.recv_async()).await {
                 Ok(Ok(UnregisterStatus::OK)) => {
-                    tracing::debug!("withdrew the announcement {}", self.fullname)
+                    tracing::debug!("withdrew the announcement {}", self.fullname);
+                    // The daemon sends the goodbye again 120 ms later for
+                    // anyone who missed it; it must still be running then.
+                    tokio::time::sleep(GOODBYE_REPEAT).await;
                 }
                 other => tracing::debug!("withdrawing the announcement: {other:?}"),
             }

@@ -345,10 +345,9 @@ pub async fn run(
         }
     }
     drop(listener);
-    // Nobody should pick a tracker that is going away.
-    if let Some(announcer) = announcer {
-        announcer.stop().await;
-    }
+    // Nobody should pick a tracker that is going away: withdrawn at once,
+    // alongside the connections' goodbyes.
+    let withdrawn = announcer.map(|announcer| tokio::spawn(announcer.stop()));
     let (outcome, reason) = match stop_reason {
         Some(reason) => (Stopped::Requested, reason),
         None => (Stopped::LastMemberLeft, "last member left".to_string()),
@@ -362,6 +361,9 @@ pub async fn run(
     // task has dropped its sender) writes the stop line and fsyncs.
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, hub_thread).await;
+    if let Some(withdrawn) = withdrawn {
+        let _ = withdrawn.await;
+    }
     // Released only now: a tracker started meanwhile must not append
     // while this one's stop line may still be on its way.
     drop(log_lock);

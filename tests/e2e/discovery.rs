@@ -636,13 +636,19 @@ fn a_stopping_tracker_withdraws_its_announcement_at_once() {
             }
         }
     };
+    let started = std::time::Instant::now();
     assert!(next("announcement"));
+    eprintln!(
+        "announcement seen {:?} after the tracker said it was announced",
+        started.elapsed()
+    );
     signal(&lab.child, "TERM");
     let stopped = std::time::Instant::now();
     while next("withdrawal") {}
     // Its records would stay in a browser's cache for 75 minutes; the
     // goodbye (the records again with a lifetime of 0) removes them now.
     let took = stopped.elapsed();
+    eprintln!("announcement withdrawn {took:?} after SIGTERM");
     assert!(took < std::time::Duration::from_secs(5), "{took:?}");
     assert_eq!(wait_exit(&mut lab.child, WAIT).code(), Some(0));
     let _ = daemon.shutdown();
