@@ -302,6 +302,26 @@ fn announced_trackers_are_listed_and_a_no_announce_one_is_not() {
         )
     );
 
+    // With no terminal to ask on, nothing is picked for the user.
+    let out = pair
+        .exec(&pair.b, client_bin())
+        .args(["--plain", "--user", "bot", "--browse-time", "1.5"])
+        .env("CONFAB_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run client");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "No address given: looking for trackers on the local network (1.5 s)...\n\
+             Found 2 trackers on the local network:\n{}\
+             client: no terminal to ask which tracker to join: give its address (client ADDRESS), see them with client --list\n",
+            String::from_utf8_lossy(&list(&pair, &[]).stdout)
+        )
+    );
+    assert_eq!(lab.log_events().len(), 1, "{}", lab.log());
+
     // A member joins lab: the announcement follows.
     let mut bob = ClientProc::spawn(
         {
