@@ -163,9 +163,7 @@ async fn discover(
         "No address given: looking for trackers on the local network ({} s)...",
         wait.as_secs_f64()
     );
-    let heard = discover::browse(wait)
-        .await
-        .map_err(|e| ClientError::Lost(e.to_string()))?;
+    let heard = discover::browse(wait).await?;
     for (name, why) in &heard.ignored {
         eprintln!("Ignored an announcement of {name:?}: {why}");
     }

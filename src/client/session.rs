@@ -123,6 +123,8 @@ pub enum ClientError {
     /// No tracker answered on the local network (the text says what to do).
     #[error("{0}")]
     NotFound(String),
+    #[error(transparent)]
+    Browse(#[from] super::discover::BrowseError),
     #[error("wrong password")]
     WrongPassword,
     #[error("the tracker needs a password: give it with --password-file PATH or CONFAB_PASSWORD")]
