@@ -364,7 +364,28 @@ fn a_tracker_started_with_no_announce_is_not_found() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let _hidden = tracker_in(&pair, dir.path(), "hidden", &["--no-announce"]);
+    let hidden = tracker_in(
+        &pair,
+        &dir.path().join("hidden"),
+        "hidden",
+        &["--no-announce"],
+    );
+    // A tracker started after it is found; by then the first would have
+    // been too, had it been announced.
+    let mut shown = tracker_in(&pair, &dir.path().join("shown"), "shown", &[]);
+    let found = json_once(&pair, "the announced tracker", |o| !o.is_empty());
+    assert_eq!(
+        found
+            .iter()
+            .map(|o| (o["name"].clone(), o["port"].clone()))
+            .collect::<Vec<_>>(),
+        [("shown".into(), shown.port.into())],
+        "hidden listens on port {}",
+        hidden.port
+    );
+    signal(&shown.child, "TERM");
+    assert_eq!(wait_exit(&mut shown.child, WAIT).code(), Some(0));
+    // Nothing announced: exit 4 and what to do.
     let out = list(&pair, &[]);
     assert_eq!(out.status.code(), Some(4), "exit 4: none found");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
