@@ -378,6 +378,39 @@ mod tests {
     }
 
     #[test]
+    fn the_address_to_join_is_ipv4_first_and_never_needs_an_interface_named() {
+        let txt = pairs(
+            &Announcement {
+                tls: false,
+                password: true,
+                fingerprint: None,
+                members: 0,
+                version: String::new(),
+            }
+            .to_txt(),
+        );
+        let read = |addrs: &[&str]| {
+            Found::from_announcement(
+                "x._confab._tcp.local.",
+                addrs.iter().map(|a| ip(a)).collect(),
+                7000,
+                &txt,
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            read(&["fe80::1", "2001:db8::1", "192.168.1.20"]).target(),
+            "192.168.1.20:7000"
+        );
+        assert_eq!(
+            read(&["fe80::1", "2001:db8::1"]).target(),
+            "[2001:db8::1]:7000"
+        );
+        // Only link-local: shown as it is (a person can add the interface).
+        assert_eq!(read(&["fe80::1"]).target(), "[fe80::1]:7000");
+    }
+
+    #[test]
     fn instance_names_are_unescaped_and_cleaned() {
         assert_eq!(instance_name("lab._confab._tcp.local."), "lab");
         assert_eq!(instance_name("lab._confab._tcp.local"), "lab");
