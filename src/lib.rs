@@ -25,6 +25,9 @@
 //!     accounts, memberships, read markers, registered rooms.
 //! - [`tls`]: the crypto provider, certificate fingerprints, the tracker's
 //!   self-signed certificate.
+//! - [`discovery`]: what a tracker announces on the LAN (mDNS / DNS-SD
+//!   service type, the TXT record written and read back), without I/O;
+//!   the tracker's `announce` and the client's `discover` meet only here.
 //! - [`tracker`]: the server.
 //!   - `mod`: `Config` and `run(config, listener, shutdown)`: accept loop,
 //!     TLS handshakes, shutdown sequence.
@@ -58,6 +61,8 @@
 //!     `socket` (`console.sock`, its line protocol), `attach`
 //!     (`tracker console`).
 //!   - `opers`: tracker operators from the config, and OPER's check.
+//!   - `announce`: the announcement on the LAN (mdns-sd), its member count
+//!     kept current (rate-limited), withdrawn on shutdown.
 //!   - `transcript`: `chat.log`, when it reaches the disk (`LogSync`), and
 //!     the lock that keeps it to one tracker (`LogLock`).
 //!   - `password`: the Argon2id password gate (its own low-priority
@@ -66,6 +71,8 @@
 //! - [`client`]: the client.
 //!   - `connection`: TLS with fingerprint pinning, lines to messages.
 //!   - `known`: the file of trusted tracker fingerprints.
+//!   - `discover`: `client` with no address and `--list`: browse the LAN,
+//!     list (for people or JSON), ask which tracker to join.
 //!   - `state`: the application state, updated by server messages and user
 //!     input without I/O; produces events and outgoing messages.
 //!   - `input`: parsing what the user types into commands.
@@ -97,6 +104,7 @@
 //!       room, on the client's windows, input line and keys.
 
 pub mod client;
+pub mod discovery;
 pub mod private;
 pub mod prompt;
 pub mod proto;

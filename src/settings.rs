@@ -39,6 +39,7 @@ pub struct Layer {
     pub log_sync: Option<LogSync>,
     pub p2p: Option<P2pPolicy>,
     pub server_name: Option<String>,
+    pub no_announce: Option<bool>,
     /// Tracker operators (`[[oper]]` tables; the file only).
     pub oper: Option<Vec<OperEntry>>,
 }
@@ -85,6 +86,8 @@ pub struct Settings {
     pub p2p: P2pPolicy,
     /// The tracker's name in every message's prefix and as `NETWORK`.
     pub server_name: String,
+    /// Not announced on the local network (mDNS).
+    pub no_announce: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub oper: Vec<OperEntry>,
 }
@@ -113,6 +116,7 @@ impl Default for Settings {
             log_sync: LogSync::Write,
             p2p: P2pPolicy::Allow,
             server_name: "confab".into(),
+            no_announce: false,
             oper: Vec::new(),
         }
     }
@@ -176,6 +180,7 @@ impl Settings {
             log_sync,
             p2p,
             server_name,
+            no_announce,
             oper
         );
         if l.port.is_some() {

@@ -23,8 +23,7 @@ else the client asks for it (only when the tracker needs one).\n\
 To leave: type exit (or /exit), or Ctrl+C on an empty input; /help in the chat lists commands and keys."
 )]
 struct Args {
-    /// The tracker: HOST, HOST:PORT or [IPv6]:PORT.
-    #[arg(required_unless_present_any = ["completions", "man", "forget", "monitor"])]
+    /// The tracker: HOST, HOST:PORT or [IPv6]:PORT. Without it, the client looks for trackers announced on the local network and asks which to join.
     tracker: Option<String>,
     /// Port, when not given with the host. Default 6697 (6667 with --no-tls).
     port: Option<u16>,
@@ -62,6 +61,17 @@ struct Args {
     /// Line mode: one line per event, typed lines are sent (the default when stdin or stdout is not a terminal).
     #[arg(long)]
     plain: bool,
+    /// List the trackers announced on the local network and exit (exit code 0 when some were found, 4 when none).
+    #[arg(long, conflicts_with = "tracker")]
+    list: bool,
+    /// JSON lines. With --list: one object per tracker (name, address, port, addresses, tls, password, fingerprint,
+    /// members, version). With --monitor: every event of every tracker (also when standard output is not a terminal);
+    /// a line `{"tracker":..,"room":..,"text":..}` on standard input posts.
+    #[arg(long)]
+    json: bool,
+    /// Seconds to listen for trackers' announcements (without a tracker's address, or with --list).
+    #[arg(long, value_name = "SECS", default_value_t = confab::client::discover::DEFAULT_BROWSE.as_secs_f64())]
+    browse_time: f64,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) and exit
     #[arg(long, value_name = "SHELL", hide = true)]
     completions: Option<clap_complete::Shell>,
@@ -176,6 +186,73 @@ fn options(args: &Args) -> Result<Options, ClientError> {
     })
 }
 
+/// `client` with no address: looks for trackers on the local network, asks
+/// which to join, and points `opts` at it.
+async fn discover(
+    opts: &mut Options,
+    terminal: &mut Terminal,
+    wait: std::time::Duration,
+) -> Result<session::Announced, ClientError> {
+    use confab::client::discover;
+    eprintln!(
+        "No address given: looking for trackers on the local network ({} s)...",
+        wait.as_secs_f64()
+    );
+    let heard = discover::browse(wait).await?;
+    for (name, why) in &heard.ignored {
+        eprintln!("Ignored an announcement of {name:?}: {why}");
+    }
+    if heard.found.is_empty() {
+        return Err(ClientError::NotFound(discover::none_found(wait)));
+    }
+    let Some(i) = discover::ask_which(&heard.found, terminal)? else {
+        return Err(ClientError::Cancelled);
+    };
+    let chosen = &heard.found[i];
+    opts.host = chosen.address().to_string();
+    opts.port = chosen.port;
+    opts.tls = chosen.tls;
+    Ok(session::Announced {
+        name: chosen.name.clone(),
+        fingerprint: chosen.fingerprint,
+    })
+}
+
+/// `client --list [--json]`: prints the trackers announced on the local
+/// network; exit 0 when some were found, 4 when none.
+async fn list(wait: std::time::Duration, json: bool) -> ExitCode {
+    use confab::client::discover;
+    let heard = match discover::browse(wait).await {
+        Ok(heard) => heard,
+        Err(e) => {
+            eprintln!("client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (name, why) in &heard.ignored {
+        eprintln!("client: ignored an announcement of {name:?}: {why}");
+    }
+    if heard.found.is_empty() {
+        eprintln!("{}", discover::none_found(wait));
+        return ExitCode::from(ClientError::NotFound(String::new()).exit_code());
+    }
+    let text = if json {
+        discover::render_json(&heard.found)
+    } else {
+        discover::render_list(&heard.found)
+    };
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
 /// `--forget HOST[:PORT]`: removes the tracker from the known-trackers file.
 fn forget(args: &Args, tracker: &str) -> ExitCode {
     let known = match args.known_trackers.clone().or_else(known::default_path) {
@@ -230,6 +307,10 @@ fn main() -> ExitCode {
     if let Some(list) = &args.monitor.monitor {
         return monitor(&args, list);
     }
+    if args.json && !args.list {
+        eprintln!("client: --json goes with --list or --monitor");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -240,16 +321,34 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let browse_time = match std::time::Duration::try_from_secs_f64(args.browse_time) {
+        Ok(t) if !t.is_zero() => t,
+        _ => {
+            eprintln!("client: --browse-time must be a positive number of seconds");
+            return ExitCode::from(2);
+        }
+    };
+    if args.list {
+        return runtime.block_on(list(browse_time, args.json));
+    }
     let interactive = std::io::stdin().is_terminal();
     // Pipes and scripts get lines; a person at a terminal gets the window.
     let full_screen = interactive && std::io::stdout().is_terminal() && !args.plain;
     let result = runtime.block_on(async {
         let mut opts = options(&args)?;
-        if args.no_tls {
-            eprintln!("WARNING: TLS is off (--no-tls): your password and messages can be read on the network.");
-        }
         let mut terminal = Terminal { interactive };
-        let mut session = session::login(&mut opts, &mut terminal).await?;
+        let announced = match args.tracker {
+            Some(_) => None,
+            None => Some(discover(&mut opts, &mut terminal, browse_time).await?),
+        };
+        if !opts.tls {
+            match &announced {
+                Some(a) => eprintln!("WARNING: {} is announced without TLS: your password and messages can be read on the network.", a.name),
+                None => eprintln!("WARNING: TLS is off (--no-tls): your password and messages can be read on the network."),
+            }
+        }
+        let mut session =
+            session::login_announced(&mut opts, &mut terminal, announced.as_ref()).await?;
         session.p2p_address = args.p2p_address;
         if full_screen {
             return confab::client::tui::run(session, opts.tls).await;
@@ -309,7 +408,7 @@ fn monitor(args: &Args, list: &str) -> ExitCode {
     };
     let interactive = std::io::stdin().is_terminal();
     // A pipe gets JSON lines; a person at a terminal the full screen.
-    let json = args.monitor.json || !std::io::stdout().is_terminal() || !interactive;
+    let json = args.json || !std::io::stdout().is_terminal() || !interactive;
     let config = MonitorConfig {
         specs: loaded.specs,
         passwords: loaded.passwords,

@@ -92,6 +92,9 @@ struct Args {
     /// The tracker's name, shown as the source of its messages and as the network's name [default: confab]
     #[arg(long, value_name = "NAME")]
     server_name: Option<String>,
+    /// Do not announce the tracker on the local network (mDNS: name, port, TLS and password on or off, fingerprint, member count), so clients need its address
+    #[arg(long)]
+    no_announce: bool,
     /// Configuration file (TOML) [default: ~/.config/confab/tracker.toml, if it exists]
     #[arg(long, value_name = "PATH", global = true)]
     config: Option<PathBuf>,
@@ -160,6 +163,7 @@ impl Args {
             log_sync: self.log_sync,
             p2p: self.p2p,
             server_name: self.server_name.clone(),
+            no_announce: on(self.no_announce),
             oper: None,
         }
     }
@@ -504,6 +508,32 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
                 }
             },
         };
+        if args.no_announce {
+            say!("not announced on the local network (--no-announce)");
+        } else {
+            let announcement = confab::discovery::Announcement {
+                tls: !args.no_tls,
+                password: config.password.is_some(),
+                fingerprint,
+                members: 0,
+                version: confab::VERSION.to_string(),
+            };
+            match confab::tracker::announce::Announcer::start(&args.server_name, local, announcement) {
+                Ok(announcer) => {
+                    config.announcer = Some(announcer);
+                    let when = if confab::tracker::announce::addresses_now(local.ip()).is_empty() {
+                        " once a network interface is up (none but loopback now)"
+                    } else {
+                        ""
+                    };
+                    say!(
+                        "announced on the local network as {} (mDNS){when}; --no-announce turns it off",
+                        args.server_name
+                    );
+                }
+                Err(e) => eprintln!("WARNING: {e}; clients need the address to join"),
+            }
+        }
         let shutdown = async {
             let reason = shutdown_signal().await;
             // A second signal means "now": skip the graceful path.

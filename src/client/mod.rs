@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod direct;
+pub mod discover;
 pub mod input;
 pub mod known;
 pub mod monitor;

@@ -115,6 +115,27 @@ pub enum ClientError {
         expected: Fingerprint,
         received: Fingerprint,
     },
+    #[error(
+        "\n@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+         @  WARNING: NOT THE TRACKER THAT WAS ANNOUNCED!           @\n\
+         @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+         {name} was announced on the local network with the fingerprint\n    {announced}\n\
+         but {tracker} presented\n    {received}\n\
+         Someone on the network may be announcing a tracker that is not theirs. Refusing to connect.\n\
+         Ask the tracker's operator for its address and fingerprint, and connect with\n\
+         \n    client ADDRESS --fingerprint SHA256:..."
+    )]
+    AnnouncedFingerprintMismatch {
+        name: String,
+        tracker: String,
+        announced: Fingerprint,
+        received: Fingerprint,
+    },
+    /// No tracker answered on the local network (the text says what to do).
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Browse(#[from] super::discover::BrowseError),
     #[error("wrong password")]
     WrongPassword,
     #[error("cannot log in to the account: {0}")]
@@ -141,6 +162,7 @@ pub enum ClientError {
 
 impl ClientError {
     /// 1: network trouble; 2: usage; 3: trust or authentication refused;
+    /// 4: no tracker found on the local network;
     /// 130: Ctrl+C (or Ctrl+D) at a question, as a shell reports SIGINT.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -149,10 +171,12 @@ impl ClientError {
             ClientError::FingerprintChanged { .. }
             | ClientError::FingerprintMismatch { .. }
             | ClientError::FingerprintSwapped { .. }
+            | ClientError::AnnouncedFingerprintMismatch { .. }
             | ClientError::Untrusted(_)
             | ClientError::WrongPassword
             | ClientError::AccountRefused(_)
             | ClientError::PasswordNeeded => 3,
+            ClientError::NotFound(_) => 4,
             _ => 1,
         }
     }
@@ -191,7 +215,26 @@ enum Attempt {
     NickRefused(Connection, String),
 }
 
+/// What the tracker chosen from the local network's announcements
+/// claimed to be (`client::discover`).
+pub struct Announced {
+    pub name: String,
+    /// `None`: announced without TLS.
+    pub fingerprint: Option<Fingerprint>,
+}
+
 pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<LoggedIn, ClientError> {
+    login_announced(opts, prompt, None).await
+}
+
+/// [`login`] to a tracker found by its announcement: the certificate the
+/// connection presents must be the one announced (else nothing is asked
+/// or sent), and is then trusted, or not, as any tracker's.
+pub async fn login_announced(
+    opts: &mut Options,
+    prompt: &mut dyn Prompter,
+    announced: Option<&Announced>,
+) -> Result<LoggedIn, ClientError> {
     let mut password = opts.password.clone();
     // Nobody to ask and no password given: try without one (an open
     // tracker), and say what is missing if the tracker wants one.
@@ -236,6 +279,19 @@ pub async fn login(opts: &mut Options, prompt: &mut dyn Prompter) -> Result<Logg
         if let Some(fp) = fp {
             match trusted {
                 None => {
+                    if let Some(Announced {
+                        name,
+                        fingerprint: Some(said),
+                    }) = announced
+                        && *said != fp
+                    {
+                        return Err(ClientError::AnnouncedFingerprintMismatch {
+                            name: name.clone(),
+                            tracker: opts.tracker(),
+                            announced: *said,
+                            received: fp,
+                        });
+                    }
                     check_trust(opts, &fp, prompt)?;
                     trusted = Some(fp);
                 }

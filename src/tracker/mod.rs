@@ -9,6 +9,7 @@
 //! 4. `run` returns once all of that is done, or after a grace period.
 
 pub mod accounts;
+pub mod announce;
 pub mod commands;
 pub mod conn;
 pub mod console;
@@ -90,6 +91,10 @@ pub struct Config {
     pub store: Option<crate::store::StoreHandle>,
     /// The operator's consoles: on the terminal, on a socket, both or none.
     pub console: ConsoleSetup,
+    /// The tracker's announcement on the local network, started by the
+    /// caller (which says so at start); `run` keeps its member count
+    /// current and withdraws it on shutdown.
+    pub announcer: Option<announce::Announcer>,
 }
 
 /// Which consoles `run` opens.
@@ -126,6 +131,7 @@ impl Config {
             log_lock: None,
             store: None,
             console: ConsoleSetup::default(),
+            announcer: None,
         }
     }
 }
@@ -235,6 +241,10 @@ pub async fn run(
     let send_budget = Arc::new(SendBudget::new(config.sendq_total));
     let started = jiff::Timestamp::now();
     let (members_tx, members_rx) = watch::channel(0);
+    let mut announcer = config.announcer.take();
+    if let Some(announcer) = &mut announcer {
+        announcer.follow(members_tx.subscribe());
+    }
     let (stay, exit_grace) = (config.stay, config.exit_grace);
     let abandoned = async move {
         if stay {
@@ -394,6 +404,9 @@ pub async fn run(
     drop(listener);
     // Attached consoles are told the tracker is stopping.
     drop(console_socket);
+    // Nobody should pick a tracker that is going away: withdrawn at once,
+    // alongside the connections' goodbyes.
+    let withdrawn = announcer.map(|announcer| tokio::spawn(announcer.stop()));
     let (outcome, reason) = match stop_reason {
         Some(reason) => (Stopped::Requested, reason),
         None => (Stopped::LastMemberLeft, "last member left".to_string()),
@@ -407,6 +420,9 @@ pub async fn run(
     // task has dropped its sender) writes the stop line and fsyncs.
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, hub_thread).await;
+    if let Some(withdrawn) = withdrawn {
+        let _ = withdrawn.await;
+    }
     // Released only now: a tracker started meanwhile must not append
     // while this one's stop line may still be on its way.
     drop(log_lock);

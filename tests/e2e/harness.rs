@@ -153,6 +153,10 @@ impl Tracker {
         if !extra.contains(&"--exit-grace") {
             command.args(["--exit-grace", "0"]);
         }
+        // Only the discovery tests announce (in network namespaces).
+        if !extra.contains(&"--no-announce") {
+            command.arg("--no-announce");
+        }
         let child = command
             .args(["--port", "0"])
             .arg("--log-dir")

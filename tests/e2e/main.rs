@@ -7,6 +7,9 @@ mod chat;
 mod classroom_client;
 mod config;
 mod console;
+// Network namespaces are Linux's.
+#[cfg(target_os = "linux")]
+mod discovery;
 mod harness;
 mod hostile;
 mod irssi;

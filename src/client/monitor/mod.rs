@@ -55,10 +55,6 @@ pub struct MonitorArgs {
     /// FILE.passwords) or a comma-separated list (HOST,HOST:PORT,...).
     #[arg(long, value_name = "FILE|HOST,HOST...")]
     pub monitor: Option<String>,
-    /// With --monitor: print every event of every tracker as one JSON object a line (also when standard output is
-    /// not a terminal); a line `{"tracker":..,"room":..,"text":..}` on standard input posts.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Everything the monitor needs, read from the flags and files.
