@@ -61,6 +61,8 @@
 //!     `socket` (`console.sock`, its line protocol), `attach`
 //!     (`tracker console`).
 //!   - `opers`: tracker operators from the config, and OPER's check.
+//!   - `accounts`: SASL PLAIN's check and the account jobs (hashing, the
+//!     store) the hub asks for and never waits on.
 //!   - `announce`: the announcement on the LAN (mdns-sd), its member count
 //!     kept current (rate-limited), withdrawn on shutdown.
 //!   - `transcript`: `chat.log`, when it reaches the disk (`LogSync`), and
