@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::tracker::transcript::LogSync;
+use crate::tracker::transcript::{LogRotate, LogSync};
 
 /// One layer: what a file or the command line sets (`None`: not set).
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -36,6 +36,7 @@ pub struct Layer {
     pub max_connections: Option<usize>,
     pub max_per_address: Option<usize>,
     pub log_sync: Option<LogSync>,
+    pub log_rotate: Option<LogRotate>,
     pub server_name: Option<String>,
     /// Tracker operators (`[[oper]]` tables; the file only).
     pub oper: Option<Vec<OperEntry>>,
@@ -79,6 +80,7 @@ pub struct Settings {
     pub max_connections: usize,
     pub max_per_address: usize,
     pub log_sync: LogSync,
+    pub log_rotate: LogRotate,
     /// The tracker's name in every message's prefix and as `NETWORK`.
     pub server_name: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -107,6 +109,7 @@ impl Default for Settings {
             max_connections: 2000,
             max_per_address: 50,
             log_sync: LogSync::Write,
+            log_rotate: LogRotate::Never,
             server_name: "confab".into(),
             oper: Vec::new(),
         }
@@ -169,6 +172,7 @@ impl Settings {
             max_connections,
             max_per_address,
             log_sync,
+            log_rotate,
             server_name,
             oper
         );

@@ -11,7 +11,7 @@ use clap::{CommandFactory, Parser};
 use confab::prompt::PromptError;
 use confab::settings::{Layer, Settings};
 use confab::tracker::password::PasswordGate;
-use confab::tracker::transcript::LogSync;
+use confab::tracker::transcript::{LogRotate, LogSync};
 use confab::tracker::{self, Config, Stopped};
 
 /// Run a confab tracker: the chat server everyone's `client` connects to.
@@ -77,6 +77,9 @@ struct Args {
     /// When chat.log reaches the disk: write (before delivery; survives a tracker crash), periodic (also flushed to disk within 100 ms), fsync (flushed to disk before delivery) [default: write]
     #[arg(long, value_name = "POLICY")]
     log_sync: Option<LogSync>,
+    /// Rename chat.log aside and start a new one: never, daily (at the first line of a new UTC day), size:BYTES (before a batch would pass BYTES; K, M, G allowed); names in the README [default: never]
+    #[arg(long, value_name = "POLICY")]
+    log_rotate: Option<LogRotate>,
     /// Read the server password from this file (first line). Without it (and without --no-password) the tracker takes the CONFAB_PASSWORD environment variable, else asks on the terminal
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
@@ -137,6 +140,7 @@ impl Args {
             max_connections: self.max_connections,
             max_per_address: self.max_per_address,
             log_sync: self.log_sync,
+            log_rotate: self.log_rotate,
             server_name: self.server_name.clone(),
             oper: None,
         }
@@ -347,6 +351,7 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         config.max_connections = args.max_connections.max(1);
         config.max_per_address = args.max_per_address.max(1);
         config.log_sync = args.log_sync;
+        config.log_rotate = args.log_rotate;
         config.server_name = args.server_name.clone();
         config.opers = args
             .oper

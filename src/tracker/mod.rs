@@ -8,6 +8,7 @@
 //! 3. the hub records the `stop` line, fsyncs `chat.log` and exits;
 //! 4. `run` returns once all of that is done, or after a grace period.
 
+pub mod chain;
 pub mod commands;
 pub mod conn;
 pub mod hub;
@@ -75,6 +76,8 @@ pub struct Config {
     pub guess_limits: GuessLimits,
     /// When `chat.log` reaches the disk, relative to delivery.
     pub log_sync: transcript::LogSync,
+    /// When `chat.log` is renamed aside and started anew.
+    pub log_rotate: transcript::LogRotate,
     /// Tracker operators (`OPER`), from the config file.
     pub opers: Vec<opers::OperBlock>,
     /// The lock on `log_dir`'s `chat.log`, if the caller took it early (to
@@ -101,6 +104,7 @@ impl Config {
             max_per_address: 50,
             guess_limits: GuessLimits::default(),
             log_sync: transcript::LogSync::Write,
+            log_rotate: transcript::LogRotate::Never,
             opers: Vec::new(),
             log_lock: None,
         }
@@ -198,12 +202,11 @@ pub async fn run(
             path: log_lock.path().display().to_string(),
             source,
         })?;
-    let transcript = Transcript::open(&config.log_dir, config.log_sync).map_err(|source| {
-        TrackerError::Transcript {
+    let transcript = Transcript::open_rotating(&config.log_dir, config.log_sync, config.log_rotate)
+        .map_err(|source| TrackerError::Transcript {
             dir: config.log_dir.display().to_string(),
             source,
-        }
-    })?;
+        })?;
     crate::private::warn_if_open(&[&config.log_dir, transcript.path()]);
     let token = CancellationToken::new();
     let (hub_tx, hub_rx) = mpsc::channel(HUB_INBOX);
