@@ -16,6 +16,7 @@ pub mod opers;
 pub mod password;
 pub mod policy;
 pub mod replies;
+pub mod review;
 pub mod shared;
 pub mod transcript;
 
