@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn file_then_flags_override_defaults() {
         let file = Layer::parse(
-            "port = 7000\nlog-dir = \"/var/log/confab\"\nstay = true\nflood-rate = 10.0\n",
+            "port = 7000\nlog-dir = \"/var/log/confab\"\nstay = true\nflood-rate = 10.0\nlog-rotate = \"size:10M\"\n",
             Path::new("t.toml"),
         )
         .unwrap();
@@ -319,6 +319,7 @@ mod tests {
         assert_eq!(s.flood_rate, 10.0);
         assert_eq!(s.max_per_address, 5);
         assert_eq!(s.log_sync, LogSync::Fsync);
+        assert_eq!(s.log_rotate, LogRotate::Size(10 << 20));
         assert_eq!(s.data_dir, default_data_dir(), "default kept");
         // What --print-config shows reads back as the same settings.
         let again = Settings::default().apply(&Layer::parse(&s.to_toml(), Path::new("p")).unwrap());
@@ -334,6 +335,8 @@ mod tests {
             msg.starts_with("in the configuration file t.toml:"),
             "{msg}"
         );
+        let e = Layer::parse("log-rotate = \"weekly\"\n", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("daily, size:BYTES"), "{e}");
         let e = Layer::parse("port = \"many\"\n", Path::new("t.toml")).unwrap_err();
         assert!(e.to_string().contains("port"), "{e}");
         let both = Settings {

@@ -11,6 +11,7 @@ mod irssi;
 mod login;
 mod ops;
 mod protocol;
+mod review;
 mod rooms;
 mod rooms_client;
 mod terminal;
