@@ -30,9 +30,9 @@
 //! both files can forge a consistent pair; a head kept elsewhere (printed
 //! at stop, checked with `tracker log --verify --expect HEAD`) cannot be.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -146,7 +146,8 @@ impl Record {
                 s.push_str(&end.to_string());
                 s.push(' ');
                 for d in digests {
-                    s.push_str(&format!("{d:08x}"));
+                    // Into the string, no allocation per line.
+                    let _ = write!(s, "{d:08x}");
                 }
                 s.push('\n');
                 s

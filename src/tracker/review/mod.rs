@@ -282,7 +282,8 @@ pub fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
 pub struct Tail {
     path: PathBuf,
     shown: String,
-    file: File,
+    /// `None` until the file exists.
+    file: Option<File>,
     id: (u64, u64),
     pos: u64,
     line: u64,
@@ -330,12 +331,25 @@ pub fn read(
                 path: path.clone(),
                 shown,
                 id: (meta.dev(), meta.ino()),
-                file,
+                file: Some(file),
                 pos: complete as u64,
                 line: number,
                 partial: Vec::new(),
             });
         }
+    }
+    if keep_tail && tail.is_none() && !source.live.exists() {
+        // Following a folder whose tracker has not written chat.log yet
+        // (or is between a rotation's rename and the new file).
+        tail = Some(Tail {
+            shown: source.live.display().to_string(),
+            path: source.live.clone(),
+            file: None,
+            id: (0, 0),
+            pos: 0,
+            line: 0,
+            partial: Vec::new(),
+        });
     }
     Ok(tail)
 }
@@ -346,6 +360,17 @@ impl Tail {
     /// old one comes first, then the new one from its start.
     pub fn poll(&mut self) -> io::Result<Vec<LogLine>> {
         let mut out = Vec::new();
+        if self.file.is_none() {
+            match File::open(&self.path) {
+                Ok(file) => {
+                    let meta = file.metadata()?;
+                    self.id = (meta.dev(), meta.ino());
+                    self.file = Some(file);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(e),
+            }
+        }
         self.drain(&mut out)?;
         let renamed = match fs::metadata(&self.path) {
             Ok(m) => (m.dev(), m.ino()) != self.id,
@@ -389,7 +414,7 @@ impl Tail {
             }
             let file = File::open(&self.path)?;
             let meta = file.metadata()?;
-            self.file = file;
+            self.file = Some(file);
             self.id = (meta.dev(), meta.ino());
             self.pos = 0;
             self.line = 0;
@@ -399,9 +424,12 @@ impl Tail {
     }
 
     fn drain(&mut self, out: &mut Vec<LogLine>) -> io::Result<()> {
-        self.file.seek(SeekFrom::Start(self.pos))?;
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        file.seek(SeekFrom::Start(self.pos))?;
         let mut fresh = Vec::new();
-        self.file.read_to_end(&mut fresh)?;
+        file.read_to_end(&mut fresh)?;
         self.pos += fresh.len() as u64;
         self.partial.extend_from_slice(&fresh);
         let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
