@@ -114,11 +114,13 @@ enum Sub {
     /// first line of standard input when it is not a terminal), for an
     /// `[[oper]]` table's `password-hash` in the configuration file
     HashPassword,
-    /// Print chat.log (rotated files included, oldest first), filtered;
-    /// or --stats, --verify. The log folder is the configuration's (as when
-    /// starting the tracker: --config, --log-dir) unless PATH is given.
-    /// Exit codes: 0, 1 (cannot read, or --verify: not intact), 2 (usage),
-    /// 3 (--verify: intact up to an unchained tail)
+    /// Print chat.log, filtered; or count it (--stats), or check it
+    /// (--verify)
+    ///
+    /// Rotated files are included, oldest first. The log folder is the
+    /// configuration's (as when starting the tracker: --config, --log-dir)
+    /// unless PATH is given. Exit codes: 0, 1 (cannot read, or --verify:
+    /// not intact), 2 (usage), 3 (--verify: intact up to an unchained tail)
     Log(Box<LogArgs>),
 }
 
