@@ -71,9 +71,7 @@ impl Stats {
         let f = e.fields();
         let kind = e.kind;
         let said = kind.is_some_and(|k| k.is_room_message() || k.is_dm());
-        if let Some(user) = &f.user
-            && kind != Some(Event::Kill)
-        {
+        if let Some(user) = &f.user {
             let folded = casefold(user);
             let who = self.renamed.get(&folded).cloned().unwrap_or(folded.clone());
             match (kind, &f.target) {
