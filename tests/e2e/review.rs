@@ -444,6 +444,22 @@ fn verify_says_intact_then_names_an_edit_a_removal_and_an_insertion() {
         tail.out[1],
         "unchained tail, 1 line (the tracker stopped before recording them): lines 25-25 of logs/chat.log"
     );
+    // The next start chains them, and --verify says how from then on.
+    let mut again = Tracker::start_in(d, &[]);
+    again.wait_log("restart previous run ended without a stop line (crash or kill); appending");
+    signal(&again.child, "INT");
+    assert!(wait_exit(&mut again.child, WAIT).success());
+    let rechained = tracker_log(d, &["logs", "--verify", "--expect", &head]);
+    assert_eq!(rechained.code, 0, "{:?}", rechained.out);
+    assert!(
+        rechained.out[0].starts_with("intact: 28 lines in 1 file, chain head "),
+        "{:?}",
+        rechained.out
+    );
+    assert_eq!(
+        rechained.out[2],
+        "note: lines 25-25 of logs/chat.log were chained when a tracker started, not as they were written (written before the chain existed, or the tracker before it stopped before recording them)"
+    );
 }
 
 #[test]
