@@ -14,6 +14,10 @@
 //!   `1_message` is one message end to end (includes waking the hub
 //!   thread); `100_messages` sends 100 before waiting, as a busy room does,
 //!   so the hub batches them (one `chat.log` write per batch).
+//! - `transcript/commit/*`: `Transcript::commit` of a batch of 1 or 100
+//!   `msg` lines of 128-byte messages (what the hub does once per batch:
+//!   the `chat.log` write and, since the hash chain, its record), in a
+//!   fresh temporary folder every 2000 commits.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -28,7 +32,7 @@ use confab::tracker::shared::{
     ConnControl, ConnHandle, HubRequest, RegisterOutcome, Registration, SendBudget,
 };
 use confab::tracker::transcript::{LogSync, Transcript};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Decoder;
 
@@ -193,5 +197,30 @@ fn hub(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, proto, hub);
+fn transcript(c: &mut Criterion) {
+    let detail = format!("#general <m0> {TEXT}");
+    let mut g = c.benchmark_group("transcript/commit");
+    for lines in [1u64, 100] {
+        g.throughput(Throughput::Elements(lines));
+        g.bench_function(format!("{lines}_lines"), |b| {
+            b.iter_batched_ref(
+                || {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let t = Transcript::open(dir.path(), LogSync::Write).expect("chat.log");
+                    (dir, t)
+                },
+                |(_, t)| {
+                    for _ in 0..lines {
+                        t.record("2026-12-02T10:00:00.000Z", "msg", &detail);
+                    }
+                    t.commit().expect("commit");
+                },
+                BatchSize::NumIterations(2000),
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, proto, hub, transcript);
 criterion_main!(benches);

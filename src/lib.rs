@@ -65,8 +65,16 @@
 //!     store) the hub asks for and never waits on.
 //!   - `announce`: the announcement on the LAN (mdns-sd), its member count
 //!     kept current (rate-limited), withdrawn on shutdown.
-//!   - `transcript`: `chat.log`, when it reaches the disk (`LogSync`), and
-//!     the lock that keeps it to one tracker (`LogLock`).
+//!   - `transcript`: `chat.log`, when it reaches the disk (`LogSync`),
+//!     rotation (`LogRotate`, inside the commit) and the lock that keeps
+//!     it to one tracker (`LogLock`).
+//!   - `chain`: `chat.log.chain`, the hash chain written with each commit
+//!     (records, their format, the writer).
+//!   - `review`: `tracker log`, reading a log folder without writing.
+//!     - `format`: the line format, one parser per event (`EVENTS`).
+//!     - `filter`: `--room`, `--user`, `--dm`, `--since`, `--until`,
+//!       `--grep`, `--event`.
+//!     - `stats`: `--stats`; `verify`: `--verify` against the chain.
 //!   - `password`: the Argon2id password gate (its own low-priority
 //!     checking threads) and the allowance of wrong passwords per address
 //!     and tracker-wide (`GuessBudget`), taken before hashing.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::tracker::policy::P2pPolicy;
-use crate::tracker::transcript::LogSync;
+use crate::tracker::transcript::{LogRotate, LogSync};
 
 /// One layer: what a file or the command line sets (`None`: not set).
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -38,6 +38,7 @@ pub struct Layer {
     pub max_per_address: Option<usize>,
     pub log_sync: Option<LogSync>,
     pub p2p: Option<P2pPolicy>,
+    pub log_rotate: Option<LogRotate>,
     pub server_name: Option<String>,
     pub no_announce: Option<bool>,
     /// Tracker operators (`[[oper]]` tables; the file only).
@@ -84,6 +85,7 @@ pub struct Settings {
     pub log_sync: LogSync,
     /// Direct sessions between clients: allow, relay-only or off.
     pub p2p: P2pPolicy,
+    pub log_rotate: LogRotate,
     /// The tracker's name in every message's prefix and as `NETWORK`.
     pub server_name: String,
     /// Not announced on the local network (mDNS).
@@ -115,6 +117,7 @@ impl Default for Settings {
             max_per_address: 50,
             log_sync: LogSync::Write,
             p2p: P2pPolicy::Allow,
+            log_rotate: LogRotate::Never,
             server_name: "confab".into(),
             no_announce: false,
             oper: Vec::new(),
@@ -179,6 +182,7 @@ impl Settings {
             max_per_address,
             log_sync,
             p2p,
+            log_rotate,
             server_name,
             no_announce,
             oper
@@ -305,7 +309,7 @@ mod tests {
     #[test]
     fn file_then_flags_override_defaults() {
         let file = Layer::parse(
-            "port = 7000\nlog-dir = \"/var/log/confab\"\nstay = true\nflood-rate = 10.0\n",
+            "port = 7000\nlog-dir = \"/var/log/confab\"\nstay = true\nflood-rate = 10.0\nlog-rotate = \"size:10M\"\n",
             Path::new("t.toml"),
         )
         .unwrap();
@@ -326,6 +330,7 @@ mod tests {
         assert_eq!(s.flood_rate, 10.0);
         assert_eq!(s.max_per_address, 5);
         assert_eq!(s.log_sync, LogSync::Fsync);
+        assert_eq!(s.log_rotate, LogRotate::Size(10 << 20));
         assert_eq!(s.data_dir, default_data_dir(), "default kept");
         // What --print-config shows reads back as the same settings.
         let again = Settings::default().apply(&Layer::parse(&s.to_toml(), Path::new("p")).unwrap());
@@ -341,6 +346,8 @@ mod tests {
             msg.starts_with("in the configuration file t.toml:"),
             "{msg}"
         );
+        let e = Layer::parse("log-rotate = \"weekly\"\n", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("daily, size:BYTES"), "{e}");
         let e = Layer::parse("port = \"many\"\n", Path::new("t.toml")).unwrap_err();
         assert!(e.to_string().contains("port"), "{e}");
         let both = Settings {

@@ -11,7 +11,7 @@ use clap::{CommandFactory, Parser};
 use confab::prompt::PromptError;
 use confab::settings::{Layer, Settings};
 use confab::tracker::password::PasswordGate;
-use confab::tracker::transcript::LogSync;
+use confab::tracker::transcript::{LogRotate, LogSync};
 use confab::tracker::{self, Config, Stopped};
 
 /// Run a confab tracker: the chat server everyone's `client` connects to.
@@ -36,7 +36,7 @@ struct Args {
     #[arg(long)]
     bind: Option<IpAddr>,
     /// Folder for chat.log [default: logs]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     log_dir: Option<PathBuf>,
     /// Folder for the TLS certificate and key and the store (accounts) [default: $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/confab or ~/.local/share/confab]
     #[arg(long, value_name = "DIR", global = true)]
@@ -80,6 +80,9 @@ struct Args {
     /// Direct sessions between clients (DCC): allow (offers relayed; what is said is not recorded, opening and closing are), relay-only (sessions go through the tracker as recorded DMs), off [default: allow]
     #[arg(long, value_name = "POLICY")]
     p2p: Option<confab::tracker::policy::P2pPolicy>,
+    /// Rename chat.log aside and start a new one: never, daily (at the first line of a new UTC day), size:BYTES (before a batch would pass BYTES; K, M, G allowed); names in the README [default: never]
+    #[arg(long, value_name = "POLICY")]
+    log_rotate: Option<LogRotate>,
     /// Read the server password from this file (first line). Without it (and without --no-password) the tracker takes the CONFAB_PASSWORD environment variable, else asks on the terminal
     #[arg(long, value_name = "PATH")]
     password_file: Option<PathBuf>,
@@ -135,6 +138,60 @@ enum Sub {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
+    /// Print chat.log, filtered; or count it (--stats), or check it
+    /// (--verify)
+    ///
+    /// Rotated files are included, oldest first. The log folder is the
+    /// configuration's (as when starting the tracker: --config, --log-dir)
+    /// unless PATH is given. Exit codes: 0, 1 (cannot read, or --verify:
+    /// not intact), 2 (usage), 3 (--verify: intact up to an unchained tail)
+    Log(Box<LogArgs>),
+}
+
+#[derive(clap::Args, Debug)]
+struct LogArgs {
+    /// A log folder or one log file [default: the configuration's log-dir]
+    #[arg(value_name = "PATH")]
+    path: Option<PathBuf>,
+    /// Only what happened in this room (repeat for several)
+    #[arg(long, value_name = "ROOM")]
+    room: Vec<String>,
+    /// Only what this person said and did, following a rename until that name leaves (repeat for several)
+    #[arg(long, value_name = "NAME")]
+    user: Vec<String>,
+    /// Only the direct messages between two people, both ways
+    #[arg(long, value_name = "A,B")]
+    dm: Vec<String>,
+    /// From this time on: RFC 3339, a date (2026-12-02), a local time (2026-12-02 10:00), or a time ago (30m, 2h, 3d, 1w)
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    /// Before this time (a date: up to the end of that day)
+    #[arg(long, value_name = "WHEN")]
+    until: Option<String>,
+    /// Only lines containing TEXT, in any case
+    #[arg(long, value_name = "TEXT")]
+    grep: Option<String>,
+    /// Only these events, comma-separated (join,msg,dm,...; the list is in the README)
+    #[arg(long, value_name = "EVENTS")]
+    event: Vec<String>,
+    /// Times in UTC as written, instead of local time
+    #[arg(long)]
+    utc: bool,
+    /// One JSON object a line (field names in the README)
+    #[arg(long)]
+    json: bool,
+    /// Then keep printing the lines a running tracker writes (Ctrl+C ends)
+    #[arg(long, conflicts_with = "stats")]
+    follow: bool,
+    /// Messages per user and per room, first and last seen, busiest hours
+    #[arg(long)]
+    stats: bool,
+    /// Check the log against chat.log.chain: "intact", or the first line changed, removed or inserted
+    #[arg(long, conflicts_with_all = ["room", "user", "dm", "since", "until", "grep", "event", "json", "follow", "stats"])]
+    verify: bool,
+    /// With --verify: a chain head the tracker printed when it stopped, which the chain must have passed through
+    #[arg(long, value_name = "HASH", requires = "verify")]
+    expect: Option<String>,
 }
 
 impl Args {
@@ -162,6 +219,7 @@ impl Args {
             max_per_address: self.max_per_address,
             log_sync: self.log_sync,
             p2p: self.p2p,
+            log_rotate: self.log_rotate,
             server_name: self.server_name.clone(),
             no_announce: on(self.no_announce),
             oper: None,
@@ -247,6 +305,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if let Some(Sub::Log(log)) = &args.command {
+        return review_log(log, &settings);
     }
     if args.print_config {
         print!("{}", settings.to_toml());
@@ -407,6 +468,7 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         config.max_per_address = args.max_per_address.max(1);
         config.log_sync = args.log_sync;
         config.p2p = args.p2p;
+        config.log_rotate = args.log_rotate;
         config.server_name = args.server_name.clone();
         config.opers = args
             .oper
@@ -552,6 +614,12 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
             Stopped::Requested => eprintln!("tracker stopped"),
             Stopped::LastMemberLeft => eprintln!("the last member left; tracker stopped"),
         }
+        // What the log's owner keeps to show later that it was not edited.
+        if let Ok(Some(head)) = confab::tracker::chain::last_head(&args.log_dir) {
+            eprintln!(
+                "chat.log chain head {head} (keep it: `tracker log --verify --expect {head}` shows the log is unchanged up to here)"
+            );
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -631,4 +699,105 @@ fn join_hints(local: SocketAddr, no_tls: bool) -> Vec<String> {
         )];
     }
     addrs.into_iter().map(command).collect()
+}
+
+/// `tracker log`: prints, follows, counts or verifies chat.log.
+fn review_log(a: &LogArgs, settings: &Settings) -> ExitCode {
+    use confab::tracker::review::{self, ReviewError, Source, Style, filter};
+    let path = a.path.clone().unwrap_or_else(|| settings.log_dir.clone());
+    if a.verify {
+        let expect = match a.expect.as_deref().map(str::parse).transpose() {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("tracker: --expect {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let dir = if path.is_file() {
+            path.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), PathBuf::from)
+        } else {
+            path
+        };
+        return match review::verify::verify(&dir, expect) {
+            Ok(v) => {
+                for line in v.describe() {
+                    say!("{line}");
+                }
+                match (v.intact(), v.unchained.is_some()) {
+                    (false, _) => ExitCode::from(1),
+                    (true, true) => ExitCode::from(3),
+                    (true, false) => ExitCode::SUCCESS,
+                }
+            }
+            Err(e) => {
+                eprintln!("tracker: cannot verify {}: {e}", dir.display());
+                ExitCode::from(1)
+            }
+        };
+    }
+    let source = match Source::find(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tracker: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let tz = jiff::tz::TimeZone::system();
+    let args = filter::FilterArgs {
+        rooms: a.room.clone(),
+        users: a.user.clone(),
+        dms: a.dm.clone(),
+        since: a.since.clone(),
+        until: a.until.clone(),
+        grep: a.grep.clone(),
+        events: a.event.clone(),
+    };
+    let filter = match filter::Filter::new(&args, jiff::Timestamp::now(), &tz) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("tracker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let style = Style {
+        json: a.json,
+        utc: a.utc,
+        tz,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let tell = |summary: &review::Summary| {
+        for line in summary.describe() {
+            eprintln!("{line}");
+        }
+    };
+    let result = if a.stats {
+        review::stats(&source, &filter, &style, &mut out).map(|s| tell(&s))
+    } else {
+        let never = || false;
+        let follow = a
+            .follow
+            .then_some((Duration::from_millis(100), &never as &dyn Fn() -> bool));
+        review::print(&source, &filter, &style, follow, &mut out, &mut |s| {
+            tell(s);
+            if a.follow {
+                eprintln!("following {} (Ctrl+C ends)", source.live.display());
+            }
+        })
+        .map(|_| ())
+    };
+    let result = result.and_then(|()| std::io::Write::flush(&mut out).map_err(ReviewError::Output));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // `tracker log | head`: the reader has what it wanted.
+        Err(ReviewError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tracker: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod announce;
+pub mod chain;
 pub mod commands;
 pub mod conn;
 pub mod console;
@@ -18,6 +19,7 @@ pub mod opers;
 pub mod password;
 pub mod policy;
 pub mod replies;
+pub mod review;
 pub mod shared;
 pub mod transcript;
 
@@ -81,6 +83,8 @@ pub struct Config {
     pub log_sync: transcript::LogSync,
     /// What the tracker allows of direct sessions between clients.
     pub p2p: policy::P2pPolicy,
+    /// When `chat.log` is renamed aside and started anew.
+    pub log_rotate: transcript::LogRotate,
     /// Tracker operators (`OPER`), from the config file.
     pub opers: Vec<opers::OperBlock>,
     /// The lock on `log_dir`'s `chat.log`, if the caller took it early (to
@@ -127,6 +131,7 @@ impl Config {
             guess_limits: GuessLimits::default(),
             log_sync: transcript::LogSync::Write,
             p2p: policy::P2pPolicy::default(),
+            log_rotate: transcript::LogRotate::Never,
             opers: Vec::new(),
             log_lock: None,
             store: None,
@@ -229,12 +234,11 @@ pub async fn run(
             path: log_lock.path().display().to_string(),
             source,
         })?;
-    let transcript = Transcript::open(&config.log_dir, config.log_sync).map_err(|source| {
-        TrackerError::Transcript {
+    let transcript = Transcript::open_rotating(&config.log_dir, config.log_sync, config.log_rotate)
+        .map_err(|source| TrackerError::Transcript {
             dir: config.log_dir.display().to_string(),
             source,
-        }
-    })?;
+        })?;
     crate::private::warn_if_open(&[&config.log_dir, transcript.path()]);
     let token = CancellationToken::new();
     let (hub_tx, hub_rx) = mpsc::channel(HUB_INBOX);

@@ -309,18 +309,20 @@ fn unwritable_chat_log_refuses_messages_and_recovers() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    // dash counts `ulimit -f` in 512-byte blocks: chat.log may reach 8 KiB.
+    // dash counts `ulimit -f` in 512-byte blocks: no file may pass 80 KiB,
+    // which the store's files (its write-ahead log: 66 KiB when created)
+    // stay under and chat.log fills.
     let mut tracker = Tracker::start_wrapped(
         dir.path(),
         &["--flood-rate", "0"],
-        "trap '' XFSZ\nulimit -S -f 16",
+        "trap '' XFSZ\nulimit -S -f 160",
     );
     let mut alice = ClientProc::join(&tracker, "alice");
     let mut bob = ClientProc::join(&tracker, "bob");
     alice.expect("#general --> bob joined");
     let filler = "y".repeat(300);
     let mut refused = None;
-    for k in 0..100 {
+    for k in 0..400 {
         alice.send(&format!("fill {k} {filler}"));
         let line = alice.expect_matching("echo or refusal", |l| {
             l.starts_with(&format!("#general <alice> fill {k} ")) || l.starts_with("!!! ")

@@ -18,6 +18,7 @@ mod monitor;
 mod ops;
 mod p2p;
 mod protocol;
+mod review;
 mod rooms;
 mod rooms_client;
 mod terminal;
