@@ -50,7 +50,8 @@
 //!       `messages`, `rooms`, `moderation`, `queries`, `users`, `server`:
 //!       the handlers by role; `p2p`: direct sessions (DCC offers and
 //!       answers, their record and the console's snapshot); `accounts`:
-//!       REGISTER, ACCOUNT, registered names; `console`: the console's
+//!       REGISTER, ACCOUNT, registered names; `history`: keeping
+//!       messages and CHATHISTORY; `console`: the console's
 //!       snapshots and actions, and what it needs recorded (bounded);
 //!       `tests`, `tests_p2p`, `tests_console`: in-process tests.
 //!   - `console`: the operator's console: the command table, parser

@@ -12,6 +12,10 @@ pub struct Caps {
     pub sasl: bool,
     /// `draft/account-registration` (`REGISTER`), likewise.
     pub account_registration: bool,
+    /// `batch`: history pages come wrapped in a `chathistory` batch.
+    pub batch: bool,
+    /// `draft/chathistory`: the client reads history (`CHATHISTORY`).
+    pub chathistory: bool,
 }
 
 /// What to answer a `CAP` subcommand.
@@ -41,10 +45,16 @@ pub const SUPPORTED: &[&str] = &[
     "server-time",
 ];
 
-/// Advertised too when the tracker keeps accounts (it has a store). SASL
-/// offers only PLAIN (over TLS by default); `REGISTER` works once the
-/// connection has registered, after the server password.
-pub const ACCOUNT_CAPS: &[&str] = &["draft/account-registration", "sasl"];
+/// Advertised too when the tracker has its store (accounts and history).
+/// SASL offers only PLAIN (over TLS by default); `REGISTER` works once the
+/// connection has registered, after the server password; `CHATHISTORY`
+/// pages come in a `batch`.
+pub const ACCOUNT_CAPS: &[&str] = &[
+    "batch",
+    "draft/account-registration",
+    "draft/chathistory",
+    "sasl",
+];
 
 /// What `CAP LS` lists: [`SUPPORTED`], and [`ACCOUNT_CAPS`] when `accounts`.
 pub fn offered(accounts: bool) -> Vec<&'static str> {
@@ -61,6 +71,8 @@ impl Caps {
         match name {
             "sasl" if accounts => Some(&mut self.sasl),
             "draft/account-registration" if accounts => Some(&mut self.account_registration),
+            "batch" if accounts => Some(&mut self.batch),
+            "draft/chathistory" if accounts => Some(&mut self.chathistory),
             "server-time" => Some(&mut self.server_time),
             "message-tags" => Some(&mut self.message_tags),
             "echo-message" => Some(&mut self.echo_message),
@@ -148,7 +160,7 @@ mod tests {
         );
         assert_eq!(
             offered(true).join(" "),
-            "away-notify draft/account-registration echo-message message-tags multi-prefix sasl server-time"
+            "away-notify batch draft/account-registration draft/chathistory echo-message message-tags multi-prefix sasl server-time"
         );
     }
 }

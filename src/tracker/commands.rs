@@ -42,6 +42,7 @@ pub enum Cmd {
     Oper,
     Kill,
     Authenticate,
+    Chathistory,
     Register,
     Account,
     Motd,
@@ -290,6 +291,18 @@ pub const COMMANDS: &[Command] = &[
         false,
         "AUTHENTICATE PLAIN  log in to an account while connecting (SASL; clients do it for you: confab's client --account NAME)",
         &[],
+    ),
+    row(
+        "CHATHISTORY",
+        Cmd::Chathistory,
+        3,
+        false,
+        false,
+        "CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN <#room|user> <reference>... <limit>  read history (IRCv3 chathistory)",
+        &[
+            "A reference is timestamp=<RFC 3339 time>, msgid=<id>, or * for LATEST; at most 100 messages a page.",
+            "A room's history is yours from when you first joined it.",
+        ],
     ),
     row(
         "REGISTER",

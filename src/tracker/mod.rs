@@ -38,7 +38,7 @@ use tokio_util::task::TaskTracker;
 
 use self::accounts::AccountGate;
 use self::conn::{ConnContext, FloodPolicy};
-use self::hub::{AccountRunner, Hub, HubConfig};
+use self::hub::{AccountRunner, HistorySink, Hub, HubConfig};
 use self::password::{GuessBudget, GuessLimits, PasswordGate};
 use self::shared::{HubRequest, SendBudget};
 use self::transcript::{LockError, LogLock, Transcript};
@@ -264,7 +264,12 @@ pub async fn run(
     let accounts = match config.store.take() {
         Some(store) => {
             let names = store.call(|s| s.account_names()).await??;
-            Some((Arc::new(AccountGate::new(store, guesses.clone())), names))
+            let seqs = store.call(|s| s.last_seqs()).await??;
+            Some((
+                Arc::new(AccountGate::new(store, guesses.clone())),
+                names,
+                seqs,
+            ))
         }
         None => None,
     };
@@ -280,15 +285,23 @@ pub async fn run(
         },
         transcript,
     );
-    if let Some((gate, names)) = &accounts {
-        hub = hub.with_accounts(
-            names.clone(),
-            AccountRunner {
-                gate: gate.clone(),
-                runtime: tokio::runtime::Handle::current(),
-                inbox: hub_tx.downgrade(),
-            },
-        );
+    if let Some((gate, names, seqs)) = &accounts {
+        hub = hub
+            .with_accounts(
+                names.clone(),
+                AccountRunner {
+                    gate: gate.clone(),
+                    runtime: tokio::runtime::Handle::current(),
+                    inbox: hub_tx.downgrade(),
+                },
+            )
+            .with_history(
+                seqs.clone(),
+                HistorySink {
+                    store: gate.store().clone(),
+                    inbox: hub_tx.downgrade(),
+                },
+            );
     }
     let start_line = format!(
         "tracker listening on {local} ({}, {})",
@@ -310,7 +323,7 @@ pub async fn run(
         hub: hub_tx.clone(),
         password: config.password.map(Arc::new),
         opers,
-        accounts: accounts.map(|(gate, _)| gate),
+        accounts: accounts.map(|(gate, _, _)| gate),
         shutdown: token.clone(),
         server_name: config.server_name.clone(),
         ping_interval: config.ping_interval,

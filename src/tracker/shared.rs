@@ -269,6 +269,14 @@ pub enum HubRequest {
     },
     /// An account job the hub asked for has ended.
     AccountDone(Box<super::accounts::AccountDone>),
+    /// A history page the hub asked the store for.
+    HistoryPage(Box<HistoryPageDone>),
+    /// Messages delivered and in `chat.log` that the store could not keep
+    /// (their sources, and why): their senders are told.
+    HistoryNotKept {
+        sources: Vec<String>,
+        why: String,
+    },
     Tick,
     /// The operator's console asks (see `hub::console`).
     Console {
@@ -278,6 +286,46 @@ pub enum HubRequest {
     Shutdown {
         reason: String,
     },
+}
+
+/// History work the hub asks of the store and never waits on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryJob {
+    /// An account joined a room when it had reached `seq`: its first join
+    /// ever is kept, the point it reads the room from.
+    Joined {
+        account: String,
+        room: String,
+        seq: i64,
+    },
+    /// A `CHATHISTORY` page of `key`'s history, for `conn`, shown as
+    /// `target`; only what comes after `floor` (their first join in this
+    /// connection), or after an account's first join ever (`member_of`:
+    /// the account and room), whichever is earlier.
+    Page {
+        conn: ConnId,
+        target: String,
+        key: String,
+        query: crate::store::HistoryQuery,
+        limit: usize,
+        floor: i64,
+        member_of: Option<(String, String)>,
+    },
+}
+
+/// Why a history page could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageFailure {
+    UnknownMsgid(String),
+    Store(String),
+}
+
+/// A history page read for a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPageDone {
+    pub conn: ConnId,
+    pub target: String,
+    pub result: Result<Vec<crate::store::StoredMessage>, PageFailure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

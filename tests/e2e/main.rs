@@ -7,6 +7,7 @@ mod chat;
 mod classroom_client;
 mod config;
 mod console;
+mod history;
 // Network namespaces are Linux's.
 #[cfg(target_os = "linux")]
 mod discovery;

@@ -176,6 +176,11 @@ pub struct Outbound {
     /// Account work to run outside the hub (hashing, the store); its
     /// answer comes back as `HubRequest::AccountDone`.
     pub jobs: Vec<crate::tracker::accounts::AccountJob>,
+    /// Messages of this batch to keep in history, handed to the store once
+    /// `chat.log` has them (dropped with the batch if it does not).
+    pub history: Vec<crate::store::NewMessage>,
+    /// History pages and joins to ask the store for.
+    pub history_jobs: Vec<crate::tracker::shared::HistoryJob>,
 }
 
 /// A long reply sent in parts as the reader drains (LIST, NAMES, WHO of
@@ -226,6 +231,8 @@ pub struct Chat {
     pub p2p: super::p2p::P2pSessions,
     /// Registered names and whether the tracker keeps accounts.
     pub accounts: super::accounts::Accounts,
+    /// Whether history is kept, and each target's last place in it.
+    pub history: super::history::History,
     /// Who came and left, and the DM conversations, for the console.
     pub console_records: super::console::ConsoleRecords,
 }
@@ -256,6 +263,7 @@ impl Chat {
             had_member: false,
             membership_changes: 0,
             accounts: Default::default(),
+            history: Default::default(),
             console_records: Default::default(),
         }
     }
@@ -437,6 +445,7 @@ impl Chat {
             Cmd::Register => self.register_account(id, &msg),
             Cmd::Account => self.account_command(id, &msg),
             Cmd::Authenticate => self.authenticate_registered(id),
+            Cmd::Chathistory => self.chathistory(id, &msg),
         }
     }
 

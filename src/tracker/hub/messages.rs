@@ -113,6 +113,9 @@ impl Chat {
             out.client_tags = client_tags.to_vec();
             let need_tags = is_tagmsg;
             self.broadcast(&recipients, &mut out, |c| !need_tags || c.message_tags);
+            if !is_tagmsg {
+                self.keep(id, None, Some(&name), &out);
+            }
         } else {
             let Some(to) = self.state.find(target) else {
                 if !is_notice {
@@ -125,11 +128,15 @@ impl Chat {
             let mut m = Message::new(cmd)
                 .with_source(sender_mask)
                 .param(to_nick.clone());
+            // A DM (not a tag-only line, nor a direct session's CTCP) is
+            // kept in history.
+            let mut ordinary = false;
             if !is_tagmsg {
                 m = m.param(text.to_string());
                 // A direct session's offer or answer is recorded (or
                 // refused) as such, never as a DM.
                 let route = self.direct_session_line(id, to, cmd, text);
+                ordinary = route == DccRoute::Ordinary;
                 if route == DccRoute::Stop {
                     return;
                 }
@@ -155,6 +162,9 @@ impl Chat {
             }
             let need_tags = is_tagmsg;
             self.broadcast(&recipients, &mut out, |c| !need_tags || c.message_tags);
+            if ordinary {
+                self.keep(id, Some(to), None, &out);
+            }
             if let (Some(reason), false, false) = (to_away, is_notice, is_tagmsg) {
                 self.reply(id, replies::away(&to_nick, &reason));
             }

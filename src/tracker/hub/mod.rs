@@ -22,6 +22,7 @@
 mod accounts;
 pub mod chat;
 pub mod console;
+mod history;
 mod messages;
 mod moderation;
 pub mod p2p;
@@ -50,7 +51,9 @@ use super::replies;
 use super::shared::{
     ConnHandle, ConnId, HubRequest, IdMap, IdSet, Overflow, RegisterOutcome, SendBudget,
 };
+use super::shared::{HistoryJob, HistoryPageDone, PageFailure};
 use super::transcript::Transcript;
+use crate::store::{StoreError, StoreHandle};
 
 pub use self::state::GENERAL;
 
@@ -141,6 +144,92 @@ pub struct Hub {
     published_changes: u64,
     /// Where account jobs run; `None` when the tracker keeps no accounts.
     account_runner: Option<AccountRunner>,
+    /// Where history goes and is read from; `None` without a store.
+    history_sink: Option<HistorySink>,
+}
+
+/// The store, for history, and the way its answers come back: a weak
+/// sender, so a page being read at shutdown does not keep the inbox open.
+/// The store's thread hands answers in with `blocking_send`: it may wait
+/// for the hub, the hub never waits for it.
+pub struct HistorySink {
+    pub store: StoreHandle,
+    pub inbox: mpsc::WeakSender<HubRequest>,
+}
+
+impl HistorySink {
+    /// Hands this batch's messages to the store (after their `chat.log`
+    /// commit); a failure comes back to the hub to tell their senders.
+    fn keep(&self, batch: Vec<crate::store::NewMessage>) {
+        if batch.is_empty() {
+            return;
+        }
+        let inbox = self.inbox.clone();
+        self.store.append(batch, move |e, lost| {
+            tracing::error!("history: {} message(s) not kept: {e}", lost.len());
+            if let Some(inbox) = inbox.upgrade() {
+                let _ = inbox.blocking_send(HubRequest::HistoryNotKept {
+                    sources: lost.iter().map(|m| m.source.clone()).collect(),
+                    why: e.to_string(),
+                });
+            }
+        });
+    }
+
+    fn start(&self, job: HistoryJob) {
+        match job {
+            HistoryJob::Joined { account, room, seq } => self.store.call_then(
+                move |s| s.joined(&account, &room, seq),
+                |r| {
+                    if let Ok(Err(e)) | Err(e) = r {
+                        tracing::error!("history: cannot record a join: {e}");
+                    }
+                },
+            ),
+            HistoryJob::Page {
+                conn,
+                target,
+                key,
+                query,
+                limit,
+                floor,
+                member_of,
+            } => {
+                let inbox = self.inbox.clone();
+                self.store.call_then(
+                    move |s| {
+                        // An account reads from its first join ever, which
+                        // may be before this connection's.
+                        let floor = match &member_of {
+                            Some((account, room)) => match s.joined_after(account, room)? {
+                                Some(first) => first.min(floor),
+                                None => floor,
+                            },
+                            None => floor,
+                        };
+                        s.history(&key, &query, limit, floor)
+                    },
+                    move |r| {
+                        let result = match r {
+                            Ok(Ok(page)) => Ok(page),
+                            Ok(Err(StoreError::UnknownMsgid(m))) => {
+                                Err(PageFailure::UnknownMsgid(m))
+                            }
+                            Ok(Err(e)) | Err(e) => Err(PageFailure::Store(e.to_string())),
+                        };
+                        if let Some(inbox) = inbox.upgrade() {
+                            let done = HistoryPageDone {
+                                conn,
+                                target,
+                                result,
+                            };
+                            let _ = inbox.blocking_send(HubRequest::HistoryPage(Box::new(done)));
+                        }
+                    },
+                );
+            }
+        }
+    }
 }
 
 /// Runs the hub's account jobs (hashing, password checks, the store) as
@@ -178,6 +267,7 @@ impl Hub {
             log_failing: false,
             published_changes: 0,
             account_runner: None,
+            history_sink: None,
         }
     }
 
@@ -185,6 +275,13 @@ impl Hub {
     pub fn with_accounts(mut self, names: Vec<String>, runner: AccountRunner) -> Self {
         self.chat.enable_accounts(names);
         self.account_runner = Some(runner);
+        self
+    }
+
+    /// Turns history on: each target's last place, and where to keep it.
+    pub fn with_history(mut self, seqs: Vec<(String, i64)>, sink: HistorySink) -> Self {
+        self.chat.enable_history(seqs);
+        self.history_sink = Some(sink);
         self
     }
 
@@ -233,6 +330,11 @@ impl Hub {
                     runner.start(job);
                 }
             }
+            for job in std::mem::take(&mut self.chat.out.history_jobs) {
+                if let Some(sink) = &self.history_sink {
+                    sink.start(job);
+                }
+            }
             busy |= self.chat.out.pending.len() >= LINGER_FROM_DELIVERIES;
             self.flush();
             if self.chat.stopping {
@@ -279,6 +381,10 @@ impl Hub {
             HubRequest::Drained { conn } => self.chat.continue_long(conn),
             HubRequest::OperResult { conn, granted } => self.chat.oper_result(conn, granted),
             HubRequest::AccountDone(done) => self.chat.account_done(*done),
+            HubRequest::HistoryPage(done) => self.chat.history_page(*done),
+            HubRequest::HistoryNotKept { sources, why } => {
+                self.chat.history_not_kept(sources, &why)
+            }
             HubRequest::Tick => self.chat.tick(),
             // The reply is a oneshot: sending never waits for the console.
             HubRequest::Console { query, reply } => {
@@ -341,6 +447,12 @@ impl Hub {
         loop {
             let deliveries = match self.chat.transcript.commit() {
                 Ok(()) => {
+                    // In chat.log: now it may be kept (chat.log is the
+                    // commit point; the store follows it).
+                    let kept = std::mem::take(&mut self.chat.out.history);
+                    if let Some(sink) = &self.history_sink {
+                        sink.keep(kept);
+                    }
                     if self.log_failing {
                         self.log_failing = false;
                         tracing::warn!(
@@ -358,6 +470,8 @@ impl Hub {
                     }
                 }
                 Err(e) => {
+                    // Refused messages were never seen: not kept either.
+                    self.chat.out.history.clear();
                     let refused = self.take_back_messages();
                     if !self.log_failing {
                         self.log_failing = true;

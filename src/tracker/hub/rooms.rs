@@ -87,8 +87,9 @@ impl Chat {
         room.add(id, roles);
         let (chname, members) = (room.name.clone(), room.members.clone());
         if let Some(u) = self.state.users.get_mut(&id) {
-            u.rooms.insert(room_key);
+            u.rooms.insert(room_key.clone());
         }
+        self.history_joined(id, &room_key);
         if created {
             self.record("create", &format!("{chname} {nick}"));
         }

@@ -35,6 +35,9 @@ pub struct User {
     pub oper: Option<String>,
     /// The account logged in to, as registered.
     pub account: Option<String>,
+    /// Per room joined (casefolded): the room's history `seq` at the first
+    /// join of this connection; its history is read from there.
+    pub reads_from: std::collections::HashMap<String, i64>,
 }
 
 pub use super::super::shared::irc_host;

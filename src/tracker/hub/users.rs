@@ -57,6 +57,7 @@ impl Chat {
                 rooms: BTreeSet::new(),
                 oper: None,
                 account: new.account,
+                reads_from: Default::default(),
             },
         );
         self.state.max_users = self.state.max_users.max(self.state.users.len());
@@ -70,7 +71,7 @@ impl Chat {
 
     /// The ISUPPORT tokens (`005`), from the limits the handlers enforce.
     pub fn isupport_tokens(&self) -> Vec<String> {
-        vec![
+        let mut tokens = vec![
             format!("AWAYLEN={AWAY_LEN}"),
             "CASEMAPPING=rfc1459".into(),
             format!("CHANLIMIT=#:{MAX_ROOMS_PER_USER}"),
@@ -95,7 +96,13 @@ impl Chat {
             "USERLEN=16".into(),
             "UTF8ONLY".into(),
             "WHOX".into(),
-        ]
+        ];
+        if self.history.on {
+            tokens.push(format!("CHATHISTORY={}", super::history::PAGE_MAX));
+            tokens.push("MSGREFTYPES=msgid,timestamp".into());
+            tokens.sort();
+        }
+        tokens
     }
 
     fn welcome(&mut self, id: ConnId) {
