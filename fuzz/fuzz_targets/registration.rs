@@ -342,6 +342,12 @@ async fn fake_hub(mut inbox: mpsc::Receiver<HubRequest>, shutdown: CancellationT
                     "OPER checked for a connection that never registered"
                 );
             }
+            // Answers to work the hub asked for: this fake hub asks for none.
+            HubRequest::AccountDone(_)
+            | HubRequest::HistoryPage(_)
+            | HubRequest::HistoryNotKept { .. } => {
+                panic!("an answer to work this hub never asked for")
+            }
             HubRequest::Drained { .. }
             | HubRequest::Tick
             | HubRequest::Console { .. }
