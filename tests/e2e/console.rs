@@ -158,7 +158,7 @@ fn every_command_at_the_tracker_terminal() {
     for l in [
         "users                  lu       everyone seen this run, online or not: when they came and left",
         "online                 lcu      members connected now: address, status, idle time, rooms",
-        "sessions               ls       direct-message conversations so far: who, how many messages, last one",
+        "sessions               ls       direct-message conversations and direct sessions so far: who, how many, when",
         "rooms                  lr       rooms with founder, member count, modes, topic",
         "room <room>            lru      a room's members and their roles",
         "kick <user> [reason]            disconnect a user; everyone sees why; recorded in chat.log",

@@ -84,7 +84,7 @@ pub const COMMANDS: &[Spec] = &[
         usage: "",
         args: &[],
         required: 0,
-        help: "direct-message conversations so far: who, how many messages, last one",
+        help: "direct-message conversations and direct sessions so far: who, how many, when",
     },
     Spec {
         name: "rooms",
