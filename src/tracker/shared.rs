@@ -271,6 +271,11 @@ pub enum HubRequest {
     AccountDone(Box<super::accounts::AccountDone>),
     /// A history page the hub asked the store for.
     HistoryPage(Box<HistoryPageDone>),
+    /// The rooms an account that just logged in was in (casefolded).
+    Rejoin {
+        conn: ConnId,
+        rooms: Vec<String>,
+    },
     /// Messages delivered and in `chat.log` that the store could not keep
     /// (their sources, and why): their senders are told.
     HistoryNotKept {
@@ -298,6 +303,11 @@ pub enum HistoryJob {
         room: String,
         seq: i64,
     },
+    /// An account left a room by choice (part, kick, close): it is not
+    /// put back there at its next login.
+    Parted { account: String, room: String },
+    /// An account logged in: the rooms it is in, to put it back in them.
+    Rejoin { conn: ConnId, account: String },
     /// A `CHATHISTORY` page of `key`'s history, for `conn`, shown as
     /// `target`; only what comes after `floor` (their first join in this
     /// connection), or after an account's first join ever (`member_of`:

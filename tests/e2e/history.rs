@@ -110,14 +110,27 @@ fn rooms_and_dms_are_read_back_from_first_join_and_survive_a_restart() {
         ":confab FAIL CHATHISTORY INVALID_PARAMS LATEST #lab :The limit must be a number above 0",
     );
 
-    // A restart (kill -9): the account reads the room from its first join,
-    // and new messages continue the room's numbering.
+    // A room left by choice is not given back at the next login.
+    alice.send("JOIN #quiet");
+    alice.expect(" 366 alice #quiet ");
+    alice.send("PART #quiet :bye");
+    alice.expect("PART #quiet :bye");
+
+    // A restart (kill -9): logging in puts the account back in its rooms,
+    // it reads them from its first join, and new messages continue the
+    // room's numbering.
     drop((alice, bob));
     drop(tracker);
     let tracker = Tracker::start_in(dir.path(), &["--no-tls", "--stay"]);
     let mut alice = connect(tracker.port, "alice", Some("river stone 42"));
-    alice.send("JOIN #lab");
+    alice.expect(":alice!alice@127.0.0.1 JOIN #lab");
     alice.expect(" 366 alice #lab ");
+    alice.send("WHOIS alice");
+    let rooms = alice.expect(" 319 alice alice ");
+    assert!(
+        rooms.contains("#lab") && !rooms.contains("#quiet"),
+        "{rooms}"
+    );
     alice.send("PRIVMSG #lab :four");
     let mut carol = connect(tracker.port, "carol", None);
     carol.send("JOIN #lab");

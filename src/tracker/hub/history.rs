@@ -129,6 +129,45 @@ impl Chat {
         }
     }
 
+    /// `id` left `room` by choice: an account is not put back there.
+    pub(super) fn history_left(&mut self, id: ConnId, room: &str) {
+        if !self.history.on {
+            return;
+        }
+        if let Some(account) = self.state.users.get(&id).and_then(|u| u.account.as_deref()) {
+            self.out.history_jobs.push(HistoryJob::Parted {
+                account: casefold(account),
+                room: room.to_string(),
+            });
+        }
+    }
+
+    /// An account just logged in: ask which rooms it was in.
+    pub(super) fn history_welcome(&mut self, id: ConnId) {
+        if !self.history.on {
+            return;
+        }
+        if let Some(account) = self.state.users.get(&id).and_then(|u| u.account.as_deref()) {
+            self.out.history_jobs.push(HistoryJob::Rejoin {
+                conn: id,
+                account: casefold(account),
+            });
+        }
+    }
+
+    /// The rooms an account was in when it last left the tracker: it is put
+    /// back in each, as a JOIN would (a room's rules still apply; a room
+    /// gone since is opened again).
+    pub fn rejoin(&mut self, conn: ConnId, rooms: Vec<String>) {
+        let general = casefold(super::state::GENERAL);
+        for room in rooms.iter().filter(|r| **r != general) {
+            if !self.state.users.contains_key(&conn) {
+                return;
+            }
+            self.join(conn, room, None);
+        }
+    }
+
     fn fail_history(&mut self, id: ConnId, code: &str, context: &[&str], why: &str) {
         let m = super::super::replies::fail(
             &self.config.server_name,

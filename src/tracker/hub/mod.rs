@@ -178,6 +178,31 @@ impl HistorySink {
 
     fn start(&self, job: HistoryJob) {
         match job {
+            HistoryJob::Parted { account, room } => self.store.call_then(
+                move |s| s.parted(&account, &room),
+                |r| {
+                    if let Ok(Err(e)) | Err(e) = r {
+                        tracing::error!("history: cannot record a part: {e}");
+                    }
+                },
+            ),
+            HistoryJob::Rejoin { conn, account } => {
+                let inbox = self.inbox.clone();
+                self.store.call_then(
+                    move |s| s.rooms_of(&account),
+                    move |r| match r {
+                        Ok(Ok(rooms)) if !rooms.is_empty() => {
+                            if let Some(inbox) = inbox.upgrade() {
+                                let _ = inbox.blocking_send(HubRequest::Rejoin { conn, rooms });
+                            }
+                        }
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) | Err(e) => {
+                            tracing::error!("history: cannot read an account's rooms: {e}")
+                        }
+                    },
+                )
+            }
             HistoryJob::Joined { account, room, seq } => self.store.call_then(
                 move |s| s.joined(&account, &room, seq),
                 |r| {
@@ -382,6 +407,7 @@ impl Hub {
             HubRequest::OperResult { conn, granted } => self.chat.oper_result(conn, granted),
             HubRequest::AccountDone(done) => self.chat.account_done(*done),
             HubRequest::HistoryPage(done) => self.chat.history_page(*done),
+            HubRequest::Rejoin { conn, rooms } => self.chat.rejoin(conn, rooms),
             HubRequest::HistoryNotKept { sources, why } => {
                 self.chat.history_not_kept(sources, &why)
             }

@@ -81,6 +81,7 @@ impl Chat {
                 .param(reason.to_string()),
         );
         self.broadcast(&members, &mut out, |_| true);
+        self.history_left(target, &casefold(chname));
         self.state.leave_room(target, &casefold(chname));
     }
 
@@ -157,6 +158,7 @@ impl Chat {
             if let Some(u) = self.state.users.get_mut(&m) {
                 u.rooms.remove(&casefold(&chname));
             }
+            self.history_left(m, &casefold(&chname));
         }
         self.state.rooms.remove(&casefold(&chname));
     }

@@ -162,6 +162,7 @@ impl Chat {
         }
         let mut out = self.outgoing(m);
         self.broadcast(&members, &mut out, |_| true);
+        self.history_left(id, &casefold(&chname));
         self.state.leave_room(id, &casefold(&chname));
     }
 

@@ -66,6 +66,7 @@ impl Chat {
         self.console_came(id);
         self.welcome(id);
         self.join(id, GENERAL, None);
+        self.history_welcome(id);
         RegisterOutcome::Welcome
     }
 
