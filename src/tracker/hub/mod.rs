@@ -33,8 +33,6 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_console;
-#[cfg(test)]
 mod tests_p2p;
 mod users;
 

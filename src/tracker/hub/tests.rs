@@ -908,3 +908,5 @@ fn a_tracker_operator_acting_from_outside_sees_what_they_did() {
 
 #[path = "tests_accounts.rs"]
 mod accounts;
+#[path = "tests_console.rs"]
+mod console;

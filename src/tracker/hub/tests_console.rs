@@ -3,26 +3,16 @@
 //! members and `chat.log` see them.
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::HubConfig;
-use super::chat::{Chat, Clock};
-use super::console::{
+use super::super::console::{
     ConsoleAnswer, ConsoleQuery, DMS_KEEP, DmRow, MemberRow, RoomRow, SEEN_KEEP, SeenRow,
 };
-use super::users::NewUser;
-use crate::proto::Message;
+use super::Rig;
 use crate::proto::caps::Caps;
 use crate::proto::status::Status;
-use crate::tracker::shared::{ConnId, RegisterOutcome, SendBudget};
-use crate::tracker::transcript::{LogSync, Transcript};
-
-struct Rig {
-    chat: Chat,
-    dir: tempfile::TempDir,
-    next: ConnId,
-}
+use crate::tracker::hub::users::NewUser;
+use crate::tracker::shared::{ConnId, RegisterOutcome};
 
 fn t0() -> jiff::Timestamp {
     jiff::Timestamp::from_second(1_700_000_000).expect("time")
@@ -32,23 +22,10 @@ fn at(secs: i64) -> jiff::Timestamp {
     t0() + jiff::SignedDuration::from_secs(secs)
 }
 
+/// What the console's tests add to the hub's test rig (`tests.rs`, whose
+/// clock starts at `t0`).
 impl Rig {
-    fn new() -> Rig {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let transcript = Transcript::open(dir.path(), LogSync::Write).expect("transcript");
-        let config = HubConfig {
-            server_name: "confab".into(),
-            idle_timeout: Duration::from_secs(300),
-            log_path_shown: "logs/chat.log".into(),
-            started: t0(),
-            send_budget: Arc::new(SendBudget::new(1 << 30)),
-            members: tokio::sync::watch::channel(0).0,
-            p2p: crate::tracker::policy::P2pPolicy::Allow,
-        };
-        let chat = Chat::new(config, transcript, Clock::at(t0(), Instant::now()));
-        Rig { chat, dir, next: 1 }
-    }
-
+    /// Registers `nick` from `ip` and forgets the welcome burst.
     fn user_from(&mut self, nick: &str, ip: [u8; 4]) -> ConnId {
         let id = self.next;
         self.next += 1;
@@ -64,49 +41,13 @@ impl Rig {
             },
         );
         assert_eq!(outcome, RegisterOutcome::Welcome);
-        while let Some(id) = self.chat.out.want_drain.pop() {
-            self.chat.continue_long(id);
-        }
+        self.drain_long();
         self.chat.out.pending.clear();
         id
     }
 
-    fn user(&mut self, nick: &str) -> ConnId {
-        self.user_from(nick, [127, 0, 0, 1])
-    }
-
-    fn send(&mut self, id: ConnId, line: &str) {
-        self.chat.line(id, Message::parse(line).expect("parses"));
-        while let Some(id) = self.chat.out.want_drain.pop() {
-            self.chat.continue_long(id);
-        }
-    }
-
-    fn got_each(&mut self, ids: &[ConnId]) -> Vec<Vec<String>> {
-        let all = std::mem::take(&mut self.chat.out.pending);
-        ids.iter()
-            .map(|id| {
-                all.iter()
-                    .filter(|(to, _)| to == id)
-                    .map(|(_, b)| String::from_utf8_lossy(b).trim_end().to_string())
-                    .collect()
-            })
-            .collect()
-    }
-
-    fn log(&mut self) -> Vec<String> {
-        self.chat.transcript.commit().expect("commit");
-        let text = std::fs::read_to_string(self.dir.path().join("chat.log")).expect("log");
-        text.lines()
-            .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_string())
-            .collect()
-    }
-
-    fn advance(&mut self, secs: u64) {
-        let by = Duration::from_secs(secs);
-        let wall = self.chat.clock.wall + jiff::SignedDuration::from_secs(secs as i64);
-        let mono = self.chat.clock.mono + by;
-        self.chat.clock = Clock::at(wall, mono);
+    fn advance_secs(&mut self, secs: u64) {
+        self.advance(Duration::from_secs(secs));
     }
 
     fn ask(&mut self, q: ConsoleQuery) -> ConsoleAnswer {
@@ -118,12 +59,12 @@ impl Rig {
 fn users_lists_everyone_seen_with_when_they_came_and_left() {
     let mut r = Rig::new();
     let alice = r.user_from("alice", [10, 0, 0, 7]);
-    r.advance(60);
+    r.advance_secs(60);
     let bob = r.user("bob");
-    r.advance(30);
+    r.advance_secs(30);
     r.send(bob, "QUIT :gone home");
     r.chat.remove_user(bob, "Quit: gone home");
-    r.advance(10);
+    r.advance_secs(10);
     // The same name back later is a second visit.
     let _bob2 = r.user("bob");
     r.send(alice, "NICK alicia");
@@ -157,7 +98,7 @@ fn users_keeps_the_most_recent_departures_only() {
     let mut r = Rig::new();
     let stays = r.user("stays");
     for i in 0..SEEN_KEEP + 5 {
-        r.advance(1);
+        r.advance_secs(1);
         let id = r.user(&format!("u{i}"));
         r.chat.remove_user(id, "Quit");
     }
@@ -188,7 +129,7 @@ fn online_shows_address_status_idle_and_rooms() {
     let bob = r.user("bob");
     r.send(alice, "JOIN #maths");
     r.send(bob, "AWAY :lunch");
-    r.advance(125);
+    r.advance_secs(125);
     r.send(alice, "PRIVMSG #maths :hi");
     let ConsoleAnswer::Online(rows) = r.ask(ConsoleQuery::Online) else {
         panic!("not online");
@@ -236,11 +177,11 @@ fn sessions_count_direct_messages_per_pair_and_keep_the_latest() {
     let bob = r.user("bob");
     let carol = r.user("carol");
     r.send(alice, "PRIVMSG bob :hi");
-    r.advance(5);
+    r.advance_secs(5);
     r.send(bob, "PRIVMSG Alice :hello");
     r.send(bob, "NOTICE alice :psst");
     r.send(bob, "PRIVMSG #general :not a dm");
-    r.advance(5);
+    r.advance_secs(5);
     r.send(carol, "PRIVMSG alice :\x01ACTION waves\x01");
     r.send(carol, "PRIVMSG nobody :lost");
     assert_eq!(
@@ -267,7 +208,7 @@ fn sessions_count_direct_messages_per_pair_and_keep_the_latest() {
 
 #[test]
 fn sessions_forget_the_quietest_conversation_past_the_cap() {
-    let mut records = super::console::ConsoleRecords::default();
+    let mut records = super::super::console::ConsoleRecords::default();
     for i in 0..DMS_KEEP {
         records.dm("a", &format!("b{i}"), at(i as i64 + 1));
     }
@@ -471,7 +412,7 @@ fn close_removes_every_member_as_an_operator_close_does() {
 
 #[test]
 fn sessions_lists_direct_sessions_as_they_open_and_close() {
-    use super::p2p::{SessionKind, SessionState};
+    use super::super::p2p::{SessionKind, SessionState};
     let mut r = Rig::new();
     let alice = r.user("alice");
     let _bob = r.user("bob");
@@ -492,7 +433,7 @@ fn sessions_lists_direct_sessions_as_they_open_and_close() {
             None
         )
     );
-    r.advance(3);
+    r.advance_secs(3);
     r.send(alice, "NOTICE bob :\x01DCC CLOSE chat done\x01");
     let ConsoleAnswer::Sessions { direct, .. } = r.ask(ConsoleQuery::Sessions) else {
         panic!("not sessions");
