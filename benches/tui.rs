@@ -45,6 +45,7 @@ fn message(i: usize, now: Timestamp) -> Event {
         kind: ChatKind::Message,
         own: false,
         confirms: None,
+        msgid: None,
     }
 }
 

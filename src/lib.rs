@@ -86,6 +86,9 @@
 //!     list (for people or JSON), ask which tracker to join.
 //!   - `state`: the application state, updated by server messages and user
 //!     input without I/O; produces events and outgoing messages.
+//!   - `history`: coming back: `chathistory` batches (the replay at login,
+//!     pages asked with PgUp), read markers and when to send ours
+//!     (throttled, time an argument), no I/O; `state` owns one.
 //!   - `input`: parsing what the user types into commands.
 //!   - `plain`: the line-mode renderer (formatting only).
 //!   - `session`: login (trust, password, username), the plain-mode loop
@@ -95,8 +98,8 @@
 //!     fingerprints checked, lines both ways.
 //!   - `tui`: the full-screen UI (ratatui + crossterm): its chat loop.
 //!     - `view`: what is shown, as data: windows, scrollback, unread and
-//!       mention marks, scroll position, roster; updated by events and
-//!       keys, no I/O.
+//!       mention marks, the separator after what was read, scroll
+//!       position, roster; updated by events and keys, no I/O.
 //!     - `editor`: the input line: editing, history, Tab completion.
 //!     - `keys`: the key table: what each key does and what `/help` and
 //!       the README say about it, from one list.

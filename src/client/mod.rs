@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod direct;
 pub mod discover;
+pub mod history;
 pub mod input;
 pub mod known;
 pub mod monitor;

@@ -460,6 +460,7 @@ impl DirectSessions {
                 },
                 own: true,
                 confirms: None,
+                msgid: None,
             });
         }
     }
@@ -779,6 +780,7 @@ impl DirectSessions {
                     kind,
                     own: false,
                     confirms: None,
+                    msgid: None,
                 });
             }
             DirectEvent::Skipped { why, .. } => note(

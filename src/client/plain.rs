@@ -7,7 +7,11 @@
 //! `HH:MM:SS !!! error`, `HH:MM:SS #room <-- fay removed otto from #room
 //! (reason)`, `HH:MM:SS #room --- fay made otto an operator`. One's own line, when the tracker is slow to
 //! confirm it, also as `#room <me> text (sending…)`; one never confirmed
-//! as `!!! not sent: #room text`.
+//! as `!!! not sent: #room text`. Lines replayed from the tracker's
+//! history (missed while away) as `[replay] 2026-12-01 09:58:03 #room
+//! <nick> text`: marked, with the day they were said, and without the
+//! clock of their arrival; the tracker's summary before them as
+//! `HH:MM:SS #room *** While you were away: ...`.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -33,6 +37,9 @@ pub fn place(window: &Window) -> String {
         Window::Session(who) => format!("[session {}]", for_display(who)),
     }
 }
+
+/// The mark before a line replayed from the tracker's history.
+pub const REPLAY_MARK: &str = "[replay]";
 
 /// The mark after one's own line until the tracker confirms it.
 pub const SENDING_MARK: &str = "(sending…)";
@@ -85,7 +92,18 @@ impl PlainRenderer {
         t.to_zoned(self.tz.clone()).strftime("%H:%M:%S").to_string()
     }
 
+    /// `2026-12-01 09:58:03`: a replayed line may be days old.
+    pub fn day_and_time(&self, t: Timestamp) -> String {
+        t.to_zoned(self.tz.clone())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    }
+
     pub fn render(&self, event: &Event) -> Vec<String> {
+        if let Event::History { .. } = event {
+            // Each replayed line carries its own day and time.
+            return self.describe(event);
+        }
         let c = self.clock(event.time());
         self.describe(event)
             .into_iter()
@@ -265,6 +283,32 @@ impl PlainRenderer {
                 let mark = if *warn { "!!!" } else { "***" };
                 vec![format!("{mark} [session {}] {text}", n(peer))]
             }
+            Event::History {
+                window,
+                lines,
+                page,
+                ..
+            } => {
+                if *page && lines.is_empty() {
+                    return vec![format!("{} --- no older history", place(window))];
+                }
+                lines
+                    .iter()
+                    .map(|l| {
+                        format!(
+                            "{REPLAY_MARK} {} {} {}",
+                            self.day_and_time(l.time),
+                            place(window),
+                            body(&l.from, &l.text, l.kind)
+                        )
+                    })
+                    .collect()
+            }
+            Event::Summary { window, text, .. } => {
+                vec![format!("{} *** {text}", place(window))]
+            }
+            // Where the separator goes: the full-screen view's business.
+            Event::ReadMarker { .. } => Vec::new(),
         }
     }
 }
@@ -286,6 +330,7 @@ mod tests {
             kind: ChatKind::Message,
             own: false,
             confirms: None,
+            msgid: None,
         };
         assert_eq!(r.render(&chat), vec!["10:11:12 #general <alice> hi"]);
         let dm = Event::Chat {
@@ -296,6 +341,7 @@ mod tests {
             kind: ChatKind::Message,
             own: true,
             confirms: None,
+            msgid: None,
         };
         assert_eq!(r.render(&dm), vec!["10:11:12 [DM bob] <alice> psst"]);
         let st = Event::Status {

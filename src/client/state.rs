@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::history::{self, Before, History, HistoryLine};
 use super::input::{self, Command};
 use crate::proto::Message;
 use crate::proto::nick::casefold;
@@ -22,6 +23,10 @@ pub const GENERAL: &str = "#general";
 pub const WANTED_CAPS: &[&str] = &[
     "away-notify",
     "batch",
+    // Coming back: the tracker's replay and older pages (PgUp), and what
+    // the account has read, shared by its connections.
+    "draft/chathistory",
+    "draft/read-marker",
     "echo-message",
     "labeled-response",
     "message-tags",
@@ -89,6 +94,38 @@ pub enum Event {
         /// The tracker's echo of our own line [`Event::Sending`] showed
         /// with this id: the line is now confirmed.
         confirms: Option<u64>,
+        /// The tracker's id for the line (`msgid`), where older history
+        /// starts when the window is paged back.
+        msgid: Option<String>,
+    },
+    /// A `chathistory` batch received whole: replay (lines missed while
+    /// away, pushed at login) or, when `page`, an older page asked with
+    /// PgUp (empty: there is no older history). Never unread, never a
+    /// mention.
+    History {
+        /// When it arrived.
+        time: Timestamp,
+        window: Window,
+        /// Oldest first, each with its own time.
+        lines: Vec<HistoryLine>,
+        page: bool,
+    },
+    /// The tracker's summary of what was missed in `window` (`While you
+    /// were away: 12 messages in #general, 3 mention you`).
+    Summary {
+        time: Timestamp,
+        window: Window,
+        text: String,
+    },
+    /// How far the account has read `window` (`MARKREAD`): set at a join,
+    /// moved by another connection of the account, or the answer to ours.
+    ReadMarker {
+        time: Timestamp,
+        window: Window,
+        /// `None`: nothing read yet.
+        read: Option<Timestamp>,
+        /// The answer to our own MARKREAD.
+        ours: bool,
     },
     /// Our own line, sent and not yet confirmed by the tracker's echo
     /// (echo-message): shown at once, marked as pending.
@@ -247,7 +284,10 @@ impl Event {
             | Event::Error { time, .. }
             | Event::Help { time, .. }
             | Event::Closed { time, .. }
-            | Event::SessionNote { time, .. } => *time,
+            | Event::SessionNote { time, .. }
+            | Event::History { time, .. }
+            | Event::Summary { time, .. }
+            | Event::ReadMarker { time, .. } => *time,
         }
     }
 }
@@ -342,6 +382,8 @@ pub struct App {
     sync_seen: u64,
     /// Direct sessions (`/session`).
     pub sessions: super::p2p::DirectSessions,
+    /// Replay, older pages and read markers (issue 17).
+    history: History,
 }
 
 /// One of our own lines waiting for the tracker's echo.
@@ -461,6 +503,7 @@ impl App {
             sync_sent: 0,
             sync_seen: 0,
             sessions: super::p2p::DirectSessions::default(),
+            history: History::default(),
         }
     }
 
@@ -552,6 +595,51 @@ impl App {
         self.echo_message = acked.iter().any(|c| c == "echo-message");
         self.labels = self.echo_message && acked.iter().any(|c| c == "labeled-response");
         self.away_echo = self.echo_message && acked.iter().any(|c| c == "away-notify");
+        self.history.set_caps(acked);
+    }
+
+    /// PgUp at the top of `window`: asks for the page before `before`
+    /// (`CHATHISTORY BEFORE`), once at a time, only from a tracker that
+    /// gives history and while there is older history.
+    pub fn older_history(&mut self, window: &Window, before: Before) -> Update {
+        let mut up = Update::default();
+        up.send.extend(self.history.older(window, before));
+        up
+    }
+
+    /// Whether a page of `window`'s history is asked and not yet here.
+    pub fn asking_history(&self, window: &Window) -> bool {
+        self.history.asking(window)
+    }
+
+    /// The person has `window` in view, its lines read up to `upto`: the
+    /// MARKREAD to send, if any (throttled per window unless `switched`,
+    /// the window just came into view).
+    pub fn mark_read(
+        &mut self,
+        window: &Window,
+        upto: Timestamp,
+        now: Timestamp,
+        switched: bool,
+    ) -> Vec<Message> {
+        self.history
+            .read(window, upto, now, switched)
+            .into_iter()
+            .collect()
+    }
+
+    /// `window` left the view: its held MARKREAD, if any, goes now.
+    pub fn left_window(&mut self, window: &Window, now: Timestamp) -> Vec<Message> {
+        self.history.flush(window, now).into_iter().collect()
+    }
+
+    /// Held MARKREADs whose time has come, and when the next one is due.
+    pub fn due_mark_reads(&mut self, now: Timestamp) -> Vec<Message> {
+        self.history.due(now)
+    }
+
+    pub fn next_mark_read(&self) -> Option<Timestamp> {
+        self.history.next_due()
     }
 
     fn is_me(&self, nick: &str) -> bool {
@@ -956,6 +1044,7 @@ impl App {
                     kind,
                     own: true,
                     confirms: None,
+                    msgid: None,
                 });
             }
         }
@@ -975,6 +1064,15 @@ impl App {
         let time = time_of(msg, now);
         let from = for_display(msg.source_nick().unwrap_or(""));
         let p = |i: usize| msg.param_at(i).unwrap_or("");
+        if let Some(reference) = msg.tag_value("batch")
+            && self.history.collects(reference)
+        {
+            // Replay: kept until the batch ends, then shown as a whole.
+            if let Some(line) = self.history_line(msg, time, &from) {
+                self.history.add(reference, line);
+            }
+            return up;
+        }
         match msg.command.as_str() {
             "PING" => up.send.push(Message::new("PONG").param(p(0))),
             "PRIVMSG" | "NOTICE" => self.chat(msg, time, &from, &mut up),
@@ -1150,6 +1248,30 @@ impl App {
                 reason: closing_reason(p(0)),
             }),
             "FAIL" => self.fail(msg, time, &mut up),
+            "BATCH" => {
+                if let Some(reference) = p(0).strip_prefix('+') {
+                    self.history.open(reference, p(1), p(2));
+                } else if let Some(done) =
+                    p(0).strip_prefix('-').and_then(|r| self.history.close(r))
+                {
+                    up.events.push(Event::History {
+                        time: now,
+                        window: done.window,
+                        lines: done.lines,
+                        page: done.page,
+                    });
+                }
+            }
+            "MARKREAD" => {
+                if let Some(m) = self.history.on_markread(p(0), p(1)) {
+                    up.events.push(Event::ReadMarker {
+                        time,
+                        window: m.window,
+                        read: m.read,
+                        ours: m.ours,
+                    });
+                }
+            }
             // draft/account-registration's success: the text says what next.
             "REGISTER" if p(0) == "SUCCESS" => up.events.push(Event::Info {
                 time,
@@ -1225,6 +1347,13 @@ impl App {
         if p(1).starts_with("DIRECT_SESSIONS_") {
             // Our session offer, refused: none of our pending lines.
             return self.sessions.on_refused(p(1), p(2), &text, time, up);
+        }
+        match p(0) {
+            "CHATHISTORY" => self.history.page_failed(&msg.params),
+            // No account on this connection: markers are not kept, which
+            // the person did not ask about.
+            "MARKREAD" => return self.history.markers_refused(),
+            _ => {}
         }
         let text = match (p(0), p(1)) {
             // One answer wherever it is asked (/part, /close): everyone
@@ -1318,6 +1447,20 @@ impl App {
         let target = msg.param_at(0).unwrap_or("");
         let raw = msg.param_at(1).unwrap_or("");
         let own = self.is_me(from);
+        if msg.command == "NOTICE"
+            && let Some(about) = msg
+                .tag_value("confab/away-summary")
+                .filter(|a| !a.is_empty())
+        {
+            // Shown where the missed lines go: a room's window, or the
+            // DM window with the person named (opened if need be).
+            up.events.push(Event::Summary {
+                time,
+                window: history::window_of(about),
+                text: for_display(raw),
+            });
+            return;
+        }
         // A direct session's offer or answer (our own come back as echoes,
         // which confirm none of our pending lines).
         if raw.len() > 5 && raw.starts_with('\x01') && raw[1..5].eq_ignore_ascii_case("DCC ") {
@@ -1362,7 +1505,34 @@ impl App {
             kind,
             own,
             confirms,
+            msgid: msg.tag_value("msgid").map(str::to_string),
         });
+    }
+
+    /// A line of a `chathistory` batch as shown: messages, notices and
+    /// actions (other CTCP, and direct session offers, are not history).
+    fn history_line(&self, msg: &Message, time: Timestamp, from: &str) -> Option<HistoryLine> {
+        if !matches!(msg.command.as_str(), "PRIVMSG" | "NOTICE") {
+            return None;
+        }
+        let raw = msg.param_at(1).unwrap_or("");
+        let (kind, text) = if msg.command == "NOTICE" {
+            (ChatKind::Notice, raw)
+        } else if let Some(rest) = raw.strip_prefix("\x01ACTION ") {
+            (ChatKind::Action, rest.trim_end_matches('\x01'))
+        } else if raw.starts_with('\x01') {
+            return None;
+        } else {
+            (ChatKind::Message, raw)
+        };
+        Some(HistoryLine {
+            time,
+            msgid: msg.tag_value("msgid").map(str::to_string),
+            from: from.to_string(),
+            text: for_display(text),
+            kind,
+            own: self.is_me(from),
+        })
     }
 
     fn numeric(&mut self, msg: &Message, time: Timestamp, up: &mut Update) {
@@ -1885,7 +2055,8 @@ mod tests {
                 text: "hi there".into(),
                 kind: ChatKind::Message,
                 own: false,
-                confirms: None
+                confirms: None,
+                msgid: None,
             }]
         );
     }

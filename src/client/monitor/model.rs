@@ -465,6 +465,14 @@ impl Monitor {
             }
             Event::Error { .. } => line(None, None, described(None), "error"),
             Event::SessionNote { .. } => line(None, None, described(None), "info"),
+            Event::History { window, .. } | Event::Summary { window, .. } => {
+                let room = match window {
+                    Window::Room(r) => Some(r.as_str()),
+                    Window::Dm(_) | Window::Session(_) => None,
+                };
+                line(room, None, described(None), "history")
+            }
+            Event::ReadMarker { .. } => None,
         }
     }
 }

@@ -293,6 +293,7 @@ impl MonitorView {
                 text: for_display(text),
                 tone,
                 pending: None,
+                ..Line::default()
             },
             false,
             false,
@@ -365,6 +366,7 @@ impl MonitorView {
                 kind,
                 own,
                 confirms,
+                ..
             } => {
                 let idx = self.ensure(id, window);
                 let text = for_display(text);
@@ -390,6 +392,7 @@ impl MonitorView {
                         text: text.clone(),
                         tone,
                         pending: None,
+                        ..Line::default()
                     };
                     self.push(idx, line, !own, marks);
                 }
@@ -404,6 +407,7 @@ impl MonitorView {
                     text,
                     tone,
                     pending: None,
+                    ..Line::default()
                 };
                 self.push(0, line, !own, marks);
             }
@@ -422,6 +426,7 @@ impl MonitorView {
                     text: format!("{} {SENDING_MARK}", for_display(text)),
                     tone: Tone::Pending,
                     pending: Some(*pending),
+                    ..Line::default()
                 };
                 self.push(idx, line, false, false);
             }
@@ -544,6 +549,18 @@ impl MonitorView {
                 self.show(id, idx, event, Tone::Info, false);
             }
             Event::Closed { .. } => {}
+            // Replayed history and the summary before it go to their
+            // window only, never counted: the merged timeline is live.
+            Event::History { window, .. } => {
+                let idx = self.ensure(id, window);
+                self.show(id, idx, event, Tone::Quiet, false);
+            }
+            Event::Summary { window, .. } => {
+                let idx = self.ensure(id, window);
+                self.show(id, idx, event, Tone::Info, false);
+            }
+            // The monitor watches; it neither shows nor sends read markers.
+            Event::ReadMarker { .. } => {}
         }
     }
 

@@ -131,6 +131,17 @@ fn tabs(buf: &mut Buffer, area: Rect, view: &View) {
     put(buf, area, area.y, spans);
 }
 
+/// `──── new since you read ────────`: where the unread lines start.
+pub(crate) fn separator_spans(width: usize) -> Vec<Span<'static>> {
+    let words = format!(" {} ", super::view::SEPARATOR);
+    let left = 4.min(width);
+    let right = width.saturating_sub(left + words.width());
+    vec![Span::styled(
+        format!("{}{words}{}", "─".repeat(left), "─".repeat(right)),
+        Style::new().fg(Color::LightRed),
+    )]
+}
+
 pub(crate) fn row_spans<'a>(
     line: &'a Line,
     index: usize,
@@ -180,6 +191,10 @@ fn messages(buf: &mut Buffer, area: Rect, view: &View) {
     let scrolled = win.scroll.is_some();
     let rows = area.height as usize - usize::from(scrolled);
     for (y, row) in (area.y..).zip(view.visible(width, rows)) {
+        if row.separator {
+            put(buf, area, y, separator_spans(width));
+            continue;
+        }
         let text = &row.line.text[row.range.clone()];
         put(buf, area, y, row_spans(row.line, row.index, text, width));
     }
@@ -435,6 +450,7 @@ mod tests {
             kind: ChatKind::Message,
             own,
             confirms: None,
+            msgid: None,
         }
     }
 

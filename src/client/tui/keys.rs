@@ -144,7 +144,7 @@ pub const KEYS: &[Binding] = &[
         keys: &[Plain(KeyCode::PageUp), Plain(KeyCode::PageDown)],
         label: "PgUp / PgDn",
         action: A::PageUp,
-        help: "scroll (also the mouse wheel)",
+        help: "scroll (also the mouse wheel); PgUp at the top asks the tracker for older history",
     },
     Binding {
         keys: &[Plain(KeyCode::Up), Plain(KeyCode::Down)],

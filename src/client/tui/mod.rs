@@ -13,6 +13,8 @@ pub mod draw;
 pub mod editor;
 pub mod keys;
 pub mod terminal;
+#[cfg(test)]
+mod tests_history;
 pub mod view;
 
 use std::io::{self, Stdout, Write};
@@ -27,7 +29,7 @@ use ratatui::backend::CrosstermBackend;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::session::{self, ClientError, Keepalive, LoggedIn, Outcome};
-use super::state::App;
+use super::state::{App, Window};
 use view::{Action, Conn, Outgoing, View};
 
 /// How long an unanswered keep-alive PING waits before the status bar
@@ -91,11 +93,21 @@ async fn chat(
     let mut alive = Keepalive::new();
     let mut dirty = true;
     let mut since_frame = 0;
+    // The window last in view, for its read marker.
+    let mut in_view: Option<Window> = None;
     let quit_reason: String = 'chat: loop {
+        if dirty {
+            mark_read(app, &view, conn, &mut in_view, Timestamp::now()).await?;
+        }
         let timer = match alive.waiting_since() {
             Some(sent) if view.conn == Conn::Connected => sent + SLOW_ANSWER,
             _ => alive.deadline(),
         };
+        // A read marker held back (one per window per second) goes then.
+        let marker_at = app.next_mark_read().map(|at| {
+            let left = at.duration_since(Timestamp::now());
+            tokio::time::Instant::now() + Duration::try_from(left).unwrap_or_default()
+        });
         tokio::select! {
             // Keys first: typing stays responsive during a flood.
             biased;
@@ -106,6 +118,10 @@ async fn chat(
                         Action::None => {}
                         Action::Repaint => term.clear().map_err(term_err)?,
                         Action::Quit(reason) => break 'chat reason,
+                        Action::Older { window, before } => {
+                            let up = app.older_history(&window, before);
+                            session::send_all(conn, &up.send).await?;
+                        }
                         Action::Send(lines) => {
                             if let Some(reason) = send(app, &mut view, conn, &mut links, lines, now).await? {
                                 break 'chat reason;
@@ -153,6 +169,9 @@ async fn chat(
             _ = &mut ctrl_c => break 'chat "Leaving".into(),
             _ = sigterm.recv() => break 'chat "Leaving".into(),
             _ = sighup.recv() => break 'chat "Leaving".into(),
+            _ = tokio::time::sleep_until(marker_at.unwrap_or(timer)), if marker_at.is_some() => {
+                session::send_all(conn, &app.due_mark_reads(Timestamp::now())).await?;
+            }
             _ = tokio::time::sleep_until(timer) => {
                 if timer == alive.deadline() {
                     if let Some(ping) = alive.due()? {
@@ -180,6 +199,29 @@ async fn chat(
         app.on_message(&msg, Timestamp::now());
     }
     Ok(Outcome::Left)
+}
+
+/// Tells the tracker how far the window in view is read (MARKREAD, held
+/// back to one per window per second while lines keep coming), and sends
+/// the marker held for a window the moment it is left.
+async fn mark_read(
+    app: &mut App,
+    view: &View,
+    conn: &mut super::connection::Connection,
+    in_view: &mut Option<Window>,
+    now: Timestamp,
+) -> Result<(), ClientError> {
+    let (window, upto) = view.in_view();
+    let switched = in_view.as_ref() != Some(&window);
+    let mut send = Vec::new();
+    if switched && let Some(left) = in_view.take() {
+        send.extend(app.left_window(&left, now));
+    }
+    if let Some(upto) = upto {
+        send.extend(app.mark_read(&window, upto, now, switched));
+    }
+    *in_view = Some(window);
+    session::send_all(conn, &send).await
 }
 
 fn frame(term: &mut Terminal<CrosstermBackend<Stdout>>, view: &View) -> Result<(), ClientError> {

@@ -16,6 +16,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::editor::Editor;
 use super::keys::{self, KeyAction};
+use crate::client::history::{Before, HistoryLine};
 use crate::client::input;
 use crate::client::plain::{PlainRenderer, SENDING_MARK};
 use crate::client::state::{
@@ -50,9 +51,10 @@ pub const FOLD_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_secs(12
 /// Names a folded status line spells out before "and N others".
 const FOLD_NAMES: usize = 2;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Tone {
     /// Someone else's message.
+    #[default]
     Normal,
     Own,
     /// Names the user, or a DM to them.
@@ -67,7 +69,19 @@ pub enum Tone {
     Error,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a line did to its window's unread mark when it came.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unread {
+    /// Nothing: ours, a note, or history replayed or paged back.
+    #[default]
+    No,
+    /// Counted as unread.
+    Yes,
+    /// Counted, and it names the user (or is a DM).
+    Mention,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Line {
     /// `HH:MM` (in the monitor's merged view followed by the line's
     /// tracker and room).
@@ -78,6 +92,12 @@ pub struct Line {
     pub tone: Tone,
     /// The id of our own line while it waits for the tracker's echo.
     pub pending: Option<u64>,
+    /// When a message was said, by the tracker's clock: where the read
+    /// marker and the separator fall. `None` for notes.
+    pub time: Option<Timestamp>,
+    /// The tracker's id for a message: where older history starts.
+    pub msgid: Option<String>,
+    pub unread: Unread,
 }
 
 impl Line {
@@ -190,12 +210,26 @@ pub struct Anchor {
     below: usize,
 }
 
+/// The first sequence number of a window: pages of older history are
+/// numbered down from it, so anchors to lines stay valid when they come.
+const FIRST_SEQ: u64 = 1 << 40;
+
+/// What the separator line says.
+pub const SEPARATOR: &str = "new since you read";
+
 #[derive(Debug)]
 pub struct Win {
     pub target: Window,
     lines: VecDeque<Line>,
     /// Sequence number of `lines[0]`.
     first_seq: u64,
+    /// How far the user has read, as far as the separator goes: it is
+    /// drawn before the first message from someone else said after it.
+    /// It stays put while the window is in view, and moves when the
+    /// window is left or the account reads further on another connection.
+    separator: Option<Timestamp>,
+    /// The line the separator is drawn before, if any follows it.
+    separator_seq: Option<u64>,
     /// Messages from others since the window was last in view.
     pub unread: usize,
     /// One of them names the user, or is a DM.
@@ -248,7 +282,9 @@ impl Win {
         Win {
             target,
             lines: VecDeque::new(),
-            first_seq: 0,
+            first_seq: FIRST_SEQ,
+            separator: None,
+            separator_seq: None,
             unread: 0,
             mention: false,
             scroll: None,
@@ -300,6 +336,7 @@ impl Win {
             text: fold_text(&[nick.to_string()], status, detail),
             tone: Tone::Quiet,
             pending: None,
+            ..Line::default()
         });
         self.fold = self.last_seq().map(|seq| Fold {
             seq,
@@ -329,13 +366,157 @@ impl Win {
     }
 
     pub(crate) fn push(&mut self, line: Line) {
+        let mut dropped = false;
         if self.lines.len() == SCROLLBACK {
             self.lines.pop_front();
             self.first_seq += 1;
+            dropped = true;
         }
         self.lines.push_back(line);
         if self.scroll.is_some() {
             self.new_below += 1;
+        }
+        if dropped && self.separator_seq.is_some_and(|s| s < self.first_seq + 1) {
+            self.place_separator();
+        } else if self.separator_seq.is_none()
+            && self.lines.len() > 1
+            && let (Some(at), Some(line)) = (self.separator, self.lines.back())
+            && unread_after(line, at)
+        {
+            self.separator_seq = self.last_seq();
+        }
+    }
+
+    /// Puts the separator after what was read up to `at` (`None`: no
+    /// separator).
+    pub fn set_separator(&mut self, at: Option<Timestamp>) {
+        self.separator = at;
+        self.place_separator();
+    }
+
+    pub fn separator(&self) -> Option<Timestamp> {
+        self.separator
+    }
+
+    /// The index of the line the separator is drawn before: the first
+    /// message from someone else said after the read point, when one
+    /// follows and something comes before it.
+    pub fn separator_index(&self) -> Option<usize> {
+        self.separator_seq
+            .map(|s| (s.saturating_sub(self.first_seq)) as usize)
+            .filter(|i| *i < self.lines.len())
+    }
+
+    fn place_separator(&mut self) {
+        self.separator_seq = self.separator.and_then(|at| {
+            self.lines
+                .iter()
+                .enumerate()
+                .skip(1)
+                .find(|(_, l)| unread_after(l, at))
+                .map(|(i, _)| self.first_seq + i as u64)
+        });
+    }
+
+    /// The account read up to `at` on another connection: the lines said
+    /// until then are no longer unread here.
+    fn read_elsewhere(&mut self, at: Timestamp) {
+        let after = |l: &&Line| l.time.is_some_and(|t| t > at);
+        let still = self
+            .lines
+            .iter()
+            .filter(after)
+            .filter(|l| l.unread != Unread::No)
+            .count();
+        self.unread = self.unread.min(still);
+        self.mention = self.mention
+            && self
+                .lines
+                .iter()
+                .filter(after)
+                .any(|l| l.unread == Unread::Mention);
+    }
+
+    /// The newest message the view shows (at or above its bottom line):
+    /// what the window has been read up to.
+    pub fn read_upto(&self) -> Option<Timestamp> {
+        if self.lines.is_empty() {
+            return None;
+        }
+        let (bottom, _) = self.bottom();
+        self.lines
+            .iter()
+            .take(bottom + 1)
+            .filter(|l| l.from.is_some() && l.pending.is_none())
+            .filter_map(|l| l.time)
+            .max()
+    }
+
+    /// Where the page before this window's oldest message starts: its
+    /// msgid, else its time, else (no message yet) now.
+    pub fn oldest(&self, now: Timestamp) -> Before {
+        let messages = || self.lines.iter().filter(|l| l.from.is_some());
+        if let Some((id, _)) = messages()
+            .filter_map(|l| Some((l.msgid.as_ref()?, l.time?)))
+            .min_by_key(|(_, t)| *t)
+        {
+            return Before::Msgid(id.clone());
+        }
+        Before::Time(messages().filter_map(|l| l.time).min().unwrap_or(now))
+    }
+
+    /// Whether the oldest line is on screen (the top of the scrollback),
+    /// on a pane of `width` by `rows`.
+    pub fn shows_oldest(&self, width: usize, rows: usize) -> bool {
+        if self.lines.is_empty() {
+            return true;
+        }
+        let rows = rows.saturating_sub(usize::from(self.scroll.is_some()));
+        let (idx, below) = self.bottom();
+        let mut filled = self.height(idx, width).saturating_sub(below);
+        let mut i = idx;
+        while i > 0 {
+            if filled >= rows {
+                return false;
+            }
+            i -= 1;
+            filled += self.height(i, width);
+        }
+        filled <= rows
+    }
+
+    /// Lines from the tracker's history: replay goes after what the window
+    /// shows (it follows the summary), an older page on top. Never unread;
+    /// a line the window already has (by msgid) is not shown twice.
+    pub(crate) fn add_history(&mut self, lines: Vec<Line>, page: bool) {
+        let have: std::collections::HashSet<String> =
+            self.lines.iter().filter_map(|l| l.msgid.clone()).collect();
+        let fresh = lines
+            .into_iter()
+            .filter(|l| l.msgid.as_ref().is_none_or(|id| !have.contains(id)));
+        if page {
+            // Only what the scrollback has room for: the newest of the page.
+            let room = SCROLLBACK.saturating_sub(self.lines.len());
+            let fresh: Vec<Line> = fresh.collect();
+            let skip = fresh.len().saturating_sub(room);
+            for line in fresh.into_iter().skip(skip).rev() {
+                self.lines.push_front(line);
+                self.first_seq -= 1;
+            }
+            self.place_separator();
+        } else {
+            for line in fresh {
+                self.push(line);
+            }
+        }
+    }
+
+    /// A note above the oldest line (`no older history`).
+    pub(crate) fn note_on_top(&mut self, line: Line) {
+        if self.lines.len() < SCROLLBACK {
+            self.lines.push_front(line);
+            self.first_seq -= 1;
+            self.place_separator();
         }
     }
 
@@ -364,7 +545,7 @@ impl Win {
     }
 
     fn height(&self, idx: usize, width: usize) -> usize {
-        self.lines[idx].rows(width).len()
+        self.lines[idx].rows(width).len() + usize::from(self.separator_index() == Some(idx))
     }
 
     pub(crate) fn scroll_up(&mut self, n: usize, width: usize, rows: usize) {
@@ -433,12 +614,22 @@ impl Win {
     }
 }
 
+/// Whether `line` is a message from someone else said after `at`: where
+/// the separator goes.
+fn unread_after(line: &Line, at: Timestamp) -> bool {
+    line.from.is_some()
+        && !matches!(line.tone, Tone::Own | Tone::Pending)
+        && line.time.is_some_and(|t| t > at)
+}
+
 /// One row of the message pane: a line and which of its wrapped rows.
 pub struct Row<'a> {
     pub line: &'a Line,
     /// 0 for the first row (the one with the clock and sender).
     pub index: usize,
     pub range: Range<usize>,
+    /// The separator drawn above `line` (`range` is empty).
+    pub separator: bool,
 }
 
 /// Where things go on a screen of `area`.
@@ -487,6 +678,11 @@ pub enum Action {
     Quit(String),
     /// Ctrl+L: clear and redraw everything.
     Repaint,
+    /// PgUp at the top of a window: ask for the history before `before`.
+    Older {
+        window: Window,
+        before: Before,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -623,6 +819,14 @@ impl View {
 
     pub fn switch(&mut self, idx: usize) {
         if idx < self.windows.len() {
+            if idx != self.active {
+                // Left after reading it: the separator moves to where the
+                // reading stopped, so it shows what comes after.
+                let left = &mut self.windows[self.active];
+                if let Some(read) = left.read_upto() {
+                    left.set_separator(Some(read.max(left.separator.unwrap_or(read))));
+                }
+            }
             self.active = idx;
             let w = &mut self.windows[idx];
             w.unread = 0;
@@ -651,6 +855,42 @@ impl View {
         t.to_zoned(self.tz.clone()).strftime("%H:%M").to_string()
     }
 
+    /// A line of history as shown: its own time (with the day when it
+    /// was not today), never unread.
+    fn history_line(&self, l: &HistoryLine, now: Timestamp) -> Line {
+        let said = l.time.to_zoned(self.tz.clone());
+        let clock = if said.date() == now.to_zoned(self.tz.clone()).date() {
+            said.strftime("%H:%M").to_string()
+        } else {
+            said.strftime("%b %d %H:%M").to_string()
+        };
+        let text = for_display(&l.text);
+        let tone = if l.own {
+            Tone::Own
+        } else if mentions(&text, &self.me) {
+            Tone::Mention
+        } else {
+            Tone::Normal
+        };
+        Line {
+            clock,
+            from: Some((for_display(&l.from), l.kind)),
+            text,
+            tone,
+            pending: None,
+            time: Some(l.time),
+            msgid: l.msgid.clone(),
+            unread: Unread::No,
+        }
+    }
+
+    /// The window in view and how far its messages are shown: what a
+    /// MARKREAD says was read.
+    pub fn in_view(&self) -> (Window, Option<Timestamp>) {
+        let w = self.active();
+        (w.target.clone(), w.read_upto())
+    }
+
     fn note(&mut self, idx: usize, clock: &str, text: &str, tone: Tone) {
         self.windows[idx].push(Line {
             clock: clock.to_string(),
@@ -658,6 +898,7 @@ impl View {
             text: for_display(text),
             tone,
             pending: None,
+            ..Line::default()
         });
     }
 
@@ -691,7 +932,8 @@ impl View {
                 kind,
                 own,
                 confirms,
-                ..
+                time,
+                msgid,
             } => {
                 let idx = self.ensure(window);
                 if let Some(line) = confirms.and_then(|id| self.windows[idx].pending_line(id)) {
@@ -699,6 +941,8 @@ impl View {
                     line.text = for_display(text);
                     line.tone = Tone::Own;
                     line.pending = None;
+                    line.time = Some(*time);
+                    line.msgid = msgid.clone();
                     return;
                 }
                 let text = for_display(text);
@@ -712,18 +956,80 @@ impl View {
                     (false, true) => Tone::Mention,
                     (false, false) => Tone::Normal,
                 };
+                let counts = idx != self.active && !own;
                 let line = Line {
                     clock: clock.clone(),
                     from: Some((for_display(from), *kind)),
                     text,
                     tone,
                     pending: None,
+                    time: Some(*time),
+                    msgid: msgid.clone(),
+                    unread: match (counts, marks) {
+                        (false, _) => Unread::No,
+                        (true, false) => Unread::Yes,
+                        (true, true) => Unread::Mention,
+                    },
                 };
                 let w = &mut self.windows[idx];
                 w.push(line);
-                if idx != self.active && !own {
+                if counts {
                     w.unread += 1;
                     w.mention |= marks;
+                }
+            }
+            Event::History {
+                time: now,
+                window,
+                lines,
+                page,
+            } => {
+                let idx = self.ensure(window);
+                if *page && lines.is_empty() {
+                    let text = format!(
+                        "--- no older history in {}",
+                        for_display(self.windows[idx].name())
+                    );
+                    self.windows[idx].note_on_top(Line {
+                        clock,
+                        text,
+                        tone: Tone::Quiet,
+                        ..Line::default()
+                    });
+                    return;
+                }
+                let lines = lines
+                    .iter()
+                    .map(|l| self.history_line(l, *now))
+                    .collect::<Vec<_>>();
+                let w = &mut self.windows[idx];
+                // Nothing read there yet (no marker): the replay is what
+                // was missed, so the separator goes before it.
+                if !*page
+                    && w.separator.is_none()
+                    && let Some(first) = lines.first().and_then(|l| l.time)
+                {
+                    w.set_separator(first.checked_sub(jiff::SignedDuration::from_millis(1)).ok());
+                }
+                w.add_history(lines, *page);
+            }
+            Event::Summary { window, .. } => {
+                let idx = self.ensure(window);
+                self.show(idx, event, Tone::Info);
+            }
+            Event::ReadMarker {
+                window, read, ours, ..
+            } => {
+                // Our own marker coming back changes nothing on screen: the
+                // separator stays while the window is in view.
+                if *ours {
+                    return;
+                }
+                let Some(idx) = self.find(window) else { return };
+                let w = &mut self.windows[idx];
+                if let Some(at) = read {
+                    w.set_separator(Some(*at));
+                    w.read_elsewhere(*at);
                 }
             }
             Event::Sending {
@@ -741,6 +1047,7 @@ impl View {
                     text: format!("{} {SENDING_MARK}", for_display(text)),
                     tone: Tone::Pending,
                     pending: Some(*id),
+                    ..Line::default()
                 });
             }
             Event::Unsent {
@@ -1019,7 +1326,20 @@ impl View {
             KeyAction::KillToEnd => e.kill_to_end(),
             KeyAction::HistoryPrev => e.history_prev(),
             KeyAction::HistoryNext => e.history_next(),
-            KeyAction::PageUp => self.scroll_up(self.page()),
+            KeyAction::PageUp => {
+                let (width, rows) = self.pane();
+                let w = self.active();
+                // At the top: older history, from the tracker.
+                if w.shows_oldest(width, rows) && !matches!(w.target, Window::Session(_)) {
+                    let older = Action::Older {
+                        window: w.target.clone(),
+                        before: w.oldest(now),
+                    };
+                    self.scroll_up(self.page());
+                    return older;
+                }
+                self.scroll_up(self.page())
+            }
             KeyAction::PageDown => self.scroll_down(self.page()),
             KeyAction::Complete => {
                 let names = self.names();
@@ -1200,15 +1520,35 @@ impl Win {
             return out;
         }
         let (mut idx, mut skip) = w.bottom();
+        let separator = w.separator_index();
         loop {
             let line = &w.lines[idx];
-            let wrapped = line.rows(width);
-            let shown = wrapped.len().saturating_sub(skip);
-            for (index, range) in wrapped.into_iter().enumerate().take(shown).rev() {
+            let mut rows_of: Vec<Row> = Vec::new();
+            if separator == Some(idx) {
+                rows_of.push(Row {
+                    line,
+                    index: 0,
+                    range: 0..0,
+                    separator: true,
+                });
+            }
+            rows_of.extend(
+                line.rows(width)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, range)| Row {
+                        line,
+                        index,
+                        range,
+                        separator: false,
+                    }),
+            );
+            let shown = rows_of.len().saturating_sub(skip);
+            for row in rows_of.into_iter().take(shown).rev() {
                 if out.len() == rows {
                     break;
                 }
-                out.push(Row { line, index, range });
+                out.push(row);
             }
             skip = 0;
             if out.len() == rows || idx == 0 {
@@ -1256,6 +1596,7 @@ mod tests {
             kind: ChatKind::Message,
             own,
             confirms: None,
+            msgid: None,
         }
     }
 
