@@ -985,6 +985,9 @@ impl View {
                 page,
             } => {
                 let idx = self.ensure(window);
+                let (width, rows) = self.pane();
+                // Asked with PgUp at the top: the page comes into view.
+                let at_top = *page && self.windows[idx].shows_oldest(width, rows);
                 if *page && lines.is_empty() {
                     let text = format!(
                         "--- no older history in {}",
@@ -996,22 +999,28 @@ impl View {
                         tone: Tone::Quiet,
                         ..Line::default()
                     });
-                    return;
+                } else {
+                    let lines = lines
+                        .iter()
+                        .map(|l| self.history_line(l, *now))
+                        .collect::<Vec<_>>();
+                    let w = &mut self.windows[idx];
+                    // Nothing read there yet (no marker): the replay is
+                    // what was missed, so the separator goes before it.
+                    if !*page
+                        && w.separator.is_none()
+                        && let Some(first) = lines.first().and_then(|l| l.time)
+                    {
+                        w.set_separator(
+                            first.checked_sub(jiff::SignedDuration::from_millis(1)).ok(),
+                        );
+                    }
+                    w.add_history(lines, *page);
                 }
-                let lines = lines
-                    .iter()
-                    .map(|l| self.history_line(l, *now))
-                    .collect::<Vec<_>>();
-                let w = &mut self.windows[idx];
-                // Nothing read there yet (no marker): the replay is what
-                // was missed, so the separator goes before it.
-                if !*page
-                    && w.separator.is_none()
-                    && let Some(first) = lines.first().and_then(|l| l.time)
-                {
-                    w.set_separator(first.checked_sub(jiff::SignedDuration::from_millis(1)).ok());
+                if at_top {
+                    let page = self.page();
+                    self.windows[idx].scroll_up(page, width, rows);
                 }
-                w.add_history(lines, *page);
             }
             Event::Summary { window, .. } => {
                 let idx = self.ensure(window);

@@ -1,0 +1,166 @@
+//! Coming back with the full-screen client (issue 17) against the real
+//! tracker and its store, in a real terminal (tmux): PgUp at the top of a
+//! window pages back through the room's history until there is none.
+
+use crate::harness::*;
+use crate::tmux::{Tmux, have, poll};
+
+const ALICE_PASSWORD: &str = "river stone 42";
+
+/// The message pane: each row left of the side list's border.
+fn pane(screen: &str) -> String {
+    screen
+        .lines()
+        .map(|l| l.split('│').next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The numbers of the `history line NNN` rows on screen, top to bottom.
+fn numbers(screen: &str) -> Vec<u32> {
+    pane(screen)
+        .lines()
+        .filter_map(|l| l.split("history line ").nth(1))
+        .filter_map(|n| n.trim().parse().ok())
+        .collect()
+}
+
+/// The account `alice`, registered on a raw connection, then in #lab (a
+/// room an account reads from its first join, which is after its
+/// registration), her password in a file.
+fn register_alice(tracker: &Tracker) -> (Raw, std::path::PathBuf) {
+    let mut alice = Raw::register(tracker.port, "alice");
+    alice.send(&format!("REGISTER * * :{ALICE_PASSWORD}"));
+    alice.expect("REGISTER SUCCESS");
+    alice.send("JOIN #lab");
+    alice.expect(" 366 alice #lab ");
+    let file = tracker.dir.join("alice.password");
+    std::fs::write(&file, format!("{ALICE_PASSWORD}\n")).expect("password file");
+    (alice, file)
+}
+
+/// `client --account alice` full-screen, once it has joined #lab (which
+/// logging in to the account gives back).
+fn alice_in_terminal(tracker: &Tracker, session: &str, password_file: &std::path::Path) -> Tmux {
+    let known = tracker.dir.join("known_trackers").display().to_string();
+    let target = format!("127.0.0.1:{}", tracker.port);
+    let file = password_file.display().to_string();
+    let args = [
+        target.as_str(),
+        "--no-tls",
+        "--known-trackers",
+        &known,
+        "--account",
+        "alice",
+        "--account-password-file",
+        &file,
+    ];
+    let term = Tmux::start(
+        session,
+        &crate::terminal::wrapped(&tracker.dir, client_bin(), &args),
+        &[("CONFAB_PASSWORD", std::path::Path::new(PASSWORD))],
+        &[],
+    );
+    term.wait_screen("#lab --> you joined");
+    term
+}
+
+/// Presses PgUp until the screen shows `until`, each press waiting for the
+/// screen to change (a scroll, or the page asked for arriving).
+fn page_back_until(term: &Tmux, until: &str) -> String {
+    for _ in 0..60 {
+        let before = term.screen();
+        if before.contains(until) {
+            return before;
+        }
+        term.press("PPage");
+        poll(
+            "the screen to change after PgUp",
+            || Some(term.screen()).filter(|s| *s != before),
+            || format!("screen:\n{}", term.screen()),
+        );
+    }
+    panic!("never showed {until:?}:\n{}", term.screen());
+}
+
+#[test]
+fn pgup_pages_back_through_the_history_until_there_is_no_more() {
+    if !have(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tracker = Tracker::start_in(dir.path(), &["--no-tls", "--stay", "--flood-rate", "0"]);
+    let (mut alice, password_file) = register_alice(&tracker);
+    // 120 lines said while alice is there (so none is missed): only
+    // paging back brings them to her next session.
+    let mut bob = Raw::register(tracker.port, "bob");
+    bob.send("JOIN #lab");
+    bob.expect(" 366 bob #lab ");
+    for i in 1..=120 {
+        bob.send(&format!("PRIVMSG #lab :history line {i:03}"));
+    }
+    alice.expect("PRIVMSG #lab :history line 120");
+    alice.send("QUIT");
+    tracker.wait_log("leave alice (Quit)");
+
+    // Logging in puts her back in #lab.
+    let term = alice_in_terminal(&tracker, "history-paging", &password_file);
+    term.type_line("/w #lab");
+    term.wait_screen("│ #lab (2)");
+    assert!(numbers(&term.screen()).is_empty(), "{}", term.screen());
+    // The first PgUp (the window fits the screen: it is at its top) asks
+    // for the newest page, 50 lines; it comes into view from its top.
+    term.press("PPage");
+    let screen = term.wait_screen("<bob> history line 071");
+    let first = numbers(&screen);
+    assert_eq!(first.first(), Some(&71), "{screen}");
+    assert!(
+        first.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order: {first:?}"
+    );
+    assert!(!screen.contains("history line 070"), "{screen}");
+
+    let screen = page_back_until(&term, "no older history in #lab");
+    // At the top: the note, then the oldest line, in order, each once.
+    let shown = pane(&screen);
+    let note = shown
+        .find("--- no older history in #lab")
+        .expect("the note");
+    let oldest = shown.find("<bob> history line 001").expect("line 001");
+    assert!(note < oldest, "{screen}");
+    let top = numbers(&screen);
+    assert_eq!(top.first(), Some(&1), "{screen}");
+    assert!(
+        top.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order: {top:?}"
+    );
+    assert_eq!(shown.matches("no older history").count(), 1);
+
+    // PgUp again asks nothing more: the note stays the only one, and
+    // everything between is there once, read down with PgDn.
+    term.press("PPage");
+    let mut seen: Vec<u32> = Vec::new();
+    for _ in 0..40 {
+        let screen = term.screen();
+        assert!(
+            pane(&screen).matches("no older history").count() <= 1,
+            "{screen}"
+        );
+        for n in numbers(&screen) {
+            if seen.last().is_none_or(|last| n > *last) {
+                seen.push(n);
+            }
+        }
+        if seen.last() == Some(&120) {
+            break;
+        }
+        term.press("NPage");
+        poll(
+            "the screen to change after PgDn",
+            || Some(term.screen()).filter(|s| *s != screen),
+            || format!("screen:\n{}", term.screen()),
+        );
+    }
+    assert_eq!(seen, (1..=120).collect::<Vec<_>>());
+    term.press("C-c");
+}
