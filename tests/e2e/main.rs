@@ -5,9 +5,9 @@ mod abuse;
 mod accounts;
 mod chat;
 mod classroom_client;
-mod client_history;
 mod config;
 mod console;
+mod client_history;
 mod history;
 // Network namespaces are Linux's.
 #[cfg(target_os = "linux")]
