@@ -22,7 +22,8 @@
 //!   that owns it (`StoreHandle`), so nothing else waits on its disk.
 //!   - `schema`: the migrations, versioned in `PRAGMA user_version`.
 //!   - `history`: appending and the `CHATHISTORY` pages; `accounts`:
-//!     accounts, memberships, read markers, registered rooms.
+//!     accounts, memberships, read markers, registered rooms; `comeback`:
+//!     what a login needs in one read (rooms, markers, unread lines).
 //! - [`tls`]: the crypto provider, certificate fingerprints, the tracker's
 //!   self-signed certificate.
 //! - [`discovery`]: what a tracker announces on the LAN (mDNS / DNS-SD
@@ -51,7 +52,9 @@
 //!       the handlers by role; `p2p`: direct sessions (DCC offers and
 //!       answers, their record and the console's snapshot); `accounts`:
 //!       REGISTER, ACCOUNT, registered names; `history`: keeping
-//!       messages and CHATHISTORY; `console`: the console's
+//!       messages and CHATHISTORY; `comeback`: a login's summary and
+//!       unread lines, read markers (MARKREAD), direct messages held for
+//!       an account that is away; `console`: the console's
 //!       snapshots and actions, and what it needs recorded (bounded);
 //!       `tests`, `tests_p2p`, `tests_console`: in-process tests.
 //!   - `console`: the operator's console: the command table, parser

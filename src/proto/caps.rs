@@ -16,6 +16,9 @@ pub struct Caps {
     pub batch: bool,
     /// `draft/chathistory`: the client reads history (`CHATHISTORY`).
     pub chathistory: bool,
+    /// `draft/read-marker`: the client hears where its account has read
+    /// each room and conversation up to (`MARKREAD`).
+    pub read_marker: bool,
 }
 
 /// What to answer a `CAP` subcommand.
@@ -53,6 +56,7 @@ pub const ACCOUNT_CAPS: &[&str] = &[
     "batch",
     "draft/account-registration",
     "draft/chathistory",
+    "draft/read-marker",
     "sasl",
 ];
 
@@ -73,6 +77,7 @@ impl Caps {
             "draft/account-registration" if accounts => Some(&mut self.account_registration),
             "batch" if accounts => Some(&mut self.batch),
             "draft/chathistory" if accounts => Some(&mut self.chathistory),
+            "draft/read-marker" if accounts => Some(&mut self.read_marker),
             "server-time" => Some(&mut self.server_time),
             "message-tags" => Some(&mut self.message_tags),
             "echo-message" => Some(&mut self.echo_message),
@@ -160,7 +165,7 @@ mod tests {
         );
         assert_eq!(
             offered(true).join(" "),
-            "away-notify batch draft/account-registration draft/chathistory echo-message message-tags multi-prefix sasl server-time"
+            "away-notify batch draft/account-registration draft/chathistory draft/read-marker echo-message message-tags multi-prefix sasl server-time"
         );
     }
 }

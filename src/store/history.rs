@@ -316,7 +316,7 @@ impl Store {
 
     /// Up to `limit` messages of `target` strictly between the places `lo`
     /// and `hi`: the first ones (`upward`) or the last ones; in order.
-    fn page(
+    pub(super) fn page(
         &self,
         target: &str,
         lo: i64,

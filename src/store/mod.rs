@@ -15,6 +15,7 @@
 //! (`schema`).
 
 mod accounts;
+mod comeback;
 mod history;
 pub mod schema;
 mod thread;
@@ -25,6 +26,7 @@ use rusqlite::{Connection, OpenFlags};
 use thiserror::Error;
 
 pub use accounts::{Account, RegisteredRoom, RoomBan};
+pub use comeback::{LoginView, Unread};
 pub use history::{
     Correspondent, DirectParties, HistoryQuery, NewMessage, Selector, StoredMessage, dm_key,
 };

@@ -43,6 +43,7 @@ pub enum Cmd {
     Kill,
     Authenticate,
     Chathistory,
+    Markread,
     Register,
     Account,
     Motd,
@@ -303,6 +304,15 @@ pub const COMMANDS: &[Command] = &[
             "A reference is timestamp=<RFC 3339 time>, msgid=<id>, or * for LATEST; at most 100 messages a page.",
             "A room's history is yours from when you first joined it.",
         ],
+    ),
+    row(
+        "MARKREAD",
+        Cmd::Markread,
+        1,
+        false,
+        false,
+        "MARKREAD <#room|user> [timestamp=<time>]  ask for or move your read marker (IRCv3 read-marker)",
+        &["Kept for your account and shared by all its connections; it only moves forward."],
     ),
     row(
         "REGISTER",

@@ -601,6 +601,64 @@ pub fn bad_line(server: &str, target: &str, error: &super::shared::BadLine) -> M
     }
 }
 
+/// The "while you were away" line before a room's or conversation's
+/// unread lines at login (`Unread: ...` for a connection joining an
+/// account already connected). `shown`: the room, or the other person.
+pub fn unread_summary(
+    attached: bool,
+    direct: bool,
+    shown: &str,
+    count: u64,
+    mentions: u64,
+    sent: usize,
+) -> String {
+    let head = if attached {
+        "Unread"
+    } else {
+        "While you were away"
+    };
+    let plural = |n: u64, one: &str, many: &str| {
+        if n == 1 {
+            format!("{n} {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    let mut text = if direct {
+        format!(
+            "{head}: {} from {shown}",
+            plural(count, "direct message", "direct messages")
+        )
+    } else {
+        format!(
+            "{head}: {} in {shown}",
+            plural(count, "message", "messages")
+        )
+    };
+    if mentions > 0 {
+        text.push_str(&format!(
+            ", {} you",
+            if mentions == 1 {
+                "1 mentions".to_string()
+            } else {
+                format!("{mentions} mention")
+            }
+        ));
+    }
+    if (sent as u64) < count {
+        text.push_str(&format!(" (the last {sent} follow; page back for more)"));
+    }
+    text
+}
+
+/// To the sender of a direct message to a registered account that is not
+/// connected.
+pub fn held_for_later(nick: &str) -> String {
+    format!(
+        "{nick} is not connected; your message is kept and will be delivered when {nick} logs in"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -271,10 +271,11 @@ pub enum HubRequest {
     AccountDone(Box<super::accounts::AccountDone>),
     /// A history page the hub asked the store for.
     HistoryPage(Box<HistoryPageDone>),
-    /// The rooms an account that just logged in was in (casefolded).
-    Rejoin {
+    /// What a connection that just logged in to an account gets from the
+    /// store: its rooms, read markers and what it has not read.
+    LoginView {
         conn: ConnId,
-        rooms: Vec<String>,
+        view: Box<crate::store::LoginView>,
     },
     /// Messages delivered and in `chat.log` that the store could not keep
     /// (their sources, and why): their senders are told.
@@ -306,8 +307,29 @@ pub enum HistoryJob {
     /// An account left a room by choice (part, kick, close): it is not
     /// put back there at its next login.
     Parted { account: String, room: String },
-    /// An account logged in: the rooms it is in, to put it back in them.
-    Rejoin { conn: ConnId, account: String },
+    /// Connection `conn` logged in to `account` (known as `nick`, now in
+    /// `rooms_now`): its rooms, read markers and unread lines, up to
+    /// `cap` per target. `attached`: the account was connected already.
+    Login {
+        conn: ConnId,
+        account: String,
+        nick: String,
+        rooms_now: Vec<String>,
+        attached: bool,
+        cap: usize,
+        /// The hub's time: the account is seen now.
+        now_ms: i64,
+    },
+    /// An account's read marker on a history key moved to `at_ms`.
+    MarkRead {
+        account: String,
+        target: String,
+        at_ms: i64,
+    },
+    /// Held direct messages up to this store id were sent to the account.
+    Delivered { account: String, through: i64 },
+    /// The account's last connection left at `at_ms`.
+    Seen { account: String, at_ms: i64 },
     /// A `CHATHISTORY` page of `key`'s history, for `conn`, shown as
     /// `target`; only what comes after `floor` (their first join in this
     /// connection), or after an account's first join ever (`member_of`:

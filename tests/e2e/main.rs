@@ -5,6 +5,7 @@ mod abuse;
 mod accounts;
 mod chat;
 mod classroom_client;
+mod comeback;
 mod config;
 mod console;
 mod client_history;

@@ -33,9 +33,30 @@ pub struct Accounts {
     /// Names being created now (`REGISTER` sent, the store not done yet):
     /// a second `REGISTER` of one is refused at once.
     creating: HashSet<String>,
+    /// The connected user logged in to each account (casefolded): a second
+    /// login joins that user.
+    pub online: std::collections::HashMap<String, ConnId>,
 }
 
 impl Chat {
+    /// The connected user logged in to `account`, if any.
+    pub(super) fn account_online(&self, account: &str) -> Option<ConnId> {
+        self.accounts
+            .online
+            .get(&casefold(account))
+            .copied()
+            .filter(|id| self.state.users.contains_key(id))
+    }
+
+    /// The last connection of `account`'s user is gone: the time is kept
+    /// (what it missed is counted from there), and its read markers are
+    /// let go from memory.
+    pub(super) fn account_went(&mut self, account: &str) {
+        let folded = casefold(account);
+        self.accounts.online.remove(&folded);
+        self.history_account_went(&folded);
+    }
+
     /// Turns accounts on, with the names registered so far.
     pub fn enable_accounts(&mut self, names: impl IntoIterator<Item = String>) {
         self.accounts.enabled = true;
@@ -227,10 +248,11 @@ impl Chat {
                 self.accounts.creating.remove(&folded);
                 match result {
                     Ok(()) => {
-                        self.accounts.names.insert(folded);
+                        self.accounts.names.insert(folded.clone());
                         self.record("account", &format!("{account} registered"));
                         if let Some(u) = self.state.users.get_mut(&conn) {
                             u.account = Some(account.clone());
+                            self.accounts.online.insert(folded.clone(), conn);
                             let mask = u.mask();
                             let nick = u.nick.clone();
                             let m = replies::register_success(
@@ -240,6 +262,7 @@ impl Chat {
                             );
                             self.send_msg(conn, m);
                             self.reply(conn, replies::logged_in(&mask, &account));
+                            self.history_account_began(conn);
                         }
                     }
                     Err(e) => {
@@ -288,6 +311,7 @@ impl Chat {
                 Ok(()) => {
                     let folded = casefold(&account);
                     self.accounts.names.remove(&folded);
+                    self.accounts.online.remove(&folded);
                     self.record("account", &format!("{account} deleted"));
                     // Everyone logged in to it is logged out (a second
                     // login too).

@@ -235,6 +235,14 @@ pub struct Chat {
     pub history: super::history::History,
     /// Who came and left, and the DM conversations, for the console.
     pub console_records: super::console::ConsoleRecords,
+    /// The connection whose request is being handled, if any: what is
+    /// said back to its user goes to that connection alone (a reply is for
+    /// the client that asked), while what happens to the user reaches all
+    /// of its connections. Set by [`Chat::act_for`], cleared after.
+    pub acting: Option<ConnId>,
+    /// Each connection attached to a user other than its first, to that
+    /// user's id (multiclient; see `users.rs`).
+    pub attached: IdMap<ConnId>,
 }
 
 impl Chat {
@@ -265,13 +273,67 @@ impl Chat {
             accounts: Default::default(),
             history: Default::default(),
             console_records: Default::default(),
+            acting: None,
+            attached: IdMap::default(),
         }
+    }
+
+    // ---- connections and users -------------------------------------------
+
+    /// The user a connection belongs to: its own id, or the user it was
+    /// attached to.
+    pub fn user_of(&self, conn: ConnId) -> ConnId {
+        self.attached.get(&conn).copied().unwrap_or(conn)
+    }
+
+    /// Handles a request of connection `conn` from here on: returns its
+    /// user's id, and replies go to `conn` (until [`Chat::done_acting`]).
+    pub fn act_for(&mut self, conn: ConnId) -> ConnId {
+        self.acting = Some(conn);
+        self.user_of(conn)
+    }
+
+    pub fn done_acting(&mut self) {
+        self.acting = None;
+    }
+
+    /// The connection of `id` that asked, when one of its connections is
+    /// acting; otherwise `id` itself (its first connection).
+    pub fn here(&self, id: ConnId) -> ConnId {
+        match self.acting {
+            Some(c) if self.user_of(c) == id => c,
+            _ => id,
+        }
+    }
+
+    /// The capabilities that decide how a reply to `id` is written: those
+    /// of the connection that asked.
+    pub fn caps_of(&self, id: ConnId) -> Caps {
+        self.state
+            .users
+            .get(&id)
+            .map(|u| u.caps_of(self.here(id)))
+            .unwrap_or_default()
     }
 
     // ---- sending ---------------------------------------------------------
 
+    /// A line to a user: to the connection that asked when it is this
+    /// user's (a reply), else to every connection of the user.
     pub fn send(&mut self, to: ConnId, line: Bytes) {
-        self.out.pending.push((to, line));
+        if let Some(c) = self.acting
+            && self.user_of(c) == to
+        {
+            return self.out.pending.push((c, line));
+        }
+        match self.state.users.get(&to) {
+            Some(u) if u.links.len() > 1 || u.links.first().is_some_and(|l| l.conn != to) => {
+                for l in &u.links {
+                    self.out.pending.push((l.conn, line.clone()));
+                }
+            }
+            _ => self.out.pending.push((to, line)),
+        }
     }
 
     pub fn send_msg(&mut self, to: ConnId, msg: Message) {
@@ -293,8 +355,11 @@ impl Chat {
         }
     }
 
-    /// `msg` to each recipient (that passes `only_caps`), encoded once per
-    /// capability variant.
+    /// `msg` to each connection of each recipient (that passes
+    /// `only_caps`), encoded once per capability variant. When the acting
+    /// user is not a recipient (their own message, without echo-message),
+    /// their other connections still get it: what one of a user's clients
+    /// says, the others show.
     pub fn broadcast(
         &mut self,
         recipients: &[ConnId],
@@ -305,11 +370,27 @@ impl Chat {
             let Some(u) = self.state.users.get(id) else {
                 continue;
             };
-            if !only_caps(u.caps) {
-                continue;
+            for l in &u.links {
+                if only_caps(l.caps) {
+                    let b = out.bytes_for(l.caps, &self.msgids);
+                    self.out.pending.push((l.conn, b));
+                }
             }
-            let b = out.bytes_for(u.caps, &self.msgids);
-            self.out.pending.push((*id, b));
+        }
+        let Some(conn) = self.acting else {
+            return;
+        };
+        let actor = self.user_of(conn);
+        let Some(u) = self.state.users.get(&actor) else {
+            return;
+        };
+        if u.links.len() > 1 && !recipients.contains(&actor) {
+            for l in u.links.iter().filter(|l| l.conn != conn) {
+                if only_caps(l.caps) {
+                    let b = out.bytes_for(l.caps, &self.msgids);
+                    self.out.pending.push((l.conn, b));
+                }
+            }
         }
     }
 
@@ -446,6 +527,7 @@ impl Chat {
             Cmd::Account => self.account_command(id, &msg),
             Cmd::Authenticate => self.authenticate_registered(id),
             Cmd::Chathistory => self.chathistory(id, &msg),
+            Cmd::Markread => self.markread(id, &msg),
         }
     }
 

@@ -28,7 +28,11 @@ pub struct History {
     /// [`dm_key`]), loaded from the store at start so numbering resumes.
     seqs: HashMap<String, i64>,
     /// Numbers the `BATCH` references of this run.
-    next_batch: u64,
+    pub(super) next_batch: u64,
+    /// The connected accounts' read markers (`comeback.rs`).
+    pub(super) markers: super::comeback::Markers,
+    /// Unread lines sent per target at login, at most.
+    pub replay_max: usize,
 }
 
 impl Chat {
@@ -36,6 +40,9 @@ impl Chat {
     pub fn enable_history(&mut self, seqs: impl IntoIterator<Item = (String, i64)>) {
         self.history.on = true;
         self.history.seqs = seqs.into_iter().collect();
+        if self.history.replay_max == 0 {
+            self.history.replay_max = super::comeback::REPLAY_MAX;
+        }
     }
 
     /// A target's last place (0 before its first message).
@@ -44,7 +51,7 @@ impl Chat {
     }
 
     /// Whose side of a DM `id` is: their account, or `~` and their nick.
-    fn identity(&self, id: ConnId) -> String {
+    pub(super) fn identity(&self, id: ConnId) -> String {
         match self.state.users.get(&id) {
             Some(u) => match &u.account {
                 Some(a) => casefold(a),
@@ -65,10 +72,9 @@ impl Chat {
         if !self.history.on {
             return;
         }
-        let (Some(u), Some(n)) = (self.state.users.get(&from), out.msgid) else {
+        let Some(u) = self.state.users.get(&from) else {
             return;
         };
-        let account = u.account.as_deref().map(casefold);
         let (key, direct) = match (room, to) {
             (Some(room), _) => (casefold(room), None),
             (None, Some(to)) => {
@@ -89,6 +95,23 @@ impl Chat {
             }
             (None, None) => return,
         };
+        self.keep_message(from, key, direct, None, out);
+    }
+
+    /// Keeps `out` in the history `key` at its next place; `hold_for`: an
+    /// account to deliver it to at its next login.
+    pub(super) fn keep_message(
+        &mut self,
+        from: ConnId,
+        key: String,
+        direct: Option<DirectParties>,
+        hold_for: Option<String>,
+        out: &Outgoing,
+    ) {
+        let (Some(u), Some(n)) = (self.state.users.get(&from), out.msgid) else {
+            return;
+        };
+        let account = u.account.as_deref().map(casefold);
         let seq = self.history.seqs.entry(key.clone()).or_insert(0);
         *seq += 1;
         let message = NewMessage {
@@ -103,7 +126,7 @@ impl Chat {
             text: out.msg.param_at(1).unwrap_or("").to_string(),
             client_tags: String::new(),
             direct,
-            hold_for: None,
+            hold_for,
         };
         self.out.history.push(message);
     }
@@ -139,32 +162,6 @@ impl Chat {
                 account: casefold(account),
                 room: room.to_string(),
             });
-        }
-    }
-
-    /// An account just logged in: ask which rooms it was in.
-    pub(super) fn history_welcome(&mut self, id: ConnId) {
-        if !self.history.on {
-            return;
-        }
-        if let Some(account) = self.state.users.get(&id).and_then(|u| u.account.as_deref()) {
-            self.out.history_jobs.push(HistoryJob::Rejoin {
-                conn: id,
-                account: casefold(account),
-            });
-        }
-    }
-
-    /// The rooms an account was in when it last left the tracker: it is put
-    /// back in each, as a JOIN would (a room's rules still apply; a room
-    /// gone since is opened again).
-    pub fn rejoin(&mut self, conn: ConnId, rooms: Vec<String>) {
-        let general = casefold(super::state::GENERAL);
-        for room in rooms.iter().filter(|r| **r != general) {
-            if !self.state.users.contains_key(&conn) {
-                return;
-            }
-            self.join(conn, room, None);
         }
     }
 
@@ -260,16 +257,10 @@ impl Chat {
             };
             (room.clone(), *floor, account.map(|a| (a, room)))
         } else {
-            let me = self.identity(id);
-            let other = match self.state.find(&target) {
-                Some(o) => self.identity(o),
-                None if self.accounts.names.contains(&casefold(&target)) => casefold(&target),
-                None => format!("~{}", casefold(&target)),
-            };
-            (dm_key(&me, &other), 0, None)
+            (self.history_key(id, &target), 0, None)
         };
         self.out.history_jobs.push(HistoryJob::Page {
-            conn: id,
+            conn: self.here(id),
             target,
             key,
             query,
@@ -287,10 +278,10 @@ impl Chat {
             target,
             result,
         } = done;
-        let Some(u) = self.state.users.get(&conn) else {
+        let conn = self.act_for(conn);
+        if !self.state.users.contains_key(&conn) {
             return;
-        };
-        let caps = u.caps;
+        }
         let page = match result {
             Ok(page) => page,
             Err(PageFailure::UnknownMsgid(m)) => {
@@ -310,44 +301,7 @@ impl Chat {
                 );
             }
         };
-        self.history.next_batch += 1;
-        let reference = format!("h{}", self.history.next_batch);
-        let server = self.config.server_name.clone();
-        if caps.batch {
-            self.send_msg(
-                conn,
-                Message::new("BATCH")
-                    .with_source(server.clone())
-                    .param(format!("+{reference}"))
-                    .param("chathistory")
-                    .param(target),
-            );
-        }
-        for m in page {
-            let mut line = Message::new(&m.command)
-                .with_source(m.source)
-                .param(m.to_param)
-                .param(m.text);
-            if caps.batch {
-                line = line.tag("batch", Some(reference.clone()));
-            }
-            if caps.server_time {
-                let at = jiff::Timestamp::from_millisecond(m.at_ms).unwrap_or_default();
-                line = line.tag("time", Some(super::super::transcript::timestamp(at)));
-            }
-            if caps.message_tags {
-                line = line.tag("msgid", Some(m.msgid));
-            }
-            self.send_msg(conn, line);
-        }
-        if caps.batch {
-            self.send_msg(
-                conn,
-                Message::new("BATCH")
-                    .with_source(server)
-                    .param(format!("-{reference}")),
-            );
-        }
+        self.send_history_batch(conn, &target, page);
     }
 
     /// Messages the store could not keep: their senders are told, once.

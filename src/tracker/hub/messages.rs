@@ -70,8 +70,8 @@ impl Chat {
         let Some(sender) = self.state.users.get(&id) else {
             return;
         };
-        let (sender_nick, sender_mask, echo) =
-            (sender.nick.clone(), sender.mask(), sender.caps.echo_message);
+        let (sender_nick, sender_mask) = (sender.nick.clone(), sender.mask());
+        let echo = self.caps_of(id).echo_message;
         let shown = sanitize::for_display(text);
         let (action, body) = match shown.strip_prefix("ACTION ") {
             Some(rest) if text.starts_with("\x01ACTION") => (true, rest.to_string()),
@@ -118,6 +118,18 @@ impl Chat {
             }
         } else {
             let Some(to) = self.state.find(target) else {
+                // A registered account not connected gets it at its next
+                // login (with history kept, so there is somewhere to hold
+                // it); anyone else does not exist.
+                if self.history.on
+                    && !is_tagmsg
+                    && self
+                        .accounts
+                        .names
+                        .contains(&crate::proto::nick::casefold(target))
+                {
+                    return self.hold_dm(id, cmd, target, text);
+                }
                 if !is_notice {
                     self.reply(id, replies::no_such_nick(target));
                 }

@@ -21,6 +21,7 @@
 
 mod accounts;
 pub mod chat;
+mod comeback;
 pub mod console;
 mod history;
 mod messages;
@@ -184,23 +185,59 @@ impl HistorySink {
                     }
                 },
             ),
-            HistoryJob::Rejoin { conn, account } => {
+            HistoryJob::Login {
+                conn,
+                account,
+                nick,
+                rooms_now,
+                attached,
+                cap,
+                now_ms,
+            } => {
                 let inbox = self.inbox.clone();
                 self.store.call_then(
-                    move |s| s.rooms_of(&account),
+                    move |s| s.login_view(&account, &nick, &rooms_now, attached, cap, now_ms),
                     move |r| match r {
-                        Ok(Ok(rooms)) if !rooms.is_empty() => {
+                        Ok(Ok(view)) => {
                             if let Some(inbox) = inbox.upgrade() {
-                                let _ = inbox.blocking_send(HubRequest::Rejoin { conn, rooms });
+                                let view = Box::new(view);
+                                let _ = inbox.blocking_send(HubRequest::LoginView { conn, view });
                             }
                         }
-                        Ok(Ok(_)) => {}
                         Ok(Err(e)) | Err(e) => {
-                            tracing::error!("history: cannot read an account's rooms: {e}")
+                            tracing::error!("history: cannot read what an account missed: {e}")
                         }
                     },
                 )
             }
+            HistoryJob::MarkRead {
+                account,
+                target,
+                at_ms,
+            } => self.store.call_then(
+                move |s| s.mark_read(&account, &target, at_ms),
+                |r| {
+                    if let Ok(Err(e)) | Err(e) = r {
+                        tracing::error!("history: cannot keep a read marker: {e}");
+                    }
+                },
+            ),
+            HistoryJob::Delivered { account, through } => self.store.call_then(
+                move |s| s.delivered(&account, through),
+                |r| {
+                    if let Ok(Err(e)) | Err(e) = r {
+                        tracing::error!("history: cannot forget delivered messages: {e}");
+                    }
+                },
+            ),
+            HistoryJob::Seen { account, at_ms } => self.store.call_then(
+                move |s| s.seen(&account, at_ms),
+                |r| {
+                    if let Ok(Err(e)) | Err(e) = r {
+                        tracing::error!("history: cannot note when an account left: {e}");
+                    }
+                },
+            ),
             HistoryJob::Joined { account, room, seq } => self.store.call_then(
                 move |s| s.joined(&account, &room, seq),
                 |r| {
@@ -398,14 +435,28 @@ impl Hub {
                 }
                 let _ = reply.send(outcome);
             }
-            HubRequest::Line { conn, msg } => self.chat.line(conn, msg),
-            HubRequest::BadLine { conn, error } => self.chat.bad_line(conn, error),
-            HubRequest::Leave { conn, reason } => self.chat.remove_user(conn, &reason),
-            HubRequest::Drained { conn } => self.chat.continue_long(conn),
-            HubRequest::OperResult { conn, granted } => self.chat.oper_result(conn, granted),
+            // A connection's request acts for its user; replies go back
+            // to that connection (see `Chat::acting`).
+            HubRequest::Line { conn, msg } => {
+                let id = self.chat.act_for(conn);
+                self.chat.line(id, msg)
+            }
+            HubRequest::BadLine { conn, error } => {
+                let id = self.chat.act_for(conn);
+                self.chat.bad_line(id, error)
+            }
+            HubRequest::Leave { conn, reason } => self.chat.leave(conn, &reason),
+            HubRequest::Drained { conn } => {
+                self.chat.act_for(conn);
+                self.chat.continue_long(conn)
+            }
+            HubRequest::OperResult { conn, granted } => {
+                let id = self.chat.act_for(conn);
+                self.chat.oper_result(id, granted)
+            }
             HubRequest::AccountDone(done) => self.chat.account_done(*done),
             HubRequest::HistoryPage(done) => self.chat.history_page(*done),
-            HubRequest::Rejoin { conn, rooms } => self.chat.rejoin(conn, rooms),
+            HubRequest::LoginView { conn, view } => self.chat.login_view(conn, *view),
             HubRequest::HistoryNotKept { sources, why } => {
                 self.chat.history_not_kept(sources, &why)
             }
@@ -421,6 +472,7 @@ impl Hub {
                 }
             }
         }
+        self.chat.done_acting();
     }
 
     /// Users the chat removed keep their handle until their last lines are
@@ -554,7 +606,8 @@ impl Hub {
                 if let Some(h) = self.handles.get(&id) {
                     h.control.kill(reason);
                 }
-                self.chat.remove_user(id, reason);
+                self.chat.leave(id, reason);
+                self.chat.done_acting();
             }
             self.retire_removed();
             self.publish_members();

@@ -118,8 +118,35 @@ impl Chat {
             );
             self.broadcast(&[id], &mut out, |_| true);
         }
+        self.send_marker(id, &chname);
         self.send_topic(id, &chname);
         self.names(id, &chname);
+        // The user's other connections saw the JOIN; they get the rest of
+        // what a join shows too.
+        let here = self.here(id);
+        let siblings: Vec<ConnId> = self
+            .state
+            .users
+            .get(&id)
+            .map(|u| {
+                u.links
+                    .iter()
+                    .map(|l| l.conn)
+                    .filter(|c| *c != here)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if siblings.is_empty() {
+            return;
+        }
+        let acting = self.acting;
+        for conn in siblings {
+            self.acting = Some(conn);
+            self.send_marker(id, &chname);
+            self.send_topic(id, &chname);
+            self.names(id, &chname);
+        }
+        self.acting = acting;
     }
 
     pub(super) fn part_command(&mut self, id: ConnId, names: &str, reason: &str) {
@@ -300,23 +327,27 @@ impl Chat {
 
     /// Queues a long reply; it starts at once unless another is going out.
     /// A connection with `MAX_LONG_REPLIES` waiting is told to try again.
+    /// Long replies are per connection: each of a user's clients reads its
+    /// own.
     pub(super) fn start_long(&mut self, id: ConnId, command: &str, reply: LongReply) {
-        let queue = self.long_replies.entry(id).or_default();
+        let conn = self.here(id);
+        let queue = self.long_replies.entry(conn).or_default();
         if queue.len() >= MAX_LONG_REPLIES {
             return self.reply(id, replies::try_again(command));
         }
         queue.push_back(reply);
         if queue.len() == 1 {
-            self.continue_long(id);
+            self.continue_long(conn);
         }
     }
 
-    /// Sends the next part of `id`'s long replies (about `PART_BYTES`);
-    /// asks to hear when it was written out if more is left.
-    pub fn continue_long(&mut self, id: ConnId) {
+    /// Sends the next part of connection `conn`'s long replies (about
+    /// `PART_BYTES`); asks to hear when it was written out if more is left.
+    pub fn continue_long(&mut self, conn: ConnId) {
         let mut budget = PART_BYTES;
+        let id = self.user_of(conn);
         loop {
-            let Some(mut queue) = self.long_replies.remove(&id) else {
+            let Some(mut queue) = self.long_replies.remove(&conn) else {
                 return;
             };
             let Some(mut reply) = queue.pop_front() else {
@@ -328,13 +359,13 @@ impl Chat {
             }
             let more = !queue.is_empty();
             if more {
-                self.long_replies.insert(id, queue);
+                self.long_replies.insert(conn, queue);
             }
             if !more {
                 return;
             }
             if budget == 0 {
-                self.out.want_drain.push(id);
+                self.out.want_drain.push(conn);
                 return;
             }
         }
@@ -383,11 +414,7 @@ impl Chat {
                 false
             }
             LongReply::Names { room, members } => {
-                let prefixes_all = self
-                    .state
-                    .users
-                    .get(&id)
-                    .is_some_and(|u| u.caps.multi_prefix);
+                let prefixes_all = self.caps_of(id).multi_prefix;
                 let Some(r) = self.state.rooms.get(room.as_str()) else {
                     spend(self, replies::end_of_names(room), budget);
                     return true;

@@ -10,12 +10,20 @@ impl Chat {
     pub(super) fn cap(&mut self, id: ConnId, msg: &Message) {
         let server = self.config.server_name.clone();
         let accounts = self.accounts.enabled;
+        // Each connection negotiates for itself.
+        let conn = self.here(id);
         let Some(u) = self.state.users.get_mut(&id) else {
             return;
         };
         let nick = u.nick.clone();
         let sub = msg.param_at(0).unwrap_or("").to_ascii_uppercase();
-        match u.caps.answer(&sub, msg.param_at(1).unwrap_or(""), accounts) {
+        let Some(link) = u.links.iter_mut().find(|l| l.conn == conn) else {
+            return;
+        };
+        match link
+            .caps
+            .answer(&sub, msg.param_at(1).unwrap_or(""), accounts)
+        {
             CapAnswer::Reply(verb, list) => {
                 let m = Message::new("CAP")
                     .with_source(server)

@@ -21,7 +21,11 @@ pub struct User {
     pub user: String,
     pub realname: String,
     pub ip: IpAddr,
-    pub caps: Caps,
+    /// The user's connections, first to connect first: usually one; more
+    /// when an account logs in again while connected (multiclient). The
+    /// user's id is its first connection's, kept after that connection
+    /// closes while others remain.
+    pub links: Vec<Link>,
     /// The away text exactly as set (or the tracker's INACTIVE text).
     pub away: Option<String>,
     /// The away status was set by the tracker (INACTIVE), not the user.
@@ -42,6 +46,14 @@ pub struct User {
 
 pub use super::super::shared::irc_host;
 
+/// One connection of a user, with what it negotiated: each connection
+/// gets lines as its own client asked for them.
+#[derive(Clone, Copy, Debug)]
+pub struct Link {
+    pub conn: ConnId,
+    pub caps: Caps,
+}
+
 impl User {
     pub fn mask(&self) -> String {
         format!("{}!{}@{}", self.nick, self.user, irc_host(self.ip))
@@ -49,6 +61,17 @@ impl User {
 
     pub fn status(&self) -> Status {
         status::from_away(self.away.as_deref())
+    }
+
+    /// The capabilities of connection `conn` (the first connection's when
+    /// it is not one of this user's).
+    pub fn caps_of(&self, conn: ConnId) -> Caps {
+        self.links
+            .iter()
+            .find(|l| l.conn == conn)
+            .or(self.links.first())
+            .map(|l| l.caps)
+            .unwrap_or_default()
     }
 }
 

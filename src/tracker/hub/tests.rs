@@ -908,5 +908,7 @@ fn a_tracker_operator_acting_from_outside_sees_what_they_did() {
 
 #[path = "tests_accounts.rs"]
 mod accounts;
+#[path = "tests_comeback.rs"]
+mod comeback;
 #[path = "tests_console.rs"]
 mod console;

@@ -8,7 +8,7 @@ use super::super::shared::{ConnId, RegisterOutcome};
 use super::chat::{
     AWAY_LEN, Chat, KICK_LEN, MAX_BANS, MAX_MODES, MAX_ROOMS_PER_USER, MAX_TARGETS, TOPIC_LEN,
 };
-use super::state::{GENERAL, User};
+use super::state::{GENERAL, Link, User, irc_host};
 use crate::proto::Message;
 use crate::proto::caps::Caps;
 use crate::proto::nick::{self, casefold};
@@ -34,6 +34,11 @@ impl Chat {
         if self.stopping {
             return RegisterOutcome::ShuttingDown;
         }
+        // An account already connected: this connection joins that user.
+        if let Some(user) = new.account.as_deref().and_then(|a| self.account_online(a)) {
+            self.attach(user, id, new.caps, new.ip);
+            return RegisterOutcome::Welcome;
+        }
         let key = casefold(&new.nick);
         if self.state.nicks.contains_key(&key) {
             return RegisterOutcome::NickInUse;
@@ -49,7 +54,10 @@ impl Chat {
                 user: new.user,
                 realname: new.realname,
                 ip: new.ip,
-                caps: new.caps,
+                links: vec![Link {
+                    conn: id,
+                    caps: new.caps,
+                }],
                 away: None,
                 away_auto: false,
                 signon: self.clock.wall,
@@ -60,6 +68,9 @@ impl Chat {
                 reads_from: Default::default(),
             },
         );
+        if let Some(a) = self.state.users.get(&id).and_then(|u| u.account.clone()) {
+            self.accounts.online.insert(casefold(&a), id);
+        }
         self.state.max_users = self.state.max_users.max(self.state.users.len());
         self.had_member = true;
         self.membership_changes += 1;
@@ -153,8 +164,72 @@ impl Chat {
         self.reply(id, replies::end_of_motd());
     }
 
+    /// A second (third...) connection logged in to the account of `user`,
+    /// who is connected: it becomes one more connection of that user, not
+    /// another member (multiclient). It gets the welcome under the user's
+    /// nick, the user's rooms as if just joined (JOIN, topic, names), the
+    /// status, and then, from the store, the read markers and what is
+    /// unread. Nobody else sees anything: the user was already here.
+    fn attach(&mut self, user: ConnId, conn: ConnId, caps: Caps, ip: std::net::IpAddr) {
+        let Some(u) = self.state.users.get_mut(&user) else {
+            return;
+        };
+        u.links.push(Link { conn, caps });
+        let (nick, mask, away, n) = (u.nick.clone(), u.mask(), u.away.clone(), u.links.len());
+        let rooms: Vec<String> = u.rooms.iter().cloned().collect();
+        self.attached.insert(conn, user);
+        self.acting = Some(conn);
+        self.record("attach", &format!("{nick} {n} ({})", irc_host(ip)));
+        self.welcome(user);
+        for key in rooms {
+            let Some(name) = self.state.rooms.get(&key).map(|r| r.name.clone()) else {
+                continue;
+            };
+            self.send_msg(
+                user,
+                Message::new("JOIN")
+                    .with_source(mask.clone())
+                    .param(name.clone()),
+            );
+            self.send_marker(user, &name);
+            self.send_topic(user, &name);
+            self.names(user, &name);
+        }
+        if away.is_some() {
+            self.reply(user, replies::now_away());
+        }
+        self.history_welcome(user);
+    }
+
+    /// Connection `conn` is gone (or asked to go): one of several of its
+    /// user's connections is detached, the last one removes the user.
+    pub fn leave(&mut self, conn: ConnId, reason: &str) {
+        let user = self.act_for(conn);
+        let Some(u) = self.state.users.get_mut(&user) else {
+            return;
+        };
+        if !u.links.iter().any(|l| l.conn == conn) {
+            return;
+        }
+        if u.links.len() == 1 {
+            return self.remove_user(user, reason);
+        }
+        u.links.retain(|l| l.conn != conn);
+        let (nick, ip, n) = (u.nick.clone(), u.ip, u.links.len());
+        let reason = sanitize::for_display(reason);
+        self.record("detach", &format!("{nick} {n} ({reason})"));
+        self.send_msg(
+            user,
+            Message::new("ERROR").param(format!("Closing link: {ip} ({reason})")),
+        );
+        self.attached.remove(&conn);
+        self.long_replies.remove(&conn);
+        self.out.removed.push(conn);
+    }
+
     /// Removes a user: everyone who shared a room hears `reason` as a QUIT;
-    /// the user gets `ERROR` and their outbox is closed after delivery.
+    /// each of the user's connections gets `ERROR` and is closed after
+    /// delivery.
     pub fn remove_user(&mut self, id: ConnId, reason: &str) {
         let Some(u) = self.state.users.get(&id) else {
             return;
@@ -174,6 +249,9 @@ impl Chat {
         let Some(u) = self.state.users.remove(&id) else {
             return;
         };
+        if let Some(a) = &u.account {
+            self.account_went(a);
+        }
         self.state.nicks.remove(&casefold(&u.nick));
         for key in &u.rooms {
             if let Some(room) = self.state.rooms.get_mut(key) {
@@ -184,8 +262,11 @@ impl Chat {
             .rooms
             .retain(|_, room| !room.members.is_empty() || room.is_general());
         self.state.remember_departed(&u, self.clock.wall);
-        self.long_replies.remove(&id);
-        self.out.removed.push(id);
+        for l in &u.links {
+            self.long_replies.remove(&l.conn);
+            self.attached.remove(&l.conn);
+            self.out.removed.push(l.conn);
+        }
         self.membership_changes += 1;
     }
 
@@ -275,7 +356,8 @@ impl Chat {
             return;
         };
         let (nick, mask, away, status) = (u.nick.clone(), u.mask(), u.away.clone(), u.status());
-        let echo_self = tell_self || (u.caps.away_notify && u.caps.echo_message);
+        let caps = self.caps_of(id);
+        let echo_self = tell_self || (caps.away_notify && caps.echo_message);
         let detail = match &away {
             Some(r) => format!("{nick} {status} ({r})"),
             None => format!("{nick} {status}"),

@@ -28,6 +28,8 @@ pub enum Event {
     Oper,
     Account,
     Leave,
+    Attach,
+    Detach,
     Nick,
     Msg,
     Action,
@@ -120,6 +122,18 @@ pub const EVENTS: &[EventSpec] = &[
         account,
     ),
     spec(Event::Leave, "leave", "<nick> (<reason>)", leave),
+    spec(
+        Event::Attach,
+        "attach",
+        "<nick> <connections> (<ip>)",
+        attach,
+    ),
+    spec(
+        Event::Detach,
+        "detach",
+        "<nick> <connections> (<reason>)",
+        detach,
+    ),
     spec(Event::Nick, "nick", "<old> -> <new>", nick),
     spec(Event::Msg, "msg", "<room> <<nick>> <text>", msg),
     spec(Event::Action, "action", "<room> * <nick> <text>", action),
@@ -503,6 +517,31 @@ fn leave(d: &str) -> Option<Fields> {
     })
 }
 
+/// `<nick> <connections> (<ip>)`: another connection of a user.
+fn attach(d: &str) -> Option<Fields> {
+    let (user, rest) = word(d)?;
+    let (n, rest) = word(rest)?;
+    n.parse::<u32>().ok()?;
+    Some(Fields {
+        user: some(user),
+        ip: some(paren(rest)?),
+        ..Fields::default()
+    })
+}
+
+/// `<nick> <connections> (<reason>)`: one of a user's connections left,
+/// the user stays.
+fn detach(d: &str) -> Option<Fields> {
+    let (user, rest) = word(d)?;
+    let (n, rest) = word(rest)?;
+    n.parse::<u32>().ok()?;
+    Some(Fields {
+        user: some(user),
+        reason: nonempty(paren(rest)?),
+        ..Fields::default()
+    })
+}
+
 fn nick(d: &str) -> Option<Fields> {
     let (old, new, rest) = arrow(d)?;
     rest.is_empty().then(|| Fields {
@@ -694,6 +733,14 @@ mod tests {
             (
                 "leave bob (Quit: Leaving)",
                 f(&[("user", "bob"), ("reason", "Quit: Leaving")]),
+            ),
+            (
+                "attach bob 2 (127.0.0.1)",
+                f(&[("user", "bob"), ("ip", "127.0.0.1")]),
+            ),
+            (
+                "detach bob 1 (Quit: on the train)",
+                f(&[("user", "bob"), ("reason", "Quit: on the train")]),
             ),
             (
                 "nick bob -> bobby",
