@@ -5,10 +5,10 @@ mod abuse;
 mod accounts;
 mod chat;
 mod classroom_client;
+mod client_history;
 mod comeback;
 mod config;
 mod console;
-mod client_history;
 mod history;
 // Network namespaces are Linux's.
 #[cfg(target_os = "linux")]
