@@ -164,3 +164,134 @@ fn pgup_pages_back_through_the_history_until_there_is_no_more() {
     assert_eq!(seen, (1..=120).collect::<Vec<_>>());
     term.press("C-c");
 }
+
+/// The tab of window `n` in the top row (`2:#lab`, `3:bob (1!)`).
+fn tab(screen: &str, n: usize) -> String {
+    let top = screen.lines().next().unwrap_or("");
+    let start = format!("{n}:");
+    let at = top
+        .find(&start)
+        .unwrap_or_else(|| panic!("no window {n}:\n{screen}"));
+    let rest = &top[at..];
+    let end = rest.find(&format!("{}:", n + 1)).unwrap_or(rest.len());
+    rest[..end].trim().to_string()
+}
+
+#[test]
+fn missed_lines_come_after_the_summary_with_a_separator_and_are_not_unread() {
+    if !have(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tracker = Tracker::start_in(dir.path(), &["--no-tls", "--stay"]);
+    let (mut alice, password_file) = register_alice(&tracker);
+    let mut bob = Raw::register(tracker.port, "bob");
+    bob.send("JOIN #lab");
+    bob.expect(" 366 bob #lab ");
+    bob.send("PRIVMSG #lab :seen before leaving");
+    alice.expect("PRIVMSG #lab :seen before leaving");
+    alice.send("QUIT :lunch");
+    bob.expect("QUIT :Quit: lunch");
+    // Missed while away: two in #lab (one naming her), one DM.
+    bob.send("PRIVMSG #lab :missed one");
+    bob.send("PRIVMSG #lab :alice: missed two, for you");
+    bob.send("PRIVMSG alice :are you there?");
+    bob.expect("your message is kept and will be delivered when alice logs in");
+
+    // Logging in puts her back in #lab, the window in view: the summary,
+    // the separator, then what she missed.
+    let term = alice_in_terminal(&tracker, "history-replay", &password_file);
+    let screen = term.wait_screen("<bob> alice: missed two, for you");
+    let shown = pane(&screen);
+    let rows: Vec<&str> = shown.lines().map(str::trim_end).collect();
+    let at = |text: &str| {
+        rows.iter()
+            .position(|r| r.contains(text))
+            .unwrap_or_else(|| panic!("no {text:?}:\n{screen}"))
+    };
+    let summary = at("#lab *** While you were away: 2 messages in #lab, 1 mentions you");
+    let separator = at("new since you read");
+    assert!(rows[separator].starts_with("────"), "{screen}");
+    let one = at("<bob> missed one");
+    assert_eq!(
+        (separator, one, at("<bob> alice: missed two, for you")),
+        (summary + 1, summary + 2, summary + 3),
+        "summary, separator, the missed lines:\n{screen}"
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.contains("new since you read"))
+            .count(),
+        1
+    );
+    assert!(!shown.contains("seen before leaving"), "{screen}");
+    // The DM's replay opened its window, not counted as unread.
+    assert_eq!(tab(&screen, 1), "1:#general", "{screen}");
+    assert_eq!(tab(&screen, 3), "3:bob", "{screen}");
+    // Each with the time it was said (chat.log's, to the minute).
+    let said = tracker
+        .log()
+        .lines()
+        .find(|l| l.contains(" msg #lab <bob> missed one"))
+        .and_then(|l| l.get(11..16))
+        .expect("logged")
+        .to_string();
+    assert!(
+        rows[one].trim_start().starts_with(&said),
+        "{said}: {screen}"
+    );
+
+    term.type_line("/w bob");
+    let screen = term.wait_screen("<bob> are you there?");
+    let shown = pane(&screen);
+    let summary = shown
+        .find("[DM bob] *** While you were away: 1 direct message from bob")
+        .expect("the DM's summary");
+    let separator = shown.find("new since you read").expect("a separator");
+    assert!(summary < separator, "{screen}");
+    assert!(
+        separator < shown.find("<bob> are you there?").unwrap_or(0),
+        "{screen}"
+    );
+    // A live line still counts: the counting is not simply off.
+    bob.send("PRIVMSG #lab :live now");
+    let screen = term.wait_screen("2:#lab (1)");
+    assert_eq!(tab(&screen, 1), "1:#general", "{screen}");
+    term.press("C-c");
+}
+
+#[test]
+fn read_on_one_connection_is_read_on_the_other() {
+    if !have(&["tmux"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tracker = Tracker::start_in(dir.path(), &["--no-tls", "--stay"]);
+    let (mut alice, password_file) = register_alice(&tracker);
+    alice.send("QUIT");
+    tracker.wait_log("leave alice (Quit)");
+    let laptop = alice_in_terminal(&tracker, "history-laptop", &password_file);
+    let phone = alice_in_terminal(&tracker, "history-phone", &password_file);
+    tracker.wait_log("attach alice 2 (127.0.0.1)");
+    for term in [&laptop, &phone] {
+        term.type_line("/w #lab");
+        term.wait_screen("│ #lab (1)");
+    }
+    let mut bob = Raw::register(tracker.port, "bob");
+    bob.send("PRIVMSG #general :lunch at noon?");
+    for term in [&laptop, &phone] {
+        term.wait_screen("1:#general (1)");
+    }
+    // Read on the phone: the laptop's #general is read too.
+    phone.type_line("/w #general");
+    phone.wait_screen("<bob> lunch at noon?");
+    let screen = crate::tmux::wait_until(&laptop, "#general read on the laptop", |s| {
+        tab(s, 1) == "1:#general"
+    });
+    assert_eq!(tab(&screen, 2), "2:#lab", "{screen}");
+    // The laptop still counts what comes after.
+    bob.send("PRIVMSG #general :or one?");
+    laptop.wait_screen("1:#general (1)");
+    laptop.press("C-c");
+    phone.press("C-c");
+}
