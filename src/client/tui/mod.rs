@@ -135,7 +135,8 @@ async fn chat(
                         }
                     }
                     Some(Ok(TermEvent::Resize(w, h))) => view.resize(w, h),
-                    Some(Ok(_)) => continue,
+                    Some(Ok(TermEvent::FocusGained)) => view.set_focus(true),
+                    Some(Ok(TermEvent::FocusLost)) => view.set_focus(false),
                     Some(Err(e)) => return Err(term_err(e)),
                     // The terminal is gone: nobody to show anything to.
                     None => break 'chat "Leaving".into(),
@@ -211,9 +212,16 @@ async fn mark_read(
     in_view: &mut Option<Window>,
     now: Timestamp,
 ) -> Result<(), ClientError> {
-    let (window, upto) = view.in_view();
-    let switched = in_view.as_ref() != Some(&window);
     let mut send = Vec::new();
+    let Some((window, upto)) = view.in_view() else {
+        // Away from the terminal: what was held goes now; nothing more
+        // is read until the focus comes back (which counts as a switch).
+        if let Some(left) = in_view.take() {
+            send.extend(app.left_window(&left, now));
+        }
+        return session::send_all(conn, &send).await;
+    };
+    let switched = in_view.as_ref() != Some(&window);
     if switched && let Some(left) = in_view.take() {
         send.extend(app.left_window(&left, now));
     }

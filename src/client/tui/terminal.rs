@@ -7,15 +7,19 @@ use std::io::{self, Write};
 use std::sync::Once;
 
 use crossterm::cursor::Show;
-use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste};
+use crossterm::event::{
+    DisableBracketedPaste, DisableFocusChange, EnableBracketedPaste, EnableFocusChange,
+};
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use crossterm::{Command, execute};
 
-/// Raw mode, the alternate screen, mouse reports (for the wheel) and
+/// Raw mode, the alternate screen, mouse reports (for the wheel),
 /// bracketed paste (so a pasted block arrives as one text, not as keys
-/// that would send each line) while it lives.
+/// that would send each line) and focus reports (a window is read only
+/// while the terminal has the focus, where the terminal says so) while it
+/// lives.
 pub struct TerminalGuard {
     _private: (),
 }
@@ -31,7 +35,8 @@ impl TerminalGuard {
             io::stdout(),
             EnterAlternateScreen,
             MouseButtons(true),
-            EnableBracketedPaste
+            EnableBracketedPaste,
+            EnableFocusChange
         )?;
         Ok(guard)
     }
@@ -65,6 +70,7 @@ pub fn restore() {
     let mut out = io::stdout();
     let _ = execute!(
         out,
+        DisableFocusChange,
         DisableBracketedPaste,
         MouseButtons(false),
         LeaveAlternateScreen,

@@ -239,7 +239,7 @@ fn the_separator_sits_at_the_read_marker_and_moves_with_it() {
         .position(|w| w.name() == "#lab")
         .expect("lab");
     v.switch(lab);
-    let (window, upto) = v.in_view();
+    let (window, upto) = v.in_view().expect("focused");
     let sent = app.mark_read(&window, upto.expect("read"), at(3600), true);
     assert_eq!(
         strings(&sent),
@@ -272,7 +272,7 @@ fn a_read_marker_is_sent_for_what_is_in_view_and_throttled() {
     );
     let general = Window::Room("#general".into());
     // Nothing newer than the marker in view: nothing to send.
-    assert_eq!(v.in_view(), (general.clone(), None));
+    assert_eq!(v.in_view(), Some((general.clone(), None)));
     for i in 1..=40 {
         feed(
             &mut app,
@@ -286,7 +286,7 @@ fn a_read_marker_is_sent_for_what_is_in_view_and_throttled() {
             )],
         );
     }
-    let (window, upto) = v.in_view();
+    let (window, upto) = v.in_view().expect("focused");
     assert_eq!((window.clone(), upto), (general.clone(), Some(at(40))));
     let now = at(3600);
     assert_eq!(
@@ -295,7 +295,7 @@ fn a_read_marker_is_sent_for_what_is_in_view_and_throttled() {
     );
     // Scrolled up, what is read is the bottom line of the view.
     v.on_key(key(KeyCode::PageUp), now);
-    let (_, upto) = v.in_view();
+    let (_, upto) = v.in_view().expect("focused");
     let upto = upto.expect("time");
     assert!(upto < at(40) && upto > at(1), "{upto}");
     // More lines within the second: held, then sent at its end.
@@ -306,7 +306,7 @@ fn a_read_marker_is_sent_for_what_is_in_view_and_throttled() {
     );
     v.on_key(key(KeyCode::PageDown), now);
     v.on_key(key(KeyCode::PageDown), now);
-    let (_, upto) = v.in_view();
+    let (_, upto) = v.in_view().expect("focused");
     assert_eq!(upto, Some(at(41)));
     assert!(app.mark_read(&general, at(41), now, false).is_empty());
     let due = now.checked_add(SignedDuration::from_secs(1)).expect("time");
@@ -464,5 +464,35 @@ fn summaries_go_to_their_window_and_a_dm_one_opens_it() {
     assert!(
         !texts(&v, "#general").iter().any(|t| t.contains("Unread")),
         "not in the window in view"
+    );
+}
+
+#[test]
+fn away_from_the_terminal_nothing_is_read() {
+    let (mut app, mut v) = setup();
+    in_two_rooms(&mut app, &mut v);
+    feed(
+        &mut app,
+        &mut v,
+        &[said(1, "g1", "bob", "#general", "seen")],
+    );
+    assert!(v.in_view().is_some());
+    // The terminal loses the focus: nothing is in view, and what comes
+    // now is after the separator when the person is back.
+    v.set_focus(false);
+    assert_eq!(v.in_view(), None);
+    feed(
+        &mut app,
+        &mut v,
+        &[said(2, "g2", "bob", "#general", "while away")],
+    );
+    v.set_focus(true);
+    assert_eq!(
+        after_separator(&v, "#general").as_deref(),
+        Some("while away")
+    );
+    assert_eq!(
+        v.in_view(),
+        Some((Window::Room("#general".into()), Some(at(2))))
     );
 }

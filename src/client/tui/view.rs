@@ -715,6 +715,8 @@ pub struct View {
     pub show_status: bool,
     /// What the input holds came from a paste (see [`View::submit`]).
     pasted: bool,
+    /// The terminal has the focus (true where it never says).
+    pub focused: bool,
     /// The input is a password (`/oper <name>`): never drawn, never kept
     /// in the history; this is what the prompt says.
     pub secret: Option<String>,
@@ -737,6 +739,7 @@ impl View {
             tz,
             show_status: false,
             pasted: false,
+            focused: true,
         }
     }
 
@@ -820,18 +823,32 @@ impl View {
     pub fn switch(&mut self, idx: usize) {
         if idx < self.windows.len() {
             if idx != self.active {
-                // Left after reading it: the separator moves to where the
-                // reading stopped, so it shows what comes after.
-                let left = &mut self.windows[self.active];
-                if let Some(read) = left.read_upto() {
-                    left.set_separator(Some(read.max(left.separator.unwrap_or(read))));
-                }
+                self.leave_active();
             }
             self.active = idx;
             let w = &mut self.windows[idx];
             w.unread = 0;
             w.mention = false;
         }
+    }
+
+    /// The window in view is left (another window, or the terminal lost
+    /// the focus) after reading it: its separator moves to where the
+    /// reading stopped, so it shows what comes after.
+    fn leave_active(&mut self) {
+        let left = &mut self.windows[self.active];
+        if let Some(read) = left.read_upto() {
+            left.set_separator(Some(read.max(left.separator.unwrap_or(read))));
+        }
+    }
+
+    /// The terminal gained or lost the focus (where it reports it): away
+    /// from it, nothing is being read.
+    pub fn set_focus(&mut self, focused: bool) {
+        if self.focused && !focused {
+            self.leave_active();
+        }
+        self.focused = focused;
     }
 
     fn close(&mut self, idx: usize) {
@@ -885,10 +902,11 @@ impl View {
     }
 
     /// The window in view and how far its messages are shown: what a
-    /// MARKREAD says was read.
-    pub fn in_view(&self) -> (Window, Option<Timestamp>) {
+    /// MARKREAD says was read. Nothing while the terminal is without the
+    /// focus: the person is elsewhere.
+    pub fn in_view(&self) -> Option<(Window, Option<Timestamp>)> {
         let w = self.active();
-        (w.target.clone(), w.read_upto())
+        self.focused.then(|| (w.target.clone(), w.read_upto()))
     }
 
     fn note(&mut self, idx: usize, clock: &str, text: &str, tone: Tone) {
