@@ -496,3 +496,28 @@ fn away_from_the_terminal_nothing_is_read() {
         Some((Window::Room("#general".into()), Some(at(2))))
     );
 }
+
+#[test]
+fn the_separator_drawn_between_the_summary_and_what_was_missed() {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    let (mut app, mut v) = setup();
+    in_two_rooms(&mut app, &mut v);
+    feed(
+        &mut app,
+        &mut v,
+        &[
+            format!(":confab MARKREAD #general timestamp={}", wire(at(-100))),
+            said(-200, "r", "bob", "#general", "read before"),
+            "@confab/away-summary=#general :confab NOTICE #general :While you were away: 2 messages in #general, 1 mentions you".into(),
+            ":confab BATCH +h1 chathistory #general".into(),
+            replayed("h1", -90, "m1", "bob", "#general", "missed one"),
+            replayed("h1", -80, "m2", "carol", "#general", "me: missed two"),
+            ":confab BATCH -h1".into(),
+        ],
+    );
+    v.resize(72, 10);
+    let mut term = Terminal::new(TestBackend::new(72, 10)).expect("terminal");
+    term.draw(|f| super::draw::draw(f, &v)).expect("draw");
+    insta::assert_snapshot!(term.backend());
+}
