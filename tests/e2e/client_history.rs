@@ -295,3 +295,72 @@ fn read_on_one_connection_is_read_on_the_other() {
     laptop.press("C-c");
     phone.press("C-c");
 }
+
+#[test]
+fn the_line_mode_prints_the_summary_and_marks_replayed_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tracker = Tracker::start_in(dir.path(), &["--no-tls", "--stay"]);
+    let (mut alice, password_file) = register_alice(&tracker);
+    let mut bob = Raw::register(tracker.port, "bob");
+    bob.send("JOIN #lab");
+    bob.expect(" 366 bob #lab ");
+    alice.send("QUIT :lunch");
+    bob.expect("QUIT :Quit: lunch");
+    bob.send("PRIVMSG #lab :missed in the lab");
+    bob.send("PRIVMSG alice :a word for you");
+    bob.expect("your message is kept and will be delivered when alice logs in");
+    let said = |what: &str| {
+        let log = tracker.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("{what} not in chat.log:\n{log}"))
+            .to_string();
+        // `2026-12-02T04:23:01.123Z ...` as the client prints it.
+        format!("{} {}", &line[..10], &line[11..19])
+    };
+    tracker.wait_log("dm bob -> alice: a word for you");
+
+    let file = password_file.display().to_string();
+    let mut client = ClientProc::spawn(
+        client_command(
+            &tracker,
+            &[
+                "--no-tls",
+                "--account",
+                "alice",
+                "--account-password-file",
+                &file,
+            ],
+        ),
+        "alice",
+    );
+    client.expect("#lab *** While you were away: 1 message in #lab");
+    let room = client.out.wait_for("the replayed line", |l| {
+        l.ends_with("#lab <bob> missed in the lab")
+    });
+    assert_eq!(
+        room,
+        format!(
+            "[replay] {} #lab <bob> missed in the lab",
+            said("msg #lab <bob> missed in the lab")
+        )
+    );
+    client.expect("[DM bob] *** While you were away: 1 direct message from bob");
+    let dm = client.out.wait_for("the replayed DM", |l| {
+        l.ends_with("[DM bob] <bob> a word for you")
+    });
+    assert_eq!(
+        dm,
+        format!(
+            "[replay] {} [DM bob] <bob> a word for you",
+            said("dm bob -> alice: a word for you")
+        )
+    );
+    // Live lines are printed as always, with their clock only.
+    bob.send("PRIVMSG #lab :and now live");
+    let live = client.expect("#lab <bob> and now live");
+    assert!(!live.starts_with("[replay]"), "{live}");
+    client.send("/exit");
+    assert!(client.wait_exit().success());
+}
