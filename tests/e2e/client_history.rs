@@ -65,6 +65,26 @@ fn alice_in_terminal(tracker: &Tracker, session: &str, password_file: &std::path
     term
 }
 
+/// Waits until the clock is past the millisecond of chat.log's line
+/// ending with `suffix`. The tracker keeps when an account was last
+/// connected to the millisecond, and a line said in that same millisecond
+/// counts as seen: what a test says is missed must come later.
+fn past_the_millisecond_of(tracker: &Tracker, suffix: &str) {
+    tracker.wait_log(suffix);
+    let log = tracker.log();
+    let at: jiff::Timestamp = log
+        .lines()
+        .find(|l| l.ends_with(suffix))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .expect("a logged time");
+    poll(
+        "the clock to pass that millisecond",
+        || (jiff::Timestamp::now().as_millisecond() > at.as_millisecond() + 1).then_some(()),
+        String::new,
+    );
+}
+
 /// Presses PgUp until the screen shows `until`, each press waiting for the
 /// screen to change (a scroll, or the page asked for arriving).
 fn page_back_until(term: &Tmux, until: &str) -> String {
@@ -192,6 +212,7 @@ fn missed_lines_come_after_the_summary_with_a_separator_and_are_not_unread() {
     alice.expect("PRIVMSG #lab :seen before leaving");
     alice.send("QUIT :lunch");
     bob.expect("QUIT :Quit: lunch");
+    past_the_millisecond_of(&tracker, "leave alice (Quit: lunch)");
     // Missed while away: two in #lab (one naming her), one DM.
     bob.send("PRIVMSG #lab :missed one");
     bob.send("PRIVMSG #lab :alice: missed two, for you");
@@ -306,6 +327,7 @@ fn the_line_mode_prints_the_summary_and_marks_replayed_lines() {
     bob.expect(" 366 bob #lab ");
     alice.send("QUIT :lunch");
     bob.expect("QUIT :Quit: lunch");
+    past_the_millisecond_of(&tracker, "leave alice (Quit: lunch)");
     bob.send("PRIVMSG #lab :missed in the lab");
     bob.send("PRIVMSG alice :a word for you");
     bob.expect("your message is kept and will be delivered when alice logs in");

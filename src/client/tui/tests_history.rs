@@ -521,3 +521,43 @@ fn the_separator_drawn_between_the_summary_and_what_was_missed() {
     term.draw(|f| super::draw::draw(f, &v)).expect("draw");
     insta::assert_snapshot!(term.backend());
 }
+
+#[test]
+fn at_login_the_window_in_view_keeps_its_separator_after_marking_read() {
+    let (mut app, mut v) = setup();
+    feed(
+        &mut app,
+        &mut v,
+        &[
+            ":me!m@h JOIN #general".into(),
+            ":confab MARKREAD #general *".into(),
+            ":me!m@h JOIN #lab".into(),
+            ":confab MARKREAD #lab *".into(),
+            "@confab/away-summary=#lab :confab NOTICE #lab :While you were away: 1 message in #lab, 1 mentions you".into(),
+            ":confab BATCH +h1 chathistory #lab".into(),
+            replayed("h1", -50, "m2", "bob", "#lab", "me: missed two"),
+            ":confab BATCH -h1".into(),
+        ],
+    );
+    assert_eq!(v.active().name(), "#lab");
+    assert_eq!(
+        after_separator(&v, "#lab").as_deref(),
+        Some("me: missed two")
+    );
+    // The chat loop marks what is in view read; the tracker answers.
+    let (window, upto) = v.in_view().expect("focused");
+    let sent = app.mark_read(&window, upto.expect("read"), at(3600), true);
+    assert_eq!(
+        strings(&sent),
+        [format!("MARKREAD #lab timestamp={}", wire(at(-50)))]
+    );
+    feed(
+        &mut app,
+        &mut v,
+        &[format!(":confab MARKREAD #lab timestamp={}", wire(at(-50)))],
+    );
+    assert_eq!(
+        after_separator(&v, "#lab").as_deref(),
+        Some("me: missed two")
+    );
+}
