@@ -306,6 +306,17 @@ impl Chat {
         }
     }
 
+    /// The connections of user `id` other than the one asking now (all of
+    /// them when none of its connections is acting).
+    pub fn other_connections(&self, id: ConnId) -> Vec<super::state::Link> {
+        let here = self.here(id);
+        self.state
+            .users
+            .get(&id)
+            .map(|u| u.links.iter().filter(|l| l.conn != here).copied().collect())
+            .unwrap_or_default()
+    }
+
     /// The capabilities that decide how a reply to `id` is written: those
     /// of the connection that asked.
     pub fn caps_of(&self, id: ConnId) -> Caps {

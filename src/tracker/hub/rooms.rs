@@ -123,25 +123,13 @@ impl Chat {
         self.names(id, &chname);
         // The user's other connections saw the JOIN; they get the rest of
         // what a join shows too.
-        let here = self.here(id);
-        let siblings: Vec<ConnId> = self
-            .state
-            .users
-            .get(&id)
-            .map(|u| {
-                u.links
-                    .iter()
-                    .map(|l| l.conn)
-                    .filter(|c| *c != here)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let siblings = self.other_connections(id);
         if siblings.is_empty() {
             return;
         }
         let acting = self.acting;
-        for conn in siblings {
-            self.acting = Some(conn);
+        for link in siblings {
+            self.acting = Some(link.conn);
             self.send_marker(id, &chname);
             self.send_topic(id, &chname);
             self.names(id, &chname);
