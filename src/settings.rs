@@ -41,6 +41,7 @@ pub struct Layer {
     pub log_rotate: Option<LogRotate>,
     pub server_name: Option<String>,
     pub no_announce: Option<bool>,
+    pub replay_max: Option<usize>,
     /// Tracker operators (`[[oper]]` tables; the file only).
     pub oper: Option<Vec<OperEntry>>,
 }
@@ -90,6 +91,8 @@ pub struct Settings {
     pub server_name: String,
     /// Not announced on the local network (mDNS).
     pub no_announce: bool,
+    /// Unread lines sent per room or conversation at an account's login.
+    pub replay_max: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub oper: Vec<OperEntry>,
 }
@@ -120,6 +123,7 @@ impl Default for Settings {
             log_rotate: LogRotate::Never,
             server_name: "confab".into(),
             no_announce: false,
+            replay_max: crate::tracker::hub::REPLAY_MAX,
             oper: Vec::new(),
         }
     }
@@ -185,6 +189,7 @@ impl Settings {
             log_rotate,
             server_name,
             no_announce,
+            replay_max,
             oper
         );
         if l.port.is_some() {

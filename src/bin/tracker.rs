@@ -98,6 +98,9 @@ struct Args {
     /// Do not announce the tracker on the local network (mDNS: name, port, TLS and password on or off, fingerprint, member count), so clients need its address
     #[arg(long)]
     no_announce: bool,
+    /// Unread lines an account gets per room or conversation when it logs in (older ones are a page back; messages held for it while away are always all sent) [default: 200]
+    #[arg(long, value_name = "N")]
+    replay_max: Option<usize>,
     /// Configuration file (TOML) [default: ~/.config/confab/tracker.toml, if it exists]
     #[arg(long, value_name = "PATH", global = true)]
     config: Option<PathBuf>,
@@ -222,6 +225,7 @@ impl Args {
             log_rotate: self.log_rotate,
             server_name: self.server_name.clone(),
             no_announce: on(self.no_announce),
+            replay_max: self.replay_max,
             oper: None,
         }
     }
@@ -469,6 +473,7 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         config.log_sync = args.log_sync;
         config.p2p = args.p2p;
         config.log_rotate = args.log_rotate;
+        config.replay_max = args.replay_max;
         config.server_name = args.server_name.clone();
         config.opers = args
             .oper

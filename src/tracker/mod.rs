@@ -87,6 +87,8 @@ pub struct Config {
     pub log_rotate: transcript::LogRotate,
     /// Tracker operators (`OPER`), from the config file.
     pub opers: Vec<opers::OperBlock>,
+    /// Unread lines sent per room or conversation at an account's login.
+    pub replay_max: usize,
     /// The lock on `log_dir`'s `chat.log`, if the caller took it early (to
     /// refuse before asking questions); `run` takes it otherwise.
     pub log_lock: Option<LogLock>,
@@ -133,6 +135,7 @@ impl Config {
             p2p: policy::P2pPolicy::default(),
             log_rotate: transcript::LogRotate::Never,
             opers: Vec::new(),
+            replay_max: hub::REPLAY_MAX,
             log_lock: None,
             store: None,
             console: ConsoleSetup::default(),
@@ -301,6 +304,7 @@ pub async fn run(
                     store: gate.store().clone(),
                     inbox: hub_tx.downgrade(),
                 },
+                config.replay_max,
             );
     }
     let start_line = format!(

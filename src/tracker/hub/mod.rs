@@ -54,6 +54,7 @@ use super::shared::{HistoryJob, HistoryPageDone, PageFailure};
 use super::transcript::Transcript;
 use crate::store::{StoreError, StoreHandle};
 
+pub use self::comeback::REPLAY_MAX;
 pub use self::state::GENERAL;
 
 /// Requests handled per batch before the transcript commit and deliveries.
@@ -338,8 +339,15 @@ impl Hub {
         self
     }
 
-    /// Turns history on: each target's last place, and where to keep it.
-    pub fn with_history(mut self, seqs: Vec<(String, i64)>, sink: HistorySink) -> Self {
+    /// Turns history on: each target's last place, and where to keep it;
+    /// `replay_max`: unread lines sent per target at login.
+    pub fn with_history(
+        mut self,
+        seqs: Vec<(String, i64)>,
+        sink: HistorySink,
+        replay_max: usize,
+    ) -> Self {
+        self.chat.history.replay_max = replay_max.max(1);
         self.chat.enable_history(seqs);
         self.history_sink = Some(sink);
         self
