@@ -21,8 +21,9 @@
 //!   registered rooms, messages held for offline accounts) and the thread
 //!   that owns it (`StoreHandle`), so nothing else waits on its disk.
 //!   - `schema`: the migrations, versioned in `PRAGMA user_version`.
-//!   - `history`: appending and the `CHATHISTORY` pages; `accounts`:
-//!     accounts, memberships, read markers, registered rooms.
+//!   - `history`: appending, the `CHATHISTORY` pages, retention's purge;
+//!     `accounts`: accounts (and deleting one with its data),
+//!     memberships, read markers, registered rooms.
 //! - [`tls`]: the crypto provider, certificate fingerprints, the tracker's
 //!   self-signed certificate.
 //! - [`discovery`]: what a tracker announces on the LAN (mDNS / DNS-SD
@@ -51,9 +52,13 @@
 //!       the handlers by role; `p2p`: direct sessions (DCC offers and
 //!       answers, their record and the console's snapshot); `accounts`:
 //!       REGISTER, ACCOUNT, registered names; `history`: keeping
-//!       messages and CHATHISTORY; `console`: the console's
+//!       messages and CHATHISTORY; `rooms_keep`: registered rooms
+//!       (founder by account, kept in the store, loaded at start) and
+//!       the store jobs nobody waits for; `retention`: `--history-days`
+//!       purges; `console`: the console's
 //!       snapshots and actions, and what it needs recorded (bounded);
-//!       `tests`, `tests_p2p`, `tests_console`: in-process tests.
+//!       `tests`, `tests_p2p`, `tests_console`, `tests_rooms_keep`:
+//!       in-process tests.
 //!   - `console`: the operator's console: the command table, parser
 //!     (did you mean), tables, `Executor` (asks the hub); `editor`
 //!     (rustyline: history, completion, diagnostics above the prompt),

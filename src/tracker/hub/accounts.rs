@@ -229,6 +229,7 @@ impl Chat {
                     Ok(()) => {
                         self.accounts.names.insert(folded);
                         self.record("account", &format!("{account} registered"));
+                        self.register_founded_rooms(conn, &account);
                         if let Some(u) = self.state.users.get_mut(&conn) {
                             u.account = Some(account.clone());
                             let mask = u.mask();
@@ -289,6 +290,7 @@ impl Chat {
                     let folded = casefold(&account);
                     self.accounts.names.remove(&folded);
                     self.record("account", &format!("{account} deleted"));
+                    self.unregister_rooms_of(&folded);
                     // Everyone logged in to it is logged out (a second
                     // login too).
                     let logged_in: Vec<ConnId> = self

@@ -235,6 +235,10 @@ pub struct Chat {
     pub history: super::history::History,
     /// Who came and left, and the DM conversations, for the console.
     pub console_records: super::console::ConsoleRecords,
+    /// Registered rooms changed in this batch, and work for the store.
+    pub keep: super::rooms_keep::Keep,
+    /// `--history-days`: whether and when history is purged.
+    pub retention: super::retention::Retention,
 }
 
 impl Chat {
@@ -265,6 +269,8 @@ impl Chat {
             accounts: Default::default(),
             history: Default::default(),
             console_records: Default::default(),
+            keep: Default::default(),
+            retention: Default::default(),
         }
     }
 
@@ -341,9 +347,14 @@ impl Chat {
 
     /// The acting user's standing in `room`, for the policy functions.
     pub fn actor(&self, id: ConnId, room: &Room) -> Actor {
+        let user = self.state.users.get(&id);
         Actor {
             roles: room.roles_of(id),
-            tracker_oper: self.state.users.get(&id).is_some_and(|u| u.oper.is_some()),
+            tracker_oper: user.is_some_and(|u| u.oper.is_some()),
+            founder_account: super::super::policy::is_founder_account(
+                room,
+                user.and_then(|u| u.account.as_deref()),
+            ),
         }
     }
 

@@ -182,7 +182,7 @@ impl Chat {
         }
         self.state
             .rooms
-            .retain(|_, room| !room.members.is_empty() || room.is_general());
+            .retain(|_, room| !room.members.is_empty() || room.outlives_members());
         self.state.remember_departed(&u, self.clock.wall);
         self.long_replies.remove(&id);
         self.out.removed.push(id);
