@@ -205,7 +205,12 @@ impl Store {
     }
 
     /// Saves a registered room with its bans, replacing what was kept.
+    /// A founder account deleted meanwhile (the hub had not heard yet) is
+    /// `NoSuchAccount`: the room went with it.
     pub fn save_room(&mut self, room: &RegisteredRoom) -> Result<(), StoreError> {
+        if self.account(&room.founder)?.is_none() {
+            return Err(StoreError::NoSuchAccount(room.founder.clone()));
+        }
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO rooms (name, shown, founder, created_ms, topic, topic_by, topic_ms,

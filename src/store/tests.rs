@@ -595,6 +595,12 @@ fn deleting_an_account_takes_its_conversations_rooms_and_marks_and_nothing_else(
         .unwrap();
     assert_eq!(bans, 0, "the room's bans went with it");
 
+    // A change on its way when the account went is refused, not an error
+    // of the file.
+    assert!(matches!(
+        s.save_room(&founded),
+        Err(StoreError::NoSuchAccount(a)) if a == "alice"
+    ));
     // Someone registering the name afterwards inherits nothing.
     s.create_account("alice", "Alice", "$argon2id$y", 9)
         .unwrap();

@@ -266,9 +266,15 @@ impl HistorySink {
                 let name = room.shown.clone();
                 self.store.call_then(
                     move |s| s.save_room(&room),
-                    move |r| {
-                        if let Ok(Err(e)) | Err(e) = r {
-                            tracing::error!("registered room {name}: cannot save it: {e}");
+                    move |r| match r {
+                        Ok(Ok(())) => {}
+                        // Deleted while the change was on its way: the
+                        // hub unregisters the room when it hears.
+                        Ok(Err(crate::store::StoreError::NoSuchAccount(a))) => tracing::info!(
+                            "registered room {name}: not saved, its founder account {a} was deleted"
+                        ),
+                        Ok(Err(e)) | Err(e) => {
+                            tracing::error!("registered room {name}: cannot save it: {e}")
                         }
                     },
                 )
