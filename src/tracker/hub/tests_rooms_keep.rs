@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::super::console::{ConsoleAnswer, ConsoleQuery};
 use super::super::rooms_keep::StoreJob;
 use super::Rig;
 use crate::proto::Message;
@@ -131,6 +132,18 @@ fn a_room_founded_logged_in_is_registered_and_saved_once_per_batch() {
     assert!(
         rig.chat.take_store_jobs().is_empty(),
         "leaving changes nothing kept"
+    );
+    // The console names the founder account.
+    let ConsoleAnswer::Rooms(rows) = rig.chat.console(ConsoleQuery::Rooms) else {
+        panic!("rooms")
+    };
+    let founders: Vec<(&str, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.name.as_str(), r.founder.as_deref()))
+        .collect();
+    assert_eq!(
+        founders,
+        [("#general", None), ("#Plans", Some("account alice"))]
     );
 }
 
