@@ -467,8 +467,13 @@ impl Store {
         }
     }
 
-    /// Deletes up to [`PURGE_CHUNK`] messages older than `before_ms`, in
-    /// one transaction; fewer than that means none is left. The tracker
+    /// Deletes, of the [`PURGE_CHUNK`] oldest messages (by the order they
+    /// were stored), those older than `before_ms`, in one transaction;
+    /// fewer than a chunk means the rest is newer. Messages are stored in
+    /// the hub's time order, so this reads a chunk, not the table (an
+    /// hourly purge with nothing to delete costs one chunk's read); one
+    /// stamped older than messages stored before it (a clock stepped
+    /// back) goes once those have gone too. The tracker
     /// queues one chunk after another, so pages and appends asked for
     /// meanwhile are not held up by a long purge. The point is kept in
     /// `meta` ([`PURGED_BEFORE`]): what is older was deleted on purpose,
@@ -482,11 +487,11 @@ impl Store {
             params![PURGED_BEFORE, before_ms.to_string()],
         )?;
         let n = tx.execute(
-            // Oldest first by id, so no index on time is kept for a purge
-            // that runs rarely: the scan stops at a chunk found (only the
-            // last one reads the whole table).
+            // No index on time alone (every append would pay for it): the
+            // oldest chunk by id, and of it what is old.
             "DELETE FROM history WHERE id IN
-                 (SELECT id FROM history WHERE at_ms < ?1 ORDER BY id LIMIT ?2)",
+                 (SELECT id FROM (SELECT id, at_ms FROM history ORDER BY id LIMIT ?2)
+                  WHERE at_ms < ?1)",
             params![before_ms, PURGE_CHUNK as i64],
         )?;
         tx.execute("DELETE FROM correspondents WHERE last_ms < ?1", [before_ms])?;

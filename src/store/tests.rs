@@ -341,6 +341,12 @@ fn purge_removes_only_older_history() {
     s.append(&batch).unwrap();
     assert_eq!(s.purge_before(11_000).unwrap(), 11_000);
     assert_eq!(s.message_count().unwrap(), 1_000);
+    // A message stamped in the past but stored after newer ones (a clock
+    // stepped back) goes with them.
+    let mut late = msg(20_000, 5, "#r", "a", "stepped back");
+    late.seq = 20_001;
+    s.append([&late]).unwrap();
+    assert_eq!(s.purge_before(11_000).unwrap(), 1);
     let first = s
         .history("#r", &HistoryQuery::After(Selector::Timestamp(-1)), 1, 0)
         .unwrap();
