@@ -281,6 +281,33 @@ fn registered_rooms_are_loaded_at_start_as_kept() {
     );
 }
 
+/// Every mode a registered room has comes back from the store as it was
+/// (the list names every field: a new mode does not compile here until it
+/// is kept).
+#[test]
+fn every_mode_survives_the_store() {
+    use super::super::rooms_keep::{restore, snapshot};
+    use super::super::state::{Room, RoomModes};
+    let at = jiff::Timestamp::from_second(1_700_000_000).expect("time");
+    for on in [false, true] {
+        let mut room = Room::new("#Lab", at);
+        room.founder_account = Some("alice".into());
+        room.modes = RoomModes {
+            invite_only: on,
+            key: on.then(|| "k3y".to_string()),
+            limit: on.then_some(7),
+            moderated: on,
+            no_outside: !on,
+            topic_ops_only: on,
+            secret: on,
+        };
+        let back = restore(snapshot(&room), at);
+        assert_eq!(back.modes, room.modes, "all {on}");
+        assert_eq!(back.name, "#Lab");
+        assert_eq!(back.created, at);
+    }
+}
+
 #[test]
 fn deleting_the_founder_account_leaves_its_rooms_unregistered() {
     let mut rig = rig();
