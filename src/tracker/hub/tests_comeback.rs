@@ -382,6 +382,8 @@ fn coming_back_gets_a_summary_then_the_unread_lines_and_held_messages() {
         got[from..],
         [
             "@time=T;msgid=M :alice!alice@127.0.0.1 JOIN #lab",
+            // #lab is registered: its founder is alice's account.
+            "@time=T;msgid=M :confab MODE #lab +qo alice alice",
             ":confab MARKREAD #lab timestamp=2023-11-14T22:13:20.500Z",
             ":confab 331 alice #lab :No topic is set",
             ":confab MARKREAD #general *",
