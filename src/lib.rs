@@ -21,9 +21,10 @@
 //!   registered rooms, messages held for offline accounts) and the thread
 //!   that owns it (`StoreHandle`), so nothing else waits on its disk.
 //!   - `schema`: the migrations, versioned in `PRAGMA user_version`.
-//!   - `history`: appending and the `CHATHISTORY` pages; `accounts`:
-//!     accounts, memberships, read markers, registered rooms; `comeback`:
-//!     what a login needs in one read (rooms, markers, unread lines).
+//!   - `history`: appending, the `CHATHISTORY` pages, retention's purge;
+//!     `accounts`: accounts (and deleting one with its data),
+//!     memberships, read markers, registered rooms; `comeback`: what a
+//!     login needs in one read (rooms, markers, unread lines).
 //! - [`tls`]: the crypto provider, certificate fingerprints, the tracker's
 //!   self-signed certificate.
 //! - [`discovery`]: what a tracker announces on the LAN (mDNS / DNS-SD
@@ -54,9 +55,14 @@
 //!       REGISTER, ACCOUNT, registered names; `history`: keeping
 //!       messages and CHATHISTORY; `comeback`: a login's summary and
 //!       unread lines, read markers (MARKREAD), direct messages held for
-//!       an account that is away; `console`: the console's
+//!       an account that is away;
+//!       messages and CHATHISTORY; `rooms_keep`: registered rooms
+//!       (founder by account, kept in the store, loaded at start) and
+//!       the store jobs nobody waits for; `retention`: `--history-days`
+//!       purges; `console`: the console's
 //!       snapshots and actions, and what it needs recorded (bounded);
-//!       `tests`, `tests_p2p`, `tests_console`: in-process tests.
+//!       `tests`, `tests_p2p`, `tests_console`, `tests_rooms_keep`:
+//!       in-process tests.
 //!   - `console`: the operator's console: the command table, parser
 //!     (did you mean), tables, `Executor` (asks the hub); `editor`
 //!     (rustyline: history, completion, diagnostics above the prompt),

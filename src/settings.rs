@@ -41,6 +41,8 @@ pub struct Layer {
     pub log_rotate: Option<LogRotate>,
     pub server_name: Option<String>,
     pub no_announce: Option<bool>,
+    pub replay_max: Option<usize>,
+    pub history_days: Option<u32>,
     /// Tracker operators (`[[oper]]` tables; the file only).
     pub oper: Option<Vec<OperEntry>>,
 }
@@ -90,6 +92,11 @@ pub struct Settings {
     pub server_name: String,
     /// Not announced on the local network (mDNS).
     pub no_announce: bool,
+    /// Unread lines sent per room or conversation at an account's login.
+    pub replay_max: usize,
+    /// Days of history kept in the store; older is purged at start and
+    /// hourly. 0 keeps all of it.
+    pub history_days: u32,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub oper: Vec<OperEntry>,
 }
@@ -120,6 +127,8 @@ impl Default for Settings {
             log_rotate: LogRotate::Never,
             server_name: "confab".into(),
             no_announce: false,
+            replay_max: crate::tracker::hub::REPLAY_MAX,
+            history_days: 0,
             oper: Vec::new(),
         }
     }
@@ -185,6 +194,8 @@ impl Settings {
             log_rotate,
             server_name,
             no_announce,
+            replay_max,
+            history_days,
             oper
         );
         if l.port.is_some() {
@@ -239,6 +250,12 @@ impl Settings {
             return Err(SettingsError::Conflict(format!(
                 "server-name {:?} must be 1 to 63 letters, digits, dots and dashes (it is sent as every message's source)",
                 self.server_name
+            )));
+        }
+        let max_days = crate::tracker::hub::MAX_HISTORY_DAYS;
+        if self.history_days > max_days {
+            return Err(SettingsError::Conflict(format!(
+                "history-days must be at most {max_days} (a century), or 0 to keep all history"
             )));
         }
         if self.exit_grace_duration().is_none() {
@@ -320,6 +337,13 @@ mod tests {
             ..Layer::default()
         };
         let s = Settings::default().apply(&file).apply(&flags);
+        assert_eq!(s.history_days, 0, "history is kept whole by default");
+        assert!(
+            s.to_toml().contains("history-days = 0\n"),
+            "print-config shows it"
+        );
+        let days = Layer::parse("history-days = 30\n", Path::new("t.toml")).unwrap();
+        assert_eq!(Settings::default().apply(&days).history_days, 30);
         assert_eq!(s.port, Some(7001), "flag beats file");
         assert_eq!(
             s.log_dir,
@@ -356,5 +380,11 @@ mod tests {
             ..Settings::default()
         };
         assert!(both.validate().is_err());
+        let forever = Settings {
+            history_days: 40_000,
+            ..Settings::default()
+        };
+        let e = forever.validate().unwrap_err().to_string();
+        assert!(e.contains("history-days must be at most 36500"), "{e}");
     }
 }

@@ -346,7 +346,8 @@ async fn fake_hub(mut inbox: mpsc::Receiver<HubRequest>, shutdown: CancellationT
             HubRequest::AccountDone(_)
             | HubRequest::HistoryPage(_)
             | HubRequest::LoginView { .. }
-            | HubRequest::HistoryNotKept { .. } => {
+            | HubRequest::HistoryNotKept { .. }
+            | HubRequest::HistoryPurged { .. } => {
                 panic!("an answer to work this hub never asked for")
             }
             HubRequest::Drained { .. }

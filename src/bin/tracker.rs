@@ -98,6 +98,12 @@ struct Args {
     /// Do not announce the tracker on the local network (mDNS: name, port, TLS and password on or off, fingerprint, member count), so clients need its address
     #[arg(long)]
     no_announce: bool,
+    /// Unread lines an account gets per room or conversation when it logs in (older ones are a page back; messages held for it while away are always all sent) [default: 200]
+    #[arg(long, value_name = "N")]
+    replay_max: Option<usize>,
+    /// Days of history the store keeps (CHATHISTORY, replay); older messages are deleted at start and then hourly, and each purge is recorded in chat.log. 0 keeps everything [default: 0]
+    #[arg(long, value_name = "DAYS")]
+    history_days: Option<u32>,
     /// Configuration file (TOML) [default: ~/.config/confab/tracker.toml, if it exists]
     #[arg(long, value_name = "PATH", global = true)]
     config: Option<PathBuf>,
@@ -222,6 +228,8 @@ impl Args {
             log_rotate: self.log_rotate,
             server_name: self.server_name.clone(),
             no_announce: on(self.no_announce),
+            replay_max: self.replay_max,
+            history_days: self.history_days,
             oper: None,
         }
     }
@@ -469,6 +477,8 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         config.log_sync = args.log_sync;
         config.p2p = args.p2p;
         config.log_rotate = args.log_rotate;
+        config.replay_max = args.replay_max;
+        config.history_days = args.history_days;
         config.server_name = args.server_name.clone();
         config.opers = args
             .oper
@@ -537,6 +547,9 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
             );
         }
         let (store, _store_thread) = confab::store::StoreHandle::spawn(store)?;
+        // Kept to wait, at a clean stop, for what the hub handed the store
+        // last (messages, registered rooms' changes) before exiting.
+        let store_at_exit = store.clone();
         config.store = Some(store);
         let port = args.port_or_default();
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.bind, port))
@@ -560,6 +573,12 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
             say!("clients join with: {hint}");
         }
         say!("{}", exit_rule(args.stay, config.exit_grace));
+        if args.history_days > 0 {
+            say!(
+                "history kept for {} day(s): older messages purged at start and hourly (--history-days)",
+                args.history_days
+            );
+        }
         config.console = tracker::ConsoleSetup {
             terminal: std::io::stdin().is_terminal(),
             socket: match confab::private::create_dir(&args.data_dir) {
@@ -608,6 +627,11 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
             reason
         };
         let stopped = tracker::run(config, listener, shutdown).await;
+        // The store runs its queue in order: this returns once everything
+        // handed to it before is done.
+        if let Err(e) = store_at_exit.call(|_| ()).await {
+            eprintln!("the store stopped before finishing its work: {e}");
+        }
         confab::tracker::console::local::restore_terminal();
         let stopped = stopped?;
         match stopped {

@@ -113,10 +113,19 @@ impl Store {
     }
 
     /// Deletes an account with everything that is its own: memberships,
-    /// read markers, held messages, the rooms it founded, and the messages
-    /// it sent.
+    /// read markers, held messages, the registered rooms it founded (their
+    /// bans with them), the messages it sent anywhere, and its direct
+    /// conversations whole, both sides: they are keyed by the account's
+    /// name, which someone else may register next and must not inherit.
     pub fn delete_account(&mut self, name: &str) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
+        // Every direct conversation it had is in `correspondents` (kept
+        // with each DM, and purged only with the whole conversation).
+        tx.execute(
+            "DELETE FROM history WHERE target IN
+                 (SELECT target FROM correspondents WHERE owner = ?1)",
+            [name],
+        )?;
         tx.execute("DELETE FROM history WHERE sender_account = ?1", [name])?;
         tx.execute(
             "DELETE FROM correspondents WHERE owner = ?1 OR other = ?1",
@@ -196,7 +205,12 @@ impl Store {
     }
 
     /// Saves a registered room with its bans, replacing what was kept.
+    /// A founder account deleted meanwhile (the hub had not heard yet) is
+    /// `NoSuchAccount`: the room went with it.
     pub fn save_room(&mut self, room: &RegisteredRoom) -> Result<(), StoreError> {
+        if self.account(&room.founder)?.is_none() {
+            return Err(StoreError::NoSuchAccount(room.founder.clone()));
+        }
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO rooms (name, shown, founder, created_ms, topic, topic_by, topic_ms,

@@ -23,6 +23,13 @@ pub fn dm_key(a: &str, b: &str) -> String {
     format!("dm:{lo} {hi}")
 }
 
+/// The `meta` key holding the time before which history was purged
+/// (Unix ms).
+pub const PURGED_BEFORE: &str = "history_purged_before_ms";
+
+/// Most messages one purge transaction deletes.
+pub const PURGE_CHUNK: usize = 5000;
+
 /// A message as the hub committed it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewMessage {
@@ -452,20 +459,43 @@ impl Store {
     pub fn purge_before(&mut self, before_ms: i64) -> Result<usize, StoreError> {
         let mut total = 0;
         loop {
-            let tx = self.conn.transaction()?;
-            let n = tx.execute(
-                // Oldest first by id, so no index on time is kept for a
-                // purge that runs rarely: the scan stops at 5,000 found.
-                "DELETE FROM history WHERE id IN
-                     (SELECT id FROM history WHERE at_ms < ?1 ORDER BY id LIMIT 5000)",
-                [before_ms],
-            )?;
-            tx.execute("DELETE FROM correspondents WHERE last_ms < ?1", [before_ms])?;
-            tx.commit()?;
+            let n = self.purge_chunk(before_ms)?;
             total += n;
-            if n < 5000 {
+            if n < PURGE_CHUNK {
                 return Ok(total);
             }
         }
+    }
+
+    /// Deletes, of the [`PURGE_CHUNK`] oldest messages (by the order they
+    /// were stored), those older than `before_ms`, in one transaction;
+    /// fewer than a chunk means the rest is newer. Messages are stored in
+    /// the hub's time order, so this reads a chunk, not the table (an
+    /// hourly purge with nothing to delete costs one chunk's read); one
+    /// stamped older than messages stored before it (a clock stepped
+    /// back) goes once those have gone too. The tracker
+    /// queues one chunk after another, so pages and appends asked for
+    /// meanwhile are not held up by a long purge. The point is kept in
+    /// `meta` ([`PURGED_BEFORE`]): what is older was deleted on purpose,
+    /// and a repair from `chat.log` must not bring it back.
+    pub fn purge_chunk(&mut self, before_ms: i64) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value
+             WHERE CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+            params![PURGED_BEFORE, before_ms.to_string()],
+        )?;
+        let n = tx.execute(
+            // No index on time alone (every append would pay for it): the
+            // oldest chunk by id, and of it what is old.
+            "DELETE FROM history WHERE id IN
+                 (SELECT id FROM (SELECT id, at_ms FROM history ORDER BY id LIMIT ?2)
+                  WHERE at_ms < ?1)",
+            params![before_ms, PURGE_CHUNK as i64],
+        )?;
+        tx.execute("DELETE FROM correspondents WHERE last_ms < ?1", [before_ms])?;
+        tx.commit()?;
+        Ok(n)
     }
 }

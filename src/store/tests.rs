@@ -341,6 +341,12 @@ fn purge_removes_only_older_history() {
     s.append(&batch).unwrap();
     assert_eq!(s.purge_before(11_000).unwrap(), 11_000);
     assert_eq!(s.message_count().unwrap(), 1_000);
+    // A message stamped in the past but stored after newer ones (a clock
+    // stepped back) goes with them.
+    let mut late = msg(20_000, 5, "#r", "a", "stepped back");
+    late.seq = 20_001;
+    s.append([&late]).unwrap();
+    assert_eq!(s.purge_before(11_000).unwrap(), 1);
     let first = s
         .history("#r", &HistoryQuery::After(Selector::Timestamp(-1)), 1, 0)
         .unwrap();
@@ -496,4 +502,135 @@ fn a_clock_stepped_back_never_reorders_a_room() {
         )
         .unwrap();
     assert_eq!(ids(&after), ["m4"]);
+}
+
+/// A direct message from `from` to `to` (identities) kept at `seq` in
+/// their conversation.
+fn direct(n: u32, seq: i64, from: &str, to: &str, hold: bool) -> NewMessage {
+    NewMessage {
+        seq,
+        to_param: to.to_string(),
+        direct: Some(DirectParties {
+            from: from.into(),
+            from_shown: from.into(),
+            to: to.into(),
+            to_shown: to.into(),
+        }),
+        sender_account: Some(from.to_string()),
+        hold_for: hold.then(|| to.to_string()),
+        ..msg(n, 1000 + i64::from(n), &dm_key(from, to), from, "dm")
+    }
+}
+
+#[test]
+fn deleting_an_account_takes_its_conversations_rooms_and_marks_and_nothing_else() {
+    let mut s = Store::in_memory().unwrap();
+    for name in ["alice", "bob", "carol"] {
+        s.create_account(name, name, "$argon2id$x", 0).unwrap();
+    }
+    let mut room = msg(1, 10, "#lab", "alice", "mine");
+    room.sender_account = Some("alice".into());
+    let mut theirs = msg(2, 11, "#lab", "bob", "theirs");
+    theirs.seq = 3;
+    s.append(&[
+        room,
+        theirs,
+        // alice and bob both ways, one held for alice; bob and carol.
+        direct(10, 1, "alice", "bob", false),
+        direct(11, 2, "bob", "alice", true),
+        direct(12, 1, "bob", "carol", false),
+    ])
+    .unwrap();
+    s.joined("alice", "#lab", 0).unwrap();
+    s.mark_read("alice", "#lab", 5).unwrap();
+    let founded = RegisteredRoom {
+        name: "#lab".into(),
+        shown: "#Lab".into(),
+        founder: "alice".into(),
+        created_ms: 1,
+        bans: vec![RoomBan {
+            mask: "x!*@*".into(),
+            set_by: "alice".into(),
+            set_ms: 2,
+        }],
+        ..RegisteredRoom::default()
+    };
+    s.save_room(&founded).unwrap();
+    let bobs = RegisteredRoom {
+        name: "#bob".into(),
+        shown: "#bob".into(),
+        founder: "bob".into(),
+        ..RegisteredRoom::default()
+    };
+    s.save_room(&bobs).unwrap();
+    assert_eq!(ids(&s.pending("alice").unwrap()), ["m11"]);
+
+    s.delete_account("alice").unwrap();
+
+    let all = |s: &Store, target: &str| {
+        ids(&s
+            .history(target, &HistoryQuery::Latest(None), 50, 0)
+            .unwrap())
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+    };
+    assert!(
+        all(&s, &dm_key("alice", "bob")).is_empty(),
+        "the conversation went, bob's side too"
+    );
+    assert_eq!(all(&s, &dm_key("bob", "carol")), ["m12"], "others' kept");
+    assert_eq!(all(&s, "#lab"), ["m2"], "only what alice said in the room");
+    assert!(
+        s.correspondents("bob", 0, i64::MAX, 10)
+            .unwrap()
+            .iter()
+            .all(|c| c.shown != "alice")
+    );
+    assert!(s.pending("alice").unwrap().is_empty());
+    assert_eq!(s.read_marker("alice", "#lab").unwrap(), None);
+    assert_eq!(s.joined_after("alice", "#lab").unwrap(), None);
+    assert_eq!(
+        s.registered_rooms().unwrap(),
+        [bobs],
+        "its room went, bob's stayed"
+    );
+    let bans: i64 = s
+        .conn
+        .query_row("SELECT count(*) FROM room_bans", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(bans, 0, "the room's bans went with it");
+
+    // A change on its way when the account went is refused, not an error
+    // of the file.
+    assert!(matches!(
+        s.save_room(&founded),
+        Err(StoreError::NoSuchAccount(a)) if a == "alice"
+    ));
+    // Someone registering the name afterwards inherits nothing.
+    s.create_account("alice", "Alice", "$argon2id$y", 9)
+        .unwrap();
+    assert!(
+        s.correspondents("alice", 0, i64::MAX, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(all(&s, &dm_key("alice", "bob")).is_empty());
+}
+
+#[test]
+fn a_purge_remembers_how_far_it_went() {
+    let mut s = Store::in_memory().unwrap();
+    s.append(&[msg(1, 100, "#r", "a", "old"), msg(2, 300, "#r", "a", "new")])
+        .unwrap();
+    assert_eq!(s.meta(PURGED_BEFORE).unwrap(), None);
+    assert_eq!(s.purge_before(200).unwrap(), 1);
+    assert_eq!(s.meta(PURGED_BEFORE).unwrap().as_deref(), Some("200"));
+    assert_eq!(s.purge_before(150).unwrap(), 0);
+    assert_eq!(
+        s.meta(PURGED_BEFORE).unwrap().as_deref(),
+        Some("200"),
+        "never moves back"
+    );
+    assert_eq!(s.message_count().unwrap(), 1);
 }

@@ -127,7 +127,10 @@ pub const COMMANDS: &[Command] = &[
         false,
         true,
         "JOIN <#room>[,...] [key,...]  join a room, or create it (you become its founder ~ and operator @)",
-        &["JOIN 0 leaves every room you can leave."],
+        &[
+            "JOIN 0 leaves every room you can leave.",
+            "Created while logged in to an account, a room is registered: it, its topic, modes and bans outlive a restart, and whoever is logged in to that account is its founder on joining.",
+        ],
     ),
     row(
         "PART",
@@ -206,6 +209,7 @@ pub const COMMANDS: &[Command] = &[
         "CLOSE <#room> [:reason]  close a room: every member is told why and removed, the room is gone",
         &[
             "Only the room's founder (its creator, while connected) or a tracker operator may close it.",
+            "A registered room's founder is whoever is logged in to its founder account, who may close it from outside too; closing it forgets it.",
             "#general cannot be closed. Other IRC clients: /quote CLOSE #room :reason",
         ],
     ),

@@ -87,12 +87,16 @@ pub struct Config {
     pub log_rotate: transcript::LogRotate,
     /// Tracker operators (`OPER`), from the config file.
     pub opers: Vec<opers::OperBlock>,
+    /// Unread lines sent per room or conversation at an account's login.
+    pub replay_max: usize,
     /// The lock on `log_dir`'s `chat.log`, if the caller took it early (to
     /// refuse before asking questions); `run` takes it otherwise.
     pub log_lock: Option<LogLock>,
     /// The store (accounts, history); `None`: the tracker keeps no
     /// accounts and offers no SASL or `REGISTER`.
     pub store: Option<crate::store::StoreHandle>,
+    /// Days history is kept in the store (`--history-days`); 0: all.
+    pub history_days: u32,
     /// The operator's consoles: on the terminal, on a socket, both or none.
     pub console: ConsoleSetup,
     /// The tracker's announcement on the local network, started by the
@@ -133,8 +137,10 @@ impl Config {
             p2p: policy::P2pPolicy::default(),
             log_rotate: transcript::LogRotate::Never,
             opers: Vec::new(),
+            replay_max: hub::REPLAY_MAX,
             log_lock: None,
             store: None,
+            history_days: 0,
             console: ConsoleSetup::default(),
             announcer: None,
         }
@@ -261,14 +267,17 @@ pub async fn run(
         config.guess_limits,
         std::time::Instant::now(),
     ));
-    let accounts = match config.store.take() {
+    let mut accounts = match config.store.take() {
         Some(store) => {
             let names = store.call(|s| s.account_names()).await??;
             let seqs = store.call(|s| s.last_seqs()).await??;
+            // Registered rooms exist before anyone can connect.
+            let rooms = store.call(|s| s.registered_rooms()).await??;
             Some((
                 Arc::new(AccountGate::new(store, guesses.clone())),
                 names,
                 seqs,
+                rooms,
             ))
         }
         None => None,
@@ -285,7 +294,7 @@ pub async fn run(
         },
         transcript,
     );
-    if let Some((gate, names, seqs)) = &accounts {
+    if let Some((gate, names, seqs, rooms)) = &mut accounts {
         hub = hub
             .with_accounts(
                 names.clone(),
@@ -301,7 +310,10 @@ pub async fn run(
                     store: gate.store().clone(),
                     inbox: hub_tx.downgrade(),
                 },
-            );
+                config.replay_max,
+            )
+            .with_rooms(std::mem::take(rooms))
+            .with_retention(config.history_days);
     }
     let start_line = format!(
         "tracker listening on {local} ({}, {})",
@@ -323,7 +335,7 @@ pub async fn run(
         hub: hub_tx.clone(),
         password: config.password.map(Arc::new),
         opers,
-        accounts: accounts.map(|(gate, _, _)| gate),
+        accounts: accounts.map(|(gate, ..)| gate),
         shutdown: token.clone(),
         server_name: config.server_name.clone(),
         ping_interval: config.ping_interval,

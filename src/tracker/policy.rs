@@ -11,7 +11,12 @@
 //!   the only moderators of `#general`, which has no founder;
 //! - only the founder or a tracker operator closes a room; `#general` is
 //!   never closed;
-//! - the founder can be kicked or de-opped only by a tracker operator.
+//! - the founder can be kicked or de-opped only by a tracker operator;
+//! - a room created by someone logged in to an account is registered: the
+//!   founder rights belong to that account (whoever is logged in to it is
+//!   the founder when they join, is never kept out, and may close it from
+//!   outside); a room created without an account has a founder only while
+//!   its creator stays in it.
 
 use super::hub::state::{Roles, Room};
 use super::replies::{self, Numeric};
@@ -22,6 +27,8 @@ use super::replies::{self, Numeric};
 pub struct Actor {
     pub roles: Option<Roles>,
     pub tracker_oper: bool,
+    /// Logged in to the room's founder account (a registered room).
+    pub founder_account: bool,
 }
 
 impl Actor {
@@ -66,7 +73,7 @@ pub fn can_join(
     invited: bool,
     key: Option<&str>,
 ) -> Result<(), Numeric> {
-    if actor.tracker_oper || invited {
+    if actor.tracker_oper || invited || actor.founder_account {
         return Ok(());
     }
     if room.banned(mask) {
@@ -208,8 +215,18 @@ pub fn can_close(room: &Room, actor: Actor) -> Result<(), Refusal> {
     if room.is_general() {
         return Err(Refusal::CloseGeneral);
     }
-    if actor.tracker_oper || actor.roles.is_some_and(|r| r.founder) {
+    if actor.tracker_oper || actor.founder_account || actor.roles.is_some_and(|r| r.founder) {
         return Ok(());
+    }
+    if let Some(account) = &room.founder_account {
+        return Err(replies::chanop_needed(
+            &room.name,
+            &format!(
+                "Only its founder (whoever is logged in to the account {account}) or a tracker operator can close {}",
+                room.name
+            ),
+        )
+        .into());
     }
     let who = match &room.founder_nick {
         Some(n) if room.roles.values().any(|r| r.founder) => {
@@ -224,6 +241,25 @@ pub fn can_close(room: &Room, actor: Actor) -> Result<(), Refusal> {
         ),
     };
     Err(replies::chanop_needed(&room.name, &who).into())
+}
+
+/// Whether a room created now by someone logged in to `account` (if any)
+/// is registered: kept across restarts, its founder rights the account's.
+/// Only where accounts are kept (`accounts_kept`); a room created without
+/// an account is gone when it empties, as on any IRC server.
+pub fn registers_room(account: Option<&str>, accounts_kept: bool) -> bool {
+    accounts_kept && account.is_some()
+}
+
+/// Whether someone logged in to `account` is the founder of `room`: the
+/// registered room's founder account, compared as names are.
+pub fn is_founder_account(room: &Room, account: Option<&str>) -> bool {
+    match (&room.founder_account, account) {
+        (Some(founder), Some(a)) => {
+            crate::proto::nick::casefold(founder) == crate::proto::nick::casefold(a)
+        }
+        _ => false,
+    }
 }
 
 /// Changing a user's modes is for the user themself.

@@ -283,6 +283,13 @@ pub enum HubRequest {
         sources: Vec<String>,
         why: String,
     },
+    /// The store purged history older than `before_ms` (`--history-days
+    /// days`): how many messages went, or why it could not.
+    HistoryPurged {
+        before_ms: i64,
+        days: u32,
+        removed: Result<usize, String>,
+    },
     Tick,
     /// The operator's console asks (see `hub::console`).
     Console {

@@ -13,23 +13,7 @@ const CAPS: &str = "batch server-time message-tags draft/chathistory draft/read-
 /// Logs in as `nick` with every history cap, with SASL when `password`
 /// is given; waits for the end of the #general join.
 fn login(port: u16, nick: &str, password: Option<&str>) -> Raw {
-    let mut r = Raw::connect(port);
-    r.send(&format!("CAP REQ :{CAPS}"));
-    r.expect(" ACK ");
-    r.send(&format!("PASS :{PASSWORD}"));
-    r.send(&format!("NICK {nick}"));
-    r.send(&format!("USER {nick} 0 * :{nick}"));
-    if let Some(password) = password {
-        r.send("AUTHENTICATE PLAIN");
-        r.expect("AUTHENTICATE +");
-        let plain =
-            base64::engine::general_purpose::STANDARD.encode(format!("{nick}\0{nick}\0{password}"));
-        r.send(&format!("AUTHENTICATE {plain}"));
-        r.expect(" 903 ");
-    }
-    r.send("CAP END");
-    r.expect(" 366 ");
-    r
+    login_with_caps(port, nick, CAPS, password)
 }
 
 /// The value of tag `name` on `line`.

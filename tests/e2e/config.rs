@@ -41,7 +41,7 @@ fn configuration_file_precedence_and_errors() {
             "bind = \"0.0.0.0\"\nlog-dir = \"/srv/confab/logs\"\ndata-dir = \"{}\"\nidle-timeout = 7\n\
          ping-interval = 90\nregister-timeout = 30\nstay = true\nexit-grace = 60.0\nno-password = false\nno-tls = false\n\
          flood-rate = 0.0\nflood-burst = 20\nsendq = 2097152\nsendq-total = 268435456\nmax-connections = 2000\nmax-per-address = 50\n\
-         log-sync = \"write\"\np2p = \"allow\"\nlog-rotate = \"never\"\nserver-name = \"confab\"\nno-announce = false\n",
+         log-sync = \"write\"\np2p = \"allow\"\nlog-rotate = \"never\"\nserver-name = \"confab\"\nno-announce = false\nreplay-max = 200\nhistory-days = 0\n",
             d.join("xdg-data").join("confab").display()
         )
     );

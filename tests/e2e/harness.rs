@@ -440,3 +440,26 @@ pub fn operator_hash(password: &str) -> String {
     assert!(out.status.success());
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Logs in as `nick` asking for `caps`, with SASL PLAIN as the account
+/// `nick` when `password` is given; returns once the #general join ended.
+pub fn login_with_caps(port: u16, nick: &str, caps: &str, password: Option<&str>) -> Raw {
+    use base64::Engine;
+    let mut r = Raw::connect(port);
+    r.send(&format!("CAP REQ :{caps}"));
+    r.expect(" ACK ");
+    r.send(&format!("PASS :{PASSWORD}"));
+    r.send(&format!("NICK {nick}"));
+    r.send(&format!("USER {nick} 0 * :{nick}"));
+    if let Some(password) = password {
+        r.send("AUTHENTICATE PLAIN");
+        r.expect("AUTHENTICATE +");
+        let plain =
+            base64::engine::general_purpose::STANDARD.encode(format!("{nick}\0{nick}\0{password}"));
+        r.send(&format!("AUTHENTICATE {plain}"));
+        r.expect(" 903 ");
+    }
+    r.send("CAP END");
+    r.expect(" 366 ");
+    r
+}

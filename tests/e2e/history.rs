@@ -2,31 +2,13 @@
 //! each reader seeing a room only from when they first joined, and the
 //! history (and an account's first join) surviving a restart.
 
-use base64::Engine;
-
 use crate::harness::*;
 
 const CAPS: &str = "batch server-time message-tags draft/chathistory sasl";
 
 /// Logs in with the history caps (and SASL when `account` is given).
 fn connect(port: u16, nick: &str, account: Option<&str>) -> Raw {
-    let mut r = Raw::connect(port);
-    r.send(&format!("CAP REQ :{CAPS}"));
-    r.expect(" ACK ");
-    r.send(&format!("PASS :{PASSWORD}"));
-    r.send(&format!("NICK {nick}"));
-    r.send(&format!("USER {nick} 0 * :{nick}"));
-    if let Some(password) = account {
-        r.send("AUTHENTICATE PLAIN");
-        r.expect("AUTHENTICATE +");
-        let plain =
-            base64::engine::general_purpose::STANDARD.encode(format!("{nick}\0{nick}\0{password}"));
-        r.send(&format!("AUTHENTICATE {plain}"));
-        r.expect(" 903 ");
-    }
-    r.send("CAP END");
-    r.expect(" 366 ");
-    r
+    login_with_caps(port, nick, CAPS, account)
 }
 
 /// Asks for a page and returns its lines' `<nick>: text`, checking the

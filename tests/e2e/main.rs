@@ -24,6 +24,7 @@ mod protocol;
 mod review;
 mod rooms;
 mod rooms_client;
+mod rooms_keep;
 mod terminal;
 mod tmux;
 mod tui;

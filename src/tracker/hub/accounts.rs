@@ -250,6 +250,7 @@ impl Chat {
                     Ok(()) => {
                         self.accounts.names.insert(folded.clone());
                         self.record("account", &format!("{account} registered"));
+                        self.register_founded_rooms(conn, &account);
                         if let Some(u) = self.state.users.get_mut(&conn) {
                             u.account = Some(account.clone());
                             self.accounts.online.insert(folded.clone(), conn);
@@ -313,6 +314,7 @@ impl Chat {
                     self.accounts.names.remove(&folded);
                     self.accounts.online.remove(&folded);
                     self.record("account", &format!("{account} deleted"));
+                    self.unregister_rooms_of(&folded);
                     // Everyone logged in to it is logged out (a second
                     // login too).
                     let logged_in: Vec<ConnId> = self

@@ -243,6 +243,10 @@ pub struct Chat {
     /// Each connection attached to a user other than its first, to that
     /// user's id (multiclient; see `users.rs`).
     pub attached: IdMap<ConnId>,
+    /// Registered rooms changed in this batch, and work for the store.
+    pub keep: super::rooms_keep::Keep,
+    /// `--history-days`: whether and when history is purged.
+    pub retention: super::retention::Retention,
 }
 
 impl Chat {
@@ -275,6 +279,8 @@ impl Chat {
             console_records: Default::default(),
             acting: None,
             attached: IdMap::default(),
+            keep: Default::default(),
+            retention: Default::default(),
         }
     }
 
@@ -304,6 +310,17 @@ impl Chat {
             Some(c) if self.user_of(c) == id => c,
             _ => id,
         }
+    }
+
+    /// The connections of user `id` other than the one asking now (all of
+    /// them when none of its connections is acting).
+    pub fn other_connections(&self, id: ConnId) -> Vec<super::state::Link> {
+        let here = self.here(id);
+        self.state
+            .users
+            .get(&id)
+            .map(|u| u.links.iter().filter(|l| l.conn != here).copied().collect())
+            .unwrap_or_default()
     }
 
     /// The capabilities that decide how a reply to `id` is written: those
@@ -422,9 +439,14 @@ impl Chat {
 
     /// The acting user's standing in `room`, for the policy functions.
     pub fn actor(&self, id: ConnId, room: &Room) -> Actor {
+        let user = self.state.users.get(&id);
         Actor {
             roles: room.roles_of(id),
-            tracker_oper: self.state.users.get(&id).is_some_and(|u| u.oper.is_some()),
+            tracker_oper: user.is_some_and(|u| u.oper.is_some()),
+            founder_account: super::super::policy::is_founder_account(
+                room,
+                user.and_then(|u| u.account.as_deref()),
+            ),
         }
     }
 

@@ -323,22 +323,11 @@ impl Chat {
         if !moved {
             return;
         }
-        let asking = self.here(id);
-        let others: Vec<ConnId> = self
-            .state
-            .users
-            .get(&id)
-            .map(|u| {
-                u.links
-                    .iter()
-                    .filter(|l| l.conn != asking && l.caps.read_marker)
-                    .map(|l| l.conn)
-                    .collect()
-            })
-            .unwrap_or_default();
         let bytes = bytes::Bytes::from(line.to_line());
-        for c in others {
-            self.out.pending.push((c, bytes.clone()));
+        for l in self.other_connections(id) {
+            if l.caps.read_marker {
+                self.out.pending.push((l.conn, bytes.clone()));
+            }
         }
     }
 
@@ -391,14 +380,7 @@ impl Chat {
         };
         let (nick, mask) = (sender.nick.clone(), sender.mask());
         let account = casefold(target);
-        let shown = crate::proto::sanitize::for_display(text);
-        let (event, line) = match (cmd == "NOTICE", shown.strip_prefix("ACTION ")) {
-            (true, _) => ("dm-notice", format!("{nick} -> {target}: {shown}")),
-            (false, Some(rest)) if text.starts_with("\x01ACTION") => {
-                ("dm-action", format!("{nick} -> {target}: * {nick} {rest}"))
-            }
-            (false, _) => ("dm", format!("{nick} -> {target}: {shown}")),
-        };
+        let (event, line) = super::messages::dm_event(cmd == "NOTICE", text, &nick, target);
         self.record(event, &line);
         let at = self.clock.wall;
         self.console_records.dm(&nick, target, at);

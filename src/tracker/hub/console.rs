@@ -93,7 +93,8 @@ pub struct DmRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRow {
     pub name: String,
-    /// Who created it (`None` for `#general`, the tracker's own).
+    /// Who created it (`None` for `#general`, the tracker's own); for a
+    /// registered room, `account <name>`.
     pub founder: Option<String>,
     pub members: usize,
     pub modes: String,
@@ -307,7 +308,11 @@ impl Chat {
     fn room_row(&self, r: &super::state::Room) -> RoomRow {
         RoomRow {
             name: r.name.clone(),
-            founder: r.founder_nick.clone(),
+            // A registered room's founder is an account, whoever is on it.
+            founder: match &r.founder_account {
+                Some(account) => Some(format!("account {account}")),
+                None => r.founder_nick.clone(),
+            },
             members: r.members.len(),
             modes: r.modes.describe(true).join(" "),
             topic: r.topic.as_ref().map(|t| t.text.clone()),

@@ -153,14 +153,7 @@ impl Chat {
                     return;
                 }
                 if route == DccRoute::Ordinary {
-                    let (event, line) = match (is_notice, action) {
-                        (true, _) => ("dm-notice", format!("{sender_nick} -> {to_nick}: {body}")),
-                        (false, true) => (
-                            "dm-action",
-                            format!("{sender_nick} -> {to_nick}: * {sender_nick} {body}"),
-                        ),
-                        (false, false) => ("dm", format!("{sender_nick} -> {to_nick}: {body}")),
-                    };
+                    let (event, line) = dm_event(is_notice, text, &sender_nick, &to_nick);
                     self.record(event, &line);
                     let at = self.clock.wall;
                     self.console_records.dm(&sender_nick, &to_nick, at);
@@ -181,5 +174,23 @@ impl Chat {
                 self.reply(id, replies::away(&to_nick, &reason));
             }
         }
+    }
+}
+
+/// The `chat.log` event and details of a direct message (`dm`,
+/// `dm-action` for a `/me`, `dm-notice`), its text made safe to show.
+pub(super) fn dm_event(
+    is_notice: bool,
+    text: &str,
+    from: &str,
+    to: &str,
+) -> (&'static str, String) {
+    let shown = sanitize::for_display(text);
+    match (is_notice, shown.strip_prefix("ACTION ")) {
+        (true, _) => ("dm-notice", format!("{from} -> {to}: {shown}")),
+        (false, Some(rest)) if text.starts_with("\x01ACTION") => {
+            ("dm-action", format!("{from} -> {to}: * {from} {rest}"))
+        }
+        (false, _) => ("dm", format!("{from} -> {to}: {shown}")),
     }
 }

@@ -28,7 +28,9 @@ mod messages;
 mod moderation;
 pub mod p2p;
 pub mod queries;
+mod retention;
 mod rooms;
+mod rooms_keep;
 mod server;
 pub mod state;
 #[cfg(test)]
@@ -54,6 +56,8 @@ use super::shared::{HistoryJob, HistoryPageDone, PageFailure};
 use super::transcript::Transcript;
 use crate::store::{StoreError, StoreHandle};
 
+pub use self::comeback::REPLAY_MAX;
+pub use self::retention::MAX_DAYS as MAX_HISTORY_DAYS;
 pub use self::state::GENERAL;
 
 /// Requests handled per batch before the transcript commit and deliveries.
@@ -338,11 +342,40 @@ impl Hub {
         self
     }
 
-    /// Turns history on: each target's last place, and where to keep it.
-    pub fn with_history(mut self, seqs: Vec<(String, i64)>, sink: HistorySink) -> Self {
+    /// Turns history on: each target's last place, and where to keep it;
+    /// `replay_max`: unread lines sent per target at login.
+    pub fn with_history(
+        mut self,
+        seqs: Vec<(String, i64)>,
+        sink: HistorySink,
+        replay_max: usize,
+    ) -> Self {
+        self.chat.history.replay_max = replay_max.max(1);
         self.chat.enable_history(seqs);
         self.history_sink = Some(sink);
         self
+    }
+
+    /// Loads the registered rooms (from the store, at start).
+    pub fn with_rooms(mut self, rooms: Vec<crate::store::RegisteredRoom>) -> Self {
+        self.chat.load_registered_rooms(rooms);
+        self
+    }
+
+    /// Keeps history for `days` days (`--history-days`; 0 keeps all).
+    pub fn with_retention(mut self, days: u32) -> Self {
+        self.chat.enable_retention(days);
+        self
+    }
+
+    /// Hands this batch's registered-room saves and purges to the store.
+    fn start_store_jobs(&mut self) {
+        self.chat.purge_if_due();
+        for job in self.chat.take_store_jobs() {
+            if let Some(sink) = &self.history_sink {
+                sink.start_store_job(job);
+            }
+        }
     }
 
     /// Runs on a dedicated blocking thread until shutdown.
@@ -355,6 +388,7 @@ impl Hub {
             );
         }
         self.chat.record("start", &start_line);
+        self.start_store_jobs();
         if let Err(e) = self.chat.transcript.sync() {
             tracing::error!(
                 "cannot write {}: {e}",
@@ -395,6 +429,7 @@ impl Hub {
                     sink.start(job);
                 }
             }
+            self.start_store_jobs();
             busy |= self.chat.out.pending.len() >= LINGER_FROM_DELIVERIES;
             self.flush();
             if self.chat.stopping {
@@ -460,6 +495,11 @@ impl Hub {
             HubRequest::HistoryNotKept { sources, why } => {
                 self.chat.history_not_kept(sources, &why)
             }
+            HubRequest::HistoryPurged {
+                before_ms,
+                days,
+                removed,
+            } => self.chat.history_purged(before_ms, days, removed),
             HubRequest::Tick => self.chat.tick(),
             // The reply is a oneshot: sending never waits for the console.
             HubRequest::Console { query, reply } => {

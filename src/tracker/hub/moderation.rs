@@ -160,6 +160,7 @@ impl Chat {
             }
             self.history_left(m, &casefold(&chname));
         }
+        self.room_closed(&chname);
         self.state.rooms.remove(&casefold(&chname));
     }
 
@@ -290,6 +291,7 @@ impl Chat {
             line.push_str(p);
         }
         self.record("mode", &format!("{chname} {nick} {line}"));
+        self.room_changed(&chname);
         let mut m = Message::new("MODE")
             .with_source(mask)
             .param(chname.clone())

@@ -56,12 +56,16 @@ impl Chat {
             return self.reply(id, replies::too_many_rooms(name));
         }
         let (nick, mask, ip, away) = (u.nick.clone(), u.mask(), u.ip, u.away.clone());
+        let account = u.account.clone();
+        // Founder by account: the login of a registered room's founder.
+        let mut by_account = false;
         let created = match self.state.rooms.get(&room_key) {
             Some(room) => {
                 let invited = room.invited.contains(&casefold(&nick));
                 if let Err(n) = policy::can_join(room, self.actor(id, room), &mask, invited, key) {
                     return self.reply(id, n);
                 }
+                by_account = policy::is_founder_account(room, account.as_deref());
                 false
             }
             None => {
@@ -75,7 +79,7 @@ impl Chat {
             return;
         };
         room.invited.remove(&casefold(&nick));
-        let roles = if created {
+        let roles = if created || by_account {
             Roles {
                 founder: true,
                 op: true,
@@ -92,6 +96,7 @@ impl Chat {
         self.history_joined(id, &room_key);
         if created {
             self.record("create", &format!("{chname} {nick}"));
+            self.register_created_room(id, &room_key);
         }
         self.record("join", &format!("{chname} {nick} ({ip})"));
         let mut out = self.outgoing(
@@ -100,6 +105,9 @@ impl Chat {
                 .param(chname.clone()),
         );
         self.broadcast(&members, &mut out, |_| true);
+        if by_account {
+            self.tell_founder_joined(id, &chname, &members);
+        }
         if let Some(reason) = away {
             // away-notify: tell the room the newcomer is away.
             let others: Vec<ConnId> = members.iter().copied().filter(|m| *m != id).collect();
@@ -123,25 +131,13 @@ impl Chat {
         self.names(id, &chname);
         // The user's other connections saw the JOIN; they get the rest of
         // what a join shows too.
-        let here = self.here(id);
-        let siblings: Vec<ConnId> = self
-            .state
-            .users
-            .get(&id)
-            .map(|u| {
-                u.links
-                    .iter()
-                    .map(|l| l.conn)
-                    .filter(|c| *c != here)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let siblings = self.other_connections(id);
         if siblings.is_empty() {
             return;
         }
         let acting = self.acting;
-        for conn in siblings {
-            self.acting = Some(conn);
+        for link in siblings {
+            self.acting = Some(link.conn);
             self.send_marker(id, &chname);
             self.send_topic(id, &chname);
             self.names(id, &chname);
@@ -239,6 +235,7 @@ impl Chat {
                 at,
             });
         }
+        self.room_changed(&chname);
         let members = self.members_and(&chname, id);
         let mut out = self.outgoing(
             Message::new("TOPIC")

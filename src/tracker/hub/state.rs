@@ -78,7 +78,8 @@ impl User {
 /// A member's roles in one room.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Roles {
-    /// Created the room (`~`); ends when they leave it or disconnect.
+    /// Created the room (`~`); ends when they leave it or disconnect. In
+    /// a registered room: logged in to its founder account, on every join.
     pub founder: bool,
     /// Room operator (`@`).
     pub op: bool,
@@ -200,6 +201,10 @@ pub struct Room {
     /// Who created the room (shown by the console and LIST's founder
     /// column); the founder *role* is the connection's, not the name's.
     pub founder_nick: Option<String>,
+    /// For a registered room (`rooms_keep.rs`), the founder's account:
+    /// whoever is logged in to it is its founder, and the room outlives its
+    /// members and a restart. `None`: the room is gone when it empties.
+    pub founder_account: Option<String>,
 }
 
 impl Room {
@@ -214,7 +219,14 @@ impl Room {
             bans: Vec::new(),
             invited: BTreeSet::new(),
             founder_nick: None,
+            founder_account: None,
         }
+    }
+
+    /// `#general`, and registered rooms, stay when their last member
+    /// leaves.
+    pub fn outlives_members(&self) -> bool {
+        self.is_general() || self.founder_account.is_some()
     }
 
     pub fn is_general(&self) -> bool {
@@ -348,12 +360,12 @@ impl ChatState {
         out
     }
 
-    /// Takes `id` out of a room; an emptied room other than `#general` is
-    /// gone.
+    /// Takes `id` out of a room; an emptied room is gone unless it
+    /// outlives its members (`#general`, a registered room).
     pub fn leave_room(&mut self, id: ConnId, key: &str) {
         if let Some(room) = self.rooms.get_mut(key) {
             room.remove(id);
-            if room.members.is_empty() && !room.is_general() {
+            if room.members.is_empty() && !room.outlives_members() {
                 self.rooms.remove(key);
             }
         }

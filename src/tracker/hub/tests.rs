@@ -912,3 +912,5 @@ mod accounts;
 mod comeback;
 #[path = "tests_console.rs"]
 mod console;
+#[path = "tests_rooms_keep.rs"]
+mod rooms_keep;

@@ -382,6 +382,8 @@ fn coming_back_gets_a_summary_then_the_unread_lines_and_held_messages() {
         got[from..],
         [
             "@time=T;msgid=M :alice!alice@127.0.0.1 JOIN #lab",
+            // #lab is registered: its founder is alice's account.
+            "@time=T;msgid=M :confab MODE #lab +qo alice alice",
             ":confab MARKREAD #lab timestamp=2023-11-14T22:13:20.500Z",
             ":confab 331 alice #lab :No topic is set",
             ":confab MARKREAD #general *",
@@ -405,5 +407,46 @@ fn coming_back_gets_a_summary_then_the_unread_lines_and_held_messages() {
     assert!(
         k.query(|s| s.pending("alice")).expect("pending").is_empty(),
         "held messages are let go once delivered"
+    );
+}
+
+#[test]
+fn the_replay_cap_cuts_room_lines_but_never_held_messages() {
+    let mut k = kept(&["alice"]);
+    k.rig.chat.history.replay_max = 1;
+    let alice = k.connect("alice", Some("alice"), full());
+    let bob = k.connect("bob", None, Caps::default());
+    k.settle();
+    k.leave(alice, "Quit: away");
+    k.settle();
+    k.rig.advance(Duration::from_secs(5));
+    for text in ["r1", "r2", "r3"] {
+        k.from(bob, &format!("PRIVMSG #general :{text}"));
+    }
+    for text in ["d1", "d2"] {
+        k.from(bob, &format!("PRIVMSG alice :{text}"));
+    }
+    k.settle();
+    let alice = k.connect("alice", Some("alice"), full());
+    k.settle();
+    let got = shape(&k.said(alice));
+    let from = got
+        .iter()
+        .position(|l| l.contains("While you were away"))
+        .expect("a summary");
+    assert_eq!(
+        got[from..],
+        [
+            "@confab/away-summary=#general :confab NOTICE #general :While you were away: 3 messages in #general (the last 1 follow; page back for more)",
+            ":confab BATCH +h1 chathistory #general",
+            "@batch=h1;time=T;msgid=M :bob!bob@127.0.0.1 PRIVMSG #general :r3",
+            ":confab BATCH -h1",
+            "@confab/away-summary=bob :confab NOTICE alice :While you were away: 2 direct messages from bob",
+            ":confab MARKREAD bob *",
+            ":confab BATCH +h2 chathistory bob",
+            "@batch=h2;time=T;msgid=M :bob!bob@127.0.0.1 PRIVMSG alice :d1",
+            "@batch=h2;time=T;msgid=M :bob!bob@127.0.0.1 PRIVMSG alice :d2",
+            ":confab BATCH -h2",
+        ][..]
     );
 }

@@ -260,7 +260,7 @@ impl Chat {
         }
         self.state
             .rooms
-            .retain(|_, room| !room.members.is_empty() || room.is_general());
+            .retain(|_, room| !room.members.is_empty() || room.outlives_members());
         self.state.remember_departed(&u, self.clock.wall);
         for l in &u.links {
             self.long_replies.remove(&l.conn);

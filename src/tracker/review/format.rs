@@ -27,6 +27,7 @@ pub enum Event {
     Announce,
     Oper,
     Account,
+    HistoryPurge,
     Leave,
     Attach,
     Detach,
@@ -120,6 +121,12 @@ pub const EVENTS: &[EventSpec] = &[
         "account",
         "<account> registered|changed its password|deleted, <account>'s password reset by <nick>",
         account,
+    ),
+    spec(
+        Event::HistoryPurge,
+        "history-purge",
+        "<count> message(s) older than <time> (history-days <N>)",
+        history_purge,
     ),
     spec(Event::Leave, "leave", "<nick> (<reason>)", leave),
     spec(
@@ -476,6 +483,23 @@ fn account(d: &str) -> Option<Fields> {
     })
 }
 
+/// `<count> message(s) older than <time> (history-days <N>)`: retention
+/// deleted that much history from the store (`chat.log` keeps it).
+fn history_purge(d: &str) -> Option<Fields> {
+    let (count, rest) = word(d)?;
+    count.parse::<u64>().ok()?;
+    let (before, rest) = word(rest.strip_prefix("message(s) older than ")?)?;
+    before.parse::<jiff::Timestamp>().ok()?;
+    paren(rest)?
+        .strip_prefix("history-days ")?
+        .parse::<u32>()
+        .ok()?;
+    Some(Fields {
+        text: some(d),
+        ..Fields::default()
+    })
+}
+
 /// `<from> -> <to>` and, for most, `(<details>)`: a direct session's
 /// course (never its content).
 fn session(d: &str) -> Option<Fields> {
@@ -815,6 +839,13 @@ mod tests {
                 ]),
             ),
             (
+                "history-purge 1200 message(s) older than 2026-11-02T10:00:00.000Z (history-days 30)",
+                f(&[(
+                    "text",
+                    "1200 message(s) older than 2026-11-02T10:00:00.000Z (history-days 30)",
+                )]),
+            ),
+            (
                 "session-offer alice -> bob (direct, TLS)",
                 f(&[
                     ("user", "alice"),
@@ -881,6 +912,18 @@ mod tests {
                 .fields
                 .is_none()
         );
+        for cut in [
+            "history-purge 12 message(s) older than 2026-11-02T10:00",
+            "history-purge many message(s) older than 2026-11-02T10:00:00.000Z (history-days 3)",
+            "history-purge 12 message(s) older than 2026-11-02T10:00:00.000Z (history-days)",
+        ] {
+            let e = parse_line(&format!("2026-12-02T10:00:00.000Z {cut}")).unwrap();
+            assert_eq!(
+                (e.kind, e.fields),
+                (Some(Event::HistoryPurge), None),
+                "{cut}"
+            );
+        }
         // Cut inside the timestamp, or not a chat.log line at all.
         assert_eq!(parse_line("2026-12-02T10:0"), None);
         assert_eq!(parse_line("hello world"), None);
@@ -908,6 +951,9 @@ mod tests {
             include_str!("../hub/queries.rs"),
             include_str!("../hub/users.rs"),
             include_str!("../hub/server.rs"),
+            include_str!("../hub/accounts.rs"),
+            include_str!("../hub/rooms_keep.rs"),
+            include_str!("../hub/retention.rs"),
         ];
         let mut names = Vec::new();
         for src in sources {
@@ -932,7 +978,7 @@ mod tests {
                 }
             }
         }
-        for kind in ["msg", "dm-action", "stop", "join"] {
+        for kind in ["msg", "dm-action", "stop", "join", "history-purge"] {
             assert!(
                 names.iter().any(|n| n == kind),
                 "{kind} not found: {names:?}"
