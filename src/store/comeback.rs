@@ -79,10 +79,15 @@ impl Store {
             rows.collect::<Result<_, _>>()?
         };
         let marker = |key: &str| markers.iter().find(|(k, _)| k == key).map(|m| m.1);
+        // A marker is the time of the last line read: what shares its
+        // millisecond was read with it. The time the account left is not:
+        // a line of that same millisecond may have come after it (the hub
+        // gives one time to a whole batch), so that millisecond counts as
+        // unread: one line shown twice rather than one lost.
         let read_from = |key: &str| match marker(key) {
             Some(m) => Some(m),
             None if attached => None,
-            None => last_seen,
+            None => last_seen.map(|t| t - 1),
         };
         let mut unread = Vec::new();
         let mut room_keys: Vec<&String> = rooms.iter().chain(rooms_now).collect();

@@ -450,3 +450,25 @@ fn the_replay_cap_cuts_room_lines_but_never_held_messages() {
         ][..]
     );
 }
+
+#[test]
+fn a_line_in_the_millisecond_of_leaving_is_not_lost() {
+    let mut k = kept(&["alice"]);
+    let alice = k.connect("alice", Some("alice"), full());
+    let bob = k.connect("bob", None, Caps::default());
+    k.settle();
+    k.rig.advance(Duration::from_secs(1));
+    // One batch, one time: the leave, then bob's line.
+    k.leave(alice, "Quit: gone");
+    k.from(bob, "PRIVMSG #general :just after");
+    k.settle();
+    let alice = k.connect("alice", Some("alice"), full());
+    k.settle();
+    let got = shape(&k.said(alice));
+    assert!(
+        got.contains(
+            &"@batch=h1;time=T;msgid=M :bob!bob@127.0.0.1 PRIVMSG #general :just after".to_string()
+        ),
+        "{got:?}"
+    );
+}
