@@ -51,9 +51,12 @@
 //!       the handlers by role; `p2p`: direct sessions (DCC offers and
 //!       answers, their record and the console's snapshot); `accounts`:
 //!       REGISTER, ACCOUNT, registered names; `history`: keeping
-//!       messages and CHATHISTORY; `console`: the console's
+//!       messages and CHATHISTORY; `durable`: what a message's chat.log
+//!       line carries for the store (msgid, source, accounts);
+//!       `console`: the console's
 //!       snapshots and actions, and what it needs recorded (bounded);
-//!       `tests`, `tests_p2p`, `tests_console`: in-process tests.
+//!       `tests`, `tests_p2p`, `tests_console`, `tests_durable`:
+//!       in-process tests.
 //!   - `console`: the operator's console: the command table, parser
 //!     (did you mean), tables, `Executor` (asks the hub); `editor`
 //!     (rustyline: history, completion, diagnostics above the prompt),
@@ -71,8 +74,12 @@
 //!     it to one tracker (`LogLock`).
 //!   - `chain`: `chat.log.chain`, the hash chain written with each commit
 //!     (records, their format, the writer).
+//!   - `repair`: at start, before the hub numbers anything, refills the
+//!     store from `chat.log` (the commit point) with the messages a crash
+//!     kept from it.
 //!   - `review`: `tracker log`, reading a log folder without writing.
-//!     - `format`: the line format, one parser per event (`EVENTS`).
+//!     - `format`: the line format, one parser per event (`EVENTS`),
+//!       and a message line's tags (`MessageTags`).
 //!     - `filter`: `--room`, `--user`, `--dm`, `--since`, `--until`,
 //!       `--grep`, `--event`.
 //!     - `stats`: `--stats`; `verify`: `--verify` against the chain.

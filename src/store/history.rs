@@ -209,6 +209,16 @@ impl Store {
             .optional()?)
     }
 
+    /// Whether a message with this msgid is stored (in any history).
+    pub fn has_msgid(&self, msgid: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM history WHERE msgid = ?1")?
+            .query_row([msgid], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// Each target's last `seq`: where the hub's numbering resumes after a
     /// restart.
     pub fn last_seqs(&self) -> Result<Vec<(String, i64)>, StoreError> {

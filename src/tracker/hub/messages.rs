@@ -102,14 +102,17 @@ impl Chat {
                 .param(name.clone());
             if !is_tagmsg {
                 m = m.param(text.to_string());
+            }
+            let mut out = self.outgoing(m);
+            if !is_tagmsg {
+                let tags = self.log_tags(id, None, &out);
                 let (event, line) = match (is_notice, action) {
-                    (true, _) => ("notice", format!("{name} -{sender_nick}- {body}")),
-                    (false, true) => ("action", format!("{name} * {sender_nick} {body}")),
-                    (false, false) => ("msg", format!("{name} <{sender_nick}> {body}")),
+                    (true, _) => ("notice", format!("{tags}{name} -{sender_nick}- {body}")),
+                    (false, true) => ("action", format!("{tags}{name} * {sender_nick} {body}")),
+                    (false, false) => ("msg", format!("{tags}{name} <{sender_nick}> {body}")),
                 };
                 self.record(event, &line);
             }
-            let mut out = self.outgoing(m);
             out.client_tags = client_tags.to_vec();
             let need_tags = is_tagmsg;
             self.broadcast(&recipients, &mut out, |c| !need_tags || c.message_tags);
@@ -128,11 +131,14 @@ impl Chat {
             let mut m = Message::new(cmd)
                 .with_source(sender_mask)
                 .param(to_nick.clone());
+            if !is_tagmsg {
+                m = m.param(text.to_string());
+            }
+            let mut out = self.outgoing(m);
             // A DM (not a tag-only line, nor a direct session's CTCP) is
             // kept in history.
             let mut ordinary = false;
             if !is_tagmsg {
-                m = m.param(text.to_string());
                 // A direct session's offer or answer is recorded (or
                 // refused) as such, never as a DM.
                 let route = self.direct_session_line(id, to, cmd, text);
@@ -141,20 +147,25 @@ impl Chat {
                     return;
                 }
                 if route == DccRoute::Ordinary {
+                    let tags = self.log_tags(id, Some(to), &out);
                     let (event, line) = match (is_notice, action) {
-                        (true, _) => ("dm-notice", format!("{sender_nick} -> {to_nick}: {body}")),
+                        (true, _) => (
+                            "dm-notice",
+                            format!("{tags}{sender_nick} -> {to_nick}: {body}"),
+                        ),
                         (false, true) => (
                             "dm-action",
-                            format!("{sender_nick} -> {to_nick}: * {sender_nick} {body}"),
+                            format!("{tags}{sender_nick} -> {to_nick}: * {sender_nick} {body}"),
                         ),
-                        (false, false) => ("dm", format!("{sender_nick} -> {to_nick}: {body}")),
+                        (false, false) => {
+                            ("dm", format!("{tags}{sender_nick} -> {to_nick}: {body}"))
+                        }
                     };
                     self.record(event, &line);
                     let at = self.clock.wall;
                     self.console_records.dm(&sender_nick, &to_nick, at);
                 }
             }
-            let mut out = self.outgoing(m);
             out.client_tags = client_tags.to_vec();
             let mut recipients = vec![to];
             if echo && to != id {

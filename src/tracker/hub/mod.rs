@@ -22,6 +22,7 @@
 mod accounts;
 pub mod chat;
 pub mod console;
+mod durable;
 mod history;
 mod messages;
 mod moderation;
@@ -144,6 +145,9 @@ pub struct Hub {
     account_runner: Option<AccountRunner>,
     /// Where history goes and is read from; `None` without a store.
     history_sink: Option<HistorySink>,
+    /// What the start's refill of the store from chat.log did, for its
+    /// `repair` line (`tracker::repair`).
+    repair_note: Option<String>,
 }
 
 /// The store, for history, and the way its answers come back: a weak
@@ -291,6 +295,7 @@ impl Hub {
             published_changes: 0,
             account_runner: None,
             history_sink: None,
+            repair_note: None,
         }
     }
 
@@ -308,6 +313,13 @@ impl Hub {
         self
     }
 
+    /// What the refill of the store from chat.log did at start, if it is
+    /// worth a line.
+    pub fn with_repair_note(mut self, note: Option<String>) -> Self {
+        self.repair_note = note;
+        self
+    }
+
     /// Runs on a dedicated blocking thread until shutdown.
     pub fn run(mut self, mut inbox: mpsc::Receiver<HubRequest>, start_line: String) {
         self.chat.clock = Clock::now();
@@ -316,6 +328,9 @@ impl Hub {
                 "restart",
                 "previous run ended without a stop line (crash or kill); appending",
             );
+        }
+        if let Some(note) = self.repair_note.take() {
+            self.chat.record("repair", &note);
         }
         self.chat.record("start", &start_line);
         if let Err(e) = self.chat.transcript.sync() {
