@@ -10,6 +10,8 @@ the other in the same run, and print the results side by side.
     python3 bench/compare.py --log-sync fsync b6   # B1 at 1.2M, chat.log policy
     python3 bench/compare.py b7            # B1 at 0.6M plus one member that stops reading
     python3 bench/compare.py custom --clients 50 --senders 5 --rate 20
+    python3 bench/compare.py --history-cost b1 --offered 2000000
+                                       # the tracker with its store and without
 
 Everything after the workload name goes to the load generator
 (examples/loadgen.rs) and overrides the workload's defaults; see
@@ -18,7 +20,14 @@ come before the workload name:
 
     --tls              both servers over TLS (ngircd gets a throwaway
                        self-signed P-256 certificate made with openssl)
-    --servers LIST     tracker,ngircd (default both)
+    --servers LIST     tracker,ngircd (default both); also tracker-no-store,
+                       the tracker without its store (hidden --no-store: no
+                       accounts, no history kept)
+    --history-cost     --servers tracker,tracker-no-store: what keeping
+                       history costs (the store's thread shares the
+                       tracker's pinned CPU); adds the history rows and
+                       chat.log's messages when the generator ended, and
+                       the tracker's CPU per delivery
     --no-pin           do not pin (default: server on CPU 0, generator on CPU 1)
     --no-build         do not run `cargo build --release --examples --bins`
     --tracker-password use a password on the tracker too (Argon2id per login)
@@ -159,7 +168,8 @@ def stop(proc):
             proc.wait()
 
 
-def start_tracker(tmp, tls, use_password, pinned, clients, log_sync):
+def start_tracker(tmp, tls, use_password, pinned, clients, log_sync,
+                  no_store=False):
     limit = str(max(20000, clients + 100))
     cmd = pin(0, pinned) + [
         TRACKER, "--port", "0", "--bind", "127.0.0.1", "--stay",
@@ -167,6 +177,8 @@ def start_tracker(tmp, tls, use_password, pinned, clients, log_sync):
         "--max-per-address", limit,
         "--log-dir", os.path.join(tmp, "logs"),
         "--data-dir", os.path.join(tmp, "data")]
+    if no_store:
+        cmd.append("--no-store")
     if log_sync:
         cmd += ["--log-sync", log_sync]
     env = dict(os.environ)
@@ -313,10 +325,10 @@ def run_one(server, args, opts):
     clients = int(args.get("--clients") or 0)
     if "--dm-pairs" in args:
         clients = 2 * int(args["--dm-pairs"])
-    if server == "tracker":
+    if server in ("tracker", "tracker-no-store"):
         proc, port, password = start_tracker(
             tmp, opts["tls"], opts["tracker_password"], opts["pin"], clients,
-            opts["log_sync"])
+            opts["log_sync"], no_store=server == "tracker-no-store")
     else:
         proc, port, password = start_ngircd(tmp, opts["tls"], opts["pin"])
     try:
@@ -345,6 +357,8 @@ def run_one(server, args, opts):
             return {"label": server, "failed": f"loadgen exited {res.returncode}"}
         lines = [l for l in out.splitlines() if l.startswith("{")]
         result = json.loads(lines[-1])
+        if server.startswith("tracker"):
+            result.update(history_counts(tmp))
         if stalls:
             result["cpu_stall_max_ms"] = stalls["max_ms"]
             result["cpu_stalls_over_5ms"] = stalls["over_5ms"]
@@ -352,6 +366,54 @@ def run_one(server, args, opts):
     finally:
         stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def history_counts(tmp):
+    """When the generator ended: the messages chat.log holds (its commit
+    point) and the history rows the store holds, so a store that falls
+    behind shows as the difference."""
+    out = {}
+    log = os.path.join(tmp, "logs", "chat.log")
+    try:
+        with open(log, encoding="utf-8", errors="replace") as f:
+            out["log_messages"] = sum(1 for l in f if " msg " in l[:30])
+    except OSError:
+        pass
+    db = os.path.join(tmp, "data", "store.db")
+    if os.path.exists(db):
+        import sqlite3
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+            out["history_rows"] = con.execute(
+                "SELECT count(*) FROM history").fetchone()[0]
+            con.close()
+        except sqlite3.Error as e:
+            out["history_rows_error"] = str(e)
+    return out
+
+
+def cpu_per_delivery_us(r):
+    cpu, rate, span = (r.get("server_cpu_s"), r.get("delivered_per_s"),
+                       r.get("window_s"))
+    if cpu is None or not rate or not span:
+        return None
+    return 1e6 * cpu / (rate * span)
+
+
+def history_cost(results):
+    """The line comparing the tracker with its store and without."""
+    by = {r.get("label", "").split(" ")[0]: r for r in results
+          if "failed" not in r}
+    with_store, without = by.get("tracker"), by.get("tracker-no-store")
+    if not with_store or not without:
+        return
+    a, b = with_store.get("delivered_per_s"), without.get("delivered_per_s")
+    ca, cb = cpu_per_delivery_us(with_store), cpu_per_delivery_us(without)
+    if a and b:
+        print(f"history cost: delivered {a:.0f}/s with the store, {b:.0f}/s "
+              f"without ({100 * (a - b) / b:+.1f}%)"
+              + (f"; tracker CPU per delivery {ca:.3f} us against {cb:.3f} us "
+                 f"({100 * (ca - cb) / cb:+.1f}%)" if ca and cb else ""))
 
 
 def table(results):
@@ -392,8 +454,15 @@ def table(results):
         ]
     rows += [
         ("server CPU", lambda r: share(r, "server_cpu_s")),
+        ("server CPU us/delivery",
+         lambda r: f(cpu_per_delivery_us(r), "{:.3f}")),
         ("server RSS KiB", lambda r: f(r.get("server_rss_kib"))),
     ]
+    if any("log_messages" in r for r in ok):
+        rows += [
+            ("chat.log messages at end", lambda r: f(r.get("log_messages"))),
+            ("history rows at end", lambda r: f(r.get("history_rows"))),
+        ]
     if any(r.get("mode") == "idle" for r in ok):
         rows.append(("RSS per conn KiB",
                      lambda r: f(r.get("rss_per_conn_kib"), "{:.1f}")))
@@ -496,6 +565,8 @@ def main(argv):
         elif a == "--servers":
             i += 1
             opts["servers"] = argv[i].split(",")
+        elif a == "--history-cost":
+            opts["servers"] = ["tracker", "tracker-no-store"]
         elif a == "--repeat":
             i += 1
             opts["repeat"] = max(1, int(argv[i]))
@@ -547,12 +618,15 @@ def main(argv):
         if opts["repeat"] > 1:
             print(f"--- round {n + 1} of {opts['repeat']}")
         table(results)
+        history_cost(results)
         rounds.append(results)
     if opts["repeat"] > 1:
         print()
         print(f"--- median of {opts['repeat']} rounds (each figure on its own)")
         per_server = [[rd[j] for rd in rounds] for j in range(len(opts["servers"]))]
-        table([median_result(runs) for runs in per_server])
+        medians = [median_result(runs) for runs in per_server]
+        table(medians)
+        history_cost(medians)
         for runs in per_server:
             done = sorted((r for r in runs
                            if "failed" not in r and r.get("latency")),

@@ -55,13 +55,14 @@
 //!       REGISTER, ACCOUNT, registered names; `history`: keeping
 //!       messages and CHATHISTORY; `comeback`: a login's summary and
 //!       unread lines, read markers (MARKREAD), direct messages held for
-//!       an account that is away;
-//!       messages and CHATHISTORY; `rooms_keep`: registered rooms
+//!       an account that is away; `rooms_keep`: registered rooms
 //!       (founder by account, kept in the store, loaded at start) and
 //!       the store jobs nobody waits for; `retention`: `--history-days`
-//!       purges; `console`: the console's
+//!       purges; `durable`: what a message's chat.log line carries for
+//!       the store (msgid, source, accounts); `console`: the console's
 //!       snapshots and actions, and what it needs recorded (bounded);
-//!       `tests`, `tests_p2p`, `tests_console`, `tests_rooms_keep`:
+//!       `tests`, `tests_p2p`, `tests_console`, `tests_rooms_keep`,
+//!       `tests_durable`, `tests_comeback`:
 //!       in-process tests.
 //!   - `console`: the operator's console: the command table, parser
 //!     (did you mean), tables, `Executor` (asks the hub); `editor`
@@ -80,8 +81,12 @@
 //!     it to one tracker (`LogLock`).
 //!   - `chain`: `chat.log.chain`, the hash chain written with each commit
 //!     (records, their format, the writer).
+//!   - `repair`: at start, before the hub numbers anything, refills the
+//!     store from `chat.log` (the commit point) with the messages a crash
+//!     kept from it.
 //!   - `review`: `tracker log`, reading a log folder without writing.
-//!     - `format`: the line format, one parser per event (`EVENTS`).
+//!     - `format`: the line format, one parser per event (`EVENTS`),
+//!       and a message line's tags (`MessageTags`).
 //!     - `filter`: `--room`, `--user`, `--dm`, `--since`, `--until`,
 //!       `--grep`, `--event`.
 //!     - `stats`: `--stats`; `verify`: `--verify` against the chain.

@@ -116,6 +116,10 @@ struct Args {
     /// Print the man page (roff) and exit
     #[arg(long, hide = true)]
     man: bool,
+    /// Benchmarks only: no store (no accounts, no history kept), to
+    /// measure what keeping history costs (`bench/compare.py --history-cost`)
+    #[arg(long, hide = true)]
+    no_store: bool,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -335,7 +339,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    match start(settings) {
+    match start(settings, args.no_store) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("tracker: {e:#}");
@@ -436,7 +440,7 @@ fn read_password(args: &Settings) -> anyhow::Result<Option<String>> {
     ask_twice("Server password: ").map(Some)
 }
 
-fn start(args: Settings) -> anyhow::Result<ExitCode> {
+fn start(args: Settings, no_store: bool) -> anyhow::Result<ExitCode> {
     // A second tracker on the same chat.log stops before any question, but
     // a tracker that cannot get a password leaves no files behind.
     let acquire = || confab::tracker::transcript::LogLock::acquire(&args.log_dir);
@@ -550,7 +554,7 @@ fn start(args: Settings) -> anyhow::Result<ExitCode> {
         // Kept to wait, at a clean stop, for what the hub handed the store
         // last (messages, registered rooms' changes) before exiting.
         let store_at_exit = store.clone();
-        config.store = Some(store);
+        config.store = (!no_store).then_some(store);
         let port = args.port_or_default();
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.bind, port))
             .await

@@ -266,7 +266,9 @@ fn parse_tags(raw: &str) -> Vec<(String, Option<String>)> {
     tags
 }
 
-fn unescape_tag_value(v: &str) -> String {
+/// A tag value read back from IRCv3 message-tags escaping (also used by
+/// chat.log's message tags).
+pub fn unescape_tag_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     let mut chars = v.chars();
     while let Some(c) = chars.next() {
@@ -295,7 +297,8 @@ fn escaped_len(c: char) -> usize {
     }
 }
 
-fn escape_tag_value(v: &str, out: &mut String) {
+/// Appends `v` escaped as an IRCv3 tag value.
+pub fn escape_tag_value(v: &str, out: &mut String) {
     for c in v.chars() {
         match c {
             ';' => out.push_str("\\:"),

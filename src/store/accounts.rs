@@ -112,6 +112,42 @@ impl Store {
         Ok(())
     }
 
+    /// The account's last connection left at `now_ms`, when each of its
+    /// rooms had reached the given place: what came after is what it
+    /// missed there.
+    pub fn left(
+        &mut self,
+        name: &str,
+        now_ms: i64,
+        rooms: &[(String, i64)],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE accounts SET last_seen_ms = ?2 WHERE name = ?1",
+            params![name, now_ms],
+        )?;
+        {
+            let mut at = tx.prepare_cached(
+                "UPDATE memberships SET seen_seq = ?3 WHERE account = ?1 AND room = ?2",
+            )?;
+            for (room, seq) in rooms {
+                at.execute(params![name, room, seq])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Where `account` had reached in `room` when it last left, if known.
+    pub fn seen_seq(&self, account: &str, room: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT seen_seq FROM memberships WHERE account = ?1 AND room = ?2")?
+            .query_row([account, room], |r| r.get::<_, Option<i64>>(0))
+            .optional()?
+            .flatten())
+    }
+
     /// Deletes an account with everything that is its own: memberships,
     /// read markers, held messages, the registered rooms it founded (their
     /// bans with them), the messages it sent anywhere, and its direct

@@ -89,6 +89,23 @@ impl Store {
             None if attached => None,
             None => last_seen.map(|t| t - 1),
         };
+        // A room without a marker: from where it was when the account left
+        // (exact), else from the time.
+        let room_after = |s: &Self, key: &str| -> Result<Option<i64>, StoreError> {
+            if let Some(m) = marker(key) {
+                return Ok(Some(s.seq_at(key, m)?));
+            }
+            if attached {
+                return Ok(None);
+            }
+            if let Some(seq) = s.seen_seq(account, key)? {
+                return Ok(Some(seq));
+            }
+            match last_seen {
+                Some(t) => Ok(Some(s.seq_at(key, t - 1)?)),
+                None => Ok(None),
+            }
+        };
         let mut unread = Vec::new();
         let mut room_keys: Vec<&String> = rooms.iter().chain(rooms_now).collect();
         room_keys.sort();
@@ -96,11 +113,12 @@ impl Store {
         for key in room_keys {
             // Never before the account's first join: a newcomer does not
             // read what was said before she came.
-            let (Some(from), Some(floor)) = (read_from(key), self.joined_after(account, key)?)
+            let (Some(from), Some(floor)) =
+                (room_after(self, key)?, self.joined_after(account, key)?)
             else {
                 continue;
             };
-            let after = self.seq_at(key, from)?.max(floor);
+            let after = from.max(floor);
             let (count, mentions) = self.missed(key, after, nick)?;
             if count == 0 {
                 continue;

@@ -116,6 +116,12 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (room, mask)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 2: where an account had reached in each room when it last left, so
+    // what it missed starts at a place, not a time (a line of the same
+    // millisecond may come after the leave).
+    r#"
+    ALTER TABLE memberships ADD COLUMN seen_seq INTEGER;
+    "#,
 ];
 
 /// The schema version this build writes.

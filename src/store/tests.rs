@@ -634,3 +634,27 @@ fn a_purge_remembers_how_far_it_went() {
     );
     assert_eq!(s.message_count().unwrap(), 1);
 }
+
+#[test]
+fn the_newest_message_kept_is_remembered_after_it_is_deleted() {
+    let mut s = Store::in_memory().unwrap();
+    assert_eq!(s.last_kept().unwrap(), None);
+    s.create_account("eve", "eve", "$argon2id$x", 0).unwrap();
+    let mut by_eve = msg(2, 2000, "#room", "eve", "mine");
+    by_eve.sender_account = Some("eve".into());
+    s.append([&msg(1, 1000, "#room", "alice", "hi"), &by_eve])
+        .unwrap();
+    assert_eq!(s.last_kept().unwrap(), Some(("m2".to_string(), 2000)));
+    // Deleting eve takes her message; a repair must still start after it,
+    // or it would bring it back from chat.log.
+    s.delete_account("eve").unwrap();
+    assert_eq!(s.last_message().unwrap().unwrap().msgid, "m1");
+    assert_eq!(s.last_kept().unwrap(), Some(("m2".to_string(), 2000)));
+    s.purge_before(10_000).unwrap();
+    assert_eq!(s.message_count().unwrap(), 0);
+    assert_eq!(
+        s.last_kept().unwrap(),
+        Some(("m2".to_string(), 2000)),
+        "an emptied store is not a new one"
+    );
+}

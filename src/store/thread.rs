@@ -19,6 +19,13 @@ use super::{NewMessage, Store, StoreError};
 /// a call queued behind a burst is not kept waiting for long.
 const MAX_JOINED: usize = 10_000;
 
+/// Test hook, never for use otherwise: when this variable is set, the
+/// store's thread holds every append (in memory) until it stops, while
+/// calls are served as usual. It makes the crash window (a message in
+/// `chat.log`, delivered, not yet in the store) last, so the end-to-end
+/// tests can `kill -9` the tracker inside it (`tests/e2e/durable.rs`).
+pub const HOLD_APPENDS_VAR: &str = "CONFAB_TEST_HOLD_STORE_APPENDS";
+
 /// Given the store, or why there is none (its thread has stopped).
 type Call = Box<dyn FnOnce(Result<&mut Store, StoreError>) + Send>;
 /// Told which messages were not stored, and why.
@@ -65,9 +72,15 @@ impl StoreHandle {
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let thread_counters = counters.clone();
+        let hold = std::env::var_os(HOLD_APPENDS_VAR).is_some();
+        if hold {
+            tracing::warn!(
+                "{HOLD_APPENDS_VAR} is set: history is held in memory until the tracker stops (a test hook)"
+            );
+        }
         let join = std::thread::Builder::new()
             .name("confab-store".into())
-            .spawn(move || serve(store, rx, &thread_counters))?;
+            .spawn(move || serve(store, rx, &thread_counters, hold))?;
         Ok((StoreHandle { tx, counters }, join))
     }
 
@@ -131,13 +144,19 @@ impl StoreHandle {
     }
 }
 
-fn serve(mut store: Store, rx: mpsc::Receiver<Work>, counters: &Counters) {
+fn serve(mut store: Store, rx: mpsc::Receiver<Work>, counters: &Counters, hold: bool) {
+    let mut held = Vec::new();
     let mut next = rx.recv().ok();
     while let Some(work) = next.take() {
         match work {
             Work::Call(f) => {
                 counters.queued.fetch_sub(1, Ordering::Relaxed);
                 f(Ok(&mut store));
+                next = rx.recv().ok();
+            }
+            Work::Append(batch, on_fail) if hold => {
+                counters.queued.fetch_sub(1, Ordering::Relaxed);
+                held.push((batch, on_fail));
                 next = rx.recv().ok();
             }
             Work::Append(batch, on_fail) => {
@@ -167,6 +186,9 @@ fn serve(mut store: Store, rx: mpsc::Receiver<Work>, counters: &Counters) {
                 }
             }
         }
+    }
+    if !held.is_empty() {
+        store_appends(&mut store, held, counters);
     }
 }
 

@@ -18,6 +18,7 @@ pub mod hub;
 pub mod opers;
 pub mod password;
 pub mod policy;
+pub mod repair;
 pub mod replies;
 pub mod review;
 pub mod shared;
@@ -159,6 +160,8 @@ pub enum TrackerError {
     Locked(#[from] LockError),
     #[error("cannot read the accounts from the store: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("cannot bring the store up to chat.log: {0}")]
+    Repair(#[from] repair::RepairError),
     #[error("cannot write {path}: {source}")]
     LockOwner {
         path: String,
@@ -267,8 +270,17 @@ pub async fn run(
         config.guess_limits,
         std::time::Instant::now(),
     ));
+    let mut repaired = None;
     let mut accounts = match config.store.take() {
         Some(store) => {
+            // chat.log is the commit point: what a crash kept from the
+            // store goes back in before the hub numbers anything.
+            let log_dir = config.log_dir.clone();
+            let refill = store.call(move |s| repair::refill(s, &log_dir)).await??;
+            repaired = refill.describe();
+            if let Some(note) = &repaired {
+                tracing::info!("{note}");
+            }
             let names = store.call(|s| s.account_names()).await??;
             let seqs = store.call(|s| s.last_seqs()).await??;
             // Registered rooms exist before anyone can connect.
@@ -313,7 +325,8 @@ pub async fn run(
                 config.replay_max,
             )
             .with_rooms(std::mem::take(rooms))
-            .with_retention(config.history_days);
+            .with_retention(config.history_days)
+            .with_repair_note(repaired);
     }
     let start_line = format!(
         "tracker listening on {local} ({}, {})",

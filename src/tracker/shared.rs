@@ -336,7 +336,12 @@ pub enum HistoryJob {
     /// Held direct messages up to this store id were sent to the account.
     Delivered { account: String, through: i64 },
     /// The account's last connection left at `at_ms`.
-    Seen { account: String, at_ms: i64 },
+    /// `rooms`: where each of its rooms (casefolded) had reached then.
+    Seen {
+        account: String,
+        at_ms: i64,
+        rooms: Vec<(String, i64)>,
+    },
     /// A `CHATHISTORY` page of `key`'s history, for `conn`, shown as
     /// `target`; only what comes after `floor` (their first join in this
     /// connection), or after an account's first join ever (`member_of`:

@@ -341,6 +341,20 @@ fn unwritable_chat_log_refuses_messages_and_recovers() {
         )
     );
     tracker.wait_stderr("cannot write");
+    // A message line (with its msgid and source) can be longer than what
+    // room is left and a join line shorter: the file is capped where it
+    // ends now (the soft limit, in bytes), so even a join line no longer
+    // fits.
+    let size = std::fs::metadata(tracker.log_path())
+        .expect("chat.log")
+        .len();
+    let capped = std::process::Command::new("prlimit")
+        .arg("--pid")
+        .arg(tracker.child.id().to_string())
+        .arg(format!("--fsize={size}:"))
+        .status()
+        .expect("run prlimit");
+    assert!(capped.success());
     // Fill what room is left with short messages, so even a join line no
     // longer fits.
     let mut short = 0;

@@ -253,7 +253,7 @@ fn missed_lines_come_after_the_summary_with_a_separator_and_are_not_unread() {
     let said = tracker
         .log()
         .lines()
-        .find(|l| l.contains(" msg #lab <bob> missed one"))
+        .find(|l| l.contains(" msg ") && l.ends_with(" #lab <bob> missed one"))
         .and_then(|l| l.get(11..16))
         .expect("logged")
         .to_string();
@@ -331,11 +331,12 @@ fn the_line_mode_prints_the_summary_and_marks_replayed_lines() {
     bob.send("PRIVMSG #lab :missed in the lab");
     bob.send("PRIVMSG alice :a word for you");
     bob.expect("your message is kept and will be delivered when alice logs in");
-    let said = |what: &str| {
+    // A message line: its event, then its tags, then what was said.
+    let said = |event: &str, what: &str| {
         let log = tracker.log();
         let line = log
             .lines()
-            .find(|l| l.contains(what))
+            .find(|l| l.contains(event) && l.ends_with(what))
             .unwrap_or_else(|| panic!("{what} not in chat.log:\n{log}"))
             .to_string();
         // `2026-12-02T04:23:01.123Z ...` as the client prints it.
@@ -365,7 +366,7 @@ fn the_line_mode_prints_the_summary_and_marks_replayed_lines() {
         room,
         format!(
             "[replay] {} #lab <bob> missed in the lab",
-            said("msg #lab <bob> missed in the lab")
+            said(" msg ", " #lab <bob> missed in the lab")
         )
     );
     client.expect("[DM bob] *** While you were away: 1 direct message from bob");
@@ -376,7 +377,7 @@ fn the_line_mode_prints_the_summary_and_marks_replayed_lines() {
         dm,
         format!(
             "[replay] {} [DM bob] <bob> a word for you",
-            said("dm bob -> alice: a word for you")
+            said(" dm ", " bob -> alice: a word for you")
         )
     );
     // Live lines are printed as always, with their clock only.

@@ -138,7 +138,10 @@ fn coming_back_replays_what_was_missed_and_delivers_held_messages() {
     let sent_at: Vec<String> = tracker
         .log()
         .lines()
-        .filter(|l| l.contains(" msg #general <bob> ") || l.contains(" dm bob -> alice: "))
+        .filter(|l| {
+            (l.contains(" msg ") && l.contains(" #general <bob> "))
+                || (l.contains(" dm ") && l.contains(" bob -> alice: "))
+        })
         .map(|l| l.split(' ').next().unwrap_or("").to_string())
         .collect();
     assert_eq!(sent_at.len(), 3);

@@ -211,11 +211,15 @@ impl Tracker {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// chat.log lines without their timestamps.
+    /// chat.log lines without their timestamps, and message lines without
+    /// their tags (msgid, source: `durable.rs` checks those).
     pub fn log_events(&self) -> Vec<String> {
         self.log()
             .lines()
-            .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_string())
+            .map(|l| match confab::tracker::review::format::parse_line(l) {
+                Some(e) if !e.tags.is_empty() => format!("{} {}", e.event, e.detail),
+                _ => l.split_once(' ').map_or(l, |(_, rest)| rest).to_string(),
+            })
             .collect()
     }
 

@@ -13,6 +13,7 @@ mod history;
 // Network namespaces are Linux's.
 #[cfg(target_os = "linux")]
 mod discovery;
+mod durable;
 mod harness;
 mod hostile;
 mod irssi;

@@ -51,10 +51,14 @@ impl Chat {
     /// The last connection of `account`'s user is gone: the time is kept
     /// (what it missed is counted from there), and its read markers are
     /// let go from memory.
-    pub(super) fn account_went(&mut self, account: &str) {
+    pub(super) fn account_went(
+        &mut self,
+        account: &str,
+        rooms: &std::collections::BTreeSet<String>,
+    ) {
         let folded = casefold(account);
         self.accounts.online.remove(&folded);
-        self.history_account_went(&folded);
+        self.history_account_went(&folded, rooms);
     }
 
     /// Turns accounts on, with the names registered so far.

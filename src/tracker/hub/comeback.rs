@@ -360,14 +360,25 @@ impl Chat {
     /// The account's last connection left: its markers are let go from
     /// memory, and the time is kept (a later login counts what it missed
     /// from here when a target has no marker).
-    pub(super) fn history_account_went(&mut self, account: &str) {
+    pub(super) fn history_account_went(
+        &mut self,
+        account: &str,
+        rooms: &std::collections::BTreeSet<String>,
+    ) {
         if !self.history.on {
             return;
         }
         self.history.markers.by_account.remove(account);
+        // Each room's place as it left, exact where a time is not: a line
+        // of the same millisecond, after it, is still unread.
+        let rooms = rooms
+            .iter()
+            .map(|r| (r.clone(), self.history_seq(r)))
+            .collect();
         self.out.history_jobs.push(HistoryJob::Seen {
             account: account.to_string(),
             at_ms: self.clock.wall.as_millisecond(),
+            rooms,
         });
     }
 
@@ -380,15 +391,16 @@ impl Chat {
         };
         let (nick, mask) = (sender.nick.clone(), sender.mask());
         let account = casefold(target);
-        let (event, line) = super::messages::dm_event(cmd == "NOTICE", text, &nick, target);
-        self.record(event, &line);
-        let at = self.clock.wall;
-        self.console_records.dm(&nick, target, at);
         let m = Message::new(cmd)
             .with_source(mask)
             .param(target.to_string())
             .param(text.to_string());
         let mut out = self.outgoing(m);
+        let tags = self.log_tags_to(id, Some(account.clone()), &out);
+        let (event, line) = super::messages::dm_event(cmd == "NOTICE", text, &nick, target, &tags);
+        self.record(event, &line);
+        let at = self.clock.wall;
+        self.console_records.dm(&nick, target, at);
         let echo = self.caps_of(id).echo_message;
         let recipients = if echo { vec![id] } else { Vec::new() };
         self.broadcast(&recipients, &mut out, |_| true);

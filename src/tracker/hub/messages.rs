@@ -102,14 +102,17 @@ impl Chat {
                 .param(name.clone());
             if !is_tagmsg {
                 m = m.param(text.to_string());
+            }
+            let mut out = self.outgoing(m);
+            if !is_tagmsg {
+                let tags = self.log_tags(id, None, &out);
                 let (event, line) = match (is_notice, action) {
-                    (true, _) => ("notice", format!("{name} -{sender_nick}- {body}")),
-                    (false, true) => ("action", format!("{name} * {sender_nick} {body}")),
-                    (false, false) => ("msg", format!("{name} <{sender_nick}> {body}")),
+                    (true, _) => ("notice", format!("{tags}{name} -{sender_nick}- {body}")),
+                    (false, true) => ("action", format!("{tags}{name} * {sender_nick} {body}")),
+                    (false, false) => ("msg", format!("{tags}{name} <{sender_nick}> {body}")),
                 };
                 self.record(event, &line);
             }
-            let mut out = self.outgoing(m);
             out.client_tags = client_tags.to_vec();
             let need_tags = is_tagmsg;
             self.broadcast(&recipients, &mut out, |c| !need_tags || c.message_tags);
@@ -140,11 +143,14 @@ impl Chat {
             let mut m = Message::new(cmd)
                 .with_source(sender_mask)
                 .param(to_nick.clone());
+            if !is_tagmsg {
+                m = m.param(text.to_string());
+            }
+            let mut out = self.outgoing(m);
             // A DM (not a tag-only line, nor a direct session's CTCP) is
             // kept in history.
             let mut ordinary = false;
             if !is_tagmsg {
-                m = m.param(text.to_string());
                 // A direct session's offer or answer is recorded (or
                 // refused) as such, never as a DM.
                 let route = self.direct_session_line(id, to, cmd, text);
@@ -153,13 +159,13 @@ impl Chat {
                     return;
                 }
                 if route == DccRoute::Ordinary {
-                    let (event, line) = dm_event(is_notice, text, &sender_nick, &to_nick);
+                    let tags = self.log_tags(id, Some(to), &out);
+                    let (event, line) = dm_event(is_notice, text, &sender_nick, &to_nick, &tags);
                     self.record(event, &line);
                     let at = self.clock.wall;
                     self.console_records.dm(&sender_nick, &to_nick, at);
                 }
             }
-            let mut out = self.outgoing(m);
             out.client_tags = client_tags.to_vec();
             let mut recipients = vec![to];
             if echo && to != id {
@@ -178,19 +184,22 @@ impl Chat {
 }
 
 /// The `chat.log` event and details of a direct message (`dm`,
-/// `dm-action` for a `/me`, `dm-notice`), its text made safe to show.
+/// `dm-action` for a `/me`, `dm-notice`), its text made safe to show,
+/// after the line's tags (`durable.rs`).
 pub(super) fn dm_event(
     is_notice: bool,
     text: &str,
     from: &str,
     to: &str,
+    tags: &str,
 ) -> (&'static str, String) {
     let shown = sanitize::for_display(text);
     match (is_notice, shown.strip_prefix("ACTION ")) {
-        (true, _) => ("dm-notice", format!("{from} -> {to}: {shown}")),
-        (false, Some(rest)) if text.starts_with("\x01ACTION") => {
-            ("dm-action", format!("{from} -> {to}: * {from} {rest}"))
-        }
-        (false, _) => ("dm", format!("{from} -> {to}: {shown}")),
+        (true, _) => ("dm-notice", format!("{tags}{from} -> {to}: {shown}")),
+        (false, Some(rest)) if text.starts_with("\x01ACTION") => (
+            "dm-action",
+            format!("{tags}{from} -> {to}: * {from} {rest}"),
+        ),
+        (false, _) => ("dm", format!("{tags}{from} -> {to}: {shown}")),
     }
 }

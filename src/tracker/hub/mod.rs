@@ -23,6 +23,7 @@ mod accounts;
 pub mod chat;
 mod comeback;
 pub mod console;
+mod durable;
 mod history;
 mod messages;
 mod moderation;
@@ -149,6 +150,9 @@ pub struct Hub {
     account_runner: Option<AccountRunner>,
     /// Where history goes and is read from; `None` without a store.
     history_sink: Option<HistorySink>,
+    /// What the start's refill of the store from chat.log did, for its
+    /// `repair` line (`tracker::repair`).
+    repair_note: Option<String>,
 }
 
 /// The store, for history, and the way its answers come back: a weak
@@ -234,8 +238,12 @@ impl HistorySink {
                     }
                 },
             ),
-            HistoryJob::Seen { account, at_ms } => self.store.call_then(
-                move |s| s.seen(&account, at_ms),
+            HistoryJob::Seen {
+                account,
+                at_ms,
+                rooms,
+            } => self.store.call_then(
+                move |s| s.left(&account, at_ms, &rooms),
                 |r| {
                     if let Ok(Err(e)) | Err(e) = r {
                         tracing::error!("history: cannot note when an account left: {e}");
@@ -332,6 +340,7 @@ impl Hub {
             published_changes: 0,
             account_runner: None,
             history_sink: None,
+            repair_note: None,
         }
     }
 
@@ -378,6 +387,13 @@ impl Hub {
         }
     }
 
+    /// What the refill of the store from chat.log did at start, if it is
+    /// worth a line.
+    pub fn with_repair_note(mut self, note: Option<String>) -> Self {
+        self.repair_note = note;
+        self
+    }
+
     /// Runs on a dedicated blocking thread until shutdown.
     pub fn run(mut self, mut inbox: mpsc::Receiver<HubRequest>, start_line: String) {
         self.chat.clock = Clock::now();
@@ -386,6 +402,9 @@ impl Hub {
                 "restart",
                 "previous run ended without a stop line (crash or kill); appending",
             );
+        }
+        if let Some(note) = self.repair_note.take() {
+            self.chat.record("repair", &note);
         }
         self.chat.record("start", &start_line);
         self.start_store_jobs();

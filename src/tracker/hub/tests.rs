@@ -67,6 +67,34 @@ impl Rig {
         id
     }
 
+    /// A member from `ip`, logged in to `account` when given (SASL at
+    /// connect), caps as given; the welcome burst forgotten.
+    fn member_from(
+        &mut self,
+        nick: &str,
+        account: Option<&str>,
+        caps: Caps,
+        ip: [u8; 4],
+    ) -> ConnId {
+        let id = self.next;
+        self.next += 1;
+        let outcome = self.chat.register(
+            id,
+            NewUser {
+                nick: nick.into(),
+                user: nick.into(),
+                realname: nick.into(),
+                ip: IpAddr::from(ip),
+                caps,
+                account: account.map(str::to_string),
+            },
+        );
+        assert_eq!(outcome, RegisterOutcome::Welcome);
+        self.drain_long();
+        self.chat.out.pending.clear();
+        id
+    }
+
     fn user(&mut self, nick: &str) -> ConnId {
         self.user_with(nick, Caps::default())
     }
@@ -912,5 +940,7 @@ mod accounts;
 mod comeback;
 #[path = "tests_console.rs"]
 mod console;
+#[path = "tests_durable.rs"]
+mod durable;
 #[path = "tests_rooms_keep.rs"]
 mod rooms_keep;

@@ -83,8 +83,10 @@ impl Rig {
     fn session_log(&mut self) -> Vec<String> {
         self.chat.transcript.commit().expect("commit");
         let text = std::fs::read_to_string(self.dir.path().join("chat.log")).expect("log");
+        // A DM's tags (msgid, source: `tests_durable.rs`) left out.
         text.lines()
-            .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest.to_string()))
+            .filter_map(crate::tracker::review::format::parse_line)
+            .map(|e| format!("{} {}", e.event, e.detail))
             .filter(|l| l.starts_with("session-") || l.starts_with("dm"))
             .collect()
     }

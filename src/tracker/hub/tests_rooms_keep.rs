@@ -11,31 +11,9 @@ use crate::proto::Message;
 use crate::proto::caps::Caps;
 use crate::store::{RegisteredRoom, RoomBan};
 use crate::tracker::accounts::AccountDone;
-use crate::tracker::hub::users::NewUser;
-use crate::tracker::shared::{ConnId, RegisterOutcome};
+use crate::tracker::shared::ConnId;
 
 impl Rig {
-    /// A member logged in to `account` (SASL at connect), burst forgotten.
-    fn logged_in(&mut self, nick: &str, account: &str) -> ConnId {
-        let id = self.next;
-        self.next += 1;
-        let outcome = self.chat.register(
-            id,
-            NewUser {
-                nick: nick.into(),
-                user: nick.into(),
-                realname: nick.into(),
-                ip: std::net::IpAddr::from([127, 0, 0, 1]),
-                caps: Caps::default(),
-                account: Some(account.into()),
-            },
-        );
-        assert_eq!(outcome, RegisterOutcome::Welcome);
-        self.drain_long();
-        self.chat.out.pending.clear();
-        id
-    }
-
     fn say(&mut self, id: ConnId, line: &str) {
         self.chat.line(id, Message::parse(line).expect("parses"));
         self.drain_long();
@@ -64,7 +42,7 @@ fn saved(jobs: Vec<StoreJob>) -> Vec<RegisteredRoom> {
 #[test]
 fn a_room_founded_logged_in_is_registered_and_saved_once_per_batch() {
     let mut rig = rig();
-    let alice = rig.logged_in("alice", "alice");
+    let alice = rig.member_from("alice", Some("alice"), Caps::default(), [127, 0, 0, 1]);
     let bob = rig.user("bob");
 
     rig.say(alice, "JOIN #Plans");
@@ -150,7 +128,7 @@ fn a_room_founded_logged_in_is_registered_and_saved_once_per_batch() {
 #[test]
 fn the_founder_rights_belong_to_the_account() {
     let mut rig = rig();
-    let alice = rig.logged_in("alice", "alice");
+    let alice = rig.member_from("alice", Some("alice"), Caps::default(), [127, 0, 0, 1]);
     let bob = rig.user("bob");
     rig.say(alice, "JOIN #plans");
     rig.say(alice, "MODE #plans +ik sesame");
@@ -170,7 +148,7 @@ fn the_founder_rights_belong_to_the_account() {
 
     // Another login of the account, under another nick: not kept out by
     // +i and +k, made founder and operator where everyone sees it.
-    let again = rig.logged_in("alice_", "alice");
+    let again = rig.member_from("alice_", Some("alice"), Caps::default(), [127, 0, 0, 1]);
     rig.say(again, "JOIN #plans");
     let [to_bob, to_again] = rig.got_each(&[bob, again]).try_into().expect("two");
     assert_eq!(
@@ -197,7 +175,7 @@ fn the_founder_rights_belong_to_the_account() {
     // Someone else with an account is nobody special there.
     rig.chat
         .enable_accounts(["alice".to_string(), "carol".to_string()]);
-    let carol = rig.logged_in("carol", "carol");
+    let carol = rig.member_from("carol", Some("carol"), Caps::default(), [127, 0, 0, 1]);
     rig.say(again, "INVITE carol #plans");
     rig.say(carol, "JOIN #plans");
     assert!(
@@ -266,7 +244,7 @@ fn registered_rooms_are_loaded_at_start_as_kept() {
             ":confab 473 bob #Plans :Cannot join room (+i): invite only",
         ]
     );
-    let alice = rig.logged_in("alice", "alice");
+    let alice = rig.member_from("alice", Some("alice"), Caps::default(), [127, 0, 0, 1]);
     rig.say(alice, "JOIN #plans");
     let got = rig.got(alice);
     assert_eq!(got[0], ":alice!alice@127.0.0.1 JOIN #Plans");
@@ -311,7 +289,7 @@ fn every_mode_survives_the_store() {
 #[test]
 fn deleting_the_founder_account_leaves_its_rooms_unregistered() {
     let mut rig = rig();
-    let alice = rig.logged_in("alice", "alice");
+    let alice = rig.member_from("alice", Some("alice"), Caps::default(), [127, 0, 0, 1]);
     let bob = rig.user("bob");
     rig.say(alice, "JOIN #busy");
     rig.say(bob, "JOIN #busy");

@@ -250,7 +250,7 @@ impl Chat {
             return;
         };
         if let Some(a) = &u.account {
-            self.account_went(a);
+            self.account_went(a, &u.rooms);
         }
         self.state.nicks.remove(&casefold(&u.nick));
         for key in &u.rooms {

@@ -5,6 +5,12 @@
 //! [`EVENTS`] is the list the README's chat.log table documents (a test
 //! holds them together, and another checks that every `record("...")` in
 //! the hub names an event listed here).
+//!
+//! A message line (a room message or a DM) also carries, between its
+//! event's name and its details, what the store needs to keep it
+//! ([`MessageTags`]: `@msgid=...;source=...`), so the store can be refilled
+//! from `chat.log` after a crash. Lines written before confab logged them
+//! have none and still parse.
 
 use serde::Serialize;
 
@@ -15,6 +21,7 @@ use crate::proto::nick::casefold;
 pub enum Event {
     Start,
     Restart,
+    Repair,
     Stop,
     Create,
     Join,
@@ -68,6 +75,12 @@ pub const EVENTS: &[EventSpec] = &[
         Event::Restart,
         "restart",
         "previous run ended without a stop line (...)",
+        text,
+    ),
+    spec(
+        Event::Repair,
+        "repair",
+        "history: <n> messages refilled from chat.log into the store[; ...]",
         text,
     ),
     spec(Event::Stop, "stop", "<reason>", text),
@@ -271,6 +284,71 @@ pub struct Fields {
     pub oper: Option<String>,
 }
 
+/// What a message line carries for the store, in IRCv3 tag syntax between
+/// the event's name and the details: `@msgid=<msgid>;source=<nick!user@host>`
+/// then `;account=<account>` when the sender is logged in to one and, for a
+/// DM, `;to-account=<account>` for a recipient who is. Everything else the
+/// store keeps (the room or the two people, the text, the time) is in the
+/// line already.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MessageTags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msgid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_account: Option<String>,
+}
+
+impl MessageTags {
+    const KEYS: [&'static str; 4] = ["msgid", "source", "account", "to-account"];
+
+    fn slots(&self) -> [&Option<String>; 4] {
+        [&self.msgid, &self.source, &self.account, &self.to_account]
+    }
+
+    /// The tags as the line carries them (`@msgid=...;source=...`), or
+    /// nothing when there are none.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for (key, value) in Self::KEYS.iter().zip(self.slots()) {
+            let Some(value) = value else { continue };
+            out.push(if out.is_empty() { '@' } else { ';' });
+            out.push_str(key);
+            out.push('=');
+            crate::proto::message::escape_tag_value(value, &mut out);
+        }
+        out
+    }
+
+    /// Reads the tag word without its `@`. Unknown keys (a later
+    /// confab's) are passed over.
+    pub fn parse(word: &str) -> MessageTags {
+        let mut tags = MessageTags::default();
+        for item in word.split(';') {
+            let Some((key, value)) = item.split_once('=') else {
+                continue;
+            };
+            let value = crate::proto::message::unescape_tag_value(value);
+            let slot = match key {
+                "msgid" => &mut tags.msgid,
+                "source" => &mut tags.source,
+                "account" => &mut tags.account,
+                "to-account" => &mut tags.to_account,
+                _ => continue,
+            };
+            *slot = (!value.is_empty()).then_some(value);
+        }
+        tags
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots().iter().all(|s| s.is_none())
+    }
+}
+
 /// One parsed line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -281,7 +359,10 @@ pub struct Entry {
     /// know, which have `kind: None`).
     pub event: String,
     pub kind: Option<Event>,
-    /// Everything after the event's name.
+    /// A message line's tags (empty for other lines, and for message lines
+    /// written before confab logged them).
+    pub tags: MessageTags,
+    /// Everything after the event's name (and a message line's tags).
     pub detail: String,
     /// `None` when the details do not have the event's shape (a line cut
     /// short, or edited).
@@ -324,6 +405,13 @@ pub fn parse_line(line: &str) -> Option<Entry> {
         return None;
     }
     let kind = Event::from_name(event);
+    let (tags, detail) = match detail.strip_prefix('@') {
+        Some(tagged) if kind.is_some_and(|k| k.is_room_message() || k.is_dm()) => {
+            let (word, rest) = tagged.split_once(' ').unwrap_or((tagged, ""));
+            (MessageTags::parse(word), rest)
+        }
+        _ => (MessageTags::default(), detail),
+    };
     let fields = match kind {
         Some(k) => (k.spec().parse)(detail),
         None => Some(Fields::default()),
@@ -333,6 +421,7 @@ pub fn parse_line(line: &str) -> Option<Entry> {
         stamp: stamp.to_string(),
         event: event.to_string(),
         kind,
+        tags,
         detail: detail.to_string(),
         fields,
     })
@@ -697,6 +786,13 @@ mod tests {
                 f(&[(
                     "text",
                     "previous run ended without a stop line (crash or kill); appending",
+                )]),
+            ),
+            (
+                "repair history: 2 messages refilled from chat.log into the store",
+                f(&[(
+                    "text",
+                    "history: 2 messages refilled from chat.log into the store",
                 )]),
             ),
             ("stop last member left", f(&[("text", "last member left")])),

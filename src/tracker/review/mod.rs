@@ -30,7 +30,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use self::filter::{Filter, Matcher};
-use self::format::{Entry, Fields, parse_line};
+use self::format::{Entry, Fields, MessageTags, parse_line};
 use super::transcript::{LOG_FILE, rotated_files};
 use crate::proto::sanitize;
 
@@ -152,8 +152,11 @@ struct JsonLine<'a> {
     event: Option<&'a str>,
     #[serde(flatten)]
     fields: &'a Fields,
-    /// Everything after the event's name (the whole line for a line that
-    /// is not a `chat.log` line).
+    /// A message line's `msgid`, `source`, `account`, `to_account`.
+    #[serde(flatten)]
+    tags: &'a MessageTags,
+    /// Everything after the event's name and a message line's tags (the
+    /// whole line for a line that is not a `chat.log` line).
     detail: &'a str,
     file: &'a str,
     line: u64,
@@ -188,6 +191,7 @@ impl Style {
                     time: Some(&e.stamp),
                     event: Some(&e.event),
                     fields: e.fields(),
+                    tags: &e.tags,
                     detail: &e.detail,
                     file: &l.file,
                     line: l.number,
@@ -198,6 +202,7 @@ impl Style {
                     time: None,
                     event: None,
                     fields: &Fields::default(),
+                    tags: &MessageTags::default(),
                     detail: &l.raw,
                     file: &l.file,
                     line: l.number,
