@@ -26,7 +26,8 @@ use thiserror::Error;
 
 pub use accounts::{Account, RegisteredRoom, RoomBan};
 pub use history::{
-    Correspondent, DirectParties, HistoryQuery, NewMessage, Selector, StoredMessage, dm_key,
+    Correspondent, DirectParties, HistoryQuery, Lines, NewMessage, ReadableRoom, Selector,
+    StoredMessage, TargetActivity, dm_key, is_message,
 };
 pub use thread::{StoreHandle, StoreStats};
 
@@ -191,3 +192,5 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_playback;
