@@ -345,6 +345,7 @@ async fn fake_hub(mut inbox: mpsc::Receiver<HubRequest>, shutdown: CancellationT
             // Answers to work the hub asked for: this fake hub asks for none.
             HubRequest::AccountDone(_)
             | HubRequest::HistoryPage(_)
+            | HubRequest::HistoryTargets(_)
             | HubRequest::Rejoin { .. }
             | HubRequest::HistoryNotKept { .. } => {
                 panic!("an answer to work this hub never asked for")

@@ -16,6 +16,9 @@ pub struct Caps {
     pub batch: bool,
     /// `draft/chathistory`: the client reads history (`CHATHISTORY`).
     pub chathistory: bool,
+    /// `draft/event-playback`: history pages hold a room's events (JOIN,
+    /// PART, QUIT, KICK, NICK, TOPIC, MODE) between its messages.
+    pub event_playback: bool,
 }
 
 /// What to answer a `CAP` subcommand.
@@ -48,11 +51,13 @@ pub const SUPPORTED: &[&str] = &[
 /// Advertised too when the tracker has its store (accounts and history).
 /// SASL offers only PLAIN (over TLS by default); `REGISTER` works once the
 /// connection has registered, after the server password; `CHATHISTORY`
-/// pages come in a `batch`.
+/// pages come in a `batch`, with the rooms' events for
+/// `draft/event-playback`.
 pub const ACCOUNT_CAPS: &[&str] = &[
     "batch",
     "draft/account-registration",
     "draft/chathistory",
+    "draft/event-playback",
     "sasl",
 ];
 
@@ -73,6 +78,7 @@ impl Caps {
             "draft/account-registration" if accounts => Some(&mut self.account_registration),
             "batch" if accounts => Some(&mut self.batch),
             "draft/chathistory" if accounts => Some(&mut self.chathistory),
+            "draft/event-playback" if accounts => Some(&mut self.event_playback),
             "server-time" => Some(&mut self.server_time),
             "message-tags" => Some(&mut self.message_tags),
             "echo-message" => Some(&mut self.echo_message),
@@ -160,7 +166,7 @@ mod tests {
         );
         assert_eq!(
             offered(true).join(" "),
-            "away-notify batch draft/account-registration draft/chathistory echo-message message-tags multi-prefix sasl server-time"
+            "away-notify batch draft/account-registration draft/chathistory draft/event-playback echo-message message-tags multi-prefix sasl server-time"
         );
     }
 }

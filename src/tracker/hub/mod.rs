@@ -49,7 +49,7 @@ use super::replies;
 use super::shared::{
     ConnHandle, ConnId, HubRequest, IdMap, IdSet, Overflow, RegisterOutcome, SendBudget,
 };
-use super::shared::{HistoryJob, HistoryPageDone, PageFailure};
+use super::shared::{HistoryJob, HistoryPageDone, PageFailure, TargetsDone};
 use super::transcript::Transcript;
 use crate::store::{StoreError, StoreHandle};
 
@@ -217,6 +217,7 @@ impl HistorySink {
                 limit,
                 floor,
                 member_of,
+                lines,
             } => {
                 let inbox = self.inbox.clone();
                 self.store.call_then(
@@ -230,7 +231,7 @@ impl HistorySink {
                             },
                             None => floor,
                         };
-                        s.history(&key, &query, limit, floor)
+                        s.history_of(&key, &query, limit, floor, lines)
                     },
                     move |r| {
                         let result = match r {
@@ -247,6 +248,41 @@ impl HistorySink {
                                 result,
                             };
                             let _ = inbox.blocking_send(HubRequest::HistoryPage(Box::new(done)));
+                        }
+                    },
+                );
+            }
+            HistoryJob::Targets {
+                conn,
+                account,
+                mut rooms,
+                identity,
+                window,
+                limit,
+                lines,
+            } => {
+                let inbox = self.inbox.clone();
+                self.store.call_then(
+                    move |s| {
+                        // As for a page: an account reads each room from
+                        // its first join ever.
+                        if let Some(account) = &account {
+                            for room in &mut rooms {
+                                if let Some(first) = s.joined_after(account, &room.key)? {
+                                    room.visible_after = room.visible_after.min(first);
+                                }
+                            }
+                        }
+                        s.targets(&rooms, &identity, window, limit, lines)
+                    },
+                    move |r| {
+                        let result = match r {
+                            Ok(Ok(found)) => Ok(found),
+                            Ok(Err(e)) | Err(e) => Err(e.to_string()),
+                        };
+                        if let Some(inbox) = inbox.upgrade() {
+                            let done = TargetsDone { conn, result };
+                            let _ = inbox.blocking_send(HubRequest::HistoryTargets(Box::new(done)));
                         }
                     },
                 );
@@ -405,6 +441,7 @@ impl Hub {
             HubRequest::OperResult { conn, granted } => self.chat.oper_result(conn, granted),
             HubRequest::AccountDone(done) => self.chat.account_done(*done),
             HubRequest::HistoryPage(done) => self.chat.history_page(*done),
+            HubRequest::HistoryTargets(done) => self.chat.history_targets(*done),
             HubRequest::Rejoin { conn, rooms } => self.chat.rejoin(conn, rooms),
             HubRequest::HistoryNotKept { sources, why } => {
                 self.chat.history_not_kept(sources, &why)
@@ -495,7 +532,11 @@ impl Hub {
                 }
                 Err(e) => {
                     // Refused messages were never seen: not kept either.
-                    self.chat.out.history.clear();
+                    // Events are held, not refused: kept once delivered.
+                    self.chat
+                        .out
+                        .history
+                        .retain(|m| !crate::store::is_message(&m.command));
                     let refused = self.take_back_messages();
                     if !self.log_failing {
                         self.log_failing = true;

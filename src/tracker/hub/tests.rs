@@ -910,3 +910,5 @@ fn a_tracker_operator_acting_from_outside_sees_what_they_did() {
 mod accounts;
 #[path = "tests_console.rs"]
 mod console;
+#[path = "tests_playback.rs"]
+mod playback;
