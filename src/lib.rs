@@ -21,7 +21,8 @@
 //!   registered rooms, messages held for offline accounts) and the thread
 //!   that owns it (`StoreHandle`), so nothing else waits on its disk.
 //!   - `schema`: the migrations, versioned in `PRAGMA user_version`.
-//!   - `history`: appending and the `CHATHISTORY` pages; `accounts`:
+//!   - `history`: appending (messages and room events), the
+//!     `CHATHISTORY` pages and `TARGETS`; `accounts`:
 //!     accounts, memberships, read markers, registered rooms.
 //! - [`tls`]: the crypto provider, certificate fingerprints, the tracker's
 //!   self-signed certificate.
@@ -51,7 +52,7 @@
 //!       the handlers by role; `p2p`: direct sessions (DCC offers and
 //!       answers, their record and the console's snapshot); `accounts`:
 //!       REGISTER, ACCOUNT, registered names; `history`: keeping
-//!       messages and CHATHISTORY; `console`: the console's
+//!       messages and room events, CHATHISTORY (TARGETS too); `console`: the console's
 //!       snapshots and actions, and what it needs recorded (bounded);
 //!       `tests`, `tests_p2p`, `tests_console`: in-process tests.
 //!   - `console`: the operator's console: the command table, parser
