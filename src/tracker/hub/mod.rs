@@ -164,10 +164,17 @@ impl HistorySink {
         }
         let inbox = self.inbox.clone();
         self.store.append(batch, move |e, lost| {
-            tracing::error!("history: {} message(s) not kept: {e}", lost.len());
-            if let Some(inbox) = inbox.upgrade() {
+            tracing::error!("history: {} line(s) not kept: {e}", lost.len());
+            // A sender is told of their message; a room event (a join)
+            // was nobody's message: the diagnostics above say it.
+            let sources: Vec<String> = lost
+                .iter()
+                .filter(|m| crate::store::is_message(&m.command))
+                .map(|m| m.source.clone())
+                .collect();
+            if let (false, Some(inbox)) = (sources.is_empty(), inbox.upgrade()) {
                 let _ = inbox.blocking_send(HubRequest::HistoryNotKept {
-                    sources: lost.iter().map(|m| m.source.clone()).collect(),
+                    sources,
                     why: e.to_string(),
                 });
             }

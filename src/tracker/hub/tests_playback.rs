@@ -19,12 +19,14 @@ struct Kept {
     // Held so the sink's weak sender can reach `answers`.
     _inbox: mpsc::Sender<HubRequest>,
     answers: mpsc::Receiver<HubRequest>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Kept {
     fn new(rig: &mut Rig) -> Kept {
         rig.chat.enable_history(Vec::new());
-        let (store, _) = StoreHandle::spawn(Store::in_memory().expect("store")).expect("thread");
+        let (store, thread) =
+            StoreHandle::spawn(Store::in_memory().expect("store")).expect("thread");
         let (tx, answers) = mpsc::channel(16);
         Kept {
             sink: HistorySink {
@@ -33,6 +35,7 @@ impl Kept {
             },
             _inbox: tx,
             answers,
+            thread: Some(thread),
         }
     }
 
@@ -297,4 +300,33 @@ fn targets_lists_what_the_asker_may_read_in_the_window() {
         kept.ask(&mut rig, carol, &format!("CHATHISTORY TARGETS {window} 0")),
         [":confab FAIL CHATHISTORY INVALID_PARAMS TARGETS :The limit must be a number above 0"]
     );
+}
+
+#[test]
+fn a_store_that_cannot_keep_tells_the_senders_of_messages_not_the_people_in_events() {
+    let mut rig = Rig::new();
+    let mut kept = Kept::new(&mut rig);
+    let alice = rig.user("alice");
+    let bob = rig.user("bob");
+    kept.sink
+        .store
+        .call_then(|_| panic!("the store's thread dies"), |_| {});
+    let thread = kept.thread.take().expect("the store's thread");
+    thread.join().expect_err("the store's thread panicked");
+
+    rig.send(bob, "JOIN #lab");
+    kept.sink.keep(std::mem::take(&mut rig.chat.out.history));
+    assert!(
+        kept.answers.try_recv().is_err(),
+        "bob's join was nobody's message: nobody is told"
+    );
+    rig.send(alice, "JOIN #lab");
+    rig.send(alice, "PRIVMSG #lab :hi");
+    kept.sink.keep(std::mem::take(&mut rig.chat.out.history));
+    match kept.answers.try_recv() {
+        Ok(HubRequest::HistoryNotKept { sources, .. }) => {
+            assert_eq!(sources, ["alice!alice@127.0.0.1"])
+        }
+        _ => panic!("alice is told her message was not kept"),
+    }
 }
