@@ -11,13 +11,16 @@
 //!   million messages (40 rooms of 25,000, written in the hub's order):
 //!   `latest` (what a client asks on joining), `before_msgid` (paging back
 //!   from the middle of a room, PgUp), `around_msgid`, `after_timestamp`.
+//! - `store/chathistory_messages_past_a_join_storm`: the latest 100
+//!   messages of a room whose history is 99 joins for each message (50,000
+//!   lines), for a reader without `draft/event-playback`.
 //!
 //! Filling the million-message store takes about a minute; under
 //! `cargo test --benches` (CI's smoke run) it holds 20,000 instead.
 
 use std::hint::black_box;
 
-use confab::store::{HistoryQuery, NewMessage, Selector, Store};
+use confab::store::{HistoryQuery, Lines, NewMessage, Selector, Store};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const ROOMS: u32 = 40;
@@ -90,6 +93,41 @@ fn store(c: &mut Criterion) {
             })
         });
     }
+    // A join storm: 99 JOINs for each message.
+    let storm: Vec<NewMessage> = (0..50_000u64)
+        .map(|n| NewMessage {
+            seq: n as i64 + 1,
+            msgid: format!("s{n:016x}"),
+            target: "#storm".into(),
+            to_param: "#Storm".into(),
+            ..match n % 100 {
+                99 => message(n),
+                _ => NewMessage {
+                    command: "JOIN".into(),
+                    text: "#Storm".into(),
+                    ..message(n)
+                },
+            }
+        })
+        .collect();
+    for chunk in storm.chunks(1000) {
+        store.append(chunk).expect("storm");
+    }
+    let latest = HistoryQuery::Latest(None);
+    assert_eq!(
+        store
+            .history_of("#storm", &latest, 100, 0, Lines::Messages)
+            .expect("page")
+            .len(),
+        100
+    );
+    g.bench_function("chathistory_messages_past_a_join_storm", |b| {
+        b.iter(|| {
+            store
+                .history_of(black_box("#storm"), &latest, 100, 0, Lines::Messages)
+                .expect("page")
+        })
+    });
     g.finish();
 }
 

@@ -21,10 +21,11 @@
 //!   registered rooms, messages held for offline accounts) and the thread
 //!   that owns it (`StoreHandle`), so nothing else waits on its disk.
 //!   - `schema`: the migrations, versioned in `PRAGMA user_version`.
-//!   - `history`: appending, the `CHATHISTORY` pages, retention's purge;
-//!     `accounts`: accounts (and deleting one with its data),
-//!     memberships, read markers, registered rooms; `comeback`: what a
-//!     login needs in one read (rooms, markers, unread lines).
+//!   - `history`: appending (messages and room events), the
+//!     `CHATHISTORY` pages and `TARGETS`, retention's purge; `accounts`:
+//!     accounts (and deleting one with its data), memberships, read
+//!     markers, registered rooms; `comeback`: what a login needs in one
+//!     read (rooms, markers, unread lines).
 //! - [`tls`]: the crypto provider, certificate fingerprints, the tracker's
 //!   self-signed certificate.
 //! - [`discovery`]: what a tracker announces on the LAN (mDNS / DNS-SD
@@ -53,7 +54,7 @@
 //!       the handlers by role; `p2p`: direct sessions (DCC offers and
 //!       answers, their record and the console's snapshot); `accounts`:
 //!       REGISTER, ACCOUNT, registered names; `history`: keeping
-//!       messages and CHATHISTORY; `comeback`: a login's summary and
+//!       messages and room events, CHATHISTORY (TARGETS too); `comeback`: a login's summary and
 //!       unread lines, read markers (MARKREAD), direct messages held for
 //!       an account that is away; `rooms_keep`: registered rooms
 //!       (founder by account, kept in the store, loaded at start) and

@@ -346,6 +346,7 @@ async fn fake_hub(mut inbox: mpsc::Receiver<HubRequest>, shutdown: CancellationT
             HubRequest::AccountDone(_)
             | HubRequest::HistoryPage(_)
             | HubRequest::LoginView { .. }
+            | HubRequest::HistoryTargets(_)
             | HubRequest::HistoryNotKept { .. }
             | HubRequest::HistoryPurged { .. } => {
                 panic!("an answer to work this hub never asked for")

@@ -19,6 +19,9 @@ pub struct Caps {
     /// `draft/read-marker`: the client hears where its account has read
     /// each room and conversation up to (`MARKREAD`).
     pub read_marker: bool,
+    /// `draft/event-playback`: history pages hold a room's events (JOIN,
+    /// PART, QUIT, KICK, NICK, TOPIC, MODE) between its messages.
+    pub event_playback: bool,
 }
 
 /// What to answer a `CAP` subcommand.
@@ -51,11 +54,13 @@ pub const SUPPORTED: &[&str] = &[
 /// Advertised too when the tracker has its store (accounts and history).
 /// SASL offers only PLAIN (over TLS by default); `REGISTER` works once the
 /// connection has registered, after the server password; `CHATHISTORY`
-/// pages come in a `batch`.
+/// pages come in a `batch`, with the rooms' events for
+/// `draft/event-playback`.
 pub const ACCOUNT_CAPS: &[&str] = &[
     "batch",
     "draft/account-registration",
     "draft/chathistory",
+    "draft/event-playback",
     "draft/read-marker",
     "sasl",
 ];
@@ -78,6 +83,7 @@ impl Caps {
             "batch" if accounts => Some(&mut self.batch),
             "draft/chathistory" if accounts => Some(&mut self.chathistory),
             "draft/read-marker" if accounts => Some(&mut self.read_marker),
+            "draft/event-playback" if accounts => Some(&mut self.event_playback),
             "server-time" => Some(&mut self.server_time),
             "message-tags" => Some(&mut self.message_tags),
             "echo-message" => Some(&mut self.echo_message),
@@ -165,7 +171,7 @@ mod tests {
         );
         assert_eq!(
             offered(true).join(" "),
-            "away-notify batch draft/account-registration draft/chathistory draft/read-marker echo-message message-tags multi-prefix sasl server-time"
+            "away-notify batch draft/account-registration draft/chathistory draft/event-playback draft/read-marker echo-message message-tags multi-prefix sasl server-time"
         );
     }
 }

@@ -11,7 +11,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::history::StoredMessage;
+use super::history::{Lines, StoredMessage};
 use super::{Store, StoreError};
 
 /// One room or direct conversation with lines the account has not read.
@@ -128,7 +128,7 @@ impl Store {
                 with: None,
                 count,
                 mentions,
-                lines: self.page(key, after, i64::MAX, cap, false)?,
+                lines: self.page(key, after, i64::MAX, cap, false, Lines::Messages)?,
                 held_through: None,
             });
         }
@@ -155,7 +155,8 @@ impl Store {
                     continue;
                 }
                 // Held while away and never read: all of it.
-                let lines = self.page(&key, 0, i64::MAX, held.0 as usize, false)?;
+                let lines =
+                    self.page(&key, 0, i64::MAX, held.0 as usize, false, Lines::Messages)?;
                 unread.push(Unread {
                     target: key,
                     with: Some(with),
@@ -172,7 +173,7 @@ impl Store {
             let after = self.seq_at(&key, from)?;
             let (count, _) = self.missed(&key, after, nick)?;
             let limit = cap.max(held.0 as usize);
-            let lines = self.page(&key, after, i64::MAX, limit, false)?;
+            let lines = self.page(&key, after, i64::MAX, limit, false, Lines::Messages)?;
             if count == 0 && lines.is_empty() {
                 continue;
             }

@@ -8,6 +8,12 @@
 //! target sent at or after it, and what a reader may see is given as a
 //! place too (the room's `seq` when they joined). Every page is returned in
 //! order, whichever way it was read.
+//!
+//! A room's history holds its events too (JOIN, PART, QUIT, KICK, NICK,
+//! TOPIC, MODE: `draft/event-playback`), each at its place between the
+//! messages. A page is read with or without them ([`Lines`]); without, its
+//! limit counts messages, and the "while you were away" counts never count
+//! an event.
 
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -34,7 +40,25 @@ pub const PURGED_BEFORE: &str = "history_purged_before_ms";
 /// Most messages one purge transaction deletes.
 pub const PURGE_CHUNK: usize = 5000;
 
-/// A message as the hub committed it.
+/// The condition that picks messages (not events), written once: the
+/// partial index `history_target_messages` is used only by a query whose
+/// condition matches its own text.
+const MESSAGES: &str = "command IN ('PRIVMSG', 'NOTICE')";
+
+/// Whether `command` is kept as a message (the rest of a history is events).
+pub fn is_message(command: &str) -> bool {
+    matches!(command, "PRIVMSG" | "NOTICE")
+}
+
+/// What a page holds: the messages, or the room's events between them too
+/// (for a reader with `draft/event-playback`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lines {
+    Messages,
+    MessagesAndEvents,
+}
+
+/// A message or a room event as the hub committed it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewMessage {
     /// Its place in `target`'s history: one more than the message before.
@@ -43,14 +67,18 @@ pub struct NewMessage {
     pub at_ms: i64,
     /// Whose history it is part of: a casefolded room name, or [`dm_key`].
     pub target: String,
-    /// `PRIVMSG` or `NOTICE` (a `/me` is a PRIVMSG with CTCP ACTION).
+    /// `PRIVMSG` or `NOTICE` (a `/me` is a PRIVMSG with CTCP ACTION), or
+    /// the room event's command.
     pub command: String,
     /// The full source, `nick!user@host`, as it was sent.
     pub source: String,
     /// The sender's account, when logged in to one.
     pub sender_account: Option<String>,
-    /// The target parameter as sent (`#Room`, or the recipient's nick).
+    /// The target parameter as sent (`#Room`, or the recipient's nick); for
+    /// an event, the room it is kept in, as shown.
     pub to_param: String,
+    /// The message's text; for an event, its parameters as they go on the
+    /// wire (`#lab bob :too loud`).
     pub text: String,
     /// Client-only tags (`+draft/reply=...`), in IRC tag syntax, or empty.
     pub client_tags: String,
@@ -131,6 +159,24 @@ pub enum HistoryQuery {
     Between(Selector, Selector),
 }
 
+/// A target with activity in a `CHATHISTORY TARGETS` window: a room or the
+/// other side of a direct conversation, as shown, and the time of its
+/// latest line there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetActivity {
+    pub shown: String,
+    pub last_ms: i64,
+}
+
+/// A room the asker of `CHATHISTORY TARGETS` is in: its history key, its
+/// name as shown, and the place they may read it after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadableRoom {
+    pub key: String,
+    pub shown: String,
+    pub visible_after: i64,
+}
+
 /// Someone an identity has a direct conversation with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Correspondent {
@@ -140,10 +186,12 @@ pub struct Correspondent {
 }
 
 impl Store {
-    /// Appends a batch of messages in one transaction. A msgid already
-    /// stored is skipped (the repair from `chat.log` may offer a message
-    /// twice), so appending is idempotent; a `seq` already taken in its
-    /// target is an error (two messages claiming one place).
+    /// Appends a batch of messages and events in one transaction. A msgid
+    /// already stored in its target is skipped (the repair from `chat.log`
+    /// may offer a message twice), so appending is idempotent; a `seq`
+    /// already taken in its target is an error (two lines claiming one
+    /// place). One msgid may be in several targets: a QUIT is kept in each
+    /// room that saw it.
     pub fn append<'a>(
         &mut self,
         batch: impl IntoIterator<Item = &'a NewMessage>,
@@ -160,7 +208,7 @@ impl Store {
                 "INSERT INTO history (seq, msgid, at_ms, target, command, source, sender,
                      sender_account, to_param, text, client_tags)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT(msgid) DO NOTHING",
+                 ON CONFLICT(msgid, target) DO NOTHING",
             )?;
             let mut correspondent = tx.prepare_cached(
                 "INSERT INTO correspondents (owner, other, other_shown, target, last_ms)
@@ -243,7 +291,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                &format!("SELECT {COLUMNS} FROM history ORDER BY id DESC LIMIT 1"),
+                &format!("SELECT {COLUMNS} FROM history WHERE {MESSAGES} ORDER BY id DESC LIMIT 1"),
                 [],
                 StoredMessage::from_row,
             )
@@ -273,7 +321,11 @@ impl Store {
     pub fn message_count(&self) -> Result<u64, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT count(*) FROM history", [], |r| r.get::<_, i64>(0))?
+            .query_row(
+                &format!("SELECT count(*) FROM history WHERE {MESSAGES}"),
+                [],
+                |r| r.get::<_, i64>(0),
+            )?
             .unsigned_abs())
     }
 
@@ -322,9 +374,9 @@ impl Store {
         }
     }
 
-    /// One page of `target`'s history, in order, at most `limit` messages,
-    /// only those after the place `visible_after` (what this reader may
-    /// see: the room's `seq` when they first joined; 0 for everything).
+    /// One page of `target`'s messages, in order, at most `limit`, only
+    /// those after the place `visible_after` (what this reader may see: the
+    /// room's `seq` when they first joined; 0 for everything).
     pub fn history(
         &self,
         target: &str,
@@ -332,12 +384,27 @@ impl Store {
         limit: usize,
         visible_after: i64,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.history_of(target, query, limit, visible_after, Lines::Messages)
+    }
+
+    /// [`Store::history`] of the chosen `lines`: with events, `limit`
+    /// counts them too. A reference (msgid or time) may fall on an event
+    /// either way; it is a place.
+    pub fn history_of(
+        &self,
+        target: &str,
+        query: &HistoryQuery,
+        limit: usize,
+        visible_after: i64,
+        lines: Lines,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let floor = visible_after;
-        let up = |lo: i64, hi: i64, limit| self.page(target, lo.max(floor), hi, limit, true);
-        let down = |lo: i64, hi: i64, limit| self.page(target, lo.max(floor), hi, limit, false);
+        let up = |lo: i64, hi: i64, limit| self.page(target, lo.max(floor), hi, limit, true, lines);
+        let down =
+            |lo: i64, hi: i64, limit| self.page(target, lo.max(floor), hi, limit, false, lines);
         match query {
             HistoryQuery::Latest(None) => down(0, i64::MAX, limit),
             HistoryQuery::Latest(Some(s)) => down(self.after(target, s)?, i64::MAX, limit),
@@ -365,7 +432,7 @@ impl Store {
         }
     }
 
-    /// Up to `limit` messages of `target` strictly between the places `lo`
+    /// Up to `limit` lines of `target` strictly between the places `lo`
     /// and `hi`: the first ones (`upward`) or the last ones; in order.
     pub(super) fn page(
         &self,
@@ -374,6 +441,7 @@ impl Store {
         hi: i64,
         limit: usize,
         upward: bool,
+        lines: Lines,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         if limit == 0 || lo >= hi {
             return Ok(Vec::new());
@@ -381,8 +449,9 @@ impl Store {
         let dir = if upward { "ASC" } else { "DESC" };
         let sql = format!(
             "SELECT {COLUMNS} FROM history
-             WHERE target = ?1 AND seq > ?2 AND seq < ?3
-             ORDER BY seq {dir} LIMIT ?4"
+             WHERE target = ?1 AND seq > ?2 AND seq < ?3 {}
+             ORDER BY seq {dir} LIMIT ?4",
+            only(lines)
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(
@@ -398,17 +467,17 @@ impl Store {
 
     /// How many messages `target` has after the place `after_seq`, and how
     /// many of them mention `nick` as a word: the "while you were away"
-    /// line. Messages sent by `nick` itself are not counted.
+    /// line. Messages sent by `nick` itself are not counted, nor events.
     pub fn missed(
         &self,
         target: &str,
         after_seq: i64,
         nick: &str,
     ) -> Result<(u64, u64), StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT text FROM history
-             WHERE target = ?1 AND seq > ?2 AND sender <> ?3 COLLATE NOCASE",
-        )?;
+             WHERE target = ?1 AND seq > ?2 AND {MESSAGES} AND sender <> ?3 COLLATE NOCASE"
+        ))?;
         let mut rows = stmt.query(params![target, after_seq, nick])?;
         let (mut count, mut mentioned) = (0, 0);
         while let Some(r) = rows.next()? {
@@ -443,6 +512,84 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// `CHATHISTORY TARGETS`: the rooms in `rooms` and the direct
+    /// conversations of `identity` with a line this reader may read sent
+    /// strictly between `from_ms` and `to_ms`, each with the time of its
+    /// latest such line, oldest first. At most `limit`: the earliest ones
+    /// when `from_ms < to_ms`, else the latest ones (the window read
+    /// backwards), still oldest first. Rooms count their events only when
+    /// `lines` has them; a direct conversation has none.
+    pub fn targets(
+        &self,
+        rooms: &[ReadableRoom],
+        identity: &str,
+        (from_ms, to_ms): (i64, i64),
+        limit: usize,
+        lines: Lines,
+    ) -> Result<Vec<TargetActivity>, StoreError> {
+        let window = (from_ms.min(to_ms), from_ms.max(to_ms));
+        let mut found = Vec::new();
+        for room in rooms {
+            if let Some(last_ms) =
+                self.latest_visible(&room.key, window, room.visible_after, lines)?
+            {
+                found.push(TargetActivity {
+                    shown: room.shown.clone(),
+                    last_ms,
+                });
+            }
+        }
+        // A conversation whose last line came before the window has none
+        // in it; the others are asked where their latest one in it falls
+        // (their last line may be past the window's end).
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT other_shown, target FROM correspondents WHERE owner = ?1 AND last_ms > ?2",
+        )?;
+        let candidates = stmt
+            .query_map(params![identity, window.0], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (shown, target) in candidates {
+            if let Some(last_ms) = self.latest_visible(&target, window, 0, Lines::Messages)? {
+                found.push(TargetActivity { shown, last_ms });
+            }
+        }
+        found.sort_by(|a, b| {
+            a.last_ms
+                .cmp(&b.last_ms)
+                .then_with(|| a.shown.cmp(&b.shown))
+        });
+        if from_ms > to_ms && found.len() > limit {
+            found.drain(..found.len() - limit);
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    /// The time of the latest line of `target` within `(lo, hi)` at a place
+    /// after `visible_after`.
+    fn latest_visible(
+        &self,
+        target: &str,
+        (lo, hi): (i64, i64),
+        visible_after: i64,
+        lines: Lines,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                // Walked back from the window's end by time: the index of
+                // messages by place would read every one after the floor.
+                "SELECT at_ms FROM history INDEXED BY history_target_time
+                 WHERE target = ?1 AND at_ms > ?2 AND at_ms < ?3 AND seq > ?4 {}
+                 ORDER BY at_ms DESC LIMIT 1",
+                only(lines)
+            ))?
+            .query_row(params![target, lo, hi, visible_after], |r| r.get(0))
+            .optional()?)
     }
 
     /// Where the time `at_ms` falls in `target`'s history: every message
@@ -541,5 +688,13 @@ impl Store {
         tx.execute("DELETE FROM correspondents WHERE last_ms < ?1", [before_ms])?;
         tx.commit()?;
         Ok(n)
+    }
+}
+
+/// The condition a query adds for `lines`.
+fn only(lines: Lines) -> String {
+    match lines {
+        Lines::Messages => format!("AND {MESSAGES}"),
+        Lines::MessagesAndEvents => String::new(),
     }
 }

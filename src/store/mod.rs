@@ -28,8 +28,8 @@ use thiserror::Error;
 pub use accounts::{Account, RegisteredRoom, RoomBan};
 pub use comeback::{LoginView, Unread};
 pub use history::{
-    Correspondent, DirectParties, HistoryQuery, NewMessage, PURGE_CHUNK, PURGED_BEFORE, Selector,
-    StoredMessage, dm_key,
+    Correspondent, DirectParties, HistoryQuery, Lines, NewMessage, PURGE_CHUNK, PURGED_BEFORE,
+    ReadableRoom, Selector, StoredMessage, TargetActivity, dm_key, is_message,
 };
 pub use thread::{StoreHandle, StoreStats};
 
@@ -204,3 +204,5 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_playback;

@@ -116,7 +116,61 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (room, mask)
     ) STRICT, WITHOUT ROWID;
     "#,
-    // 2: where an account had reached in each room when it last left, so
+    // 2: room events beside the messages (draft/event-playback). One event
+    // seen in several rooms (a QUIT, a NICK) is kept once in each, with
+    // the one msgid everyone saw, so a msgid is unique within a history,
+    // no longer overall. SQLite cannot drop a column's UNIQUE: the table
+    // is copied into one without it, `pending` (the one table pointing
+    // into it) with it, keeping every id and the AUTOINCREMENT counter.
+    r#"
+    CREATE TABLE history_v2 (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq            INTEGER NOT NULL,
+        msgid          TEXT NOT NULL,
+        at_ms          INTEGER NOT NULL,
+        target         TEXT NOT NULL,
+        -- PRIVMSG or NOTICE (a message); JOIN, PART, QUIT, KICK, NICK,
+        -- TOPIC or MODE (an event in the room `target`).
+        command        TEXT NOT NULL,
+        source         TEXT NOT NULL,
+        sender         TEXT NOT NULL,
+        sender_account TEXT,
+        -- A message: its target parameter and its text. An event: the room
+        -- as shown, and its parameters as they go on the wire
+        -- (`#lab bob :too loud` for a KICK).
+        to_param       TEXT NOT NULL,
+        text           TEXT NOT NULL,
+        client_tags    TEXT NOT NULL DEFAULT ''
+    ) STRICT;
+    INSERT INTO history_v2 SELECT id, seq, msgid, at_ms, target, command, source, sender,
+        sender_account, to_param, text, client_tags FROM history;
+    DELETE FROM sqlite_sequence WHERE name = 'history_v2';
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'history_v2', seq FROM sqlite_sequence WHERE name = 'history';
+
+    CREATE TABLE pending_v2 (
+        account    TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+        history_id INTEGER NOT NULL REFERENCES history_v2(id) ON DELETE CASCADE,
+        PRIMARY KEY (account, history_id)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO pending_v2 SELECT account, history_id FROM pending;
+    DROP TABLE pending;
+    DROP TABLE history;
+    -- Renaming carries pending_v2's reference along to the new name.
+    ALTER TABLE history_v2 RENAME TO history;
+    ALTER TABLE pending_v2 RENAME TO pending;
+
+    CREATE UNIQUE INDEX history_target_seq ON history(target, seq);
+    CREATE UNIQUE INDEX history_msgid_target ON history(msgid, target);
+    CREATE INDEX history_target_time ON history(target, at_ms);
+    -- The messages alone, for readers without draft/event-playback and the
+    -- "while you were away" counts: a page of them never walks past the
+    -- events of a join storm. The condition is written exactly so in
+    -- every query meant to use it (SQLite matches it by its text).
+    CREATE INDEX history_target_messages ON history(target, seq)
+        WHERE command IN ('PRIVMSG', 'NOTICE');
+    "#,
+    // 3: where an account had reached in each room when it last left, so
     // what it missed starts at a place, not a time (a line of the same
     // millisecond may come after the leave).
     r#"

@@ -305,8 +305,9 @@ pub const COMMANDS: &[Command] = &[
         false,
         "CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN <#room|user> <reference>... <limit>  read history (IRCv3 chathistory)",
         &[
-            "A reference is timestamp=<RFC 3339 time>, msgid=<id>, or * for LATEST; at most 100 messages a page.",
-            "A room's history is yours from when you first joined it.",
+            "A reference is timestamp=<RFC 3339 time>, msgid=<id>, or * for LATEST; at most 100 lines a page.",
+            "A room's history is yours from when you first joined it; its joins, parts, kicks and other events come with the draft/event-playback capability.",
+            "CHATHISTORY TARGETS timestamp=<time> timestamp=<time> <limit>: your rooms and conversations with something for you between the two times.",
         ],
     ),
     row(

@@ -188,7 +188,12 @@ pub fn message_of(entry: &Entry) -> Option<Result<NewMessage, Unplaceable>> {
         (casefold(room), room.clone(), None)
     };
     Some(Ok(NewMessage {
-        seq: 0,
+        seq: entry
+            .tags
+            .seq
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
         msgid: msgid.clone(),
         at_ms: entry.time.as_millisecond(),
         target,
@@ -265,8 +270,15 @@ pub fn refill(store: &mut Store, log_dir: &Path) -> Result<Refill, RepairError> 
                 refill.already += 1;
                 continue;
             }
+            // The place the hub gave it when the line says (room events
+            // between messages took places too, and are not refilled),
+            // else the next one.
             let seq = seqs.entry(message.target.clone()).or_insert(0);
-            *seq += 1;
+            *seq = if message.seq > *seq {
+                message.seq
+            } else {
+                *seq + 1
+            };
             batch.push(NewMessage {
                 seq: *seq,
                 ..message

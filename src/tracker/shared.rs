@@ -271,6 +271,8 @@ pub enum HubRequest {
     AccountDone(Box<super::accounts::AccountDone>),
     /// A history page the hub asked the store for.
     HistoryPage(Box<HistoryPageDone>),
+    /// A `CHATHISTORY TARGETS` listing the hub asked the store for.
+    HistoryTargets(Box<TargetsDone>),
     /// What a connection that just logged in to an account gets from the
     /// store: its rooms, read markers and what it has not read.
     LoginView {
@@ -354,7 +356,28 @@ pub enum HistoryJob {
         limit: usize,
         floor: i64,
         member_of: Option<(String, String)>,
+        /// With the room's events (the reader has draft/event-playback).
+        lines: crate::store::Lines,
     },
+    /// `CHATHISTORY TARGETS` for `conn`: its rooms (each read from its
+    /// place, or from `account`'s first join when earlier) and the direct
+    /// conversations of `identity`, active within `window`.
+    Targets {
+        conn: ConnId,
+        account: Option<String>,
+        rooms: Vec<crate::store::ReadableRoom>,
+        identity: String,
+        window: (i64, i64),
+        limit: usize,
+        lines: crate::store::Lines,
+    },
+}
+
+/// A `CHATHISTORY TARGETS` listing read for a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetsDone {
+    pub conn: ConnId,
+    pub result: Result<Vec<crate::store::TargetActivity>, String>,
 }
 
 /// Why a history page could not be read.

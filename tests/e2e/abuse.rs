@@ -309,20 +309,20 @@ fn unwritable_chat_log_refuses_messages_and_recovers() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    // dash counts `ulimit -f` in 512-byte blocks: no file may pass 80 KiB,
-    // which the store's files (its write-ahead log: 66 KiB when created)
+    // dash counts `ulimit -f` in 512-byte blocks: no file may pass 128 KiB,
+    // which the store's files (its write-ahead log: 109 KiB when created)
     // stay under and chat.log fills.
     let mut tracker = Tracker::start_wrapped(
         dir.path(),
         &["--flood-rate", "0"],
-        "trap '' XFSZ\nulimit -S -f 160",
+        "trap '' XFSZ\nulimit -S -f 256",
     );
     let mut alice = ClientProc::join(&tracker, "alice");
     let mut bob = ClientProc::join(&tracker, "bob");
     alice.expect("#general --> bob joined");
     let filler = "y".repeat(300);
     let mut refused = None;
-    for k in 0..400 {
+    for k in 0..800 {
         alice.send(&format!("fill {k} {filler}"));
         let line = alice.expect_matching("echo or refusal", |l| {
             l.starts_with(&format!("#general <alice> fill {k} ")) || l.starts_with("!!! ")
@@ -425,6 +425,27 @@ fn unwritable_chat_log_refuses_messages_and_recovers() {
     );
     assert!(!events.iter().any(|e| e.contains(&format!("fill {k} "))));
     assert!(events.contains(&"join #general carol (127.0.0.1)".to_string()));
+    // Held, not refused: carol's join reaches the room's history too
+    // (draft/event-playback) once chat.log has it.
+    let store = confab::store::Store::open_existing(&dir.path().join("data").join("store.db"))
+        .expect("the store");
+    crate::tmux::poll(
+        "carol's join in #general's history",
+        || {
+            let page = store.history_of(
+                "#general",
+                &confab::store::HistoryQuery::Latest(None),
+                100,
+                0,
+                confab::store::Lines::MessagesAndEvents,
+            );
+            page.ok()?
+                .iter()
+                .any(|m| m.command == "JOIN" && m.source.starts_with("carol!"))
+                .then_some(())
+        },
+        String::new,
+    );
     signal(&tracker.child, "TERM");
     assert_eq!(wait_exit(&mut tracker.child, WAIT).code(), Some(0));
 }

@@ -21,6 +21,7 @@ mod login;
 mod monitor;
 mod ops;
 mod p2p;
+mod playback;
 mod protocol;
 mod review;
 mod rooms;

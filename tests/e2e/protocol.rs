@@ -34,7 +34,7 @@ fn registration_burst_and_cap_negotiation() {
     r.send("CAP LS 302");
     assert_eq!(
         r.expect(" LS "),
-        ":confab CAP * LS :away-notify batch draft/account-registration draft/chathistory draft/read-marker echo-message message-tags multi-prefix sasl server-time"
+        ":confab CAP * LS :away-notify batch draft/account-registration draft/chathistory draft/event-playback draft/read-marker echo-message message-tags multi-prefix sasl server-time"
     );
     r.send("CAP REQ :server-time unknown-cap");
     assert_eq!(

@@ -95,6 +95,8 @@ fn play_session(dir: &Path) -> String {
     step(&mut alice, "Good morning, everyone", SESSION[3]);
     step(&mut bob, "morning!", SESSION[4]);
     step(&mut alice, "/join #lab", SESSION[6]);
+    // /topic is for the room in view: wait until the client is in #lab.
+    alice.expect("#lab --> you joined");
     step(&mut alice, "/topic fractions, part 2", SESSION[7]);
     step(&mut bob, "/join #lab", SESSION[8]);
     step(&mut bob, "is 3/4 bigger than 2/3?", SESSION[9]);
@@ -284,7 +286,7 @@ fn json_lines_read_back_and_stats_count_the_session() {
         serde_json::json!({
             "time": objects[14]["time"], "event": "dm", "user": "bob", "target": "carol",
             "text": "not yet, after lunch", "detail": "bob -> carol: not yet, after lunch",
-            "msgid": objects[14]["msgid"], "source": "bob!bob@127.0.0.1",
+            "msgid": objects[14]["msgid"], "seq": objects[14]["seq"], "source": "bob!bob@127.0.0.1",
             "file": "logs/chat.log", "line": 15
         })
     );

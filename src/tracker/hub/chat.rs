@@ -411,10 +411,13 @@ impl Chat {
         }
     }
 
-    /// An event with a `msgid`, for everything a person says or does.
+    /// An event with a `msgid`, for everything a person says or does. A
+    /// room event is kept in history here, where it gets its msgid, before
+    /// anything changes the rooms it concerns (`history.rs`).
     pub fn outgoing(&mut self, msg: Message) -> Outgoing {
         let mut out = Outgoing::new(msg, &self.clock);
         out.msgid = Some(self.msgids.next_id());
+        self.keep_event(&out);
         out
     }
 

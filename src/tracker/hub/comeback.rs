@@ -169,10 +169,21 @@ impl Chat {
             );
         }
         for m in lines {
-            let mut line = Message::new(&m.command)
-                .with_source(m.source)
-                .param(m.to_param)
-                .param(m.text);
+            let mut line = if crate::store::is_message(&m.command) {
+                Message::new(&m.command)
+                    .with_source(m.source)
+                    .param(m.to_param)
+                    .param(m.text)
+            } else {
+                // A room event: its parameters were kept as on the wire.
+                match Message::parse(&format!("{} {}", m.command, m.text)) {
+                    Ok(event) => event.with_source(m.source),
+                    Err(e) => {
+                        tracing::warn!("history: event {} unreadable: {e}", m.msgid);
+                        continue;
+                    }
+                }
+            };
             if caps.batch {
                 line = line.tag("batch", Some(reference.clone()));
             }
@@ -396,7 +407,8 @@ impl Chat {
             .param(target.to_string())
             .param(text.to_string());
         let mut out = self.outgoing(m);
-        let tags = self.log_tags_to(id, Some(account.clone()), &out);
+        let key = dm_key(&self.identity(id), &account);
+        let tags = self.log_tags_to(id, Some(account.clone()), Some(&key), &out);
         let (event, line) = super::messages::dm_event(cmd == "NOTICE", text, &nick, target, &tags);
         self.record(event, &line);
         let at = self.clock.wall;

@@ -1,7 +1,10 @@
 //! History in the chat: every room message and DM handed to the store at
-//! its place (`seq`) in its target, and `CHATHISTORY` (IRCv3, draft)
-//! answered from it, each reader seeing a room only from when they first
-//! joined it.
+//! its place (`seq`) in its target, and every room event (JOIN, PART,
+//! QUIT and NICK in each room of the user, KICK, TOPIC, MODE) between
+//! them; `CHATHISTORY` (IRCv3, draft) answered from it, each reader seeing
+//! a room only from when they first joined it, the events only with
+//! `draft/event-playback`; `CHATHISTORY TARGETS` listing the rooms and
+//! conversations that moved in a window.
 //!
 //! The hub never waits for the store: what to keep goes out in
 //! `Chat.out.history` after the batch's `chat.log` commit (the commit point;
@@ -10,15 +13,20 @@
 
 use std::collections::HashMap;
 
-use super::super::shared::{ConnId, HistoryJob, HistoryPageDone, PageFailure};
+use super::super::shared::{ConnId, HistoryJob, HistoryPageDone, PageFailure, TargetsDone};
 use super::chat::{Chat, Outgoing};
 use crate::proto::Message;
 use crate::proto::nick::casefold;
-use crate::store::{DirectParties, HistoryQuery, NewMessage, Selector, dm_key};
+use crate::store::{
+    DirectParties, HistoryQuery, Lines, NewMessage, ReadableRoom, Selector, dm_key,
+};
 
 /// The most messages one `CHATHISTORY` answers (`CHATHISTORY=` in
 /// ISUPPORT).
 pub const PAGE_MAX: usize = 100;
+
+/// The room events kept in history, between the messages.
+const EVENTS: &[&str] = &["JOIN", "PART", "QUIT", "KICK", "NICK", "TOPIC", "MODE"];
 
 /// Whether history is kept, and each target's last place.
 #[derive(Default)]
@@ -131,6 +139,76 @@ impl Chat {
         self.out.history.push(message);
     }
 
+    /// Keeps a room event as it gets its msgid (from `Chat::outgoing`,
+    /// before it changes anything): in its room, or, for a QUIT or a NICK,
+    /// in each room of the user, as each room saw it, with the one msgid.
+    /// A MODE on a user, an AWAY, an INVITE are no room's events.
+    pub(super) fn keep_event(&mut self, out: &Outgoing) {
+        if !self.history.on || !EVENTS.contains(&out.msg.command.as_str()) {
+            return;
+        }
+        let Some(n) = out.msgid else {
+            return;
+        };
+        let msg = &out.msg;
+        let source = msg.source.clone().unwrap_or_default();
+        // A person's event (`nick!user@host`), not the server's.
+        let user = match source.split_once('!') {
+            Some((nick, _)) => self
+                .state
+                .find(nick)
+                .and_then(|id| self.state.users.get(&id)),
+            None => None,
+        };
+        let account = user.and_then(|u| u.account.as_deref()).map(casefold);
+        let rooms: Vec<String> = match msg.command.as_str() {
+            "QUIT" | "NICK" => user
+                .map(|u| u.rooms.iter().cloned().collect())
+                .unwrap_or_default(),
+            _ => match msg.param_at(0) {
+                Some(room) if room.starts_with('#') => vec![casefold(room)],
+                _ => Vec::new(),
+            },
+        };
+        // The parameters as they go on the wire; `history_page` parses
+        // them back with the command.
+        let line = Message {
+            tags: Vec::new(),
+            source: None,
+            command: msg.command.clone(),
+            params: msg.params.clone(),
+        }
+        .to_line();
+        let params = line
+            .trim_end_matches("\r\n")
+            .strip_prefix(msg.command.as_str())
+            .unwrap_or("")
+            .trim_start()
+            .to_string();
+        let (msgid, at_ms) = (self.msgids.format(n), self.clock.wall.as_millisecond());
+        for key in rooms {
+            let Some(shown) = self.state.rooms.get(&key).map(|r| r.name.clone()) else {
+                continue;
+            };
+            let seq = self.history.seqs.entry(key.clone()).or_insert(0);
+            *seq += 1;
+            self.out.history.push(NewMessage {
+                seq: *seq,
+                msgid: msgid.clone(),
+                at_ms,
+                target: key,
+                command: msg.command.clone(),
+                source: source.clone(),
+                sender_account: account.clone(),
+                to_param: shown,
+                text: params.clone(),
+                client_tags: String::new(),
+                direct: None,
+                hold_for: None,
+            });
+        }
+    }
+
     /// `id` joined `room` (casefolded): from here on they may read it. The
     /// first join of a connection counts; an account's first join ever is
     /// kept by the store and counts over it.
@@ -189,12 +267,7 @@ impl Chat {
             );
         }
         if sub == "TARGETS" {
-            return self.fail_history(
-                id,
-                "INVALID_PARAMS",
-                &[&sub],
-                "CHATHISTORY TARGETS is not offered yet; ask per room or person",
-            );
+            return self.chathistory_targets(id, msg);
         }
         let target = p(1).to_string();
         let (query, limit_at) = match sub.as_str() {
@@ -214,7 +287,7 @@ impl Chat {
                     id,
                     "INVALID_PARAMS",
                     &[&sub],
-                    "LATEST, BEFORE, AFTER, AROUND or BETWEEN",
+                    "LATEST, BEFORE, AFTER, AROUND, BETWEEN or TARGETS",
                 );
             }
         };
@@ -239,6 +312,7 @@ impl Chat {
             return;
         };
         let account = u.account.as_deref().map(casefold);
+        let lines = lines_for(self.caps_of(id));
         let (key, floor, member_of) = if target.starts_with('#') {
             let room = casefold(&target);
             // Only a member reads a room, and only from their first join.
@@ -267,7 +341,119 @@ impl Chat {
             limit,
             floor,
             member_of,
+            lines,
         });
+    }
+
+    /// `CHATHISTORY TARGETS timestamp=<a> timestamp=<b> <limit>`: the rooms
+    /// the asker is in and the people they have a direct conversation
+    /// with, where something they may read was said strictly between the
+    /// two times (in a room, only after their first join; its events only
+    /// with `draft/event-playback`), answered by the store.
+    fn chathistory_targets(&mut self, id: ConnId, msg: &Message) {
+        let p = |i: usize| msg.param_at(i).unwrap_or("");
+        let time = |s: &str| match selector(s) {
+            Ok(Selector::Timestamp(ms)) => Some(ms),
+            _ => None,
+        };
+        let (Some(from_ms), Some(to_ms)) = (time(p(1)), time(p(2))) else {
+            return self.fail_history(
+                id,
+                "INVALID_PARAMS",
+                &["TARGETS"],
+                "TARGETS takes two references timestamp=<RFC 3339 time>",
+            );
+        };
+        let Some(limit) = p(3).parse::<usize>().ok().filter(|l| *l > 0) else {
+            return self.fail_history(
+                id,
+                "INVALID_PARAMS",
+                &["TARGETS"],
+                "The limit must be a number above 0",
+            );
+        };
+        let Some(u) = self.state.users.get(&id) else {
+            return;
+        };
+        // Only the rooms they are in now, each from where they may read it.
+        let rooms = u
+            .rooms
+            .iter()
+            .filter_map(|key| {
+                let visible_after = *u.reads_from.get(key)?;
+                let shown = self.state.rooms.get(key)?.name.clone();
+                Some(ReadableRoom {
+                    key: key.clone(),
+                    shown,
+                    visible_after,
+                })
+            })
+            .collect();
+        let job = HistoryJob::Targets {
+            conn: self.here(id),
+            account: u.account.as_deref().map(casefold),
+            rooms,
+            identity: self.identity(id),
+            window: (from_ms, to_ms),
+            limit: limit.min(PAGE_MAX),
+            lines: lines_for(self.caps_of(id)),
+        };
+        self.out.history_jobs.push(job);
+    }
+
+    /// A `CHATHISTORY TARGETS` listing came back: a
+    /// `draft/chathistory-targets` batch (plain lines without `batch`) of
+    /// `CHATHISTORY TARGETS <target> <time of its latest line>`.
+    pub fn history_targets(&mut self, done: TargetsDone) {
+        let TargetsDone { conn, result } = done;
+        let conn = self.act_for(conn);
+        if !self.state.users.contains_key(&conn) {
+            return;
+        }
+        let caps = self.caps_of(conn);
+        let found = match result {
+            Ok(found) => found,
+            Err(why) => {
+                return self.fail_history(
+                    conn,
+                    "MESSAGE_ERROR",
+                    &["TARGETS"],
+                    &format!("The history cannot be read now: {why}"),
+                );
+            }
+        };
+        self.history.next_batch += 1;
+        let reference = format!("h{}", self.history.next_batch);
+        let server = self.config.server_name.clone();
+        if caps.batch {
+            self.send_msg(
+                conn,
+                Message::new("BATCH")
+                    .with_source(server.clone())
+                    .param(format!("+{reference}"))
+                    .param("draft/chathistory-targets"),
+            );
+        }
+        for target in found {
+            let at = jiff::Timestamp::from_millisecond(target.last_ms).unwrap_or_default();
+            let mut line = Message::new("CHATHISTORY")
+                .with_source(server.clone())
+                .param("TARGETS")
+                .param(target.shown)
+                .param(super::super::transcript::timestamp(at));
+            if caps.batch {
+                line = line.tag("batch", Some(reference.clone()));
+            }
+            self.send_msg(conn, line);
+        }
+        if caps.batch {
+            self.send_msg(
+                conn,
+                Message::new("BATCH")
+                    .with_source(server)
+                    .param(format!("-{reference}")),
+            );
+        }
     }
 
     /// A page came back from the store: sent as a `chathistory` batch
@@ -323,6 +509,15 @@ impl Chat {
                 ));
             self.send_msg(id, m);
         }
+    }
+}
+
+/// What a page holds for a reader with `caps`.
+fn lines_for(caps: crate::proto::caps::Caps) -> Lines {
+    if caps.event_playback {
+        Lines::MessagesAndEvents
+    } else {
+        Lines::Messages
     }
 }
 

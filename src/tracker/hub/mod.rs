@@ -53,7 +53,7 @@ use super::replies;
 use super::shared::{
     ConnHandle, ConnId, HubRequest, IdMap, IdSet, Overflow, RegisterOutcome, SendBudget,
 };
-use super::shared::{HistoryJob, HistoryPageDone, PageFailure};
+use super::shared::{HistoryJob, HistoryPageDone, PageFailure, TargetsDone};
 use super::transcript::Transcript;
 use crate::store::{StoreError, StoreHandle};
 
@@ -173,10 +173,17 @@ impl HistorySink {
         }
         let inbox = self.inbox.clone();
         self.store.append(batch, move |e, lost| {
-            tracing::error!("history: {} message(s) not kept: {e}", lost.len());
-            if let Some(inbox) = inbox.upgrade() {
+            tracing::error!("history: {} line(s) not kept: {e}", lost.len());
+            // A sender is told of their message; a room event (a join)
+            // was nobody's message: the diagnostics above say it.
+            let sources: Vec<String> = lost
+                .iter()
+                .filter(|m| crate::store::is_message(&m.command))
+                .map(|m| m.source.clone())
+                .collect();
+            if let (false, Some(inbox)) = (sources.is_empty(), inbox.upgrade()) {
                 let _ = inbox.blocking_send(HubRequest::HistoryNotKept {
-                    sources: lost.iter().map(|m| m.source.clone()).collect(),
+                    sources,
                     why: e.to_string(),
                 });
             }
@@ -266,6 +273,7 @@ impl HistorySink {
                 limit,
                 floor,
                 member_of,
+                lines,
             } => {
                 let inbox = self.inbox.clone();
                 self.store.call_then(
@@ -279,7 +287,7 @@ impl HistorySink {
                             },
                             None => floor,
                         };
-                        s.history(&key, &query, limit, floor)
+                        s.history_of(&key, &query, limit, floor, lines)
                     },
                     move |r| {
                         let result = match r {
@@ -296,6 +304,41 @@ impl HistorySink {
                                 result,
                             };
                             let _ = inbox.blocking_send(HubRequest::HistoryPage(Box::new(done)));
+                        }
+                    },
+                );
+            }
+            HistoryJob::Targets {
+                conn,
+                account,
+                mut rooms,
+                identity,
+                window,
+                limit,
+                lines,
+            } => {
+                let inbox = self.inbox.clone();
+                self.store.call_then(
+                    move |s| {
+                        // As for a page: an account reads each room from
+                        // its first join ever.
+                        if let Some(account) = &account {
+                            for room in &mut rooms {
+                                if let Some(first) = s.joined_after(account, &room.key)? {
+                                    room.visible_after = room.visible_after.min(first);
+                                }
+                            }
+                        }
+                        s.targets(&rooms, &identity, window, limit, lines)
+                    },
+                    move |r| {
+                        let result = match r {
+                            Ok(Ok(found)) => Ok(found),
+                            Ok(Err(e)) | Err(e) => Err(e.to_string()),
+                        };
+                        if let Some(inbox) = inbox.upgrade() {
+                            let done = TargetsDone { conn, result };
+                            let _ = inbox.blocking_send(HubRequest::HistoryTargets(Box::new(done)));
                         }
                     },
                 );
@@ -511,6 +554,7 @@ impl Hub {
             HubRequest::AccountDone(done) => self.chat.account_done(*done),
             HubRequest::HistoryPage(done) => self.chat.history_page(*done),
             HubRequest::LoginView { conn, view } => self.chat.login_view(conn, *view),
+            HubRequest::HistoryTargets(done) => self.chat.history_targets(*done),
             HubRequest::HistoryNotKept { sources, why } => {
                 self.chat.history_not_kept(sources, &why)
             }
@@ -606,7 +650,11 @@ impl Hub {
                 }
                 Err(e) => {
                     // Refused messages were never seen: not kept either.
-                    self.chat.out.history.clear();
+                    // Events are held, not refused: kept once delivered.
+                    self.chat
+                        .out
+                        .history
+                        .retain(|m| !crate::store::is_message(&m.command));
                     let refused = self.take_back_messages();
                     if !self.log_failing {
                         self.log_failing = true;

@@ -942,5 +942,7 @@ mod comeback;
 mod console;
 #[path = "tests_durable.rs"]
 mod durable;
+#[path = "tests_playback.rs"]
+mod playback;
 #[path = "tests_rooms_keep.rs"]
 mod rooms_keep;

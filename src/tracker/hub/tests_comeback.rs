@@ -356,7 +356,7 @@ fn coming_back_gets_a_summary_then_the_unread_lines_and_held_messages() {
     let log = k.rig.log();
     assert!(
         log.iter().any(|l| l.starts_with("dm @msgid=")
-            && l.contains(";to-account=alice ")
+            && l.contains(";to-account=alice;seq=1 ")
             && l.ends_with(" bob -> alice: are you there?")),
         "{log:?}"
     );

@@ -25,6 +25,7 @@ fn line(
                 source: Some(format!("{nick}!{nick}@192.168.1.9")),
                 account: account.map(str::to_string),
                 to_account: to_account.map(str::to_string),
+                seq: None,
             };
             format!("{} ", t.to_text())
         }

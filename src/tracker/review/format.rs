@@ -300,13 +300,23 @@ pub struct MessageTags {
     pub account: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to_account: Option<String>,
+    /// Its place in its room's or conversation's history, as the hub gave
+    /// it (room events take places too and are not in these lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<String>,
 }
 
 impl MessageTags {
-    const KEYS: [&'static str; 4] = ["msgid", "source", "account", "to-account"];
+    const KEYS: [&'static str; 5] = ["msgid", "source", "account", "to-account", "seq"];
 
-    fn slots(&self) -> [&Option<String>; 4] {
-        [&self.msgid, &self.source, &self.account, &self.to_account]
+    fn slots(&self) -> [&Option<String>; 5] {
+        [
+            &self.msgid,
+            &self.source,
+            &self.account,
+            &self.to_account,
+            &self.seq,
+        ]
     }
 
     /// The tags as the line carries them (`@msgid=...;source=...`), or
@@ -337,6 +347,7 @@ impl MessageTags {
                 "source" => &mut tags.source,
                 "account" => &mut tags.account,
                 "to-account" => &mut tags.to_account,
+                "seq" => &mut tags.seq,
                 _ => continue,
             };
             *slot = (!value.is_empty()).then_some(value);

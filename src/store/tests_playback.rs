@@ -1,0 +1,307 @@
+//! Room events in history (`draft/event-playback`), `CHATHISTORY TARGETS`,
+//! and the migration that made a msgid unique per history.
+
+use super::history::DirectParties;
+use super::*;
+
+/// A line of `target` at place `seq`: a PRIVMSG, or the event `command`
+/// with `text` as its parameters.
+fn line(seq: i64, at_ms: i64, target: &str, command: &str, text: &str) -> NewMessage {
+    NewMessage {
+        seq,
+        msgid: format!("{target}-{seq}"),
+        at_ms,
+        target: target.to_string(),
+        command: command.into(),
+        source: "alice!alice@127.0.0.1".into(),
+        sender_account: None,
+        to_param: target.to_string(),
+        text: text.to_string(),
+        client_tags: String::new(),
+        direct: None,
+        hold_for: None,
+    }
+}
+
+fn shown(page: &[StoredMessage]) -> Vec<String> {
+    page.iter()
+        .map(|m| format!("{} {}", m.command, m.text))
+        .collect()
+}
+
+/// #r: a join storm around two messages.
+fn storm() -> Store {
+    let mut s = Store::in_memory().unwrap();
+    let mut batch = vec![line(1, 10, "#r", "JOIN", "#r")];
+    batch.push(line(2, 20, "#r", "PRIVMSG", "carol: first"));
+    for seq in 3..=50 {
+        batch.push(line(seq, 30, "#r", "JOIN", "#r"));
+    }
+    batch.push(line(51, 40, "#r", "NOTICE", "second"));
+    batch.push(line(52, 50, "#r", "KICK", "#r bob :too loud"));
+    batch.push(line(53, 60, "#r", "QUIT", ":gone"));
+    assert_eq!(s.append(&batch).unwrap(), 53);
+    s
+}
+
+#[test]
+fn events_are_read_only_by_who_asks_for_them_and_the_limit_counts_what_is_read() {
+    use HistoryQuery::*;
+    let s = storm();
+    let messages = s.history("#r", &Latest(None), 10, 0).unwrap();
+    assert_eq!(shown(&messages), ["PRIVMSG carol: first", "NOTICE second"]);
+    let latest_two = |lines| shown(&s.history_of("#r", &Latest(None), 2, 0, lines).unwrap());
+    assert_eq!(
+        latest_two(Lines::MessagesAndEvents),
+        ["KICK #r bob :too loud", "QUIT :gone"]
+    );
+    assert_eq!(
+        latest_two(Lines::Messages),
+        ["PRIVMSG carol: first", "NOTICE second"],
+        "the events in between never use up a page"
+    );
+    // A reference that falls on an event is a place either way.
+    let on_join = Selector::MsgId("#r-30".into());
+    assert_eq!(
+        shown(&s.history("#r", &After(on_join.clone()), 5, 0).unwrap()),
+        ["NOTICE second"]
+    );
+    let after = s
+        .history_of("#r", &After(on_join), 3, 0, Lines::MessagesAndEvents)
+        .unwrap();
+    assert_eq!(
+        after.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [31, 32, 33]
+    );
+    // What a reader may see still starts at their place.
+    assert_eq!(
+        shown(
+            &s.history_of("#r", &Latest(None), 100, 51, Lines::MessagesAndEvents)
+                .unwrap()
+        ),
+        ["KICK #r bob :too loud", "QUIT :gone"]
+    );
+    // The away summary counts messages, never the joins.
+    assert_eq!(s.missed("#r", 0, "carol").unwrap(), (2, 1));
+    assert_eq!(s.missed("#r", 2, "carol").unwrap(), (1, 0));
+}
+
+#[test]
+fn a_page_of_messages_reads_their_own_index_past_a_join_storm() {
+    let s = storm();
+    // What `page` and `missed` ask, as SQLite plans it.
+    for sql in [
+        "SELECT id FROM history WHERE target = '#r' AND seq > 0 AND seq < 99
+         AND command IN ('PRIVMSG', 'NOTICE') ORDER BY seq DESC LIMIT 2",
+        "SELECT text FROM history WHERE target = '#r' AND seq > 0
+         AND command IN ('PRIVMSG', 'NOTICE') AND sender <> 'x' COLLATE NOCASE",
+    ] {
+        let plan: Vec<String> = s
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("history_target_messages")),
+            "{sql}: {plan:?}"
+        );
+    }
+}
+
+#[test]
+fn one_msgid_is_kept_once_in_each_room_that_saw_it() {
+    let mut s = Store::in_memory().unwrap();
+    let quit = |seq, target: &str| NewMessage {
+        msgid: "q1".into(),
+        ..line(seq, 100, target, "QUIT", ":bye")
+    };
+    assert_eq!(s.append(&[quit(1, "#a"), quit(1, "#b")]).unwrap(), 2);
+    assert_eq!(s.append(&[quit(1, "#a")]).unwrap(), 0, "offered again");
+    let msgid = Selector::MsgId("q1".into());
+    for room in ["#a", "#b"] {
+        let page = s
+            .history_of(
+                room,
+                &HistoryQuery::Around(msgid.clone()),
+                5,
+                0,
+                Lines::MessagesAndEvents,
+            )
+            .unwrap();
+        assert_eq!(shown(&page), ["QUIT :bye"], "{room}");
+    }
+}
+
+#[test]
+fn targets_are_the_rooms_and_conversations_active_in_the_window() {
+    let mut s = Store::in_memory().unwrap();
+    let dm = |seq, at, from: &str, to: &str, to_shown: &str| NewMessage {
+        direct: Some(DirectParties {
+            from: from.into(),
+            from_shown: from.trim_start_matches('~').into(),
+            to: to.into(),
+            to_shown: to_shown.into(),
+        }),
+        ..line(seq, at, &dm_key(from, to), "PRIVMSG", "psst")
+    };
+    s.append(&[
+        line(1, 100, "#a", "PRIVMSG", "a1"),
+        line(2, 500, "#a", "PRIVMSG", "a2"),
+        line(1, 200, "#b", "PRIVMSG", "b1"),
+        line(2, 300, "#b", "JOIN", "#b"),
+        line(1, 250, "#c", "PRIVMSG", "c1"),
+        dm(1, 150, "~alice", "bob", "Bob"),
+        dm(2, 450, "~alice", "bob", "Bob"),
+        dm(1, 350, "~carol", "~dave", "dave"),
+    ])
+    .unwrap();
+    let room = |key: &str, visible_after| ReadableRoom {
+        key: key.into(),
+        shown: key.to_uppercase(),
+        visible_after,
+    };
+    let rooms = [room("#a", 0), room("#b", 0), room("#c", 1)];
+    let list = |s: &Store, window, limit, lines| {
+        s.targets(&rooms, "~alice", window, limit, lines)
+            .unwrap()
+            .into_iter()
+            .map(|t| format!("{} {}", t.shown, t.last_ms))
+            .collect::<Vec<_>>()
+    };
+    // #c moved only before alice could read it; carol and dave's
+    // conversation is not hers; bob's latest line in the window is 450.
+    assert_eq!(
+        list(&s, (0, 1000), 10, Lines::Messages),
+        ["#B 200", "Bob 450", "#A 500"]
+    );
+    assert_eq!(
+        list(&s, (0, 1000), 10, Lines::MessagesAndEvents),
+        ["#B 300", "Bob 450", "#A 500"],
+        "the join in #b counts for a reader of events"
+    );
+    assert_eq!(
+        list(&s, (150, 450), 10, Lines::Messages),
+        ["#B 200"],
+        "both ends excluded"
+    );
+    assert_eq!(
+        list(&s, (0, 460), 10, Lines::Messages),
+        ["#A 100", "#B 200", "Bob 450"],
+        "a room's latest line inside the window, not its latest overall"
+    );
+    assert_eq!(
+        list(&s, (0, 1000), 2, Lines::Messages),
+        ["#B 200", "Bob 450"]
+    );
+    assert_eq!(
+        list(&s, (1000, 0), 2, Lines::Messages),
+        ["Bob 450", "#A 500"],
+        "read backwards: the latest ones, oldest first"
+    );
+    assert_eq!(
+        s.targets(&rooms, "bob", (0, 1000), 10, Lines::Messages)
+            .unwrap()
+            .into_iter()
+            .filter(|t| !t.shown.starts_with('#'))
+            .map(|t| t.shown)
+            .collect::<Vec<_>>(),
+        ["alice"],
+        "the other side sees the same conversation by alice's name"
+    );
+}
+
+#[test]
+fn a_version_1_file_is_migrated_keeping_ids_and_held_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        tx.pragma_update(None, "user_version", 1).unwrap();
+        tx.commit().unwrap();
+        let v1 = Store { conn };
+        v1.create_account("bob", "Bob", "$argon2id$x", 0).unwrap();
+        let held = NewMessage {
+            hold_for: Some("bob".into()),
+            ..line(1, 10, "dm:bob ~alice", "PRIVMSG", "for later")
+        };
+        // Written as a version 1 tracker did (its msgid unique overall).
+        for m in [
+            line(1, 5, "#r", "PRIVMSG", "one"),
+            held,
+            line(2, 20, "#r", "PRIVMSG", "gone"),
+        ] {
+            v1.conn
+                .execute(
+                    "INSERT INTO history (seq, msgid, at_ms, target, command, source, sender,
+                         sender_account, to_param, text, client_tags)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    rusqlite::params![
+                        m.seq,
+                        m.msgid,
+                        m.at_ms,
+                        m.target,
+                        m.command,
+                        m.source,
+                        "x",
+                        m.sender_account,
+                        m.to_param,
+                        m.text,
+                        m.client_tags
+                    ],
+                )
+                .unwrap();
+            if let Some(account) = &m.hold_for {
+                let id = v1.conn.last_insert_rowid();
+                v1.conn
+                    .execute(
+                        "INSERT INTO pending (account, history_id) VALUES (?1, ?2)",
+                        rusqlite::params![account, id],
+                    )
+                    .unwrap();
+            }
+        }
+        // The last one purged: its id is never handed out again.
+        v1.conn
+            .execute("DELETE FROM history WHERE seq = 2", [])
+            .unwrap();
+    }
+    let (mut s, was) = Store::open(&path).unwrap();
+    assert_eq!((was, s.schema_version().unwrap()), (1, schema::VERSION));
+    let held = s.pending("bob").unwrap();
+    assert_eq!((held[0].id, held[0].text.as_str()), (2, "for later"));
+    s.append(&[line(3, 30, "#r", "JOIN", "#r")]).unwrap();
+    let page = s
+        .history_of(
+            "#r",
+            &HistoryQuery::Latest(None),
+            10,
+            0,
+            Lines::MessagesAndEvents,
+        )
+        .unwrap();
+    assert_eq!(
+        page.iter()
+            .map(|m| (m.id, m.text.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "one"), (4, "#r")]
+    );
+    // `pending` points at the new table: a purged message is no longer
+    // held.
+    s.conn
+        .execute("DELETE FROM history WHERE id = 2", [])
+        .unwrap();
+    assert!(s.pending("bob").unwrap().is_empty());
+    let fk_errors: i64 = s
+        .conn
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(fk_errors, 0);
+}
