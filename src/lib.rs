@@ -79,6 +79,7 @@
 //!   - `password`: the Argon2id password gate (its own low-priority
 //!     checking threads) and the allowance of wrong passwords per address
 //!     and tracker-wide (`GuessBudget`), taken before hashing.
+//!   - `open_files`: the open-file limit raised for `--max-connections`.
 //! - [`client`]: the client.
 //!   - `connection`: TLS with fingerprint pinning, lines to messages.
 //!   - `known`: the file of trusted tracker fingerprints.

@@ -15,6 +15,7 @@ pub mod commands;
 pub mod conn;
 pub mod console;
 pub mod hub;
+pub mod open_files;
 pub mod opers;
 pub mod password;
 pub mod policy;

@@ -14,6 +14,7 @@ mod discovery;
 mod harness;
 mod hostile;
 mod irssi;
+mod limits;
 mod login;
 mod monitor;
 mod ops;
