@@ -33,8 +33,13 @@ def fig(rounds, get):
     return median(get(r) for r in rounds)
 
 
+def chat(get):
+    """A figure of rounds that carried messages (not B4's idle ones)."""
+    return lambda r: None if r.get("mode") == "idle" else get(r)
+
+
 def lat(key):
-    return lambda r: (r.get("latency") or {}).get(key)
+    return chat(lambda r: (r.get("latency") or {}).get(key))
 
 
 def per_cpu_s(r):
@@ -134,8 +139,8 @@ def main(path):
             rss = fig(rounds, lambda r: r.get("server_rss_kib"))
             rows.append((
                 run, label, str(len(rounds)),
-                num(fig(rounds, lambda r: r.get("delivered_per_s"))),
-                num(fig(rounds, lambda r: r.get("lost"))),
+                num(fig(rounds, chat(lambda r: r.get("delivered_per_s")))),
+                num(fig(rounds, chat(lambda r: r.get("lost")))),
                 num(p50 and p50 / 1000, "{:.2f}"),
                 num(p99[label] and p99[label] / 1000, "{:.2f}"),
                 num(ratio(p99[label], best_p99), "{:.2f}")
