@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Run one load-generator workload against the tracker and ngircd, one after
-the other in the same run, and print the results side by side.
+"""Run one load-generator workload against the tracker, ngircd and InspIRCd,
+one after the other in the same run, and print the results side by side.
 
     python3 bench/compare.py b1 --offered 100000
     python3 bench/compare.py b2 --rate 10
@@ -9,6 +9,9 @@ the other in the same run, and print the results side by side.
     python3 bench/compare.py b5            # login storm (TLS, password) during B2
     python3 bench/compare.py --log-sync fsync b6   # B1 at 1.2M, chat.log policy
     python3 bench/compare.py b7            # B1 at 0.6M plus one member that stops reading
+    python3 bench/compare.py b9            # 200 rooms of 25, each member in 3
+    python3 bench/compare.py reconnect     # 1,000 members drop and log in again
+    python3 bench/compare.py soak --duration 1800   # memory over 30 minutes
     python3 bench/compare.py custom --clients 50 --senders 5 --rate 20
     python3 bench/compare.py --history-cost b1 --offered 2000000
                                        # the tracker with its store and without
@@ -20,9 +23,9 @@ come before the workload name:
 
     --tls              both servers over TLS (ngircd gets a throwaway
                        self-signed P-256 certificate made with openssl)
-    --servers LIST     tracker,ngircd (default both); also tracker-no-store,
-                       the tracker without its store (hidden --no-store: no
-                       accounts, no history kept)
+    --servers LIST     tracker,ngircd,inspircd (default all three); also
+                       tracker-no-store, the tracker without its store
+                       (hidden --no-store: no accounts, no history kept)
     --history-cost     --servers tracker,tracker-no-store: what keeping
                        history costs (the store's thread shares the
                        tracker's pinned CPU); adds the history rows and
@@ -34,6 +37,9 @@ come before the workload name:
     --log-sync POLICY  the tracker's --log-sync (write, periodic, fsync)
     --out FILE         append each result's JSON line to FILE
     --no-stall-probe   do not run the stall probe (see below)
+    --no-floor         B2 only: do not measure the loopback floor
+                       (bench/loopback_floor.c, built with cc) after the
+                       servers in each round
     --repeat N         run the servers in turn N times (tracker, ngircd,
                        tracker, ...), then print the median of each figure;
                        tail latencies on a shared VM vary several-fold
@@ -77,16 +83,42 @@ WORKLOADS = {
     # B2 low-load latency: as B1 at 1 or 10 messages a second per sender.
     "b2": {"--clients": "100", "--size": "128", "--rate": "1",
            "--warmup": "2", "--duration": "10"},
-    # B3 big room: 1000 members, 100 senders at 10/s.
-    "b3": {"--clients": "1000", "--senders": "100", "--rate": "10",
+    # B3 big room: 2,000 members, 200 senders at 1/s (0.4M deliveries/s).
+    # (8 logins at a time: see B4.)
+    "b3": {"--clients": "2000", "--senders": "200", "--rate": "1",
            "--size": "128", "--warmup": "2", "--duration": "10",
-           "--concurrency": "8", "--connect-timeout": "120"},
-    # B4 idle connections.
+           "--concurrency": "8", "--connect-timeout": "900"},
+    # B4 idle members, all logged in with the password (the workload turns
+    # --tracker-password on): memory with nobody connected, per member,
+    # and after all leave at once.
     # (8 logins at a time: ngircd listens with a backlog of 10, and more
     # connections in flight overflow it, so SYNs are dropped and retried
     # seconds later; that would measure TCP's retry timer, not the server.)
-    "b4": {"--idle": None, "--clients": "2000", "--concurrency": "8",
-           "--connect-timeout": "120"},
+    "b4": {"--idle": None, "--clients": "10000", "--concurrency": "8",
+           "--connect-timeout": "1800", "--settle": "3",
+           "--leave-settle": "5"},
+    # B9 many rooms: 200 rooms of 25 members, each member in 3 rooms (1,667
+    # members), every member sending to its rooms in turn.
+    "b9": {"--rooms": "200", "--room-size": "25", "--rooms-per-member": "3",
+           "--room": "#room", "--offered": "200000", "--size": "128",
+           "--warmup": "2", "--duration": "10", "--concurrency": "8",
+           "--connect-timeout": "900"},
+    # Reconnect storm: B2 at 1/s (100 members) while 1,000 more members,
+    # logged in before the window, drop at once 5 s into it and log in
+    # again with the password (the workload turns --tracker-password on),
+    # 64 at a time; the window runs 60 s.
+    "reconnect": {"--clients": "100", "--size": "128", "--rate": "1",
+                  "--warmup": "2", "--duration": "60", "--reconnect": "1000",
+                  "--reconnect-at": "5", "--storm-concurrency": "64",
+                  "--concurrency": "8", "--connect-timeout": "900"},
+    # Soak: 1,000 members, 50 sending 2/s each (100k deliveries/s), memory
+    # sampled every 10 s; give the length with --duration (suite.sh: 3
+    # minutes, SOAK_MIN=30 for the full one). The slope counts from 5
+    # minutes on (a third of the window when shorter).
+    "soak": {"--clients": "1000", "--senders": "50", "--rate": "2",
+             "--size": "128", "--warmup": "2", "--duration": "180",
+             "--rss-every": "10", "--rss-skip": "300", "--concurrency": "8",
+             "--connect-timeout": "900"},
     # B8 direct messages: 50 sender/receiver pairs.
     "b8": {"--dm-pairs": "50", "--rate": "100", "--size": "128",
            "--warmup": "2", "--duration": "10"},
@@ -109,6 +141,8 @@ WORKLOADS = {
 # Options a workload needs whatever the command line says.
 IMPLIED = {
     "b5": {"tls": True, "tracker_password": True},
+    "b4": {"tracker_password": True},
+    "reconnect": {"tracker_password": True},
     # ngircd keeps no transcript: B6 compares the tracker's policies.
     "b6": {"servers": ["tracker"]},
 }
@@ -270,6 +304,72 @@ PAM = no
     return proc, port, PASSWORD
 
 
+def ensure_inspircd():
+    if shutil.which("inspircd"):
+        return
+    print("inspircd is missing: apt-get install -y inspircd", file=sys.stderr)
+    quiet = {"stdout": subprocess.DEVNULL}
+    if subprocess.run(["apt-get", "install", "-y", "inspircd"], **quiet).returncode:
+        subprocess.run(["apt-get", "update"], **quiet, check=True)
+        subprocess.run(["apt-get", "install", "-y", "inspircd"], **quiet,
+                       check=True)
+
+
+def start_inspircd(tmp, tls, pinned):
+    """InspIRCd 3 (Debian), configured as the tracker and ngircd are: 127.0.0.1
+    only, the same server password (compared in plain, as ngircd does), no
+    flood penalties (fakelag off, a command rate no client reaches), no
+    connection limits per address or in all, no DNS or ident lookups, send
+    and receive queues at least as large as the tracker's."""
+    ensure_inspircd()
+    port = free_port()
+    conf = os.path.join(tmp, "inspircd.conf")
+    modules, sslprofile = "", ""
+    if tls:
+        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+             "-out", cert, "-days", "2", "-subj", "/CN=bench.inspircd.local"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        modules = ('<module name="ssl_gnutls">\n'
+                   f'<sslprofile name="bench" provider="gnutls" certfile="{cert}"'
+                   f' keyfile="{key}" requestclientcert="no">\n')
+        sslprofile = ' sslprofile="bench"'
+    with open(conf, "w") as f:
+        f.write(f"""<server name="bench.inspircd.local" description="benchmark server" network="bench">
+<admin name="benchmark" nick="bench" email="bench@localhost">
+<bind address="127.0.0.1" port="{port}" type="clients"{sslprofile}>
+{modules}<connect name="bench" allow="*" password="{PASSWORD}" hash="plaintext"
+  timeout="60" pingfreq="600" maxchans="1000" hardsendq="64M" softsendq="64M"
+  recvq="64K" threshold="1000000" commandrate="100000000" fakelag="no"
+  localmax="1000000" globalmax="1000000" maxconnwarn="no" limit="1000000"
+  resolvehostnames="no" useident="no" useconnectban="no" useconnflood="no">
+<channels users="1000" opers="1000">
+<dns server="127.0.0.1" timeout="1">
+<pid file="{tmp}/inspircd.pid">
+<performance softlimit="1000000" somaxconn="4096" clonesonconnect="no" quietbursts="yes">
+<options prefixquit="" syntaxhints="no" announcets="no" hostintopic="no" pingwarning="0">
+<security maxtargets="20" userstats="Pu">
+<limits maxnick="30" maxchan="64">
+""")
+    err = open(os.path.join(tmp, "inspircd.err"), "w")
+    # --runasroot: the stall probe needs root, so the suite runs as root.
+    cmd = pin(0, pinned) + ["inspircd", "--nofork", "--nopid",
+                            f"--config={conf}"]
+    if os.geteuid() == 0:
+        cmd.append("--runasroot")
+    # In its folder: InspIRCd 3.15 sometimes dumps core as it stops.
+    proc = subprocess.Popen(cmd, stdout=err, stderr=err,
+                            stdin=subprocess.DEVNULL, cwd=tmp)
+    try:
+        wait_port(port, proc)
+    except RuntimeError:
+        stop(proc)
+        raise
+    return proc, port, PASSWORD
+
+
 def ensure_cyclictest():
     """True when the stall probe can run (root, cyclictest present)."""
     if os.geteuid() != 0:
@@ -329,6 +429,8 @@ def run_one(server, args, opts):
         proc, port, password = start_tracker(
             tmp, opts["tls"], opts["tracker_password"], opts["pin"], clients,
             opts["log_sync"], no_store=server == "tracker-no-store")
+    elif server == "inspircd":
+        proc, port, password = start_inspircd(tmp, opts["tls"], opts["pin"])
     else:
         proc, port, password = start_ngircd(tmp, opts["tls"], opts["pin"])
     try:
@@ -416,6 +518,37 @@ def history_cost(results):
                  f"({100 * (ca - cb) / cb:+.1f}%)" if ca and cb else ""))
 
 
+def run_floor(args):
+    """bench/loopback_floor.c for B2's shape (one message to the other
+    members of the room, one burst per message interval): what the kernel
+    alone charges, measured in the same run as the servers."""
+    exe = os.path.join(tempfile.gettempdir(), "confab_loopback_floor")
+    src = os.path.join(ROOT, "bench", "loopback_floor.c")
+    if (not os.path.exists(exe)
+            or os.path.getmtime(exe) < os.path.getmtime(src)):
+        subprocess.run(["cc", "-O2", "-pthread", src, "-o", exe], check=True)
+    clients = int(args.get("--clients") or 100)
+    senders = int(args.get("--senders") or clients)
+    rate = float(args.get("--rate") or 1)
+    pause_us = max(1, int(1e6 / (senders * rate)))
+    bursts = min(2000, max(200, int(float(args.get("--duration") or 10)
+                                    * 1e6 / pause_us)))
+    cmd = [exe, str(clients - 1), str(pause_us), str(bursts)]
+    print("$ " + " ".join(cmd), flush=True)
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True,
+                         check=True).stdout
+    sys.stdout.write(out)
+    for line in out.splitlines():
+        if "burst start to read:" in line:
+            cells = line.split()
+            def us(key):
+                return int(float(cells[cells.index(key) + 1]) * 1000)
+            return {"label": "floor", "mode": "floor",
+                    "latency": {"p50_us": us("p50"), "p99_us": us("p99"),
+                                "p999_us": us("p99.9"), "max_us": us("max")}}
+    return {"label": "floor", "failed": "no floor figures"}
+
+
 def table(results):
     def ms(r, part, key):
         v = (r.get(part) or {}).get(key)
@@ -464,8 +597,18 @@ def table(results):
             ("history rows at end", lambda r: f(r.get("history_rows"))),
         ]
     if any(r.get("mode") == "idle" for r in ok):
-        rows.append(("RSS per conn KiB",
-                     lambda r: f(r.get("rss_per_conn_kib"), "{:.1f}")))
+        def left_share(r):
+            b, a = r.get("server_rss_before_kib"), r.get("server_rss_left_kib")
+            return "-" if not b or a is None else f"{100 * (a - b) / b:+.1f}%"
+        rows += [
+            ("RSS per conn KiB",
+             lambda r: f(r.get("rss_per_conn_kib"), "{:.1f}")),
+            ("RSS nobody connected KiB",
+             lambda r: f(r.get("server_rss_before_kib"))),
+            ("RSS after all left KiB",
+             lambda r: f(r.get("server_rss_left_kib"))),
+            ("  against nobody connected", left_share),
+        ]
     else:
         rows.append(("RSS at window start KiB",
                      lambda r: f(r.get("server_rss_before_kib"))))
@@ -484,6 +627,27 @@ def table(results):
             ("storm logins", lambda r: f(r.get("storm_logins"))),
             ("storm logins/s", per_s),
             ("storm login p99 ms", lambda r: ms(r, "storm_login", "p99_us")),
+        ]
+    if any(r.get("latency_storm") for r in ok):
+        rows += [
+            ("reconnected", lambda r: f(r.get("reconnected"))),
+            ("all back after s", lambda r: f(r.get("reconnect_s"), "{:.2f}")),
+            ("reconnect login p99 ms",
+             lambda r: ms(r, "reconnect_login", "p99_us")),
+            ("others p99 before ms", lambda r: ms(r, "latency_calm", "p99_us")),
+            ("others p99 in storm ms",
+             lambda r: ms(r, "latency_storm", "p99_us")),
+        ]
+    if any(r.get("rss_series_kib") for r in ok):
+        def series(r, i):
+            v = r.get("rss_series_kib") or []
+            return f(v[i][1]) if v else "-"
+        rows += [
+            ("RSS first sample KiB", lambda r: series(r, 0)),
+            ("RSS last sample KiB", lambda r: series(r, -1)),
+            ("RSS slope MB/min", lambda r: f(
+                None if r.get("rss_slope_kib_per_min") is None
+                else r["rss_slope_kib_per_min"] / 1024, "{:.3f}")),
         ]
     rows.append(("generator CPU", lambda r: share(r, "gen_cpu_s")))
 
@@ -544,8 +708,8 @@ def median_result(runs):
 def main(argv):
     opts = {"tls": False, "pin": True, "build": True,
             "tracker_password": False, "out": None, "log_sync": None,
-            "servers": ["tracker", "ngircd"], "repeat": 1,
-            "stall_probe": True}
+            "servers": ["tracker", "ngircd", "inspircd"], "repeat": 1,
+            "stall_probe": True, "floor": True}
     i = 0
     while i < len(argv) and argv[i].startswith("--"):
         a = argv[i]
@@ -555,6 +719,8 @@ def main(argv):
             opts["pin"] = False
         elif a == "--no-stall-probe":
             opts["stall_probe"] = False
+        elif a == "--no-floor":
+            opts["floor"] = False
         elif a == "--no-build":
             opts["build"] = False
         elif a == "--tracker-password":
@@ -604,17 +770,28 @@ def main(argv):
     print(f"workload {workload}: "
           + " ".join(k if v is None else f"{k} {v}" for k, v in args.items())
           + (" (TLS)" if opts["tls"] else ""), flush=True)
+    # What bench/suite_table.py groups a run's rounds by.
+    run_name = " ".join(argv[i:]) + (" (TLS)" if opts["tls"] else "")
     rounds = []
     for n in range(opts["repeat"]):
         results = []
         for server in opts["servers"]:
             r = run_one(server, args, opts)
             r["workload"] = workload
+            r["run"] = run_name
             results.append(r)
             if opts["out"]:
                 with open(opts["out"], "a") as f:
                     f.write(json.dumps(r) + "\n")
             print(flush=True)
+        if workload == "b2" and opts["floor"]:
+            r = run_floor(args)
+            r["workload"] = workload
+            r["run"] = run_name
+            results.append(r)
+            if opts["out"]:
+                with open(opts["out"], "a") as f:
+                    f.write(json.dumps(r) + "\n")
         if opts["repeat"] > 1:
             print(f"--- round {n + 1} of {opts['repeat']}")
         table(results)
@@ -623,7 +800,7 @@ def main(argv):
     if opts["repeat"] > 1:
         print()
         print(f"--- median of {opts['repeat']} rounds (each figure on its own)")
-        per_server = [[rd[j] for rd in rounds] for j in range(len(opts["servers"]))]
+        per_server = [[rd[j] for rd in rounds] for j in range(len(rounds[0]))]
         medians = [median_result(runs) for runs in per_server]
         table(medians)
         history_cost(medians)

@@ -1,20 +1,40 @@
 #!/usr/bin/env bash
-# The benchmark pass recorded in BENCHMARKS.md: each workload against the
-# tracker and ngircd (bench/compare.py), one after the other, with a pause
-# between runs. Most runs load the machine for under a minute; B4 at 10,000
-# clients takes a few. About 25 minutes in all on 2 cores.
+# Issue 18's workloads, each against the tracker, ngircd and InspIRCd
+# (bench/compare.py; both peers from Debian, installed when missing), one
+# after the other in one run, then one table of all of them
+# (bench/suite_table.py) with the ratios the targets are stated in.
 #
 #   bash bench/suite.sh [OUT_DIR]   # default: $TMPDIR/confab-bench-<date>
-#   PAUSE=30 bash bench/suite.sh    # seconds between runs (default 10), to
-#                                   # leave a shared machine some room
+#   PAUSE=30 bash bench/suite.sh    # seconds between runs (default 10)
+#   SOAK_MIN=30 bash bench/suite.sh # the full soak (default 3 minutes)
+#   REPEAT=1 bash bench/suite.sh    # rounds of B1/B2/B9/B3 (default 3,
+#                                   # medians: tail latencies here vary
+#                                   # several-fold from round to round)
+#   SMALL=1 bash bench/suite.sh     # every workload at a small scale, to
+#                                   # show the suite runs (figures mean
+#                                   # nothing at this size)
 #
-# Writes OUT_DIR/results.jsonl (one JSON line per server and run) and
-# OUT_DIR/log.txt (summaries and side-by-side tables).
+# At full scale B4 logs 10,000 members in to each server (8 at a time;
+# ngircd takes longest), so a run takes a few hours with the full soak.
+# Writes OUT_DIR/results.jsonl (one JSON line per server and round),
+# OUT_DIR/log.txt (every run's own side-by-side table) and
+# OUT_DIR/table.txt (the one table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${TMPDIR:-/tmp}/confab-bench-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
-cargo build --release --examples --bins
+repeat=${REPEAT:-3}
+soak_s=$(( ${SOAK_MIN:-3} * 60 ))
+if [ -z "${NO_BUILD:-}" ]; then
+    cargo build --release --examples --bins
+fi
+{
+    echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
+    echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "machine $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
+    echo "ngircd $(ngircd --version 2>/dev/null | head -1 || echo 'not installed yet')"
+    echo "inspircd $(inspircd --version 2>/dev/null | head -1 || echo 'not installed yet')"
+} | tee "$out/log.txt"
 run() {
     {
         echo "=== $*"
@@ -24,30 +44,28 @@ run() {
     } 2>&1 | tee -a "$out/log.txt"
     sleep "${PAUSE:-10}"
 }
-run b2 --rate 1
-run b2 --rate 10
-run b1 --offered 100000
-run b1 --offered 600000
-run b1 --offered 1200000 --duration 5
-run b1 --offered 2000000 --duration 5
-run b1 --offered 2500000 --duration 5
-run b1 --offered 3000000 --duration 5
-run --tls b2 --rate 1
-run --tls b2 --rate 10
-run --tls b1 --offered 600000
-run --tls b1 --offered 1500000 --duration 5
-run b3 --duration 5
-run b4 --clients 2000
-run --tls b4 --clients 2000
-# 10,000 idle clients: the tracker only (ngircd needs about 40 s for 2,000
-# and the cost grows with the square of the room's size).
-run --servers tracker b4 --clients 10000 --connect-timeout 600
-run --servers tracker --tls b4 --clients 10000 --connect-timeout 600
-run b5
-run --log-sync write b6
-run --log-sync periodic b6
-run --log-sync fsync b6
-run b7
-run b8 --rate 100
-run b8 --rate 1000
+if [ -n "${SMALL:-}" ]; then
+    repeat=1
+    run b1 --offered 60000 --duration 3
+    run --tls b1 --offered 60000 --duration 3
+    run b2 --rate 1 --duration 3
+    run b9 --rooms 20 --offered 20000 --duration 3
+    run b3 --clients 200 --senders 20 --duration 3
+    run b4 --clients 300
+    run --tls b4 --clients 300
+    run reconnect --reconnect 100 --duration 15 --reconnect-at 3
+    run soak --clients 100 --senders 10 --duration 30 --rss-every 2 --rss-skip 10
+else
+    run --repeat "$repeat" b1 --offered 600000
+    run --repeat "$repeat" b1 --offered 2000000 --duration 5
+    run --tls b1 --offered 1200000 --duration 5
+    run --repeat "$repeat" b2 --rate 1
+    run --repeat "$repeat" b9
+    run --repeat "$repeat" b3
+    run b4
+    run --tls b4
+    run reconnect
+    run soak --duration "$soak_s"
+fi
+python3 bench/suite_table.py "$out/results.jsonl" | tee "$out/table.txt"
 echo "results in $out"

@@ -92,6 +92,10 @@ struct Args {
     /// Idle mode: seconds to wait after the last login before reading memory.
     #[arg(long, default_value_t = 1.0)]
     settle: f64,
+    /// Idle mode: seconds to wait, once all have left and the server closed
+    /// their connections, before reading its memory again.
+    #[arg(long, default_value_t = 3.0)]
+    leave_settle: f64,
     /// Name carried into the report (e.g. tracker, ngircd).
     #[arg(long, default_value = "")]
     label: String,
@@ -106,6 +110,28 @@ struct Args {
     /// Storm logins in flight at once.
     #[arg(long, default_value_t = 32)]
     storm_concurrency: usize,
+    /// Many rooms (B9): this many rooms of --room-size members, each member
+    /// in --rooms-per-member of them (--clients is then derived); rooms are
+    /// named --room followed by their number.
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    #[arg(long, default_value_t = 25)]
+    room_size: usize,
+    #[arg(long, default_value_t = 1)]
+    rooms_per_member: usize,
+    /// Room mode: this many more members drop their connections at once
+    /// --reconnect-at seconds into the window and log in again,
+    /// --storm-concurrency at a time (the reconnect storm).
+    #[arg(long, default_value_t = 0)]
+    reconnect: usize,
+    #[arg(long, default_value_t = 5.0)]
+    reconnect_at: f64,
+    /// Room mode: sample the server's RSS this often (seconds) during the
+    /// window and report its slope after --rss-skip seconds (the soak).
+    #[arg(long)]
+    rss_every: Option<f64>,
+    #[arg(long, default_value_t = 300.0)]
+    rss_skip: f64,
     /// Threads for the readers and logins (the senders and the ticker always have one each); 1 runs them on one thread.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -134,10 +160,18 @@ fn config(a: &Args) -> anyhow::Result<engine::Config> {
     c.concurrency = a.concurrency;
     c.connect_timeout = Duration::from_secs_f64(a.connect_timeout);
     c.settle = Duration::from_secs_f64(a.settle);
+    c.leave_settle = Duration::from_secs_f64(a.leave_settle);
     c.label = a.label.clone();
     c.stall = a.stall;
     c.storm = a.storm;
     c.storm_concurrency = a.storm_concurrency;
+    c.rooms = a.rooms;
+    c.room_size = a.room_size;
+    c.rooms_per_member = a.rooms_per_member;
+    c.reconnect = a.reconnect;
+    c.reconnect_at = Duration::from_secs_f64(a.reconnect_at);
+    c.rss_every = a.rss_every.map(Duration::from_secs_f64);
+    c.rss_skip = Duration::from_secs_f64(a.rss_skip);
     if let Some(p) = a.dm_pairs {
         c.mode = engine::Mode::Dm;
         c.pairs = p;

@@ -94,6 +94,10 @@
 //!   - `password`: the Argon2id password gate (its own low-priority
 //!     checking threads) and the allowance of wrong passwords per address
 //!     and tracker-wide (`GuessBudget`), taken before hashing.
+//!   - `memory`: giving memory back when quiet: the checks' Argon2 work
+//!     areas mapped on their own, the allocator's free pages returned once
+//!     members have left (`LeaveWatch`).
+//!   - `open_files`: the open-file limit raised for `--max-connections`.
 //! - [`client`]: the client.
 //!   - `connection`: TLS with fingerprint pinning, lines to messages.
 //!   - `known`: the file of trusted tracker fingerprints.

@@ -89,6 +89,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Idle mode: how long to wait after the last login before reading memory.
     pub settle: Duration,
+    /// Idle mode: how long to wait, once everyone has left and the server
+    /// closed their connections, before reading its memory again.
+    pub leave_settle: Duration,
     /// Free text carried into the report (e.g. "tracker", "ngircd").
     pub label: String,
     /// Room mode: this many more members that stop reading when the window
@@ -99,6 +102,25 @@ pub struct Config {
     /// at a time, then stay connected reading. Not counted as recipients.
     pub storm: usize,
     pub storm_concurrency: usize,
+    /// Room mode with more than one room (B9): `rooms` rooms of
+    /// `room_size` members each, every member in `rooms_per_member` of them
+    /// (seat `s` of `rooms * room_size` is in room `s % rooms` and belongs
+    /// to member `s / rooms_per_member`), so there are
+    /// `ceil(rooms * room_size / rooms_per_member)` members. Room `j` is
+    /// `room` followed by `j`. Each sender sends to its rooms in turn.
+    pub rooms: usize,
+    pub room_size: usize,
+    pub rooms_per_member: usize,
+    /// Room mode: this many more members, logged in before the window, drop
+    /// their connections at once `reconnect_at` into the window and log in
+    /// again (new nicks, `storm_concurrency` at a time): the reconnect
+    /// storm. The others' latency is reported before and after the drop.
+    pub reconnect: usize,
+    pub reconnect_at: Duration,
+    /// Room mode: sample the server's memory this often during the window
+    /// (the soak) and report the slope after `rss_skip`.
+    pub rss_every: Option<Duration>,
+    pub rss_skip: Duration,
 }
 
 impl Config {
@@ -123,10 +145,18 @@ impl Config {
             concurrency: 64,
             connect_timeout: Duration::from_secs(60),
             settle: Duration::from_secs(1),
+            leave_settle: Duration::from_secs(3),
             label: String::new(),
             stall: 0,
             storm: 0,
             storm_concurrency: 32,
+            rooms: 1,
+            room_size: 0,
+            rooms_per_member: 1,
+            reconnect: 0,
+            reconnect_at: Duration::from_secs(5),
+            rss_every: None,
+            rss_skip: Duration::from_secs(300),
         }
     }
 
@@ -134,15 +164,41 @@ impl Config {
     pub fn connections(&self) -> usize {
         match self.mode {
             Mode::Dm => self.pairs * 2,
-            Mode::Room => self.clients + self.stall,
+            Mode::Room => self.members() + self.stall + self.reconnect,
             Mode::Idle => self.clients,
         }
+    }
+
+    fn many_rooms(&self) -> bool {
+        self.mode == Mode::Room && self.rooms > 1
+    }
+
+    /// Members that receive (and may send): in many rooms, as many as the
+    /// seats need.
+    pub fn members(&self) -> usize {
+        if self.many_rooms() {
+            (self.rooms * self.room_size).div_ceil(self.rooms_per_member.max(1))
+        } else {
+            self.clients
+        }
+    }
+
+    /// The rooms connection `i` joins.
+    pub fn rooms_of(&self, i: usize) -> Vec<String> {
+        if !self.many_rooms() || i >= self.members() {
+            return vec![self.room.clone()];
+        }
+        let per = self.rooms_per_member.max(1);
+        let seats = self.rooms * self.room_size;
+        (i * per..((i + 1) * per).min(seats))
+            .map(|seat| format!("{}{}", self.room, seat % self.rooms))
+            .collect()
     }
 
     /// Clients that send.
     pub fn sender_count(&self) -> usize {
         match self.mode {
-            Mode::Room => self.senders.min(self.clients),
+            Mode::Room => self.senders.min(self.members()),
             Mode::Dm => self.pairs,
             Mode::Idle => 0,
         }
@@ -151,6 +207,7 @@ impl Config {
     /// Deliveries expected per message.
     pub fn recipients(&self) -> u64 {
         match self.mode {
+            Mode::Room if self.many_rooms() => self.room_size.saturating_sub(1) as u64,
             Mode::Room => self.clients.saturating_sub(1) as u64,
             Mode::Dm => 1,
             Mode::Idle => 0,
@@ -225,6 +282,41 @@ pub fn proc_sample(pid: &str) -> Option<ProcSample> {
     })
 }
 
+/// The tokio instant of `us` on the shared clock.
+fn at_us(shared: &Shared, us: u64) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(shared.base + Duration::from_micros(us))
+}
+
+/// Least-squares slope of (seconds, KiB) samples taken at `skip` seconds
+/// or later, in KiB a minute (`None` with fewer than 3 such samples).
+pub fn slope_per_min(samples: &[(f64, u64)], skip: f64) -> Option<f64> {
+    let pts: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|(t, _)| *t >= skip)
+        .map(|&(t, k)| (t / 60.0, k as f64))
+        .collect();
+    if pts.len() < 3 {
+        return None;
+    }
+    let n = pts.len() as f64;
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / n,
+        pts.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
+/// Files a server may open beyond those it had at the start of a run
+/// without a connection among them.
+const SERVER_OWN_FILES: usize = 16;
+
+/// How many files a process has open (its connections among them).
+pub fn open_files(pid: &str) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
 /// What a run measured.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
@@ -265,6 +357,10 @@ pub struct Report {
     /// Idle mode: server memory before connecting anyone.
     pub server_rss_before_kib: Option<u64>,
     pub rss_per_conn_kib: Option<f64>,
+    /// Idle mode: seconds until the server had closed every connection
+    /// after all left at once, and its memory `leave_settle` later.
+    pub left_secs: Option<f64>,
+    pub server_rss_left_kib: Option<u64>,
     pub gen_cpu_secs: f64,
     /// Slow consumer (B7): seconds from the window's start until the others
     /// saw the first stalled member leave, and the reason they were shown.
@@ -275,6 +371,19 @@ pub struct Report {
     pub storm_logins: u64,
     pub storm_secs: f64,
     pub storm_login: Percentiles,
+    /// Reconnect storm: the others' latency before and from the drop, how
+    /// many came back, when the last did (seconds from the drop), and each
+    /// login's time.
+    pub latency_calm: Option<Percentiles>,
+    pub latency_storm: Option<Percentiles>,
+    pub reconnected: u64,
+    pub reconnect_secs: f64,
+    pub reconnect_login: Percentiles,
+    /// Soak: (seconds into the window, server RSS KiB) samples and the
+    /// slope after `rss_skip_secs`.
+    pub rss_series_kib: Vec<(f64, u64)>,
+    pub rss_skip_secs: f64,
+    pub rss_slope_kib_per_min: Option<f64>,
     pub errors: Vec<String>,
 }
 
@@ -360,6 +469,14 @@ impl Report {
                 per
             );
         }
+        if let Some(left) = self.server_rss_left_kib {
+            let before = self.server_rss_before_kib.unwrap_or(0);
+            s += &format!(
+                "  after all left (closed in {:.2} s): server RSS {left} KiB, {:+.1}% of before\n",
+                self.left_secs.unwrap_or(0.0),
+                100.0 * (left as f64 - before as f64) / (before.max(1) as f64)
+            );
+        }
         if self.mode == "room" && self.server_rss_before_kib.is_some() {
             s += &format!(
                 "  server RSS at window start {} KiB, at end {} KiB\n",
@@ -382,6 +499,37 @@ impl Report {
                 ms(self.storm_login.p50),
                 ms(self.storm_login.p99),
                 ms(self.storm_login.max)
+            );
+        }
+        if let (Some(calm), Some(storm)) = (&self.latency_calm, &self.latency_storm) {
+            s += &format!(
+                "  reconnect storm: {} back in {:.2} s after the drop; login ms p50 {:.1}  p99 {:.1}  max {:.1}\n",
+                self.reconnected,
+                self.reconnect_secs,
+                ms(self.reconnect_login.p50),
+                ms(self.reconnect_login.p99),
+                ms(self.reconnect_login.max)
+            );
+            s += &format!(
+                "  the others' latency ms: before the drop p50 {:.3}  p99 {:.3}; from it p50 {:.3}  p99 {:.3} ({:.2}x)\n",
+                ms(calm.p50),
+                ms(calm.p99),
+                ms(storm.p50),
+                ms(storm.p99),
+                storm.p99 as f64 / calm.p99.max(1) as f64
+            );
+        }
+        if !self.rss_series_kib.is_empty() {
+            let first = self.rss_series_kib.first().map_or(0, |x| x.1);
+            let last = self.rss_series_kib.last().map_or(0, |x| x.1);
+            s += &format!(
+                "  server RSS over the window: {first} KiB first, {last} KiB last, slope after {:.0} s: {}\n",
+                self.rss_skip_secs,
+                self.rss_slope_kib_per_min.map_or("-".into(), |v| format!(
+                    "{:.1} KiB/min ({:.3} MB/min)",
+                    v,
+                    v / 1024.0
+                ))
             );
         }
         s += &format!(
@@ -447,9 +595,13 @@ impl Report {
                 "\"received\":{},\"lost\":{},\"duplicates\":{},\"latency\":{},\"send_lag\":{},",
                 "\"deliveries_per_read\":{},\"bytes_per_read\":{},\"login\":{},",
                 "\"server_cpu_s\":{},\"server_rss_kib\":{},\"server_hwm_kib\":{},",
-                "\"server_rss_before_kib\":{},\"rss_per_conn_kib\":{},\"gen_cpu_s\":{},",
+                "\"server_rss_before_kib\":{},\"rss_per_conn_kib\":{},",
+                "\"left_s\":{},\"server_rss_left_kib\":{},\"gen_cpu_s\":{},",
                 "\"stall_dropped_s\":{},\"stall_reason\":{},\"storm_logins\":{},",
                 "\"storm_s\":{},\"storm_login\":{},",
+                "\"latency_calm\":{},\"latency_storm\":{},\"reconnected\":{},",
+                "\"reconnect_s\":{},\"reconnect_login\":{},",
+                "\"rss_series_kib\":[{}],\"rss_skip_s\":{},\"rss_slope_kib_per_min\":{},",
                 "\"errors\":[{}]}}"
             ),
             esc(&self.label),
@@ -479,12 +631,26 @@ impl Report {
             opt(self.server_hwm_kib),
             opt(self.server_rss_before_kib),
             opt(self.rss_per_conn_kib.map(num)),
+            opt(self.left_secs.map(num)),
+            opt(self.server_rss_left_kib),
             num(self.gen_cpu_secs),
             opt(self.stall_dropped_secs.map(num)),
             self.stall_reason.as_deref().map_or("null".into(), esc),
             self.storm_logins,
             num(self.storm_secs),
             pct(&self.storm_login),
+            self.latency_calm.as_ref().map_or("null".into(), pct),
+            self.latency_storm.as_ref().map_or("null".into(), pct),
+            self.reconnected,
+            num(self.reconnect_secs),
+            pct(&self.reconnect_login),
+            self.rss_series_kib
+                .iter()
+                .map(|(t, k)| format!("[{},{k}]", num(*t)))
+                .collect::<Vec<_>>()
+                .join(","),
+            num(self.rss_skip_secs),
+            opt(self.rss_slope_kib_per_min.map(num)),
             errors.join(",")
         )
     }
@@ -507,6 +673,8 @@ struct Schedule {
     max_seq: u64,
     /// Receipts per message id (`sender * max_seq + seq`).
     counts: Vec<AtomicU32>,
+    /// When the reconnect storm drops its members (`u64::MAX`: none).
+    drop_us: u64,
 }
 
 impl Schedule {
@@ -541,7 +709,10 @@ struct Shared {
     /// others first saw one quit (µs), and why.
     nick_prefix: String,
     stall_from: usize,
+    stall_to: usize,
     stall_quit_us: AtomicU64,
+    /// Cancelled when the reconnect storm's members drop.
+    drop_now: CancellationToken,
     stall_reason: std::sync::Mutex<Option<String>>,
 }
 
@@ -553,7 +724,7 @@ impl Shared {
     fn is_stalled(&self, nick: &[u8]) -> bool {
         nick.strip_prefix(self.nick_prefix.as_bytes())
             .and_then(parse_u64)
-            .is_some_and(|i| i as usize >= self.stall_from)
+            .is_some_and(|i| i as usize >= self.stall_from && (i as usize) < self.stall_to)
     }
 
     fn error(&self, e: String) {
@@ -768,12 +939,13 @@ async fn send(writer: &Writer, bytes: &[u8]) -> io::Result<()> {
     writer.lock().await.write_all(bytes).await
 }
 
-/// Connects, registers (PASS/NICK/USER), waits for 001, joins the room and
-/// waits for the server's JOIN of this nick.
+/// Connects, registers (PASS/NICK/USER), waits for 001, joins `rooms` and
+/// waits for the server's JOIN of this nick to each.
 async fn register(
     cfg: &Config,
     tls: Option<&tokio_rustls::TlsConnector>,
     nick: String,
+    rooms: &[String],
 ) -> anyhow::Result<Client> {
     let (mut reader, writer) = connect(cfg, tls).await?;
     let mut hello = String::new();
@@ -784,10 +956,10 @@ async fn register(
     send(&writer, hello.as_bytes()).await?;
     let mut buf = LineBuf::new();
     let mut welcomed = false;
+    let mut joined = vec![false; rooms.len()];
     loop {
         buf.fill(&mut reader).await.context("during registration")?;
         let mut replies = Vec::new();
-        let mut joined = false;
         while let Some(line) = buf.next_line() {
             let p = parts(line);
             match p.command {
@@ -799,15 +971,19 @@ async fn register(
                 b"001" => {
                     welcomed = true;
                     if cfg.send_join {
-                        replies.extend_from_slice(format!("JOIN {}\r\n", cfg.room).as_bytes());
+                        replies
+                            .extend_from_slice(format!("JOIN {}\r\n", rooms.join(",")).as_bytes());
                     }
                 }
                 b"JOIN" if welcomed => {
                     let chan = p.rest.strip_prefix(b":").unwrap_or(p.rest);
+                    let chan = split_word(chan).0;
                     if source_nick(p.source).eq_ignore_ascii_case(nick.as_bytes())
-                        && chan.eq_ignore_ascii_case(cfg.room.as_bytes())
+                        && let Some(k) = rooms
+                            .iter()
+                            .position(|r| chan.eq_ignore_ascii_case(r.as_bytes()))
                     {
-                        joined = true;
+                        joined[k] = true;
                     }
                 }
                 // Nick in use or invalid, bad password, banned, join refused.
@@ -821,7 +997,7 @@ async fn register(
         if !replies.is_empty() {
             send(&writer, &replies).await?;
         }
-        if joined {
+        if joined.iter().all(|&j| j) {
             return Ok(Client {
                 reader,
                 writer,
@@ -835,6 +1011,9 @@ async fn register(
 /// What one receiving connection measured.
 struct ReaderResult {
     latency: Histogram<u64>,
+    /// With a reconnect storm: the same, before and from the drop.
+    calm: Histogram<u64>,
+    storm: Histogram<u64>,
 }
 
 /// What a connection does with what it receives.
@@ -846,12 +1025,16 @@ enum Role {
     Stalled,
     /// Reads and answers PING, counts nothing (B5's storm clients).
     Extra,
+    /// As `Extra` until the reconnect storm, then closes its connection.
+    Dropping,
 }
 
 /// Reads until stopped: answers PING, records every `LG` message.
 async fn receive(mut c: Client, shared: Arc<Shared>, role: Role) -> ReaderResult {
     let mut latency = new_histogram();
+    let (mut calm, mut storm) = (new_histogram(), new_histogram());
     let stop = shared.stop.clone();
+    let drop_now = shared.drop_now.clone();
     let (mut reads, mut read_bytes) = (0u64, 0u64);
     loop {
         if role == Role::Stalled
@@ -865,6 +1048,8 @@ async fn receive(mut c: Client, shared: Arc<Shared>, role: Role) -> ReaderResult
         let filled = tokio::select! {
             r = c.buf.fill(&mut c.reader) => r,
             _ = stop.cancelled() => break,
+            // Closes the socket (the client is dropped on return).
+            _ = drop_now.cancelled(), if role == Role::Dropping => break,
         };
         let n = match filled {
             Ok(n) => n,
@@ -899,7 +1084,16 @@ async fn receive(mut c: Client, shared: Arc<Shared>, role: Role) -> ReaderResult
                     }
                     if sched.measured(t) {
                         got_measured += 1;
-                        latency.saturating_record(now.saturating_sub(t).max(1));
+                        let took = now.saturating_sub(t).max(1);
+                        latency.saturating_record(took);
+                        if sched.drop_us != u64::MAX {
+                            let part = if t < sched.drop_us {
+                                &mut calm
+                            } else {
+                                &mut storm
+                            };
+                            part.saturating_record(took);
+                        }
                     }
                 }
                 b"PING" => {
@@ -936,7 +1130,11 @@ async fn receive(mut c: Client, shared: Arc<Shared>, role: Role) -> ReaderResult
     }
     shared.reads.fetch_add(reads, Ordering::Relaxed);
     shared.read_bytes.fetch_add(read_bytes, Ordering::Relaxed);
-    ReaderResult { latency }
+    ReaderResult {
+        latency,
+        calm,
+        storm,
+    }
 }
 
 /// What one sender did.
@@ -949,7 +1147,7 @@ struct SenderResult {
 async fn send_loop(
     s: u64,
     writer: Writer,
-    target: String,
+    targets: Vec<String>,
     size: usize,
     wake: Arc<Notify>,
     shared: Arc<Shared>,
@@ -959,8 +1157,15 @@ async fn send_loop(
     let mut measured = 0;
     let mut k = 0u64;
     let mut buf = Vec::with_capacity(4096);
-    let header = format!("PRIVMSG {target} :");
-    let prefix = format!("{header}LG {s} ");
+    // Message k goes to target k % len: a member of many rooms sends to
+    // each in turn.
+    let prefixes: Vec<(usize, String)> = targets
+        .iter()
+        .map(|target| {
+            let header = format!("PRIVMSG {target} :");
+            (header.len(), format!("{header}LG {s} "))
+        })
+        .collect();
     let stop = shared.stop.clone();
     'run: loop {
         tokio::select! {
@@ -980,9 +1185,10 @@ async fn send_loop(
                 break;
             }
             let start = buf.len();
+            let (header_len, prefix) = &prefixes[(k % prefixes.len() as u64) as usize];
             buf.extend_from_slice(prefix.as_bytes());
             buf.extend_from_slice(format!("{k} {t} ").as_bytes());
-            let text_len = buf.len() - start - header.len();
+            let text_len = buf.len() - start - header_len;
             let pad = size.saturating_sub(text_len).max(1);
             buf.resize(buf.len() + pad, b'x');
             buf.extend_from_slice(b"\r\n");
@@ -1087,8 +1293,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     if cfg.mode != Mode::Idle && (cfg.rate <= 0.0 || cfg.sender_count() == 0) {
         bail!("need at least one sender and a rate above 0");
     }
-    if cfg.mode == Mode::Room && cfg.clients < 2 {
+    if cfg.mode == Mode::Room && cfg.members() < 2 {
         bail!("a room needs at least 2 clients");
+    }
+    if cfg.many_rooms() && (cfg.room_size < 2 || !(1..=cfg.rooms).contains(&cfg.rooms_per_member)) {
+        bail!("many rooms need --room-size of 2 or more and --rooms-per-member from 1 to --rooms");
     }
     let shared = Arc::new(Shared {
         base: Instant::now(),
@@ -1101,10 +1310,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         errors: std::sync::Mutex::new(Vec::new()),
         nick_prefix: cfg.nick_prefix.clone(),
         stall_from: match cfg.mode {
-            Mode::Room => cfg.clients,
+            Mode::Room => cfg.members(),
+            _ => usize::MAX,
+        },
+        stall_to: match cfg.mode {
+            Mode::Room => cfg.members() + cfg.stall,
             _ => usize::MAX,
         },
         stall_quit_us: AtomicU64::new(u64::MAX),
+        drop_now: CancellationToken::new(),
         stall_reason: std::sync::Mutex::new(None),
     });
     let server = |pid: Option<u32>| pid.and_then(|p| proc_sample(&p.to_string()));
@@ -1124,6 +1338,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let tls = cfg.tls.then(tls_connector);
     let cfg = Arc::new(cfg);
     let before = server(cfg.server_pid);
+    let fds_before = cfg.server_pid.and_then(|p| open_files(&p.to_string()));
     let gen_before = gen_cpu();
     let connect_start = Instant::now();
     let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
@@ -1135,13 +1350,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         let joined_tx = joined_tx.clone();
         readers.push(tokio::spawn(async move {
             let nick = format!("{}{i}", cfg.nick_prefix);
+            let rooms = cfg.rooms_of(i);
             let (client, took) = {
                 let Ok(_permit) = permits.acquire().await else {
                     return None;
                 };
                 let started = Instant::now();
                 let c = tokio::select! {
-                    c = register(&cfg, tls.as_ref(), nick) => c,
+                    c = register(&cfg, tls.as_ref(), nick, &rooms) => c,
                     _ = shared.stop.cancelled() => return None,
                 };
                 (c, started.elapsed().as_micros() as u64)
@@ -1149,7 +1365,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
             match client {
                 Ok(c) => {
                     let _ = joined_tx.send(Ok((i, c.writer.clone(), c.nick.clone(), took)));
-                    let role = if i >= shared.stall_from {
+                    let role = if i >= shared.stall_to {
+                        Role::Dropping
+                    } else if i >= shared.stall_from {
                         Role::Stalled
                     } else {
                         Role::Member
@@ -1219,8 +1437,46 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         for r in readers {
             let _ = r.await;
         }
+        // The write halves close the sockets (a read half alone does not).
+        drop(writers);
+        // Everyone leaves at once (the sockets closed above): memory once
+        // the server has closed them all and had `leave_settle` to give
+        // back what it kept for them.
+        if let (Some(pid), Some(fds)) = (cfg.server_pid, fds_before) {
+            let left_start = Instant::now();
+            let deadline = left_start + cfg.connect_timeout;
+            let mut previous = usize::MAX;
+            loop {
+                match open_files(&pid.to_string()) {
+                    // Servers open a few files of their own as they go (a
+                    // database's journal, a log): done once the count is
+                    // within those of the start and holds still.
+                    Some(n) if n > fds + SERVER_OWN_FILES || n != previous => {
+                        previous = n;
+                        if Instant::now() >= deadline {
+                            shared.error(format!(
+                                "the server still had {n} files open ({fds} before) {:?} after everyone left",
+                                cfg.connect_timeout
+                            ));
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    _ => break,
+                }
+            }
+            report.left_secs = Some(left_start.elapsed().as_secs_f64());
+            tokio::time::sleep(cfg.leave_settle).await;
+            report.server_rss_left_kib = server(Some(pid)).map(|s| s.rss_kib);
+        }
         report.errors = shared.errors.lock().map(|e| e.clone()).unwrap_or_default();
         return Ok(report);
+    }
+
+    // The reconnect storm's members never send: without their write halves
+    // here, a reader that stops closes its socket.
+    for w in writers.iter_mut().skip(cfg.members() + cfg.stall) {
+        *w = None;
     }
 
     // The schedule: a short pause so the last JOINs settle, then warm-up,
@@ -1239,6 +1495,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         slot_us: 1e6 / (senders as f64 * cfg.rate),
         max_seq,
         counts,
+        drop_us: if cfg.reconnect > 0 {
+            w0_us + cfg.reconnect_at.as_micros() as u64
+        } else {
+            u64::MAX
+        },
     });
     let mut wakes = Vec::new();
     let mut send_loops = Vec::new();
@@ -1246,11 +1507,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         let (writer, target) = match cfg.mode {
             Mode::Room => (
                 writers[s].as_ref().expect("joined").0.clone(),
-                cfg.room.clone(),
+                cfg.rooms_of(s),
             ),
             _ => {
                 let w = writers[2 * s].as_ref().expect("joined").0.clone();
-                (w, writers[2 * s + 1].as_ref().expect("joined").1.clone())
+                (
+                    w,
+                    vec![writers[2 * s + 1].as_ref().expect("joined").1.clone()],
+                )
             }
         };
         let wake = Arc::new(Notify::new());
@@ -1275,8 +1539,41 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let recv0 = shared.received.load(Ordering::Relaxed);
     let srv0 = server(cfg.server_pid);
     let gen0 = gen_cpu();
-    let storm = (cfg.storm > 0)
-        .then(|| tokio::spawn(login_storm(cfg.clone(), tls.clone(), shared.clone(), w0_us)));
+    let storm = (cfg.storm > 0).then(|| {
+        tokio::spawn(login_storm(
+            cfg.clone(),
+            tls.clone(),
+            shared.clone(),
+            w0_us,
+            cfg.storm,
+            "x",
+        ))
+    });
+    let drop_us = shared.schedule.get().map_or(u64::MAX, |s| s.drop_us);
+    let reconnect = (cfg.reconnect > 0).then(|| {
+        let (cfg, tls, shared) = (cfg.clone(), tls.clone(), shared.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at_us(&shared, drop_us)).await;
+            shared.drop_now.cancel();
+            login_storm(cfg.clone(), tls, shared, drop_us, cfg.reconnect, "re").await
+        })
+    });
+    let rss_samples = cfg.rss_every.zip(cfg.server_pid).map(|(every, pid)| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut next = tokio::time::Instant::now();
+            while shared.now_us() < w1_us {
+                if let Some(p) = proc_sample(&pid.to_string()) {
+                    let secs = shared.now_us().saturating_sub(w0_us) as f64 / 1e6;
+                    samples.push((secs, p.rss_kib));
+                }
+                next += every;
+                tokio::time::sleep_until(next.min(at_us(&shared, w1_us))).await;
+            }
+            samples
+        })
+    });
     tokio::time::sleep_until(at(w1_us)).await;
     let t1 = Instant::now();
     let recv1 = shared.received.load(Ordering::Relaxed);
@@ -1305,6 +1602,30 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     report.measured_messages = measured;
     report.expected = measured * cfg.recipients();
 
+    if let Some(samples) = rss_samples
+        && let Ok(samples) = samples.await
+    {
+        let skip = cfg
+            .rss_skip
+            .as_secs_f64()
+            .min(cfg.duration.as_secs_f64() / 3.0);
+        report.rss_skip_secs = skip;
+        report.rss_slope_kib_per_min = slope_per_min(&samples, skip);
+        report.rss_series_kib = samples;
+    }
+    if let Some(reconnect) = reconnect {
+        match tokio::time::timeout(cfg.connect_timeout, reconnect).await {
+            Ok(Ok(r)) => {
+                report.reconnected = r.logins;
+                report.reconnect_secs = r.last_us.saturating_sub(drop_us) as f64 / 1e6;
+                report.reconnect_login = Percentiles::of(&r.login);
+            }
+            _ => shared.error(format!(
+                "the reconnect storm did not finish within {:?}",
+                cfg.connect_timeout
+            )),
+        }
+    }
     if let Some(storm) = storm {
         match tokio::time::timeout(cfg.connect_timeout, storm).await {
             Ok(Ok(r)) => {
@@ -1328,10 +1649,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     }
     shared.stop.cancel();
     let mut latency = new_histogram();
+    let (mut calm, mut storm) = (new_histogram(), new_histogram());
     for r in readers {
         if let Ok(Some(r)) = r.await {
             let _ = latency.add(&r.latency);
+            let _ = calm.add(&r.calm);
+            let _ = storm.add(&r.storm);
         }
+    }
+    if cfg.reconnect > 0 {
+        report.latency_calm = Some(Percentiles::of(&calm));
+        report.latency_storm = Some(Percentiles::of(&storm));
     }
 
     // Losses per message id.
@@ -1382,18 +1710,26 @@ async fn login_storm(
     tls: Option<tokio_rustls::TlsConnector>,
     shared: Arc<Shared>,
     start_us: u64,
+    count: usize,
+    infix: &'static str,
 ) -> StormResult {
     let permits = Arc::new(Semaphore::new(cfg.storm_concurrency.max(1)));
     let mut logins = Vec::new();
-    for j in 0..cfg.storm {
-        let (cfg, tls, shared, permits) =
-            (cfg.clone(), tls.clone(), shared.clone(), permits.clone());
+    let rooms = vec![cfg.room.clone()];
+    for j in 0..count {
+        let (cfg, tls, shared, permits, rooms) = (
+            cfg.clone(),
+            tls.clone(),
+            shared.clone(),
+            permits.clone(),
+            rooms.clone(),
+        );
         logins.push(tokio::spawn(async move {
-            let nick = format!("{}x{j}", cfg.nick_prefix);
+            let nick = format!("{}{infix}{j}", cfg.nick_prefix);
             let permit = permits.acquire().await.ok()?;
             let started = Instant::now();
             let c = tokio::select! {
-                c = register(&cfg, tls.as_ref(), nick) => c,
+                c = register(&cfg, tls.as_ref(), nick, &rooms) => c,
                 _ = shared.stop.cancelled() => return None,
             };
             let took = started.elapsed().as_micros() as u64;
@@ -1405,7 +1741,7 @@ async fn login_storm(
                     Some((took, done))
                 }
                 Err(e) => {
-                    shared.error(format!("storm login: {e:#}"));
+                    shared.error(format!("{infix} login: {e:#}"));
                     None
                 }
             }

@@ -478,6 +478,11 @@ fn start(args: Settings, no_store: bool) -> anyhow::Result<ExitCode> {
         config.sendq_total = args.sendq_total.max(16 << 20);
         config.max_connections = args.max_connections.max(1);
         config.max_per_address = args.max_per_address.max(1);
+        #[cfg(unix)]
+        match confab::tracker::open_files::raise_for(config.max_connections) {
+            Ok(files) => files.message().into_iter().for_each(|m| eprintln!("{m}")),
+            Err(e) => eprintln!("WARNING: {e}"),
+        }
         config.log_sync = args.log_sync;
         config.p2p = args.p2p;
         config.log_rotate = args.log_rotate;

@@ -15,6 +15,8 @@ pub mod commands;
 pub mod conn;
 pub mod console;
 pub mod hub;
+pub mod memory;
+pub mod open_files;
 pub mod opers;
 pub mod password;
 pub mod policy;
@@ -397,6 +399,23 @@ pub async fn run(
         }
     });
 
+    // Gives back what departed members' connections freed (memory.rs).
+    let leave_limits = limits.clone();
+    let leave_token = token.clone();
+    tasks.spawn(async move {
+        let mut watch = memory::LeaveWatch::default();
+        let mut interval = tokio::time::interval(memory::LEAVE_CHECK_EVERY);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = leave_token.cancelled() => return,
+                _ = interval.tick() => if watch.observe(leave_limits.open_now()) {
+                    let _ = tokio::task::spawn_blocking(memory::give_back).await;
+                },
+            }
+        }
+    });
+
     let next_id = AtomicU64::new(1);
     tokio::pin!(shutdown);
     tokio::pin!(abandoned);
@@ -544,6 +563,10 @@ impl ConnLimits {
             per_address,
             open: std::sync::Mutex::new((0, std::collections::HashMap::new())),
         }
+    }
+
+    fn open_now(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).0
     }
 
     fn acquire(self: &Arc<Self>, ip: std::net::IpAddr) -> Result<Slot, Refusal> {

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::PasswordHasher;
@@ -11,6 +11,8 @@ use argon2::{Argon2, Block};
 use thiserror::Error;
 use tokio::sync::oneshot;
 use zeroize::Zeroize;
+
+use super::memory::WorkArea;
 
 #[derive(Debug, Error)]
 pub enum PasswordError {
@@ -35,16 +37,42 @@ struct Check {
 /// run on a few threads of their own (one per core), fed by a queue, rather
 /// than on tokio's blocking pool:
 /// - a login storm queues here, and at most one check per core runs;
-/// - memory stays at one Argon2 work area per thread, allocated once and
-///   reused: allocating 19 MiB per check left glibc's arenas holding
-///   150-220 MiB after a few logins;
+/// - memory stays at one Argon2 work area per thread, reused while checks
+///   keep coming and given back [`KEEP_WORK_AREA`] after the last one
+///   (mapped on its own, `memory::WorkArea`, so its pages really go):
+///   allocating 19 MiB per check left glibc's arenas holding 150-220 MiB
+///   after a few logins, and keeping the areas cost an idle tracker 38 MiB;
 /// - on Linux the threads run as `SCHED_BATCH` at nice 10, so on a busy
 ///   core the chat's tasks and the hub come first, instead of checks
 ///   adding tens of milliseconds to every message, while other programs on
 ///   the host cannot starve logins (see `lower_priority`).
 pub struct PasswordGate {
-    checks: std::sync::mpsc::Sender<Check>,
+    queue: Arc<CheckQueue>,
 }
+
+/// The checks waiting for a thread. A condition variable rather than a
+/// channel: every idle thread waits with a time limit of its own, to give
+/// its work area back (a receiver shared behind a mutex lets only the
+/// thread holding the mutex wait with one).
+#[derive(Default)]
+struct CheckQueue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+    /// Work areas the threads hold now.
+    areas_held: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Default)]
+struct QueueState {
+    checks: VecDeque<Check>,
+    /// The gate was dropped: the threads end.
+    closed: bool,
+}
+
+/// How long a checking thread keeps its 19 MiB work area after its last
+/// check: through a login storm it is reused, and mapping it again costs
+/// a few milliseconds against a check's tens.
+pub const KEEP_WORK_AREA: Duration = Duration::from_secs(1);
 
 impl PasswordGate {
     /// Hashes `plaintext` and wipes it.
@@ -65,10 +93,8 @@ impl PasswordGate {
             salt: salt.to_vec(),
             expected,
         });
-        let (checks, queue) = std::sync::mpsc::channel::<Check>();
-        // One receiver shared by the threads: whichever is free takes the
-        // next check. The lock is held only while waiting for one.
-        let queue = Arc::new(Mutex::new(queue));
+        // Whichever thread is free takes the next check.
+        let queue = Arc::new(CheckQueue::default());
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         for i in 0..threads {
             let (queue, reference) = (queue.clone(), reference.clone());
@@ -77,16 +103,39 @@ impl PasswordGate {
                 .spawn(move || check_loop(&queue, &reference))
                 .map_err(PasswordError::Threads)?;
         }
-        Ok(PasswordGate { checks })
+        Ok(PasswordGate { queue })
     }
 
-    pub async fn verify(&self, candidate: String) -> bool {
+    pub async fn verify(&self, mut candidate: String) -> bool {
         let (reply, answer) = oneshot::channel();
-        if let Err(mut unsent) = self.checks.send(Check { candidate, reply }) {
-            unsent.0.candidate.zeroize();
-            return false;
+        match self.queue.state.lock() {
+            Ok(mut q) if !q.closed => q.checks.push_back(Check { candidate, reply }),
+            _ => {
+                candidate.zeroize();
+                return false;
+            }
         }
+        self.queue.ready.notify_one();
         answer.await.unwrap_or(false)
+    }
+
+    /// How many checking threads hold a work area now.
+    pub fn work_areas_held(&self) -> usize {
+        self.queue
+            .areas_held
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for PasswordGate {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.queue.state.lock() {
+            q.closed = true;
+            for mut check in q.checks.drain(..) {
+                check.candidate.zeroize();
+            }
+        }
+        self.queue.ready.notify_all();
     }
 }
 
@@ -97,37 +146,79 @@ struct Reference {
     expected: Output,
 }
 
-/// A hashing thread: checks candidates until the gate is dropped.
-fn check_loop(queue: &Mutex<std::sync::mpsc::Receiver<Check>>, reference: &Reference) {
-    lower_priority();
-    // Allocated on the first check, kept for the next ones.
-    let mut work: Vec<Block> = Vec::new();
+/// The next check, or `None` once the gate is gone. A thread holding a
+/// work area waits at most [`KEEP_WORK_AREA`] and then gives it back (and
+/// asks the allocator to return what the logins freed), then waits on.
+fn next_check(queue: &CheckQueue, work: &mut Option<WorkArea>) -> Option<Check> {
+    let mut q = queue.state.lock().ok()?;
     loop {
-        let next = match queue.lock() {
-            Ok(q) => q.recv(),
-            Err(_) => return,
-        };
-        let Ok(Check {
-            mut candidate,
-            reply,
-        }) = next
-        else {
-            return;
-        };
-        if work.is_empty() {
-            work = vec![Block::new(); reference.argon.params().block_count()];
+        if let Some(check) = q.checks.pop_front() {
+            return Some(check);
         }
+        if q.closed {
+            return None;
+        }
+        if work.is_some() {
+            let (guard, waited) = queue.ready.wait_timeout(q, KEEP_WORK_AREA).ok()?;
+            q = guard;
+            if waited.timed_out() && q.checks.is_empty() {
+                drop(q);
+                *work = None;
+                queue
+                    .areas_held
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                super::memory::give_back();
+                q = queue.state.lock().ok()?;
+            }
+        } else {
+            q = queue.ready.wait(q).ok()?;
+        }
+    }
+}
+
+/// A hashing thread: checks candidates until the gate is dropped.
+fn check_loop(queue: &CheckQueue, reference: &Reference) {
+    lower_priority();
+    let mut work: Option<WorkArea> = None;
+    while let Some(Check {
+        mut candidate,
+        reply,
+    }) = next_check(queue, &mut work)
+    {
+        let area = match work.take() {
+            Some(area) => Ok(area),
+            None => WorkArea::new(reference.argon.params().block_count()).inspect(|_| {
+                queue
+                    .areas_held
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }),
+        };
         let mut out = vec![0u8; reference.expected.len()];
-        let ok = reference
-            .argon
-            .hash_password_into_with_memory(candidate.as_bytes(), &reference.salt, &mut out, &mut work)
-            .is_ok()
-            // Output compares in constant time.
-            && Output::try_from(&out[..]).is_ok_and(|o| o == reference.expected);
+        let ok = match area {
+            Ok(mut area) => {
+                let ok = reference
+                    .argon
+                    .hash_password_into_with_memory(
+                        candidate.as_bytes(),
+                        &reference.salt,
+                        &mut out,
+                        area.as_mut(),
+                    )
+                    .is_ok()
+                    // Output compares in constant time.
+                    && Output::try_from(&out[..]).is_ok_and(|o| o == reference.expected);
+                // What Argon2 left in its work area derives from the candidate.
+                area.as_mut().fill(Block::new());
+                work = Some(area);
+                ok
+            }
+            Err(e) => {
+                tracing::warn!("no memory for a password check: {e}");
+                false
+            }
+        };
         candidate.zeroize();
         out.zeroize();
-        // What Argon2 left in its work area derives from the candidate.
-        work.fill(Block::new());
         let _ = reply.send(ok);
     }
 }
@@ -776,6 +867,36 @@ mod tests {
             PasswordGate::new(String::new()),
             Err(PasswordError::Empty)
         ));
+    }
+
+    /// A thread keeps its work area between checks, and gives it back
+    /// once the checks stop for `KEEP_WORK_AREA`.
+    #[tokio::test]
+    async fn work_areas_are_given_back_when_checks_stop() {
+        let gate = PasswordGate::new("s3cret pass".to_string()).unwrap();
+        assert_eq!(gate.work_areas_held(), 0);
+        assert!(gate.verify("s3cret pass".into()).await);
+        assert_eq!(gate.work_areas_held(), 1);
+        let answers = futures_util::future::join_all(
+            ["s3cret pass", "nope", "s3cret pass", "nope"].map(|c| gate.verify(c.to_string())),
+        )
+        .await;
+        assert_eq!(answers, [true, false, true, false]);
+        let held = gate.work_areas_held();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert!((1..=threads).contains(&held), "{held} areas held");
+        let deadline = std::time::Instant::now() + KEEP_WORK_AREA + Duration::from_secs(10);
+        while gate.work_areas_held() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} work areas still held",
+                gate.work_areas_held()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The next check maps one again.
+        assert!(gate.verify("s3cret pass".into()).await);
+        assert_eq!(gate.work_areas_held(), 1);
     }
 
     /// The checking threads run as SCHED_BATCH at nice 10 (not SCHED_IDLE,

@@ -17,6 +17,7 @@ mod durable;
 mod harness;
 mod hostile;
 mod irssi;
+mod limits;
 mod login;
 mod monitor;
 mod ops;

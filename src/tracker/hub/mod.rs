@@ -106,6 +106,10 @@ struct Grouping {
 /// A part list kept longer than this is let go after a burst.
 const KEEP_PARTS: usize = 64;
 
+/// A batch's delivery list kept longer than this (entries of 40 bytes) is
+/// let go; B1 at 2.0M makes about 10,000 a batch.
+const KEEP_DELIVERIES: usize = 1 << 16;
+
 /// One recipient's parts as one buffer (the part itself when there is only
 /// one), leaving `parts` empty for the next batch.
 fn join_parts(parts: &mut Vec<Bytes>) -> Bytes {
@@ -679,8 +683,10 @@ impl Hub {
             let mut deliveries = deliveries;
             self.deliver(&mut deliveries);
             // The emptied vector goes back for the next batch: one
-            // allocation fewer per batch.
-            if self.chat.out.pending.capacity() == 0 {
+            // allocation fewer per batch. Not after a burst: thousands
+            // leaving at once make millions of deliveries (each QUIT to
+            // everyone), and a list that size, kept, stays resident.
+            if self.chat.out.pending.capacity() == 0 && deliveries.capacity() <= KEEP_DELIVERIES {
                 self.chat.out.pending = deliveries;
             }
             if self.log_failing {
