@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use base64::Engine;
 use confab::proto::Message;
 
 use crate::harness::*;
@@ -19,23 +18,7 @@ const CAPS: &str = "batch server-time message-tags draft/chathistory sasl";
 
 /// Logs in with the history caps (and SASL when `password` is given).
 fn connect(port: u16, nick: &str, password: Option<&str>) -> Raw {
-    let mut r = Raw::connect(port);
-    r.send(&format!("CAP REQ :{CAPS}"));
-    r.expect(" ACK ");
-    r.send(&format!("PASS :{PASSWORD}"));
-    r.send(&format!("NICK {nick}"));
-    r.send(&format!("USER {nick} 0 * :{nick}"));
-    if let Some(password) = password {
-        r.send("AUTHENTICATE PLAIN");
-        r.expect("AUTHENTICATE +");
-        let plain =
-            base64::engine::general_purpose::STANDARD.encode(format!("{nick}\0{nick}\0{password}"));
-        r.send(&format!("AUTHENTICATE {plain}"));
-        r.expect(" 903 ");
-    }
-    r.send("CAP END");
-    r.expect(" 366 ");
-    r
+    login_with_caps(port, nick, CAPS, password)
 }
 
 /// A message as a client saw it: (time, msgid, source, target, text).

@@ -5,8 +5,6 @@
 //! history (CHATHISTORY no longer returns it, chat.log records it); and
 //! `ACCOUNT DELETE` takes the account's data with it.
 
-use base64::Engine;
-
 use crate::harness::*;
 
 const CAPS: &str = "batch server-time message-tags draft/chathistory sasl";
@@ -15,23 +13,7 @@ const ALICE_PW: &str = "river stone 42";
 /// Logs in with the history caps, and to `account` with SASL PLAIN
 /// (`Some(password)`; the account is named as the nick).
 fn connect(port: u16, nick: &str, account: Option<&str>) -> Raw {
-    let mut r = Raw::connect(port);
-    r.send(&format!("CAP REQ :{CAPS}"));
-    r.expect(" ACK ");
-    r.send(&format!("PASS :{PASSWORD}"));
-    r.send(&format!("NICK {nick}"));
-    r.send(&format!("USER {nick} 0 * :{nick}"));
-    if let Some(password) = account {
-        r.send("AUTHENTICATE PLAIN");
-        r.expect("AUTHENTICATE +");
-        let plain =
-            base64::engine::general_purpose::STANDARD.encode(format!("{nick}\0{nick}\0{password}"));
-        r.send(&format!("AUTHENTICATE {plain}"));
-        r.expect(" 903 ");
-    }
-    r.send("CAP END");
-    r.expect(" 366 ");
-    r
+    login_with_caps(port, nick, CAPS, account)
 }
 
 /// A page of CHATHISTORY as `<nick>: <text>` lines.
