@@ -9,7 +9,8 @@
 //! A registered name is only for a connection logged in to that account
 //! (SASL at connect): anyone else is refused it at login and at `NICK` with
 //! `433`, which IRC clients answer by trying another name. A second login
-//! of an account is a second member under another name, both logged in.
+//! of an account that is connected joins that user as one more connection
+//! (`users.rs`, `attach`).
 
 use std::collections::HashSet;
 
