@@ -25,7 +25,8 @@ use super::opers::OperGate;
 use super::password::{GuessBudget, PasswordGate, WaitCause};
 use super::replies::{self, Numeric};
 use super::shared::{
-    BadLine, ConnControl, ConnHandle, ConnId, HubRequest, RegisterOutcome, Registration, SendBudget,
+    BadLine, ConnControl, ConnHandle, ConnId, Departures, HubRequest, RegisterOutcome,
+    Registration, SendBudget,
 };
 use crate::proto::caps::{CapAnswer, Caps};
 use crate::proto::message::MAX_CLIENT_TAG_DATA;
@@ -64,6 +65,8 @@ pub struct ConnContext {
     pub sendq: usize,
     /// All send queues together (`--sendq-total`).
     pub send_budget: Arc<SendBudget>,
+    /// Where a connection whose peer is gone says so before it leaves.
+    pub departures: Arc<Departures>,
 }
 
 impl ConnContext {
@@ -90,6 +93,7 @@ impl ConnContext {
             flood: defaults.flood,
             sendq: defaults.sendq,
             send_budget: Arc::new(SendBudget::new(defaults.sendq_total)),
+            departures: Arc::default(),
         }
     }
 }
@@ -287,6 +291,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
+    /// The peer is gone (closed, reset, not answering): nothing more is
+    /// worth sending it, and the hub may stop at once (`Departures`).
+    async fn lost(&mut self, reason: String) {
+        if matches!(self.phase, Phase::Registered) {
+            self.ctx.departures.note(self.id);
+        }
+        self.leave(reason).await;
+    }
+
     /// Tells the hub we are gone (once, only if registered).
     async fn leave(&mut self, reason: String) {
         if matches!(self.phase, Phase::Registered) {
@@ -367,12 +380,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 frame = self.stream.next() => {
                     match frame {
                         None => {
-                            self.leave("Connection closed".into()).await;
+                            self.lost("Connection closed".into()).await;
                             return End::Closed;
                         }
                         Some(Err(e)) => {
                             tracing::info!(peer = %self.peer, "read error: {e}");
-                            self.leave(lost_connection_reason(&e).into()).await;
+                            self.lost(lost_connection_reason(&e).into()).await;
                             return End::Closed;
                         }
                         Some(Ok(frame)) => {
@@ -405,7 +418,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 written = self.write_out() => {
                     if let Err(e) = written {
                         tracing::info!(peer = %self.peer, "write error: {e}");
-                        self.leave(lost_connection_reason(&e).into()).await;
+                        self.lost(lost_connection_reason(&e).into()).await;
                         return End::Closed;
                     }
                     // A burst's buffer is not kept by a connection that
@@ -481,7 +494,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 // host as on a quiet one.
                 let secs = (self.ctx.ping_interval * 2).as_secs();
                 let reason = format!("Ping timeout: {secs} seconds");
-                self.leave(reason.clone()).await;
+                self.lost(reason.clone()).await;
                 self.push_error(&reason);
                 Some(End::Goodbye)
             }

@@ -343,6 +343,7 @@ pub async fn run(
             "no password"
         }
     );
+    let departures = hub.departures();
     // The hub owns blocking file I/O, so it gets its own thread.
     let hub_thread = tokio::task::spawn_blocking(move || hub.run(hub_rx, start_line));
 
@@ -359,6 +360,7 @@ pub async fn run(
         sendq: config.sendq,
         send_budget,
         guesses,
+        departures,
     });
     // A console's `stop` ends the loop below as Ctrl+C does.
     let (console_stop, mut console_stopped) = mpsc::channel::<String>(1);

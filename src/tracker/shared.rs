@@ -209,6 +209,29 @@ pub fn irc_host(ip: IpAddr) -> String {
     }
 }
 
+/// Connections whose peer is gone (closed, reset, silent past the ping
+/// timeout), noted by their task just before its `Leave` goes to the hub.
+/// The hub takes them at the start of each batch and sends them nothing
+/// more (`Chat::gone`): when thousands drop at once, their leaves wait in
+/// the inbox, and each would otherwise send a QUIT to all the others,
+/// millions of deliveries that nobody reads and that the tracker holds
+/// until their tasks end. A list behind a mutex rather than a channel: the
+/// hub wants all of them at once, without waiting, and the lock is held
+/// only for a push or a swap.
+#[derive(Default)]
+pub struct Departures(Mutex<Vec<ConnId>>);
+
+impl Departures {
+    pub fn note(&self, conn: ConnId) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+    }
+
+    /// Every connection noted since the last call.
+    pub fn take(&self) -> Vec<ConnId> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// What the hub needs to reach one connection.
 pub struct ConnHandle {
     /// Unbounded as a channel; bounded in bytes by `control.reserve`.

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use super::super::commands::{self, Cmd};
 use super::super::policy::Actor;
 use super::super::replies::{self, Numeric};
-use super::super::shared::{BadLine, ConnId, IdMap};
+use super::super::shared::{BadLine, ConnId, IdMap, IdSet};
 use super::super::transcript::{self, Transcript};
 use super::HubConfig;
 use super::state::{ChatState, GENERAL, Room};
@@ -247,6 +247,10 @@ pub struct Chat {
     pub keep: super::rooms_keep::Keep,
     /// `--history-days`: whether and when history is purged.
     pub retention: super::retention::Retention,
+    /// Connections whose peer is gone and whose leave is still to come:
+    /// what is broadcast skips them (see `shared::Departures`). Each
+    /// leaves the set when its leave is handled.
+    pub gone: IdSet,
 }
 
 impl Chat {
@@ -281,6 +285,7 @@ impl Chat {
             attached: IdMap::default(),
             keep: Default::default(),
             retention: Default::default(),
+            gone: IdSet::default(),
         }
     }
 
@@ -388,7 +393,7 @@ impl Chat {
                 continue;
             };
             for l in &u.links {
-                if only_caps(l.caps) {
+                if only_caps(l.caps) && !self.is_gone(l.conn) {
                     let b = out.bytes_for(l.caps, &self.msgids);
                     self.out.pending.push((l.conn, b));
                 }
@@ -403,12 +408,31 @@ impl Chat {
         };
         if u.links.len() > 1 && !recipients.contains(&actor) {
             for l in u.links.iter().filter(|l| l.conn != conn) {
-                if only_caps(l.caps) {
+                if only_caps(l.caps) && !self.is_gone(l.conn) {
                     let b = out.bytes_for(l.caps, &self.msgids);
                     self.out.pending.push((l.conn, b));
                 }
             }
         }
+    }
+
+    /// After many have left: everything sized by the number of members
+    /// gives back what it no longer needs.
+    pub fn shrink_after_leaves(&mut self) {
+        use super::state::{oversized, shrink_map};
+        self.state.shrink_after_leaves();
+        if oversized(self.gone.len(), self.gone.capacity()) {
+            self.gone.shrink_to_fit();
+        }
+        shrink_map(&mut self.attached);
+        shrink_map(&mut self.long_replies);
+        shrink_map(&mut self.accounts.online);
+    }
+
+    /// Whether `conn`'s peer is gone (its leave on the way).
+    fn is_gone(&self, conn: ConnId) -> bool {
+        // Empty but for a moment after connections drop: no hashing then.
+        !self.gone.is_empty() && self.gone.contains(&conn)
     }
 
     /// An event with a `msgid`, for everything a person says or does. A

@@ -51,7 +51,7 @@ use self::users::NewUser;
 use super::accounts::{AccountGate, AccountJob};
 use super::replies;
 use super::shared::{
-    ConnHandle, ConnId, HubRequest, IdMap, IdSet, Overflow, RegisterOutcome, SendBudget,
+    ConnHandle, ConnId, Departures, HubRequest, IdMap, IdSet, Overflow, RegisterOutcome, SendBudget,
 };
 use super::shared::{HistoryJob, HistoryPageDone, PageFailure, TargetsDone};
 use super::transcript::Transcript;
@@ -157,6 +157,9 @@ pub struct Hub {
     /// What the start's refill of the store from chat.log did, for its
     /// `repair` line (`tracker::repair`).
     repair_note: Option<String>,
+    /// Connections whose peer is gone, noted by their tasks (see
+    /// `Departures`); taken into `chat.gone` at each batch.
+    departures: Arc<Departures>,
 }
 
 /// The store, for history, and the way its answers come back: a weak
@@ -388,7 +391,13 @@ impl Hub {
             account_runner: None,
             history_sink: None,
             repair_note: None,
+            departures: Arc::default(),
         }
+    }
+
+    /// Where connections say their peer is gone (for `ConnContext`).
+    pub fn departures(&self) -> Arc<Departures> {
+        self.departures.clone()
     }
 
     /// Turns accounts on: `names` are the registered ones (casefolded).
@@ -473,6 +482,10 @@ impl Hub {
                     Err(_) => break,
                 }
             }
+            let members_before = self.chat.state.users.len();
+            // After the batch is taken: a connection whose Leave is in it
+            // noted its departure before sending it, so it is seen here.
+            self.chat.gone.extend(self.departures.take());
             let mut busy = batch.len() >= LINGER_FROM;
             // One reading of the clocks per batch: every line of a batch
             // carries the same time, and formatting it once is cheaper.
@@ -498,6 +511,9 @@ impl Hub {
             self.start_store_jobs();
             busy |= self.chat.out.pending.len() >= LINGER_FROM_DELIVERIES;
             self.flush();
+            if self.chat.state.users.len() < members_before {
+                self.shrink_after_leaves();
+            }
             if self.chat.stopping {
                 break;
             }
@@ -580,6 +596,25 @@ impl Hub {
             }
         }
         self.chat.done_acting();
+    }
+
+    /// After members left: the hub's own per-connection maps and the
+    /// delivery grouping, sized for the crowd, give their memory back
+    /// with the chat's (`memory::give_back` then returns it to the system).
+    fn shrink_after_leaves(&mut self) {
+        use self::state::{oversized, shrink_map};
+        self.chat.shrink_after_leaves();
+        shrink_map(&mut self.handles);
+        shrink_map(&mut self.retired);
+        let Grouping { slot, groups, used } = &mut self.grouping;
+        shrink_map(slot);
+        let members = self.chat.state.users.len();
+        if oversized(members, groups.len()) {
+            // Each kept group holds a part list of up to KEEP_PARTS.
+            groups.truncate(members);
+            groups.shrink_to_fit();
+            *used = (*used).min(members);
+        }
     }
 
     /// Users the chat removed keep their handle until their last lines are

@@ -387,8 +387,38 @@ impl ChatState {
         });
     }
 
+    /// After many have left, the maps sized for the crowd that was here
+    /// give their memory back: a HashMap or Vec never shrinks by itself,
+    /// and 10,000 members' maps kept megabytes after they all went.
+    pub fn shrink_after_leaves(&mut self) {
+        shrink_map(&mut self.users);
+        shrink_map(&mut self.nicks);
+        for room in self.rooms.values_mut() {
+            shrink_map(&mut room.roles);
+            if oversized(room.members.len(), room.members.capacity()) {
+                room.members.shrink_to_fit();
+            }
+        }
+    }
+
     pub fn opers_online(&self) -> usize {
         self.users.values().filter(|u| u.oper.is_some()).count()
+    }
+}
+
+/// Whether a collection holding `len` of room for `capacity` is worth
+/// shrinking: big, and mostly empty (a quarter or less, so a crowd that
+/// comes and goes does not make it grow and shrink on every change).
+pub fn oversized(len: usize, capacity: usize) -> bool {
+    capacity > 256 && len.saturating_mul(4) <= capacity
+}
+
+/// Shrinks `map` when [`oversized`].
+pub fn shrink_map<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, V, S>,
+) {
+    if oversized(map.len(), map.capacity()) {
+        map.shrink_to_fit();
     }
 }
 

@@ -840,6 +840,84 @@ fn whowas_remembers_who_left() {
     );
 }
 
+/// Thousands dropping at once: a connection whose peer is gone gets
+/// nothing more, and the others still hear each leave once, in order.
+#[test]
+fn connections_already_gone_are_sent_nothing_more() {
+    let mut rig = Rig::new();
+    let alice = rig.user("alice");
+    let bob = rig.user("bob");
+    let carol = rig.user("carol");
+    let dave = rig.user("dave");
+    rig.chat.gone.extend([bob, carol]);
+    rig.send(alice, "PRIVMSG #general :still here?");
+    assert_eq!(
+        rig.got_each(&[bob, carol, dave]),
+        vec![
+            vec![],
+            vec![],
+            vec![":alice!alice@127.0.0.1 PRIVMSG #general :still here?"]
+        ]
+    );
+    rig.chat.leave(bob, "Connection closed");
+    rig.chat.leave(carol, "Connection closed");
+    let quits = [
+        ":bob!bob@127.0.0.1 QUIT :Connection closed",
+        ":carol!carol@127.0.0.1 QUIT :Connection closed",
+    ];
+    let got = rig.got_each(&[alice, bob, carol, dave]);
+    assert_eq!(got[0], quits);
+    assert_eq!(got[3], quits);
+    // Their own goodbye is still addressed to them (the writer may yet
+    // be able to send it), and nothing else.
+    assert_eq!(
+        got[1],
+        [r"ERROR :Closing link: 127.0.0.1 (Connection closed)"]
+    );
+    assert_eq!(
+        got[2],
+        [r"ERROR :Closing link: 127.0.0.1 (Connection closed)"]
+    );
+    assert!(rig.chat.gone.is_empty(), "a handled leave is forgotten");
+    let log = rig.log();
+    let leaves: Vec<&String> = log.iter().filter(|l| l.starts_with("leave ")).collect();
+    assert_eq!(
+        leaves,
+        [
+            "leave bob (Connection closed)",
+            "leave carol (Connection closed)"
+        ]
+    );
+}
+
+/// A crowd that came and went leaves no maps sized for it behind.
+#[test]
+fn maps_sized_for_a_crowd_shrink_once_it_left() {
+    let mut rig = Rig::new();
+    let stays = rig.user("stays");
+    let crowd: Vec<ConnId> = (0..2000).map(|i| rig.user(&format!("m{i}"))).collect();
+    for id in crowd {
+        rig.chat.leave(id, "Connection closed");
+    }
+    assert!(rig.chat.state.users.capacity() >= 2000);
+    rig.chat.shrink_after_leaves();
+    assert_eq!(rig.chat.state.users.len(), 1);
+    assert!(rig.chat.state.users.capacity() <= 256);
+    assert!(rig.chat.state.nicks.capacity() <= 256);
+    let general = rig.chat.state.room("#general").expect("general");
+    assert_eq!(general.members, [stays]);
+    assert!(general.members.capacity() <= 256 && general.roles.capacity() <= 256);
+    // Not for a few: a room that fills and empties by a handful keeps its
+    // room rather than reallocating on every change.
+    let few: Vec<ConnId> = (0..100).map(|i| rig.user(&format!("f{i}"))).collect();
+    let cap = rig.chat.state.users.capacity();
+    for id in few.into_iter().take(50) {
+        rig.chat.leave(id, "Connection closed");
+    }
+    rig.chat.shrink_after_leaves();
+    assert_eq!(rig.chat.state.users.capacity(), cap);
+}
+
 #[test]
 fn idle_users_become_inactive_on_the_hubs_clock() {
     let mut rig = Rig::new();

@@ -204,6 +204,7 @@ impl Chat {
     /// Connection `conn` is gone (or asked to go): one of several of its
     /// user's connections is detached, the last one removes the user.
     pub fn leave(&mut self, conn: ConnId, reason: &str) {
+        self.gone.remove(&conn);
         let user = self.act_for(conn);
         let Some(u) = self.state.users.get_mut(&user) else {
             return;
