@@ -1,6 +1,8 @@
 //! Programs in a real pseudo-terminal: each [`Tmux`] is a private tmux
 //! server (its own socket) running one command in a detached session.
 //! Keys go in with `send-keys`, the screen comes out with `capture-pane`.
+//! Dropping one kills its server, then whatever its panes started that is
+//! still running a second later: no test leaves a program behind.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
