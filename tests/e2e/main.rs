@@ -30,5 +30,6 @@ mod rooms_client;
 mod rooms_keep;
 mod terminal;
 mod tmux;
+mod tty_gone;
 mod tui;
 mod wire;

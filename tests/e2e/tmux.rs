@@ -1,6 +1,8 @@
 //! Programs in a real pseudo-terminal: each [`Tmux`] is a private tmux
 //! server (its own socket) running one command in a detached session.
 //! Keys go in with `send-keys`, the screen comes out with `capture-pane`.
+//! Dropping one kills its server, then whatever its panes started that is
+//! still running a second later: no test leaves a program behind.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -57,6 +59,9 @@ pub fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>, diag: impl Fn()
 pub struct Tmux {
     socket: String,
     session: String,
+    /// Processes the panes ran, noted before the server was killed, so
+    /// the drop can end any that outlive their terminal.
+    started: std::cell::RefCell<Vec<Proc>>,
 }
 
 impl Tmux {
@@ -67,6 +72,7 @@ impl Tmux {
         let t = Tmux {
             socket: tag.clone(),
             session: tag,
+            started: Default::default(),
         };
         let mut cmd = t.command();
         for (k, v) in env {
@@ -204,11 +210,103 @@ impl Tmux {
             || format!("screen:\n{}", self.screen()),
         )
     }
+
+    /// Kills the tmux server, which closes the pty master under every
+    /// pane: the terminal is gone. The processes stay (ended by the drop).
+    pub fn close_terminal(&self) {
+        self.note_processes();
+        let _ = self.tmux(&["kill-server"]);
+    }
+
+    /// Notes every process under the panes: once the server is gone
+    /// there is no asking it, and they may have moved to a new parent.
+    fn note_processes(&self) {
+        let out = self.tmux(&["list-panes", "-a", "-F", "#{pane_pid}"]);
+        let panes: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        self.started.borrow_mut().extend(Proc::tree(&panes));
+    }
 }
 
+/// A process, told from a later one with the same pid by its start time.
+#[derive(Clone, Copy, PartialEq)]
+struct Proc {
+    pid: u32,
+    started: u64,
+}
+
+impl Proc {
+    /// Parent pid and start time from `/proc/<pid>/stat`; `None` for a
+    /// process that is gone or a zombie (dead, only not yet reaped).
+    fn stat(pid: u32) -> Option<(u32, u64)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name, in parentheses, may hold spaces and ')'.
+        let (_, rest) = stat.rsplit_once(')')?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") {
+            return None;
+        }
+        Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+    }
+
+    /// `roots` and all their descendants that are running now.
+    fn tree(roots: &[u32]) -> Vec<Proc> {
+        let all: Vec<(u32, u32, u64)> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(|pid| Proc::stat(pid).map(|(ppid, started)| (pid, ppid, started)))
+            .collect();
+        let mut found: Vec<Proc> = all
+            .iter()
+            .filter(|(pid, _, _)| roots.contains(pid))
+            .map(|&(pid, _, started)| Proc { pid, started })
+            .collect();
+        let mut i = 0;
+        while i < found.len() {
+            let parent = found[i].pid;
+            for &(pid, ppid, started) in &all {
+                if ppid == parent && !found.iter().any(|p| p.pid == pid) {
+                    found.push(Proc { pid, started });
+                }
+            }
+            i += 1;
+        }
+        found
+    }
+
+    fn alive(self) -> bool {
+        Proc::stat(self.pid).is_some_and(|(_, started)| started == self.started)
+    }
+}
+
+/// How long the panes' programs have to end on their own once their
+/// terminal is gone (the hangup) before they are killed.
+const HANGUP_GRACE: Duration = Duration::from_secs(1);
+
+/// The server goes, and with it every pane's terminal; whatever the panes
+/// started and is still running a moment later is killed, so a failing
+/// test never leaves a program behind (one spinning on its dead terminal,
+/// say).
 impl Drop for Tmux {
     fn drop(&mut self) {
+        self.note_processes();
         let _ = self.tmux(&["kill-server"]);
+        let started = self.started.borrow();
+        let deadline = Instant::now() + HANGUP_GRACE;
+        while started.iter().any(|p| p.alive()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for p in started.iter().filter(|p| p.alive()) {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(p.pid.to_string())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 

@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 use super::known::{self, KnownTrackers};
 use super::plain::PlainRenderer;
 use super::session::{self, ClientError, Options, Prompter};
-use super::tui::terminal::TerminalGuard;
+use super::tui::terminal::{TerminalGone, TerminalGuard};
 use crate::prompt::PromptError;
 use crate::proto::Message;
 use link::{FromLink, ToLink};
@@ -537,6 +537,7 @@ async fn screen_loop(
     view.apply(&setup.reports);
     view.sync(monitor);
     let mut keys = EventStream::new();
+    let tty = TerminalGone::watch();
     let mut sigterm = signal(SignalKind::terminate()).map_err(term_err)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(term_err)?;
     let ctrl_c = tokio::signal::ctrl_c();
@@ -593,6 +594,8 @@ async fn screen_loop(
             _ = &mut ctrl_c => return left("Leaving".into()),
             _ = sigterm.recv() => return left("Leaving".into()),
             _ = sighup.recv() => return left("Leaving".into()),
+            // Closed without a SIGHUP (a killed tmux server, a revoked pty).
+            _ = tty.gone() => return left("Leaving".into()),
             _ = std::future::ready(()), if dirty => {
                 term.draw(|f| draw::draw(f, &view)).map_err(term_err)?;
                 dirty = false;

@@ -5,9 +5,10 @@
 //!
 //! One `select!` on one thread, like the plain loop: the connection, the
 //! terminal's events (crossterm's `EventStream`, whose reader thread blocks
-//! on the terminal), signals and the keep-alive timer. The screen is drawn
-//! only when something changed and nothing else is ready, so a burst of
-//! messages costs one frame and an idle client does nothing at all.
+//! on the terminal), the terminal going away, signals and the keep-alive
+//! timer. The screen is drawn only when something changed and nothing else
+//! is ready, so a burst of messages costs one frame and an idle client does
+//! nothing at all.
 
 pub mod draw;
 pub mod editor;
@@ -86,6 +87,7 @@ async fn chat(
     view.apply(pending);
     view.sync(app);
     let mut keys = EventStream::new();
+    let tty = terminal::TerminalGone::watch();
     let mut sigterm = signal(SignalKind::terminate()).map_err(term_err)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(term_err)?;
     let ctrl_c = tokio::signal::ctrl_c();
@@ -170,6 +172,8 @@ async fn chat(
             _ = &mut ctrl_c => break 'chat "Leaving".into(),
             _ = sigterm.recv() => break 'chat "Leaving".into(),
             _ = sighup.recv() => break 'chat "Leaving".into(),
+            // Closed without a SIGHUP (a killed tmux server, a revoked pty).
+            _ = tty.gone() => break 'chat "Leaving".into(),
             _ = tokio::time::sleep_until(marker_at.unwrap_or(timer)), if marker_at.is_some() => {
                 session::send_all(conn, &app.due_mark_reads(Timestamp::now())).await?;
             }

@@ -2,6 +2,7 @@
 //! dropped, so every way out of the UI (an error, `?`, a return) leaves the
 //! terminal as it was; the panic hook restores it before the panic message
 //! is printed, so the message lands on the normal screen, readable.
+//! [`TerminalGone`] tells the UI loops when the terminal has gone away.
 
 use std::io::{self, Write};
 use std::sync::Once;
@@ -89,4 +90,64 @@ fn install_panic_hook() {
             previous(info);
         }));
     });
+}
+
+/// Resolves once the terminal the keys come from is gone (its pty master
+/// closed, or the terminal hung up), whether or not a SIGHUP came.
+///
+/// crossterm's `EventStream` cannot say so: its reader loops on `read()`
+/// and treats 0 (EOF, a hung-up terminal) and errors other than
+/// `WouldBlock` (EIO, a pty whose master closed) as "try again", so the
+/// stream neither ends nor yields an error; it spins on the dead terminal
+/// for ever (thousands of reads a second). Counting its empty reads is
+/// impossible from outside, and reading the terminal ourselves would steal
+/// keys, so this watches a second descriptor of the same terminal for
+/// POLLHUP, which the kernel reports in both cases (`hung_up_tty_poll`,
+/// and `n_tty_poll` once the other side is closed), without reading: it
+/// only wakes, cheaply, when a key arrives. Where the terminal cannot be
+/// watched (no descriptor, no poll support) it never resolves, and the
+/// signals are all there is, as before.
+pub struct TerminalGone {
+    tty: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+}
+
+impl TerminalGone {
+    /// Watches the terminal crossterm reads keys from: standard input when
+    /// it is one, `/dev/tty` otherwise.
+    pub fn watch() -> TerminalGone {
+        use std::io::IsTerminal;
+        use std::os::fd::AsFd;
+        let fd = if io::stdin().is_terminal() {
+            io::stdin().as_fd().try_clone_to_owned()
+        } else {
+            std::fs::File::open("/dev/tty").map(std::os::fd::OwnedFd::from)
+        };
+        let tty = fd.ok().and_then(|fd| {
+            // SAFETY: an `OwnedFd` is open, and names the same file, for as
+            // long as it is owned, and the `AsyncFd` owns it.
+            unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+            }
+            .ok()
+        });
+        TerminalGone { tty }
+    }
+
+    /// Waits until the terminal is gone.
+    pub async fn gone(&self) {
+        let Some(tty) = &self.tty else {
+            return std::future::pending().await;
+        };
+        loop {
+            let Ok(mut ready) = tty.ready(tokio::io::Interest::READABLE).await else {
+                // The watch itself failed: the terminal is past use.
+                return;
+            };
+            if ready.ready().is_read_closed() || ready.ready().is_error() {
+                return;
+            }
+            // A key for crossterm to read: not ours, wait for the next.
+            ready.clear_ready();
+        }
+    }
 }
