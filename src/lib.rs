@@ -62,6 +62,8 @@
 //!       purges; `durable`: what a message's chat.log line carries for
 //!       the store (msgid, source, accounts); `console`: the console's
 //!       snapshots and actions, and what it needs recorded (bounded);
+//!       `packed`: records of who left (WHOWAS, the console's), packed a
+//!       chunk of rows to an allocation so they pin no freed pages;
 //!       `tests`, `tests_p2p`, `tests_console`, `tests_rooms_keep`,
 //!       `tests_durable`, `tests_comeback`:
 //!       in-process tests.

@@ -99,6 +99,7 @@ fn play_session(dir: &Path) -> String {
     alice.expect("#lab --> you joined");
     step(&mut alice, "/topic fractions, part 2", SESSION[7]);
     step(&mut bob, "/join #lab", SESSION[8]);
+    bob.expect("#lab --> you joined");
     step(&mut bob, "is 3/4 bigger than 2/3?", SESSION[9]);
     step(&mut alice, "yes: 9/12 against 8/12", SESSION[10]);
     step(&mut carol, "/me waves", SESSION[11]);

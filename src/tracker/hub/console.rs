@@ -9,12 +9,13 @@
 //! tracker that runs for months with people coming and going keeps the
 //! most recent, never an ever-growing list.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use super::super::shared::{ConnId, IdMap};
 use super::chat::Chat;
+use super::packed::PackedRows;
 use crate::proto::Message;
 use crate::proto::nick::casefold;
 use crate::proto::sanitize;
@@ -144,8 +145,9 @@ pub enum ConsoleAnswer {
 pub struct ConsoleRecords {
     /// Connections online, by id.
     online: IdMap<SeenRow>,
-    /// Connections that left, oldest first; at most `SEEN_KEEP`.
-    departed: VecDeque<SeenRow>,
+    /// Connections that left, oldest first; at most `SEEN_KEEP`: their
+    /// address, when they came and left, nick and reason.
+    departed: PackedRows<(IpAddr, jiff::Timestamp, jiff::Timestamp), 2, SEEN_KEEP>,
     /// Conversations by their pair of case-folded names.
     dms: HashMap<(String, String), DmRow>,
 }
@@ -164,15 +166,23 @@ impl ConsoleRecords {
     }
 
     pub(super) fn left(&mut self, id: ConnId, nick: &str, reason: &str, at: jiff::Timestamp) {
-        let Some(mut row) = self.online.remove(&id) else {
+        let Some(row) = self.online.remove(&id) else {
             return;
         };
-        row.nick = nick.to_string();
-        row.left = Some((at, reason.to_string()));
-        if self.departed.len() >= SEEN_KEEP {
-            self.departed.pop_front();
-        }
-        self.departed.push_back(row);
+        self.departed
+            .push((row.address, row.came, at), [nick, reason]);
+    }
+
+    /// Those who left, as the console lists them.
+    fn departed_rows(&self) -> impl Iterator<Item = SeenRow> + '_ {
+        self.departed
+            .iter()
+            .map(|((address, came, left), [nick, reason])| SeenRow {
+                nick: nick.to_string(),
+                address,
+                came,
+                left: Some((left, reason.to_string())),
+            })
     }
 
     /// One direct message (or notice, or action) from `from` to `to`.
@@ -263,7 +273,7 @@ impl Chat {
     }
 
     fn console_users(&self) -> Vec<SeenRow> {
-        let mut rows: Vec<SeenRow> = self.console_records.departed.iter().cloned().collect();
+        let mut rows: Vec<SeenRow> = self.console_records.departed_rows().collect();
         for (id, row) in &self.console_records.online {
             let mut row = row.clone();
             if let Some(u) = self.state.users.get(id) {

@@ -28,6 +28,7 @@ mod history;
 mod messages;
 mod moderation;
 pub mod p2p;
+mod packed;
 pub mod queries;
 mod retention;
 mod rooms;

@@ -238,15 +238,15 @@ impl Chat {
             .departed
             .iter()
             .rev()
-            .filter(|d| casefold(&d.nick) == key)
+            .filter(|(_, [nick, ..])| casefold(nick) == key)
             .take(want)
-            .map(|d| {
+            .map(|(left, [nick, user, host, realname])| {
                 (
-                    d.nick.clone(),
-                    d.user.clone(),
-                    d.host.clone(),
-                    d.realname.clone(),
-                    d.left,
+                    nick.to_string(),
+                    user.to_string(),
+                    host.to_string(),
+                    realname.to_string(),
+                    left,
                 )
             })
             .collect();

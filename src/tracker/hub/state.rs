@@ -2,7 +2,7 @@
 //! lookups. No delivery, no transcript, no clock of its own: handlers read
 //! and change it, and the hub decides what is said about it.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -303,14 +303,9 @@ pub fn normalize_ban(mask: &str) -> String {
     format!("{nick}!{user}@{host}")
 }
 
-/// Someone who left, for WHOWAS.
-pub struct Departed {
-    pub nick: String,
-    pub user: String,
-    pub host: String,
-    pub realname: String,
-    pub left: jiff::Timestamp,
-}
+/// Those who left, for WHOWAS: when each left, and its nick, user, host
+/// and real name.
+pub type Departed = super::packed::PackedRows<jiff::Timestamp, 4, WHOWAS_KEEP>;
 
 /// Everything the hub knows about who is here and where.
 #[derive(Default)]
@@ -319,7 +314,7 @@ pub struct ChatState {
     pub nicks: HashMap<String, ConnId>,
     pub rooms: HashMap<String, Room>,
     /// Newest last; bounded.
-    pub departed: VecDeque<Departed>,
+    pub departed: Departed,
     /// Most users online at once this run.
     pub max_users: usize,
 }
@@ -375,16 +370,9 @@ impl ChatState {
     }
 
     pub fn remember_departed(&mut self, u: &User, left: jiff::Timestamp) {
-        if self.departed.len() == WHOWAS_KEEP {
-            self.departed.pop_front();
-        }
-        self.departed.push_back(Departed {
-            nick: u.nick.clone(),
-            user: u.user.clone(),
-            host: irc_host(u.ip),
-            realname: u.realname.clone(),
-            left,
-        });
+        let host = irc_host(u.ip);
+        self.departed
+            .push(left, [&u.nick, &u.user, &host, &u.realname]);
     }
 
     /// After many have left, the maps sized for the crowd that was here

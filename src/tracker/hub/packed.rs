@@ -1,0 +1,160 @@
+//! Records of who left (WHOWAS, the console's list of who came and went),
+//! kept bounded and packed a chunk of rows to an allocation.
+//!
+//! Why packed: a record is made as its member leaves, when the memory
+//! of everyone leaving with it is being freed. Kept as a few small
+//! `String`s each, the records of 2,000 members who left together were
+//! scattered one or two to a page over everything the crowd had used, and
+//! those pages could not go back to the system (BENCHMARKS.md, "B4: after
+//! all leave"). Here a chunk of [`CHUNK`] rows keeps its texts in one
+//! `String` and its other fields in one `Vec`.
+
+use std::collections::VecDeque;
+
+/// Rows per chunk: one allocation each for texts and fields, and at most
+/// this many rows dropped at the front still held.
+pub const CHUNK: usize = 64;
+
+/// At most `KEEP` rows, oldest first, each a `Copy` part and `N` texts.
+pub struct PackedRows<R: Copy, const N: usize, const KEEP: usize> {
+    chunks: VecDeque<Chunk<R, N>>,
+    /// Rows at the front of the first chunk already dropped.
+    dropped: usize,
+    len: usize,
+}
+
+struct Chunk<R, const N: usize> {
+    text: String,
+    /// Each row's part and where each of its texts ends in `text`.
+    rows: Vec<(R, [usize; N])>,
+}
+
+impl<R: Copy, const N: usize> Chunk<R, N> {
+    fn row(&self, i: usize) -> (R, [&str; N]) {
+        let mut from = match i.checked_sub(1) {
+            Some(prev) => self.rows[prev].1[N - 1],
+            None => 0,
+        };
+        let (part, ends) = &self.rows[i];
+        let mut texts = [""; N];
+        for (text, &to) in texts.iter_mut().zip(ends) {
+            *text = &self.text[from..to];
+            from = to;
+        }
+        (*part, texts)
+    }
+}
+
+impl<R: Copy, const N: usize, const KEEP: usize> Default for PackedRows<R, N, KEEP> {
+    fn default() -> Self {
+        PackedRows {
+            chunks: VecDeque::new(),
+            dropped: 0,
+            len: 0,
+        }
+    }
+}
+
+impl<R: Copy, const N: usize, const KEEP: usize> PackedRows<R, N, KEEP> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds a row at the end, dropping the oldest when `KEEP` are held.
+    pub fn push(&mut self, part: R, texts: [&str; N]) {
+        if KEEP == 0 {
+            return;
+        }
+        if self.len == KEEP {
+            self.drop_oldest();
+        }
+        if self.chunks.back().is_none_or(|c| c.rows.len() == CHUNK) {
+            self.chunks.push_back(Chunk {
+                text: String::new(),
+                rows: Vec::with_capacity(CHUNK),
+            });
+        }
+        let Some(chunk) = self.chunks.back_mut() else {
+            return;
+        };
+        let mut ends = [0; N];
+        for (end, text) in ends.iter_mut().zip(texts) {
+            chunk.text.push_str(text);
+            *end = chunk.text.len();
+        }
+        chunk.rows.push((part, ends));
+        self.len += 1;
+    }
+
+    fn drop_oldest(&mut self) {
+        let Some(front) = self.chunks.front() else {
+            return;
+        };
+        self.dropped += 1;
+        self.len -= 1;
+        if self.dropped == front.rows.len() {
+            self.chunks.pop_front();
+            self.dropped = 0;
+        }
+    }
+
+    /// Every row, oldest first (`.rev()` for newest first).
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (R, [&str; N])> + '_ {
+        self.chunks.iter().enumerate().flat_map(move |(n, chunk)| {
+            let first = if n == 0 { self.dropped } else { 0 };
+            (first..chunk.rows.len()).map(move |i| chunk.row(i))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_keep_their_texts_order_and_bound() {
+        let mut rows: PackedRows<u32, 2, 150> = PackedRows::default();
+        assert!(rows.is_empty());
+        for i in 0..200u32 {
+            rows.push(
+                i,
+                [
+                    &format!("nick{i}"),
+                    if i % 2 == 0 { "" } else { "Quit: é ✓" },
+                ],
+            );
+        }
+        assert_eq!(rows.len(), 150);
+        let all: Vec<(u32, [&str; 2])> = rows.iter().collect();
+        assert_eq!(all.len(), 150);
+        assert_eq!(all[0], (50, ["nick50", ""]));
+        assert_eq!(all[1], (51, ["nick51", "Quit: é ✓"]));
+        assert_eq!(all[149], (199, ["nick199", "Quit: é ✓"]));
+        assert!(all.windows(2).all(|w| w[0].0 + 1 == w[1].0));
+        let newest: Vec<u32> = rows.iter().rev().take(3).map(|r| r.0).collect();
+        assert_eq!(newest, [199, 198, 197]);
+        // Whole chunks go once all their rows are dropped: never more than
+        // one chunk's worth beyond the bound is held.
+        assert!(rows.chunks.len() <= 150 / CHUNK + 2);
+    }
+
+    #[test]
+    fn nothing_is_kept_when_the_bound_is_zero() {
+        let mut rows: PackedRows<(), 1, 0> = PackedRows::default();
+        rows.push((), ["x"]);
+        assert!(rows.is_empty());
+        assert_eq!(rows.iter().count(), 0);
+    }
+
+    #[test]
+    fn a_bound_of_one_keeps_the_newest() {
+        let mut rows: PackedRows<u8, 3, 1> = PackedRows::default();
+        rows.push(1, ["a", "b", "c"]);
+        rows.push(2, ["", "de", ""]);
+        assert_eq!(rows.iter().collect::<Vec<_>>(), [(2, ["", "de", ""])]);
+    }
+}
