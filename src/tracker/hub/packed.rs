@@ -3,11 +3,12 @@
 //!
 //! Why packed: a record is made as its member leaves, when the memory
 //! of everyone leaving with it is being freed. Kept as a few small
-//! `String`s each, the records of 2,000 members who left together were
-//! scattered one or two to a page over everything the crowd had used, and
-//! those pages could not go back to the system (BENCHMARKS.md, "B4: after
-//! all leave"). Here a chunk of [`CHUNK`] rows keeps its texts in one
-//! `String` and its other fields in one `Vec`.
+//! `String`s each, the records of 2,000 members who left together lie
+//! scattered over everything the crowd had used, and a page holding one
+//! cannot go back to the system (with the records switched off, 2,000
+//! leaving left 14.6 MiB after a trim, against 20.8 with them;
+//! BENCHMARKS.md, "B4: memory"). Here a chunk of [`CHUNK`] rows keeps its
+//! texts in one `String` and its other fields in one `Vec`.
 
 use std::collections::VecDeque;
 
