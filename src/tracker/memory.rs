@@ -1,7 +1,7 @@
 //! Giving memory back to the system when the tracker goes quiet.
 //!
 //! Two things kept a tracker that had been busy large long after
-//! (BENCHMARKS.md, "B4: memory"):
+//! (bench/PAST_RESULTS.md, "B4: where an idle tracker's memory went"):
 //! - the password checks' Argon2 work areas (19 MiB per checking thread),
 //!   kept for the next check. They now live in their own mappings
 //!   ([`WorkArea`]), unmapped once the checks stop: a 19 MiB `Vec` freed
