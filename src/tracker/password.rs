@@ -54,19 +54,95 @@ pub struct PasswordGate {
 /// channel: every idle thread waits with a time limit of its own, to give
 /// its work area back (a receiver shared behind a mutex lets only the
 /// thread holding the mutex wait with one).
-#[derive(Default)]
+///
+/// The password last found right is remembered here too, under the same
+/// mutex: `verify` and the threads both consult it, and they already meet
+/// at this lock for every check.
 struct CheckQueue {
     state: Mutex<QueueState>,
     ready: Condvar,
     /// Work areas the threads hold now.
     areas_held: std::sync::atomic::AtomicUsize,
+    /// Argon2 runs so far (what the remembered password saves is counted
+    /// against it).
+    hashed: std::sync::atomic::AtomicU64,
+    /// The key of the remembered password's HMAC: random, made at start,
+    /// never leaves the process.
+    key: ring::hmac::Key,
 }
 
-#[derive(Default)]
 struct QueueState {
     checks: VecDeque<Check>,
     /// The gate was dropped: the threads end.
     closed: bool,
+    remembered: Option<Remembered>,
+}
+
+/// The password last found right, as an HMAC-SHA256 under the gate's own
+/// key, until `until`: a member coming back (a reconnect storm after a
+/// network blip brings a whole class at once) is let in without another
+/// Argon2 run. Only a candidate equal to the password matches; any other
+/// still goes to Argon2, so guessing gains nothing (SECURITY.md, "Password
+/// guessing").
+struct Remembered {
+    tag: zeroize::Zeroizing<Vec<u8>>,
+    until: Instant,
+}
+
+/// How long the right password stays remembered after the last login
+/// that used it. A storm needs only the first check of its wave to finish
+/// (the checks queued behind it find the password remembered), so this
+/// covers the gaps within one, not the hours between them.
+pub const REMEMBER: Duration = Duration::from_secs(60);
+
+impl CheckQueue {
+    fn new() -> Result<Self, PasswordError> {
+        let key =
+            ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+                .map_err(|_| PasswordError::Hash("no random bytes for the HMAC key".into()))?;
+        Ok(CheckQueue {
+            state: Mutex::new(QueueState {
+                checks: VecDeque::new(),
+                closed: false,
+                remembered: None,
+            }),
+            ready: Condvar::new(),
+            areas_held: Default::default(),
+            hashed: Default::default(),
+            key,
+        })
+    }
+
+    /// Whether `candidate` is the remembered password at `now`; a match
+    /// keeps it remembered for another [`REMEMBER`].
+    fn recalls(&self, q: &mut QueueState, candidate: &str, now: Instant) -> bool {
+        q.forget_expired(now);
+        let Some(r) = q.remembered.as_mut() else {
+            return false;
+        };
+        // Compares in constant time.
+        let hit = ring::hmac::verify(&self.key, candidate.as_bytes(), &r.tag).is_ok();
+        if hit {
+            r.until = now + REMEMBER;
+        }
+        hit
+    }
+
+    fn remember(&self, q: &mut QueueState, candidate: &str, now: Instant) {
+        let tag = ring::hmac::sign(&self.key, candidate.as_bytes());
+        q.remembered = Some(Remembered {
+            tag: zeroize::Zeroizing::new(tag.as_ref().to_vec()),
+            until: now + REMEMBER,
+        });
+    }
+}
+
+impl QueueState {
+    fn forget_expired(&mut self, now: Instant) {
+        if self.remembered.as_ref().is_some_and(|r| r.until <= now) {
+            self.remembered = None;
+        }
+    }
 }
 
 /// How long a checking thread keeps its 19 MiB work area after its last
@@ -94,7 +170,7 @@ impl PasswordGate {
             expected,
         });
         // Whichever thread is free takes the next check.
-        let queue = Arc::new(CheckQueue::default());
+        let queue = Arc::new(CheckQueue::new()?);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         for i in 0..threads {
             let (queue, reference) = (queue.clone(), reference.clone());
@@ -109,7 +185,13 @@ impl PasswordGate {
     pub async fn verify(&self, mut candidate: String) -> bool {
         let (reply, answer) = oneshot::channel();
         match self.queue.state.lock() {
-            Ok(mut q) if !q.closed => q.checks.push_back(Check { candidate, reply }),
+            Ok(mut q) if !q.closed => {
+                if self.queue.recalls(&mut q, &candidate, Instant::now()) {
+                    candidate.zeroize();
+                    return true;
+                }
+                q.checks.push_back(Check { candidate, reply });
+            }
             _ => {
                 candidate.zeroize();
                 return false;
@@ -117,6 +199,11 @@ impl PasswordGate {
         }
         self.queue.ready.notify_one();
         answer.await.unwrap_or(false)
+    }
+
+    /// How many Argon2 runs the gate has made.
+    pub fn hashed(&self) -> u64 {
+        self.queue.hashed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many checking threads hold a work area now.
@@ -150,6 +237,7 @@ struct Reference {
 /// work area waits at most [`KEEP_WORK_AREA`] and then gives it back (and
 /// asks the allocator to return what the logins freed), then waits on.
 fn next_check(queue: &CheckQueue, work: &mut Option<WorkArea>) -> Option<Check> {
+    let idle_since = Instant::now();
     let mut q = queue.state.lock().ok()?;
     loop {
         if let Some(check) = q.checks.pop_front() {
@@ -158,21 +246,26 @@ fn next_check(queue: &CheckQueue, work: &mut Option<WorkArea>) -> Option<Check> 
         if q.closed {
             return None;
         }
-        if work.is_some() {
-            let (guard, waited) = queue.ready.wait_timeout(q, KEEP_WORK_AREA).ok()?;
-            q = guard;
-            if waited.timed_out() && q.checks.is_empty() {
-                drop(q);
-                *work = None;
-                queue
-                    .areas_held
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                super::memory::give_back();
-                q = queue.state.lock().ok()?;
-            }
-        } else {
-            q = queue.ready.wait(q).ok()?;
+        let now = Instant::now();
+        // The remembered password is forgotten on time even when no login
+        // comes to notice it expired.
+        q.forget_expired(now);
+        let forget_at = q.remembered.as_ref().map(|r| r.until);
+        let give_back_at = work.is_some().then_some(idle_since + KEEP_WORK_AREA);
+        if give_back_at.is_some_and(|at| at <= now) {
+            drop(q);
+            *work = None;
+            queue
+                .areas_held
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            super::memory::give_back();
+            q = queue.state.lock().ok()?;
+            continue;
         }
+        q = match forget_at.into_iter().chain(give_back_at).min() {
+            Some(at) => queue.ready.wait_timeout(q, at - now).ok()?.0,
+            None => queue.ready.wait(q).ok()?,
+        };
     }
 }
 
@@ -185,6 +278,19 @@ fn check_loop(queue: &CheckQueue, reference: &Reference) {
         reply,
     }) = next_check(queue, &mut work)
     {
+        // A storm's checks queued while the first right one was hashed.
+        let recalled = queue
+            .state
+            .lock()
+            .is_ok_and(|mut q| queue.recalls(&mut q, &candidate, Instant::now()));
+        if recalled {
+            candidate.zeroize();
+            let _ = reply.send(true);
+            continue;
+        }
+        queue
+            .hashed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let area = match work.take() {
             Some(area) => Ok(area),
             None => WorkArea::new(reference.argon.params().block_count()).inspect(|_| {
@@ -217,6 +323,9 @@ fn check_loop(queue: &CheckQueue, reference: &Reference) {
                 false
             }
         };
+        if ok && let Ok(mut q) = queue.state.lock() {
+            queue.remember(&mut q, &candidate, Instant::now());
+        }
         candidate.zeroize();
         out.zeroize();
         let _ = reply.send(ok);
@@ -869,6 +978,64 @@ mod tests {
         ));
     }
 
+    /// A right password is hashed once; then, for `REMEMBER` after the
+    /// last login that used it, it is let in from its HMAC. A wrong one is
+    /// always hashed, and never remembered.
+    #[tokio::test]
+    async fn the_right_password_is_remembered_for_a_while() {
+        let gate = PasswordGate::new("s3cret pass".to_string()).unwrap();
+        assert!(!gate.verify("nope".into()).await);
+        assert_eq!(gate.hashed(), 1);
+        assert!(gate.verify("s3cret pass".into()).await);
+        assert_eq!(gate.hashed(), 2);
+        for _ in 0..5 {
+            assert!(gate.verify("s3cret pass".into()).await);
+        }
+        assert!(!gate.verify("s3cret pass ".into()).await);
+        assert!(!gate.verify(String::new()).await);
+        assert_eq!(gate.hashed(), 4);
+
+        // Forgotten once REMEMBER has passed since the last use (the clock
+        // is the argument here; the threads use the real one).
+        {
+            let queue = &gate.queue;
+            let mut q = queue.state.lock().unwrap();
+            let used = Instant::now();
+            assert!(queue.recalls(&mut q, "s3cret pass", used));
+            assert!(queue.recalls(
+                &mut q,
+                "s3cret pass",
+                used + REMEMBER - Duration::from_millis(1)
+            ));
+            let later = used + REMEMBER * 2 - Duration::from_millis(2);
+            assert!(
+                queue.recalls(&mut q, "s3cret pass", later),
+                "each use extends it"
+            );
+            assert!(!queue.recalls(&mut q, "s3cret pass", later + REMEMBER));
+            assert!(q.remembered.is_none());
+        }
+        assert!(gate.verify("s3cret pass".into()).await);
+        assert_eq!(gate.hashed(), 5);
+    }
+
+    /// A storm of right passwords on a fresh gate: only the checks started
+    /// before the first one finished are hashed.
+    #[tokio::test]
+    async fn a_storm_of_right_passwords_is_hashed_once_per_thread() {
+        let gate = PasswordGate::new("s3cret pass".to_string()).unwrap();
+        let answers =
+            futures_util::future::join_all((0..64).map(|_| gate.verify("s3cret pass".to_string())))
+                .await;
+        assert!(answers.iter().all(|&a| a));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        assert!(
+            (1..=threads).contains(&gate.hashed()),
+            "{} hashed",
+            gate.hashed()
+        );
+    }
+
     /// A thread keeps its work area between checks, and gives it back
     /// once the checks stop for `KEEP_WORK_AREA`.
     #[tokio::test]
@@ -894,8 +1061,9 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // The next check maps one again.
-        assert!(gate.verify("s3cret pass".into()).await);
+        // The next check maps one again (a wrong password: the right one
+        // is remembered and needs none).
+        assert!(!gate.verify("nope".into()).await);
         assert_eq!(gate.work_areas_held(), 1);
     }
 
