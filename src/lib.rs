@@ -94,8 +94,9 @@
 //!       `--grep`, `--event`.
 //!     - `stats`: `--stats`; `verify`: `--verify` against the chain.
 //!   - `password`: the Argon2id password gate (its own low-priority
-//!     checking threads) and the allowance of wrong passwords per address
-//!     and tracker-wide (`GuessBudget`), taken before hashing.
+//!     checking threads, the right password remembered for a minute as an
+//!     HMAC) and the allowance of wrong passwords per address and
+//!     tracker-wide (`GuessBudget`), taken before hashing.
 //!   - `memory`: giving memory back when quiet: the checks' Argon2 work
 //!     areas mapped on their own, the allocator's free pages returned once
 //!     members have left (`LeaveWatch`).

@@ -136,10 +136,14 @@ impl Store {
         conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))?;
         conn.pragma_update(None, "synchronous", "normal")?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        // 32 MiB of page cache (the default is 2): the indexes an append
-        // touches stay in memory at a million messages, instead of each
-        // append reading them back from the file.
-        conn.pragma_update(None, "cache_size", -32768)?;
+        // 8 MiB of page cache (the default is 2). Appends touch the right
+        // edges of the indexes, so a bigger cache bought nothing:
+        // `examples/store_growth` wrote a million messages at 82,000 a
+        // second with 8 MiB and 78,000 with 32. And it is memory the
+        // tracker holds for good once filled: at 100 messages a second,
+        // 32 MiB took 14 minutes to fill, which read as RSS growth through
+        // most of a soak (BENCHMARKS.md, "The soak's memory").
+        conn.pragma_update(None, "cache_size", -8192)?;
         // A backup or a second reader holding the file briefly must not
         // fail a write outright.
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
