@@ -2,8 +2,9 @@
 //! (`mdns-sd`, its own thread: no system daemon needed), so `client`
 //! with no address finds it. What is announced is `discovery`'s TXT
 //! record; the member count in it follows the hub's, at most once per
-//! [`REANNOUNCE_EVERY`]. Announcing is best effort: a network without
-//! multicast costs a warning, never the tracker.
+//! [`REANNOUNCE_EVERY`], from when the name has been probed. Announcing
+//! is best effort: a network without multicast costs a warning, never
+//! the tracker.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -34,6 +35,9 @@ pub struct Announcer {
     daemon: ServiceDaemon,
     fullname: String,
     service: ServiceTemplate,
+    /// True once the daemon has announced the service, i.e. finished
+    /// probing its name.
+    announced: watch::Receiver<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -105,6 +109,7 @@ impl Announcer {
         let fullname = info.get_fullname().to_string();
         let events = daemon.monitor()?;
         daemon.register(info)?;
+        let (announced_tx, announced) = watch::channel(false);
         // The daemon reports trouble (no multicast, a socket it cannot
         // open) as events, not as errors of the calls above.
         let warnings = tokio::spawn(async move {
@@ -112,6 +117,10 @@ impl Announcer {
             let mut told = std::collections::HashSet::new();
             while let Ok(event) = events.recv_async().await {
                 let warning = match event {
+                    DaemonEvent::Announce(..) => {
+                        announced_tx.send_replace(true);
+                        continue;
+                    }
                     DaemonEvent::Error(e) => format!("announcing on the local network: {e}"),
                     DaemonEvent::NameChange(change) if change.rr_type == mdns_sd::RRType::SRV => {
                         format!(
@@ -131,36 +140,47 @@ impl Announcer {
             daemon,
             fullname,
             service,
+            announced,
             tasks: vec![warnings],
         })
     }
 
-    /// Keeps the announced member count equal to `members` (the hub's).
+    /// Keeps the announced member count equal to `members` (the hub's),
+    /// from when the first announcement is out.
     pub fn follow(&mut self, members: watch::Receiver<usize>) {
         let daemon = self.daemon.clone();
         let service = self.service.clone();
-        let announced = service.announcement.members;
-        self.tasks.push(tokio::spawn(keep_current(
-            members,
-            announced,
-            REANNOUNCE_EVERY,
-            move |count| {
-                // Registering the same name again replaces its records
-                // and announces the new TXT. The name was probed when
-                // first announced; probing it again would meet our own
-                // earlier records.
-                let update = service.info(count).map(|mut info| {
-                    info.set_requires_probe(false);
-                    daemon.register(info)
-                });
-                match update {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) | Err(e) => {
-                        tracing::warn!("cannot update the announced member count: {e}")
-                    }
+        let first_count = service.announcement.members;
+        let mut announced = self.announced.clone();
+        let publish = move |count| {
+            // Registering the same name again replaces its records
+            // and announces the new TXT. The name was probed when
+            // first announced; probing it again would meet our own
+            // earlier records.
+            let update = service.info(count).map(|mut info| {
+                info.set_requires_probe(false);
+                daemon.register(info)
+            });
+            match update {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) | Err(e) => {
+                    tracing::warn!("cannot update the announced member count: {e}")
                 }
-            },
-        )));
+            }
+        };
+        self.tasks.push(tokio::spawn(async move {
+            // Not while the daemon still probes the name (the first
+            // second or so): mdns-sd 0.21 then takes the updated records
+            // for another tracker's, renames the service ("confab (2)",
+            // "(3)", ...) about 30 times a second for good, its memory
+            // growing with every name (the soak's growth in
+            // BENCHMARKS.md), and floods the LAN with probes. A class joining as the tracker starts
+            // does exactly that.
+            if announced.wait_for(|done| *done).await.is_err() {
+                return;
+            }
+            keep_current(members, first_count, REANNOUNCE_EVERY, publish).await;
+        }));
     }
 
     /// Withdraws the announcement (goodbye packets, so browsers drop it
