@@ -658,3 +658,34 @@ fn the_newest_message_kept_is_remembered_after_it_is_deleted() {
         "an emptied store is not a new one"
     );
 }
+
+#[test]
+fn the_page_cache_is_given_back_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Store::open(&dir.path().join(FILE_NAME)).unwrap();
+    let text = "x".repeat(128);
+    for chunk in 0..20u32 {
+        let batch: Vec<NewMessage> = (0..1000)
+            .map(|i| msg(chunk * 1000 + i, i64::from(chunk), "#room", "alice", &text))
+            .collect();
+        s.append(&batch).unwrap();
+    }
+    let full = s.cache_used();
+    assert!(
+        full > 2 << 20,
+        "20,000 messages fill more than 2 MiB of cache: {full}"
+    );
+    s.release_memory().unwrap();
+    let after = s.cache_used();
+    assert!(
+        after < 256 << 10,
+        "{full} bytes of cache before, {after} after"
+    );
+    // And the store works as before, the cache filling again.
+    assert_eq!(
+        s.append(&[msg(20_000, 20, "#room", "bob", "again")])
+            .unwrap(),
+        1
+    );
+    assert!(s.cache_used() > after);
+}

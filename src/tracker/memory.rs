@@ -1,6 +1,6 @@
 //! Giving memory back to the system when the tracker goes quiet.
 //!
-//! Two things kept a tracker that had been busy large long after
+//! Three things kept a tracker that had been busy large long after
 //! (bench/PAST_RESULTS.md, "B4: where an idle tracker's memory went"):
 //! - the password checks' Argon2 work areas (19 MiB per checking thread),
 //!   kept for the next check. They now live in their own mappings
@@ -12,7 +12,10 @@
 //!   arenas and returns only the top of each heap, so the holes left by
 //!   the members who went stay resident. [`give_back`] asks it to return
 //!   every free page (`malloc_trim`), which the tracker does when the
-//!   password checks go idle and when many members have left.
+//!   password checks go idle and when many members have left;
+//! - the store's SQLite page cache (8 MiB when full), which the store's
+//!   thread drops when everyone has gone (`Store::release_memory`, called
+//!   from the tracker's leave watch).
 
 use argon2::Block;
 

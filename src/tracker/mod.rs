@@ -343,6 +343,7 @@ pub async fn run(
             "no password"
         }
     );
+    let idle_store = accounts.as_ref().map(|(gate, ..)| gate.store().clone());
     let departures = hub.departures();
     // The hub owns blocking file I/O, so it gets its own thread.
     let hub_thread = tokio::task::spawn_blocking(move || hub.run(hub_rx, start_line));
@@ -401,7 +402,8 @@ pub async fn run(
         }
     });
 
-    // Gives back what departed members' connections freed (memory.rs).
+    // Gives back what departed members' connections freed (memory.rs),
+    // and once everyone has gone the store's page cache too.
     let leave_limits = limits.clone();
     let leave_token = token.clone();
     tasks.spawn(async move {
@@ -412,6 +414,11 @@ pub async fn run(
             tokio::select! {
                 _ = leave_token.cancelled() => return,
                 _ = interval.tick() => if watch.observe(leave_limits.open_now()) {
+                    if let Some(store) = idle_store.as_ref().filter(|_| leave_limits.open_now() == 0)
+                        && let Ok(Err(e)) = store.call(|s| s.release_memory()).await
+                    {
+                        tracing::debug!("the store kept its cache: {e}");
+                    }
                     let _ = tokio::task::spawn_blocking(memory::give_back).await;
                 },
             }
