@@ -41,8 +41,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_BUF: usize = 2048;
 /// Stop taking from the outbox once this much waits to be written.
 const WRITE_CHUNK: usize = 256 * 1024;
-/// A write buffer grown past this is let go once written out (the NAMES
-/// burst at login alone grows it to tens of KiB in a big room).
+/// A write buffer grown past this is let go once written out even while
+/// more is queued (the NAMES burst at login alone grows it to tens of KiB
+/// in a big room).
 const KEEP_WBUF: usize = 4096;
 /// How long shutdown waits for the goodbye to be written.
 const GOODBYE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -421,9 +422,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         self.lost(lost_connection_reason(&e).into()).await;
                         return End::Closed;
                     }
-                    // A burst's buffer is not kept by a connection that
-                    // went quiet again.
-                    if self.wbuf.capacity() > KEEP_WBUF {
+                    // A connection with nothing more queued keeps no
+                    // buffer: 10,000 idle members each holding the few KiB
+                    // their last burst (the crowd's JOINs) grew it to cost
+                    // 2 KiB a member in B4. A busy one keeps a small one.
+                    if self.outbox_rx.is_empty() || self.wbuf.capacity() > KEEP_WBUF {
                         self.wbuf = BytesMut::new();
                     }
                     // All written out: the next part of a long reply may
