@@ -413,14 +413,21 @@ pub async fn run(
         loop {
             tokio::select! {
                 _ = leave_token.cancelled() => return,
-                _ = interval.tick() => if watch.observe(leave_limits.open_now()) {
-                    if let Some(store) = idle_store.as_ref().filter(|_| leave_limits.open_now() == 0)
-                        && let Ok(Err(e)) = store.call(|s| s.release_memory()).await
-                    {
-                        tracing::debug!("the store kept its cache: {e}");
+                _ = interval.tick() => {
+                    let open = leave_limits.open_now();
+                    if !watch.observe(open) {
+                        continue;
+                    }
+                    if open == 0 && let Some(store) = &idle_store {
+                        match store.call(|s| s.release_memory()).await {
+                            Ok(Ok(())) => tracing::debug!("everyone has left: the store gave its page cache back"),
+                            Ok(Err(e)) => tracing::debug!("the store kept its page cache: {e}"),
+                            Err(_) => {}
+                        }
                     }
                     let _ = tokio::task::spawn_blocking(memory::give_back).await;
-                },
+                    tracing::debug!(open_connections = open, "free memory given back to the system");
+                }
             }
         }
     });
