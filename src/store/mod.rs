@@ -186,9 +186,9 @@ impl Store {
     }
 
     /// Gives the page cache back (SQLite's `shrink_memory`), for when the
-    /// tracker goes quiet: the cache fills again as it is used, and
-    /// held for good it is most of what a tracker keeps once everyone
-    /// has left (BENCHMARKS.md, B4).
+    /// tracker goes quiet: the cache fills again as it is used, and held
+    /// for good it was up to 8 MiB of what a tracker kept once everyone
+    /// had left (BENCHMARKS.md, B4).
     pub fn release_memory(&self) -> Result<(), StoreError> {
         self.conn.execute_batch("PRAGMA shrink_memory")?;
         Ok(())

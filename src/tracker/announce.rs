@@ -171,11 +171,11 @@ impl Announcer {
         self.tasks.push(tokio::spawn(async move {
             // Not while the daemon still probes the name (the first
             // second or so): mdns-sd 0.21 then takes the updated records
-            // for another tracker's, renames the service ("confab (2)",
-            // "(3)", ...) about 30 times a second for good, its memory
-            // growing with every name (the soak's growth in
-            // BENCHMARKS.md), and floods the LAN with probes. A class joining as the tracker starts
-            // does exactly that.
+            // for another tracker's and renames the service ("confab
+            // (2)", "(3)", ...) for good, about 30 probes a second on the
+            // LAN, its memory growing with every name (the soak's growth
+            // in BENCHMARKS.md). A class joining as the tracker starts
+            // did exactly that.
             if announced.wait_for(|done| *done).await.is_err() {
                 return;
             }

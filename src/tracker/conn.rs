@@ -423,9 +423,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         return End::Closed;
                     }
                     // A connection with nothing more queued keeps no
-                    // buffer: 10,000 idle members each holding the few KiB
+                    // buffer: idle members each holding up to 4 KiB that
                     // their last burst (the crowd's JOINs) grew it to cost
-                    // 2 KiB a member in B4. A busy one keeps a small one.
+                    // 0.5 to 0.8 KiB a member in B4. A busy one keeps a
+                    // small one.
                     if self.outbox_rx.is_empty() || self.wbuf.capacity() > KEEP_WBUF {
                         self.wbuf = BytesMut::new();
                     }
