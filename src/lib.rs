@@ -99,7 +99,8 @@
 //!     tracker-wide (`GuessBudget`), taken before hashing.
 //!   - `memory`: giving memory back when quiet: the checks' Argon2 work
 //!     areas mapped on their own, the allocator's free pages returned once
-//!     members have left (`LeaveWatch`).
+//!     members have left (`LeaveWatch`), the store's page cache dropped
+//!     first when all have.
 //!   - `open_files`: the open-file limit raised for `--max-connections`.
 //! - [`client`]: the client.
 //!   - `connection`: TLS with fingerprint pinning, lines to messages.

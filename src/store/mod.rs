@@ -140,9 +140,10 @@ impl Store {
         // edges of the indexes, so a bigger cache bought nothing:
         // `examples/store_growth` wrote a million messages at 82,000 a
         // second with 8 MiB and 78,000 with 32. And it is memory the
-        // tracker holds for good once filled: at 100 messages a second,
+        // tracker holds once filled, as long as anyone is connected: at 100 messages a second,
         // 32 MiB took 14 minutes to fill, which read as RSS growth through
-        // most of a soak (BENCHMARKS.md, "The soak's memory").
+        // most of a soak (BENCHMARKS.md, "The soak's memory: found and
+        // fixed"). It is dropped when everyone has left (`release_memory`).
         conn.pragma_update(None, "cache_size", -8192)?;
         // A backup or a second reader holding the file briefly must not
         // fail a write outright.
