@@ -390,6 +390,32 @@ fn a_backup_taken_while_writing_holds_a_whole_prefix() {
 }
 
 #[tokio::test]
+async fn appends_wait_for_others_to_join_them_but_a_call_does_not_wait() {
+    let linger = std::time::Duration::from_secs(30);
+    let (handle, join) = StoreHandle::spawn_lingering(Store::in_memory().unwrap(), linger).unwrap();
+    let started = std::time::Instant::now();
+    handle.append(vec![msg(1, 1, "#r", "a", "x")], |e, _| panic!("{e}"));
+    // Well after the first append was taken: it is still waiting.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    handle.append(vec![msg(2, 2, "#r", "a", "y")], |e, _| panic!("{e}"));
+    let n = handle.call(|s| s.message_count()).await.unwrap().unwrap();
+    assert_eq!(n, 2, "a call sees every append queued before it");
+    assert!(
+        started.elapsed() < linger / 2,
+        "the call ended the wait: {:?}",
+        started.elapsed()
+    );
+    let stats = handle.stats();
+    assert_eq!(
+        (stats.appended, stats.transactions),
+        (2, 1),
+        "one transaction"
+    );
+    drop(handle);
+    join.join().unwrap();
+}
+
+#[tokio::test]
 async fn the_thread_joins_appends_and_reports_failures_to_their_senders() {
     let (handle, join) = StoreHandle::spawn(Store::in_memory().unwrap()).unwrap();
     // Hold the thread in a call so the appends behind it queue up.

@@ -7,17 +7,29 @@
 //! queue's depth is counted ([`StoreStats::queued`]) so a store that falls
 //! behind is visible instead. Consecutive appends are joined into one
 //! transaction (one fsync of the WAL at checkpoint time, not one per
-//! message), which is what keeps the store abreast of a busy hub.
+//! message), which is what keeps the store abreast of a busy hub; an
+//! append waits [`APPEND_LINGER`] for others to join it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::{NewMessage, Store, StoreError};
 
 /// At most this many messages are joined into one append transaction, so
 /// a call queued behind a burst is not kept waiting for long.
 const MAX_JOINED: usize = 10_000;
+/// How long an append waits for more to join its transaction. Each commit
+/// writes every page it touched to the WAL again (the right edges of the
+/// indexes, every time), and the checkpoint copies them back: with the
+/// hub's batches taken as they came, B9 (8,333 messages a second) spent
+/// 30% of the tracker's CPU on this thread, a third of it checkpointing
+/// (BENCHMARKS.md). Waiting costs nothing that anyone sees: the message
+/// is in `chat.log` and delivered before it gets here (the repair at start
+/// refills what a crash loses), and a call (a `CHATHISTORY` page) ends the
+/// wait at once, so it still sees every append queued before it.
+const APPEND_LINGER: Duration = Duration::from_millis(20);
 
 /// Test hook, never for use otherwise: when this variable is set, the
 /// store's thread holds every append (in memory) until it stops, while
@@ -69,6 +81,15 @@ impl StoreHandle {
     /// Moves `store` onto a new thread. The join handle returns once every
     /// handle is dropped and the queue is done.
     pub fn spawn(store: Store) -> std::io::Result<(StoreHandle, JoinHandle<()>)> {
+        StoreHandle::spawn_lingering(store, APPEND_LINGER)
+    }
+
+    /// [`StoreHandle::spawn`] with appends waiting `linger` for others:
+    /// tests give it long enough that timing cannot decide what they see.
+    pub(crate) fn spawn_lingering(
+        store: Store,
+        linger: Duration,
+    ) -> std::io::Result<(StoreHandle, JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let thread_counters = counters.clone();
@@ -80,7 +101,7 @@ impl StoreHandle {
         }
         let join = std::thread::Builder::new()
             .name("confab-store".into())
-            .spawn(move || serve(store, rx, &thread_counters, hold))?;
+            .spawn(move || serve(store, rx, &thread_counters, hold, linger))?;
         Ok((StoreHandle { tx, counters }, join))
     }
 
@@ -144,7 +165,13 @@ impl StoreHandle {
     }
 }
 
-fn serve(mut store: Store, rx: mpsc::Receiver<Work>, counters: &Counters, hold: bool) {
+fn serve(
+    mut store: Store,
+    rx: mpsc::Receiver<Work>,
+    counters: &Counters,
+    hold: bool,
+    linger: Duration,
+) {
     let mut held = Vec::new();
     let mut next = rx.recv().ok();
     while let Some(work) = next.take() {
@@ -160,12 +187,13 @@ fn serve(mut store: Store, rx: mpsc::Receiver<Work>, counters: &Counters, hold: 
                 next = rx.recv().ok();
             }
             Work::Append(batch, on_fail) => {
-                // Join the appends waiting behind this one; stop at a call
-                // (it must see them stored) or at the cap.
+                // Join the appends arriving within the linger; stop at a
+                // call (it must see them stored) or at the cap.
                 let mut appends = vec![(batch, on_fail)];
                 let mut joined = appends[0].0.len();
+                let until = Instant::now() + linger;
                 while joined < MAX_JOINED {
-                    match rx.try_recv() {
+                    match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
                         Ok(Work::Append(b, f)) => {
                             joined += b.len();
                             appends.push((b, f));
