@@ -53,7 +53,10 @@ fn password_guessing_makes_one_address_wait_and_never_refuses_the_right_password
         !r.lines
             .seen
             .iter()
-            .any(|l| l.contains("464") || l.starts_with("ERROR"))
+            .any(|l| l.contains("464") || l.starts_with("ERROR")),
+        "the right password was refused: {:?}\n{}",
+        r.lines.seen,
+        tracker.stderr_text()
     );
     tracker.wait_stderr("wrong server password");
     tracker.wait_stderr("login waits about");
