@@ -17,9 +17,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = b9 ]; then
     offered=${2:-200000}
-    clients=1667
-    workload=(--rooms 200 --room-size 25 --rooms-per-member 3 --room '#room'
-        --concurrency 8 --connect-timeout 900)
+    # B9's rooms as compare.py defines them (one definition), less what
+    # this script sets itself; then how many members that makes.
+    mapfile -t workload < <(python3 -c '
+import sys
+sys.path.insert(0, "bench")
+from compare import WORKLOADS
+for k, v in WORKLOADS["b9"].items():
+    if k not in ("--offered", "--size", "--warmup", "--duration"):
+        print(k)
+        if v is not None:
+            print(v)')
+    clients=$(python3 -c '
+import sys
+sys.path.insert(0, "bench")
+from compare import WORKLOADS
+w = WORKLOADS["b9"]
+n = int(w["--rooms"]) * int(w["--room-size"])
+print(-(-n // int(w["--rooms-per-member"])))')
 else
     offered=${1:-1200000}
     clients=100

@@ -24,8 +24,8 @@ const MAX_JOINED: usize = 10_000;
 /// writes every page it touched to the WAL again (the right edges of the
 /// indexes, every time), and the checkpoint copies them back: with the
 /// hub's batches taken as they came, B9 (8,333 messages a second) spent
-/// 30% of the tracker's CPU on this thread, a third of it checkpointing
-/// (BENCHMARKS.md). Waiting costs nothing that anyone sees: the message
+/// a third of the tracker's CPU on this thread (32.6%), a third of that
+/// checkpointing (BENCHMARKS.md). Waiting costs nothing that anyone sees: the message
 /// is in `chat.log` and delivered before it gets here (the repair at start
 /// refills what a crash loses), and a call (a `CHATHISTORY` page) ends the
 /// wait at once, so it still sees every append queued before it.
