@@ -111,7 +111,11 @@ impl HubRig {
         let mut outboxes = Vec::new();
         for i in 0..members {
             let (tx, out) = mpsc::unbounded_channel();
-            let control = Arc::new(ConnControl::new(usize::MAX / 4, budget.clone()));
+            let control = Arc::new(ConnControl::new(
+                usize::MAX / 4,
+                budget.clone(),
+                &tokio_util::sync::CancellationToken::new(),
+            ));
             let nick = format!("m{i}");
             let reg = Registration {
                 conn: i as u64,

@@ -199,7 +199,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (tx, rx) = mpsc::unbounded_channel();
-    let control = Arc::new(ConnControl::new(ctx.sendq, ctx.send_budget.clone()));
+    let control = Arc::new(ConnControl::new(
+        ctx.sendq,
+        ctx.send_budget.clone(),
+        &ctx.shutdown,
+    ));
     let register_deadline = Instant::now() + ctx.register_timeout;
     let mut conn = Conn {
         id,
@@ -316,40 +320,67 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
+    /// The tracker shuts down: whatever the hub queued for us still goes
+    /// out first, then the goodbye.
+    fn say_shutdown(&mut self) -> End {
+        let closed = loop {
+            match self.outbox_rx.try_recv() {
+                Ok(b) => {
+                    self.control.release(b.len());
+                    self.wbuf.extend_from_slice(&b);
+                }
+                Err(e) => break e == mpsc::error::TryRecvError::Disconnected,
+            }
+        };
+        // After a QUIT the hub closes the outbox once its goodbye (ERROR)
+        // is in it; a second ERROR must not follow.
+        if !(closed && matches!(self.phase, Phase::Leaving)) {
+            self.push_error("tracker shutting down");
+        }
+        End::Goodbye
+    }
+
+    /// The hub killed us: drop what is queued, but finish the line a
+    /// cut-off write may have started, so ERROR starts a line.
+    fn say_killed(&mut self) -> End {
+        let reason = self.control.reason();
+        let keep = self
+            .wbuf
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        self.wbuf.truncate(keep);
+        self.push_error(&reason);
+        End::Goodbye
+    }
+
     async fn run(&mut self) -> End {
         let register_deadline = self.register_deadline;
-        let shutdown = self.ctx.shutdown.clone();
         let control = self.control.clone();
+        // Made once and kept across turns (a future made in the `select!`
+        // would register a waiter and a timer, and drop them, on every
+        // turn). The stop future can be polled again after it completed.
+        let stopped = control.stopped();
+        tokio::pin!(stopped);
+        let timer = tokio::time::sleep_until(self.next_deadline(register_deadline));
+        tokio::pin!(timer);
         loop {
-            let timer = self.next_deadline(register_deadline);
+            // Deadlines only move later while nothing is due (each line
+            // read moves the ping later): the timer stays where it is and
+            // may fire early, when `on_timer` finds nothing due and it is
+            // set again here. Set only when it fired or must fire sooner.
+            let next = self.next_deadline(register_deadline);
+            if timer.is_elapsed() || next < timer.deadline() {
+                timer.as_mut().reset(next);
+            }
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => {
-                    // Whatever the hub queued for us still goes out first.
-                    let closed = loop {
-                        match self.outbox_rx.try_recv() {
-                            Ok(b) => {
-                                self.control.release(b.len());
-                                self.wbuf.extend_from_slice(&b);
-                            }
-                            Err(e) => break e == mpsc::error::TryRecvError::Disconnected,
-                        }
+                _ = &mut stopped => {
+                    return if self.ctx.shutdown.is_cancelled() {
+                        self.say_shutdown()
+                    } else {
+                        self.say_killed()
                     };
-                    // After a QUIT the hub closes the outbox once its goodbye
-                    // (ERROR) is in it; a second ERROR must not follow.
-                    if !(closed && matches!(self.phase, Phase::Leaving)) {
-                        self.push_error("tracker shutting down");
-                    }
-                    return End::Goodbye;
-                }
-                _ = control.killed() => {
-                    let reason = control.reason();
-                    // Drop what is queued, but finish the line a cut-off
-                    // write may have started, so ERROR starts a line.
-                    let keep = self.wbuf.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
-                    self.wbuf.truncate(keep);
-                    self.push_error(&reason);
-                    return End::Goodbye;
                 }
                 first = self.outbox_rx.recv(), if self.registered() => {
                     let Some(first) = first else {
@@ -398,12 +429,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(timer) => {
+                _ = &mut timer => {
                     if let Some(end) = self.on_timer(register_deadline).await {
                         return end;
                     }
                 }
-                _ = tokio::time::sleep_until(self.held.front().map_or(timer, |h| h.0)), if !self.held.is_empty() => {
+                _ = tokio::time::sleep_until(self.held.front().map_or(next, |h| h.0)), if !self.held.is_empty() => {
                     if let Some(end) = self.release_held().await {
                         return end;
                     }
@@ -414,8 +445,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             // write races them. The loop's first branches then say goodbye.
             tokio::select! {
                 biased;
-                _ = control.killed() => {}
-                _ = shutdown.cancelled() => {}
+                _ = &mut stopped => {}
                 written = self.write_out() => {
                     if let Err(e) = written {
                         tracing::info!(peer = %self.peer, "write error: {e}");

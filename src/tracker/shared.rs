@@ -89,6 +89,11 @@ pub enum Overflow {
 /// What the hub shares with one connection task besides its outbox: the
 /// bytes queued for the client (the send queue, bounded) and a kill switch.
 pub struct ConnControl {
+    /// Cancelled when the hub kills the connection, and (a child of the
+    /// tracker's shutdown token) when the tracker shuts down. Each task
+    /// waits on its own token: with the shared shutdown token in its
+    /// `select!`, every connection task took that token's one lock on every
+    /// turn (2.5% of the tracker's CPU in B9's profile).
     token: CancellationToken,
     // A plain mutex: written once by the hub, read once by the task, never
     // held across an await.
@@ -106,9 +111,9 @@ pub struct ConnControl {
 }
 
 impl ConnControl {
-    pub fn new(sendq: usize, budget: Arc<SendBudget>) -> Self {
+    pub fn new(sendq: usize, budget: Arc<SendBudget>, shutdown: &CancellationToken) -> Self {
         ConnControl {
-            token: CancellationToken::new(),
+            token: shutdown.child_token(),
             reason: Mutex::new(None),
             queued: AtomicUsize::new(0),
             sendq,
@@ -174,8 +179,9 @@ impl ConnControl {
         self.token.cancel();
     }
 
-    /// Completes once the connection was killed.
-    pub fn killed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+    /// Completes once the connection was killed or the tracker shuts down
+    /// (the shutdown token then says which).
+    pub fn stopped(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.token.cancelled()
     }
 
@@ -433,8 +439,8 @@ mod tests {
     #[test]
     fn own_limit_then_shared_budget_refuse_only_the_reader_behind() {
         let budget = Arc::new(SendBudget::new(1000));
-        let slow = ConnControl::new(600, budget.clone());
-        let keeping_up = ConnControl::new(600, budget.clone());
+        let slow = ConnControl::new(600, budget.clone(), &CancellationToken::new());
+        let keeping_up = ConnControl::new(600, budget.clone(), &CancellationToken::new());
         // Its own limit first: 600 bytes each, whatever the budget.
         assert_eq!(slow.reserve(500, 2), Ok(()));
         assert_eq!(slow.reserve(101, 2), Err(Overflow::Own));
