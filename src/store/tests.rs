@@ -686,9 +686,16 @@ fn the_newest_message_kept_is_remembered_after_it_is_deleted() {
 }
 
 #[test]
-fn the_page_cache_is_given_back_on_request() {
+fn the_page_cache_and_the_write_ahead_log_are_given_back_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, _) = Store::open(&dir.path().join(FILE_NAME)).unwrap();
+    let pages: i64 = s
+        .conn
+        .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+        .unwrap();
+    assert_eq!(pages, WAL_CHECKPOINT_PAGES);
+    let wal = dir.path().join(format!("{FILE_NAME}-wal"));
+    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
     let text = "x".repeat(128);
     for chunk in 0..20u32 {
         let batch: Vec<NewMessage> = (0..1000)
@@ -701,12 +708,18 @@ fn the_page_cache_is_given_back_on_request() {
         full > 2 << 20,
         "20,000 messages fill more than 2 MiB of cache: {full}"
     );
+    // 20,000 messages stay under the checkpoint's threshold: all in the
+    // log, none checkpointed yet.
+    let logged = wal_len();
+    assert!(logged > 4 << 20, "the write-ahead log holds {logged} bytes");
     s.release_memory().unwrap();
     let after = s.cache_used();
     assert!(
         after < 256 << 10,
         "{full} bytes of cache before, {after} after"
     );
+    assert_eq!(wal_len(), 0, "{logged} bytes of log before");
+    assert_eq!(s.message_count().unwrap(), 20_000);
     // And the store works as before, the cache filling again.
     assert_eq!(
         s.append(&[msg(20_000, 20, "#room", "bob", "again")])
