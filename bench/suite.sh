@@ -13,6 +13,9 @@
 #   REPEAT=1 bash bench/suite.sh    # rounds of B1/B2/B9/B3 (default 3,
 #                                   # medians: tail latencies here vary
 #                                   # several-fold from round to round)
+#   NO_LONG=1 bash bench/suite.sh   # all but B4 and the soak (about an
+#                                   # hour of the 1.5), at full scale: to
+#                                   # check a change against the peers
 #   SMALL=1 bash bench/suite.sh     # every workload at a small scale, to
 #                                   # show the suite runs (figures mean
 #                                   # nothing at this size)
@@ -68,11 +71,15 @@ else
     run --repeat "$repeat" b2 --rate 1
     run --repeat "$repeat" b9
     run --repeat "$repeat" b3
-    run b4
-    run --tls --servers tracker b4
+    if [ -z "${NO_LONG:-}" ]; then
+        run b4
+        run --tls --servers tracker b4
+    fi
     run reconnect
-    run --servers tracker soak --duration "$soak_s"
-    run --servers ngircd,inspircd soak --duration "$peer_soak_s"
+    if [ -z "${NO_LONG:-}" ]; then
+        run --servers tracker soak --duration "$soak_s"
+        run --servers ngircd,inspircd soak --duration "$peer_soak_s"
+    fi
 fi
 python3 bench/suite_table.py "$out/results.jsonl" | tee "$out/table.txt"
 echo "results in $out"
