@@ -45,6 +45,8 @@
 //!     flood control, OPER's password check, its outbox (bounded in bytes,
 //!     and all outboxes together by a shared `SendBudget`) drained into one
 //!     write.
+//!   - `write_side`: who writes a plain-TCP member's socket, the hub
+//!     (directly, while the task has nothing queued) or the task.
 //!   - `hub`: the one owner of users, rooms and statuses, on its own thread;
 //!     records to the transcript before delivering.
 //!     - `mod`: the delivery machinery (batches, linger, commit, take-back).

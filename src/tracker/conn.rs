@@ -4,7 +4,9 @@
 //! The task waits on the socket, its outbox, its kill switch, global shutdown
 //! and its timers in one `select!`, so there is exactly one place where the
 //! connection can end and the socket is owned by one task (no split halves,
-//! no lock around a TLS stream).
+//! no lock around a TLS stream). The one exception: while a plain-TCP
+//! task has nothing to write, the hub writes its socket directly
+//! (`write_side`), and hands the task what the socket did not take.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -192,18 +194,49 @@ struct Conn<S> {
     /// The flood-control clock and the lines it holds back, in order.
     flood_clock: Instant,
     held: VecDeque<(Instant, Held)>,
+    /// The task handed its plain-TCP socket to the hub (`write_side`) and
+    /// has taken nothing from its outbox since: the hub may be writing it.
+    hub_writes: bool,
 }
 
+/// A plain-TCP connection: the hub writes its socket directly while its
+/// task has nothing to write (`write_side`).
+pub async fn serve_tcp(
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    id: ConnId,
+    ctx: Arc<ConnContext>,
+) {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
+    serve_with(socket, Some(fd), peer, id, ctx).await
+}
+
+/// A connection whose stream only its task writes (TLS, tests).
 pub async fn serve<S>(stream: S, peer: SocketAddr, id: ConnId, ctx: Arc<ConnContext>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    serve_with(stream, None, peer, id, ctx).await
+}
+
+/// `fd`: the stream's socket, which the hub may write while the task has
+/// nothing to (it must be `stream`'s own, open until the task ends).
+async fn serve_with<S>(
+    stream: S,
+    fd: Option<std::os::fd::RawFd>,
+    peer: SocketAddr,
+    id: ConnId,
+    ctx: Arc<ConnContext>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let (tx, rx) = mpsc::unbounded_channel();
-    let control = Arc::new(ConnControl::new(
-        ctx.sendq,
-        ctx.send_budget.clone(),
-        &ctx.shutdown,
-    ));
+    let mut control = ConnControl::new(ctx.sendq, ctx.send_budget.clone(), &ctx.shutdown);
+    if let Some(fd) = fd {
+        control = control.with_socket(fd);
+    }
+    let control = Arc::new(control);
     let register_deadline = Instant::now() + ctx.register_timeout;
     let mut conn = Conn {
         id,
@@ -224,8 +257,14 @@ where
         register_deadline,
         flood_clock: Instant::now(),
         held: VecDeque::new(),
+        hub_writes: false,
     };
     let end = conn.run().await;
+    // Before the stream is closed (dropped with `conn`): the hub must not
+    // write to its descriptor, which the system may give to another socket.
+    if let Some(direct) = &conn.control.direct {
+        direct.close();
+    }
     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
         let _ = conn.write_out().await;
         let _ = conn.stream.get_mut().shutdown().await;
@@ -237,13 +276,52 @@ where
     }
 }
 
+impl<S> Drop for Conn<S> {
+    /// Also when the task panics: the hub must never write the socket's
+    /// descriptor once it is closed (the system may give it to another).
+    fn drop(&mut self) {
+        if let Some(direct) = &self.control.direct {
+            direct.close();
+        }
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     fn registered(&self) -> bool {
         !matches!(self.phase, Phase::Registering(_))
     }
 
     fn push(&mut self, msg: Message) {
+        self.take_writer();
         self.wbuf.extend_from_slice(msg.to_line().as_bytes());
+    }
+
+    /// The task writes next: it takes the socket back from the hub, and
+    /// the rest of a line the hub's `send` cut (its outbox's first item)
+    /// goes out before the task's own lines.
+    fn take_writer(&mut self) {
+        if !self.hub_writes {
+            return;
+        }
+        self.hub_writes = false;
+        let cut = self.control.direct.as_ref().is_some_and(|d| d.take_back());
+        if cut && let Ok(rest) = self.outbox_rx.try_recv() {
+            self.control.release(rest.len());
+            self.wbuf.extend_from_slice(&rest);
+        }
+    }
+
+    /// Written out and nothing queued: the hub may write the socket
+    /// itself from now on (plain TCP only; see `write_side`).
+    fn hand_writer_to_hub(&mut self) {
+        if self.hub_writes || !self.registered() || !self.wbuf.is_empty() {
+            return;
+        }
+        let Some(direct) = &self.control.direct else {
+            return;
+        };
+        let outbox = &self.outbox_rx;
+        self.hub_writes = direct.hand_to_hub(|| outbox.is_empty());
     }
 
     /// Whom a reply before registration is addressed to: the nick given
@@ -323,6 +401,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// The tracker shuts down: whatever the hub queued for us still goes
     /// out first, then the goodbye.
     fn say_shutdown(&mut self) -> End {
+        // The goodbye is the task's to write: the hub writes no more (a
+        // line it cut is the outbox's first item, written first below).
+        if let Some(direct) = &self.control.direct {
+            direct.close();
+        }
         let closed = loop {
             match self.outbox_rx.try_recv() {
                 Ok(b) => {
@@ -344,6 +427,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// cut-off write may have started, so ERROR starts a line.
     fn say_killed(&mut self) -> End {
         let reason = self.control.reason();
+        // The hub writes no more. A line its `send` cut (only while it was
+        // the writer: else the rest was taken into `wbuf`) is finished.
+        let cut = self.control.direct.as_ref().is_some_and(|d| d.close()) && self.hub_writes;
+        if cut && let Ok(rest) = self.outbox_rx.try_recv() {
+            self.control.release(rest.len());
+            self.wbuf.extend_from_slice(&rest);
+        }
         let keep = self
             .wbuf
             .iter()
@@ -387,6 +477,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         // The hub let go of us (QUIT done): close.
                         return End::Goodbye;
                     };
+                    // Queued: the hub made the task the writer.
+                    self.hub_writes = false;
                     // Everything already queued goes out in one write. No
                     // Vec to receive into: it would be 8 KiB kept by every
                     // idle connection.
@@ -460,6 +552,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     if self.outbox_rx.is_empty() || self.wbuf.capacity() > KEEP_WBUF {
                         self.wbuf = BytesMut::new();
                     }
+                    self.hand_writer_to_hub();
                     // All written out: the next part of a long reply may
                     // come (the hub asked to hear of it).
                     if self.outbox_rx.is_empty() && self.control.take_drain_request() {

@@ -25,6 +25,7 @@ pub mod replies;
 pub mod review;
 pub mod shared;
 pub mod transcript;
+pub mod write_side;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -514,7 +515,7 @@ async fn accept_one(
     tls: Option<TlsAcceptor>,
 ) {
     match tls {
-        None => conn::serve(socket, peer, id, ctx).await,
+        None => conn::serve_tcp(socket, peer, id, ctx).await,
         Some(acceptor) => {
             let handshake = tokio::select! {
                 _ = ctx.shutdown.cancelled() => return,

@@ -9,9 +9,11 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+
+pub use super::write_side::{DirectSocket, Sent, Writer};
 
 use crate::proto::Message;
 use crate::proto::caps::Caps;
@@ -108,6 +110,9 @@ pub struct ConnControl {
     /// reply's next part): an atomic flag, set by the hub before it
     /// delivers the part, taken by the task after a write.
     drain_wanted: AtomicBool,
+    /// Plain TCP: the socket, which the hub writes directly while the task
+    /// has nothing to write (`write_side`).
+    pub direct: Option<DirectSocket>,
 }
 
 impl ConnControl {
@@ -119,7 +124,15 @@ impl ConnControl {
             sendq,
             budget,
             drain_wanted: AtomicBool::new(false),
+            direct: None,
         }
+    }
+
+    /// A plain-TCP connection whose socket `fd` the hub may write directly
+    /// (see [`DirectSocket`]); `fd` stays open until the task closes it.
+    pub fn with_socket(mut self, fd: std::os::fd::RawFd) -> Self {
+        self.direct = Some(DirectSocket::new(fd));
+        self
     }
 
     /// Asks the task to send `HubRequest::Drained` once it has written out
@@ -158,6 +171,13 @@ impl ConnControl {
             }
             None => Ok(()),
         }
+    }
+
+    /// Accounts `len` bytes whatever the limits: the rest of a line the
+    /// hub cut, which has to reach the socket before the goodbye.
+    fn reserve_anyway(&self, len: usize) {
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        self.budget.total.fetch_add(len, Ordering::Relaxed);
     }
 
     /// The connection task took `len` bytes out of the outbox.
@@ -243,6 +263,54 @@ pub struct ConnHandle {
     /// Unbounded as a channel; bounded in bytes by `control.reserve`.
     pub outbox: mpsc::UnboundedSender<Bytes>,
     pub control: Arc<ConnControl>,
+}
+
+/// What became of bytes handed to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handed {
+    /// Written to the socket by the hub.
+    Sent,
+    /// Queued for the task (the socket was full, or is the task's now).
+    Queued,
+}
+
+impl ConnHandle {
+    /// Hands `bytes` (whole lines) to the connection: written at once when
+    /// the hub may write its socket and the socket takes them, otherwise
+    /// (what is left of them) queued for its task, within the send queue's
+    /// limits (`connections` for the shared budget's fair share).
+    pub fn deliver(&self, mut bytes: Bytes, connections: usize) -> Result<Handed, Overflow> {
+        let Some(direct) = &self.control.direct else {
+            self.control.reserve(bytes.len(), connections)?;
+            // Fails only when the connection task is already gone.
+            let _ = self.outbox.send(bytes);
+            return Ok(Handed::Queued);
+        };
+        // Held until the rest is queued: the task hands the socket back
+        // only under this lock, after finding its outbox empty.
+        let mut writer = direct.lock();
+        let from = match direct.send(&mut writer, &bytes) {
+            Sent::All => return Ok(Handed::Sent),
+            Sent::Queue { from } => from,
+        };
+        bytes.advance(from);
+        if let Err(why) = self.control.reserve(bytes.len(), connections) {
+            // The connection is killed, but a line the socket took only
+            // part of is finished first, so the goodbye starts a line.
+            if from > 0 && matches!(*writer, Writer::Task { cut_line: true }) {
+                let end = bytes
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |i| i + 1);
+                let rest = bytes.split_to(end);
+                self.control.reserve_anyway(rest.len());
+                let _ = self.outbox.send(rest);
+            }
+            return Err(why);
+        }
+        let _ = self.outbox.send(bytes);
+        Ok(Handed::Queued)
+    }
 }
 
 /// A connection that passed the password and asks to become a member.

@@ -219,6 +219,37 @@ fn slow_reader_is_dropped_and_others_keep_everything() {
         started.elapsed()
     );
     tracker.wait_log("leave sleeper (SendQ exceeded)");
+    // What the sleeper's socket holds: the welcome, then the talker's
+    // messages in order with none missing or cut (the hub writes an idle
+    // member's socket itself until it is full; the line its last write cut
+    // is finished by the task), then the goodbye on a line of its own.
+    sleeper
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut sleeper, &mut bytes).expect("read the sleeper's socket");
+    let text = String::from_utf8(bytes).expect("utf-8");
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    assert_eq!(
+        lines.last().copied(),
+        Some("ERROR :Closing link: 127.0.0.1 (SendQ exceeded)\r\n"),
+        "the sleeper's last line"
+    );
+    let numbers: Vec<usize> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(":talker!talker@127.0.0.1 PRIVMSG #general :"))
+        .map(|t| {
+            let (n, x) = t.split_once(' ').expect("number and text");
+            assert_eq!(x, format!("{}\r\n", "x".repeat(400)), "message {n} cut");
+            n.parse().expect("number")
+        })
+        .collect();
+    assert!(!numbers.is_empty());
+    assert_eq!(numbers, (0..numbers.len()).collect::<Vec<_>>());
+    eprintln!(
+        "the sleeper got {} whole messages before the goodbye",
+        numbers.len()
+    );
     // And the tracker keeps serving.
     talker.send("PRIVMSG #general :after");
     watcher.expect(":after");

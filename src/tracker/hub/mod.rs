@@ -52,7 +52,8 @@ use self::users::NewUser;
 use super::accounts::{AccountGate, AccountJob};
 use super::replies;
 use super::shared::{
-    ConnHandle, ConnId, Departures, HubRequest, IdMap, IdSet, Overflow, RegisterOutcome, SendBudget,
+    ConnHandle, ConnId, Departures, Handed, HubRequest, IdMap, IdSet, Overflow, RegisterOutcome,
+    SendBudget,
 };
 use super::shared::{HistoryJob, HistoryPageDone, PageFailure, TargetsDone};
 use super::transcript::Transcript;
@@ -141,6 +142,9 @@ pub struct Hub {
     retired: IdMap<ConnHandle>,
     /// Users whose outbox overflowed during delivery, and why.
     overflowed: Vec<(ConnId, Overflow)>,
+    /// Connections whose long reply's part the hub wrote directly, so no
+    /// `Drained` will come from their task.
+    drained: Vec<ConnId>,
     grouping: Grouping,
     /// While `chat.log` cannot be written: deliveries waiting for their
     /// events' lines to reach it (in order), and whether we are in that
@@ -384,6 +388,7 @@ impl Hub {
             handles: IdMap::default(),
             retired: IdMap::default(),
             overflowed: Vec::new(),
+            drained: Vec::new(),
             grouping: Grouping::default(),
             held: Vec::new(),
             refusals: Vec::new(),
@@ -732,8 +737,18 @@ impl Hub {
             } else {
                 self.retired.clear();
             }
+            // Long replies whose part the hub wrote itself go on (their
+            // next part is delivered by the next turn of this loop).
+            for conn in std::mem::take(&mut self.drained) {
+                self.chat.act_for(conn);
+                self.chat.continue_long(conn);
+                self.chat.done_acting();
+            }
             if self.overflowed.is_empty() {
-                return;
+                if self.chat.out.pending.is_empty() {
+                    return;
+                }
+                continue;
             }
             let overflowed = std::mem::take(&mut self.overflowed);
             let shared = overflowed
@@ -801,14 +816,23 @@ impl Hub {
                     None => continue,
                 },
             };
-            if let Err(why) = handle.control.reserve(joined.len(), connections) {
-                if self.handles.contains_key(id) && !self.overflowed.iter().any(|o| o.0 == *id) {
-                    self.overflowed.push((*id, why));
+            match handle.deliver(joined, connections) {
+                // Written by the hub: the task, not woken, will not see that
+                // its outbox was written out, so a long reply's next part
+                // is the hub's to start.
+                Ok(Handed::Sent) => {
+                    if handle.control.take_drain_request() {
+                        self.drained.push(*id);
+                    }
                 }
-                continue;
+                Ok(Handed::Queued) => {}
+                Err(why) => {
+                    if self.handles.contains_key(id) && !self.overflowed.iter().any(|o| o.0 == *id)
+                    {
+                        self.overflowed.push((*id, why));
+                    }
+                }
             }
-            // Fails only when the connection task is already gone.
-            let _ = handle.outbox.send(joined);
         }
         self.grouping = grouping;
     }
