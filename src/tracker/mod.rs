@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -157,6 +157,8 @@ pub enum TrackerError {
     Transcript { dir: String, source: std::io::Error },
     #[error("cannot read the listening address: {0}")]
     Listener(std::io::Error),
+    #[error("cannot start the hub's thread: {0}")]
+    Thread(std::io::Error),
     #[error("{0}")]
     Opers(#[from] opers::OperError),
     #[error(transparent)]
@@ -346,8 +348,18 @@ pub async fn run(
     );
     let idle_store = accounts.as_ref().map(|(gate, ..)| gate.store().clone());
     let departures = hub.departures();
-    // The hub owns blocking file I/O, so it gets its own thread.
-    let hub_thread = tokio::task::spawn_blocking(move || hub.run(hub_rx, start_line));
+    // The hub owns blocking file I/O, so it gets its own thread, named so
+    // that `top -H`, perf and the scheduler settings can tell it apart
+    // from the runtime's workers. The receiver completes when it ends
+    // (its sender dropped, also by a panic).
+    let (hub_ended, hub_thread) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("confab-hub".into())
+        .spawn(move || {
+            hub.run(hub_rx, start_line);
+            drop(hub_ended);
+        })
+        .map_err(TrackerError::Thread)?;
 
     let ctx = Arc::new(ConnContext {
         hub: hub_tx.clone(),

@@ -669,14 +669,14 @@ impl Hub {
     /// until a later commit succeeds, then goes out in order.
     fn flush(&mut self) {
         loop {
+            // In chat.log: now it may be kept (chat.log is the commit
+            // point; the store follows it), once the batch is delivered:
+            // handing it to the store wakes the store's thread, which on
+            // a busy core would run before the deliveries.
+            let mut kept = Vec::new();
             let deliveries = match self.chat.transcript.commit() {
                 Ok(()) => {
-                    // In chat.log: now it may be kept (chat.log is the
-                    // commit point; the store follows it).
-                    let kept = std::mem::take(&mut self.chat.out.history);
-                    if let Some(sink) = &self.history_sink {
-                        sink.keep(kept);
-                    }
+                    kept = std::mem::take(&mut self.chat.out.history);
                     if self.log_failing {
                         self.log_failing = false;
                         tracing::warn!(
@@ -723,6 +723,9 @@ impl Hub {
             }
             let mut deliveries = deliveries;
             self.deliver(&mut deliveries);
+            if let Some(sink) = &self.history_sink {
+                sink.keep(kept);
+            }
             // The emptied vector goes back for the next batch: one
             // allocation fewer per batch. Not after a burst: thousands
             // leaving at once make millions of deliveries (each QUIT to
