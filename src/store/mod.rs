@@ -109,6 +109,9 @@ pub const WAL_CHECKPOINT_PAGES: i64 = 16_384;
 /// thread in the tracker; tests and `tracker backup` use it directly.
 pub struct Store {
     conn: Connection,
+    /// Appends give the CPU to others every this many rows (0: never);
+    /// see [`Store::yield_every`].
+    yield_rows: usize,
 }
 
 impl Store {
@@ -161,7 +164,13 @@ impl Store {
         // fail a write outright.
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let was = schema::migrate(&mut conn)?;
-        Ok((Store { conn }, was))
+        Ok((
+            Store {
+                conn,
+                yield_rows: 0,
+            },
+            was,
+        ))
     }
 
     /// The schema version of the open file.

@@ -224,7 +224,10 @@ fn a_version_1_file_is_migrated_keeping_ids_and_held_messages() {
         tx.execute_batch(schema::MIGRATIONS[0]).unwrap();
         tx.pragma_update(None, "user_version", 1).unwrap();
         tx.commit().unwrap();
-        let v1 = Store { conn };
+        let v1 = Store {
+            conn,
+            yield_rows: 0,
+        };
         v1.create_account("bob", "Bob", "$argon2id$x", 0).unwrap();
         let held = NewMessage {
             hold_for: Some("bob".into()),

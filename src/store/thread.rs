@@ -35,6 +35,9 @@ const MAX_JOINED: usize = 10_000;
 /// to 25.6; 100 ms, p50 to 16.9 (p99 52.7, no better); 1 s made each
 /// commit a burst that the chat waited behind (p99 63.1).
 const APPEND_LINGER: Duration = Duration::from_millis(100);
+/// This thread's appends let the chat's threads run every this many rows
+/// ([`Store::yield_every`], where it is measured).
+const YIELD_ROWS: usize = 64;
 
 /// Test hook, never for use otherwise: when this variable is set, the
 /// store's thread holds every append (in memory) until it stops, while
@@ -254,9 +257,10 @@ impl StoreHandle {
     /// [`StoreHandle::spawn`] with appends waiting `linger` for others:
     /// tests give it long enough that timing cannot decide what they see.
     pub(crate) fn spawn_lingering(
-        store: Store,
+        mut store: Store,
         linger: Duration,
     ) -> std::io::Result<(StoreHandle, JoinHandle<()>)> {
+        store.yield_every(YIELD_ROWS);
         let queue = Arc::new(Queue {
             state: Mutex::new(QueueState {
                 work: VecDeque::new(),
