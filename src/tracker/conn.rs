@@ -305,10 +305,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         self.hub_writes = false;
         let cut = self.control.direct.as_ref().is_some_and(|d| d.take_back());
-        if cut && let Ok(rest) = self.outbox_rx.try_recv() {
-            self.control.release(rest.len());
-            self.wbuf.extend_from_slice(&rest);
+        if cut {
+            let _ = self.take_queued();
         }
+    }
+
+    /// Moves the outbox's first item, if any, to the end of `wbuf`.
+    fn take_queued(&mut self) -> Result<(), mpsc::error::TryRecvError> {
+        let bytes = self.outbox_rx.try_recv()?;
+        self.control.release(bytes.len());
+        self.wbuf.extend_from_slice(&bytes);
+        Ok(())
     }
 
     /// Written out and nothing queued: the hub may write the socket
@@ -407,12 +414,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             direct.close();
         }
         let closed = loop {
-            match self.outbox_rx.try_recv() {
-                Ok(b) => {
-                    self.control.release(b.len());
-                    self.wbuf.extend_from_slice(&b);
-                }
-                Err(e) => break e == mpsc::error::TryRecvError::Disconnected,
+            if let Err(e) = self.take_queued() {
+                break e == mpsc::error::TryRecvError::Disconnected;
             }
         };
         // After a QUIT the hub closes the outbox once its goodbye (ERROR)
@@ -430,9 +433,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // The hub writes no more. A line its `send` cut (only while it was
         // the writer: else the rest was taken into `wbuf`) is finished.
         let cut = self.control.direct.as_ref().is_some_and(|d| d.close()) && self.hub_writes;
-        if cut && let Ok(rest) = self.outbox_rx.try_recv() {
-            self.control.release(rest.len());
-            self.wbuf.extend_from_slice(&rest);
+        if cut {
+            let _ = self.take_queued();
         }
         let keep = self
             .wbuf

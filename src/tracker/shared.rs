@@ -280,24 +280,23 @@ impl ConnHandle {
     /// (what is left of them) queued for its task, within the send queue's
     /// limits (`connections` for the shared budget's fair share).
     pub fn deliver(&self, mut bytes: Bytes, connections: usize) -> Result<Handed, Overflow> {
-        let Some(direct) = &self.control.direct else {
-            self.control.reserve(bytes.len(), connections)?;
-            // Fails only when the connection task is already gone.
-            let _ = self.outbox.send(bytes);
-            return Ok(Handed::Queued);
-        };
         // Held until the rest is queued: the task hands the socket back
         // only under this lock, after finding its outbox empty.
-        let mut writer = direct.lock();
-        let from = match direct.send(&mut writer, &bytes) {
-            Sent::All => return Ok(Handed::Sent),
-            Sent::Queue { from } => from,
-        };
-        bytes.advance(from);
+        let mut writer = self.control.direct.as_ref().map(|d| (d, d.lock()));
+        let mut cut_line = false;
+        if let Some((direct, writer)) = &mut writer {
+            match direct.send(writer, &bytes) {
+                Sent::All => return Ok(Handed::Sent),
+                Sent::Queue { from } => {
+                    bytes.advance(from);
+                    cut_line = from > 0 && matches!(**writer, Writer::Task { cut_line: true });
+                }
+            }
+        }
         if let Err(why) = self.control.reserve(bytes.len(), connections) {
             // The connection is killed, but a line the socket took only
             // part of is finished first, so the goodbye starts a line.
-            if from > 0 && matches!(*writer, Writer::Task { cut_line: true }) {
+            if cut_line {
                 let end = bytes
                     .iter()
                     .position(|&b| b == b'\n')
@@ -308,6 +307,7 @@ impl ConnHandle {
             }
             return Err(why);
         }
+        // Fails only when the connection task is already gone.
         let _ = self.outbox.send(bytes);
         Ok(Handed::Queued)
     }
