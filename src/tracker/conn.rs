@@ -718,7 +718,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             // the nick its replies are addressed to.
             Phase::Registered => {
                 if msg.command == "OPER" && msg.params.len() >= 2 {
-                    return self.oper(msg).await;
+                    // Boxed, as registration is below.
+                    return Box::pin(self.oper(msg)).await;
                 }
                 let _ = self
                     .ctx
@@ -728,7 +729,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 None
             }
             Phase::Leaving => None,
-            Phase::Registering(_) => self.registration_line(msg).await,
+            // Boxed: a password check's state (and the welcome's) would
+            // otherwise be part of every connection's task for as long as
+            // it lives, though it is needed for a moment at the start.
+            Phase::Registering(_) => Box::pin(self.registration_line(msg)).await,
         }
     }
 
