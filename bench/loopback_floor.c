@@ -10,7 +10,14 @@
 // its read() returning.
 //
 //   cc -O2 -pthread bench/loopback_floor.c -o /tmp/loopback_floor
-//   /tmp/loopback_floor [N=99] [PAUSE_US=10000] [BURSTS=2000]
+//   /tmp/loopback_floor [N=99] [PAUSE_US=10000] [BURSTS=2000] [relay]
+//
+// With `relay`, the message also comes in over loopback as it does to a
+// server: a sender on CPU 1 writes it (with its start time) to one more
+// socket, and the writer on CPU 0 waits for it in epoll_wait, reads it and
+// then hands it to the N members. That is the least any server pinned to
+// one core pays per B2 message, the way in included; the plain floor
+// leaves the way in out.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -28,6 +35,7 @@
 #define SIZE 130
 static int n_members = 99, pause_us = 10000, bursts = 2000;
 static int rfd[1024], wfd[1024];
+static int relay, sender_fd;
 static double *lat; // per member per burst, µs
 static long n_lat;
 
@@ -80,10 +88,37 @@ static void *reader(void *arg) {
     return 0;
 }
 
+static void *sender(void *arg) {
+    (void)arg;
+    pin(1);
+    char msg[SIZE];
+    memset(msg, 'x', sizeof msg);
+    for (int b = 0; b < bursts; b++) {
+        if (pause_us) usleep(pause_us);
+        double t0 = now_us();
+        memcpy(msg, &t0, sizeof t0);
+        if (write(sender_fd, msg, SIZE) != SIZE) { perror("write"); exit(1); }
+    }
+    return 0;
+}
+
+// Reads exactly one message from `fd`, waiting in epoll `ep` as an event
+// loop does.
+static void read_one(int ep, int fd, char *msg) {
+    struct epoll_event ev;
+    for (ssize_t have = 0; have < SIZE;) {
+        if (epoll_wait(ep, &ev, 1, -1) < 1) continue;
+        ssize_t got = read(fd, msg + have, SIZE - have);
+        if (got <= 0) { perror("read"); exit(1); }
+        have += got;
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) n_members = atoi(argv[1]);
     if (argc > 2) pause_us = atoi(argv[2]);
     if (argc > 3) bursts = atoi(argv[3]);
+    if (argc > 4) relay = strcmp(argv[4], "relay") == 0;
     if (n_members < 1 || n_members > 1024 || bursts < 1) return 2;
     lat = malloc(sizeof(double) * (size_t)n_members * bursts);
     double *per_write = malloc(sizeof(double) * bursts);
@@ -101,15 +136,34 @@ int main(int argc, char **argv) {
         wfd[i] = accept(l, 0, 0);
         setsockopt(wfd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
+    int in_fd = -1, ep = -1;
+    pthread_t s;
+    if (relay) {
+        int one = 1;
+        sender_fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(sender_fd, (void *)&a, sizeof a)) { perror("connect"); return 1; }
+        in_fd = accept(l, 0, 0);
+        setsockopt(sender_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        ep = epoll_create1(0);
+        struct epoll_event e = {.events = EPOLLIN, .data.fd = in_fd};
+        epoll_ctl(ep, EPOLL_CTL_ADD, in_fd, &e);
+        pthread_create(&s, 0, sender, 0);
+    }
     pthread_t t;
     pthread_create(&t, 0, reader, 0);
     pin(0);
     char msg[SIZE];
     memset(msg, 'x', sizeof msg);
     for (int b = 0; b < bursts; b++) {
-        if (pause_us) usleep(pause_us);
-        double t0 = now_us();
-        memcpy(msg, &t0, sizeof t0);
+        double t0;
+        if (relay) {
+            read_one(ep, in_fd, msg);
+            t0 = now_us();
+        } else {
+            if (pause_us) usleep(pause_us);
+            t0 = now_us();
+            memcpy(msg, &t0, sizeof t0);
+        }
         for (int i = 0; i < n_members; i++)
             if (write(wfd[i], msg, SIZE) != SIZE) { perror("write"); return 1; }
         per_write[b] = (now_us() - t0) / n_members;
@@ -117,9 +171,11 @@ int main(int argc, char **argv) {
     pthread_join(t, 0);
     qsort(per_write, bursts, sizeof(double), cmp);
     qsort(lat, n_lat, sizeof(double), cmp);
-    printf("%d members, %d-byte messages, %d bursts, %d us apart\n", n_members, SIZE, bursts, pause_us);
+    printf("%d members, %d-byte messages, %d bursts, %d us apart%s\n", n_members, SIZE, bursts, pause_us,
+           relay ? ", relayed" : "");
     printf("  one write():          p50 %.1f us  p99 %.1f us\n", pct(per_write, bursts, .5), pct(per_write, bursts, .99));
-    printf("  burst start to read:  p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms\n",
+    printf("  %s  p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms\n",
+           relay ? "sender's write to read:" : "burst start to read:   ",
            pct(lat, n_lat, .5) / 1e3, pct(lat, n_lat, .99) / 1e3, pct(lat, n_lat, .999) / 1e3, lat[n_lat - 1] / 1e3);
     return 0;
 }
