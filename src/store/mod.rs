@@ -156,7 +156,7 @@ impl Store {
         // second with 8 MiB and 78,000 with 32. And it is memory the
         // tracker holds once filled, as long as anyone is connected: at 100 messages a second,
         // 32 MiB took 14 minutes to fill, which read as RSS growth through
-        // most of a soak (BENCHMARKS.md, "The soak's memory: found and
+        // most of a soak (bench/PAST_RESULTS.md, "The soak's memory: found and
         // fixed"). It is dropped when everyone has left (`release_memory`).
         conn.pragma_update(None, "cache_size", -8192)?;
         conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;

@@ -7,7 +7,7 @@
 //! scattered over everything the crowd had used, and a page holding one
 //! cannot go back to the system (with the records switched off, 2,000
 //! leaving left 14.6 MiB after a trim, against 20.8 with them;
-//! BENCHMARKS.md, "B4 after all leave"). Here a chunk of [`CHUNK`] rows keeps its
+//! bench/PAST_RESULTS.md, "B4 after all leave"). Here a chunk of [`CHUNK`] rows keeps its
 //! texts in one `String` and its other fields in one `Vec`.
 
 use std::collections::VecDeque;
