@@ -427,6 +427,7 @@ impl Chat {
         shrink_map(&mut self.attached);
         shrink_map(&mut self.long_replies);
         shrink_map(&mut self.accounts.online);
+        self.console_records.shrink_after_leaves();
     }
 
     /// Whether `conn`'s peer is gone (its leave on the way).

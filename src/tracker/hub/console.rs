@@ -144,7 +144,7 @@ pub enum ConsoleAnswer {
 #[derive(Default)]
 pub struct ConsoleRecords {
     /// Connections online, by id.
-    online: IdMap<SeenRow>,
+    pub(super) online: IdMap<SeenRow>,
     /// Connections that left, oldest first; at most `SEEN_KEEP`: their
     /// address, when they came and left, nick and reason.
     departed: PackedRows<(IpAddr, jiff::Timestamp, jiff::Timestamp), 2, SEEN_KEEP>,
@@ -163,6 +163,12 @@ impl ConsoleRecords {
                 left: None,
             },
         );
+    }
+
+    /// After a crowd left: the online map, sized for it, gives its memory
+    /// back (10,000 members kept 1.8 MiB in it after they all went).
+    pub(super) fn shrink_after_leaves(&mut self) {
+        super::state::shrink_map(&mut self.online);
     }
 
     pub(super) fn left(&mut self, id: ConnId, nick: &str, reason: &str, at: jiff::Timestamp) {

@@ -904,6 +904,7 @@ fn maps_sized_for_a_crowd_shrink_once_it_left() {
     assert_eq!(rig.chat.state.users.len(), 1);
     assert!(rig.chat.state.users.capacity() <= 256);
     assert!(rig.chat.state.nicks.capacity() <= 256);
+    assert!(rig.chat.console_records.online.capacity() <= 256);
     let general = rig.chat.state.room("#general").expect("general");
     assert_eq!(general.members, [stays]);
     assert!(general.members.capacity() <= 256 && general.roles.capacity() <= 256);
