@@ -104,6 +104,8 @@
 //!     members have left (`LeaveWatch`), the store's page cache dropped
 //!     first when all have.
 //!   - `open_files`: the open-file limit raised for `--max-connections`.
+//!   - `yielding`: the runtime's workers run as `SCHED_BATCH` while the
+//!     hub's thread is busy, so they stop preempting it (`Governor`).
 //! - [`client`]: the client.
 //!   - `connection`: TLS with fingerprint pinning, lines to messages.
 //!   - `known`: the file of trusted tracker fingerprints.

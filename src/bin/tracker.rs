@@ -455,7 +455,13 @@ fn start(args: Settings, no_store: bool) -> anyhow::Result<ExitCode> {
         Some(lock) => lock,
         None => acquire()?,
     };
-    let runtime = tokio::runtime::Runtime::new()?;
+    // Its threads are known to `yielding`, which makes them yield to the
+    // hub while the hub is busy.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(confab::tracker::yielding::register_current_thread)
+        .on_thread_stop(confab::tracker::yielding::deregister_current_thread)
+        .build()?;
     runtime.block_on(async move {
         // Installs the SIGINT handler now, before the console can raise
         // one: without it, a Ctrl+C at the prompt in the first instant

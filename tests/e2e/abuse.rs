@@ -270,15 +270,86 @@ fn flood_until(talker: &mut Raw, watcher: &mut Raw, done: impl Fn(&[String]) -> 
         watcher.expect(&format!(":{} x", sent - 1));
         assert!(sent < 200_000, "nobody was dropped");
     }
-    let got: Vec<usize> = watcher
-        .lines
-        .seen
-        .iter()
+    assert_eq!(numbered(&watcher.lines.seen), (0..sent).collect::<Vec<_>>());
+    sent
+}
+
+/// The numbers of the flood's messages a member saw, in the order seen.
+fn numbered(seen: &[String]) -> Vec<usize> {
+    seen.iter()
         .filter_map(|l| l.split(" PRIVMSG #general :").nth(1))
         .filter_map(|t| t.split(' ').next()?.parse().ok())
+        .collect()
+}
+
+/// The policies of the tracker's runtime threads (`tokio-*`), from
+/// /proc: 0 is SCHED_OTHER, 3 SCHED_BATCH.
+#[cfg(target_os = "linux")]
+fn runtime_thread_policies(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // Fields after the command's closing parenthesis start at the
+            // third; the policy is the 41st.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let policy = rest.split_whitespace().nth(41 - 3)?.parse().ok()?;
+            comm.starts_with("tokio-").then_some(policy)
+        })
+        .collect()
+}
+
+/// While the hub is busy delivering a flood, the runtime's workers run as
+/// SCHED_BATCH (they yield to it rather than preempt it); once the flood
+/// stops they are back to SCHED_OTHER. Nothing is lost meanwhile.
+#[cfg(target_os = "linux")]
+#[test]
+fn runtime_workers_yield_to_a_busy_hub_and_stop_when_it_quiets() {
+    let (_dir, tracker) = plain_tracker(&["--flood-rate", "0"]);
+    let pid = tracker.child.id();
+    assert!(runtime_thread_policies(pid).iter().all(|&p| p == 0));
+    let mut readers: Vec<Raw> = (0..20)
+        .map(|i| Raw::register(tracker.port, &format!("reader{i}")))
         .collect();
-    assert_eq!(got, (0..sent).collect::<Vec<_>>());
-    sent
+    let mut talker = Raw::register(tracker.port, "talker");
+    readers[0].expect(":talker!talker@127.0.0.1 JOIN #general");
+    let text = "x".repeat(200);
+    let mut sent = 0;
+    let mut saw_batch = false;
+    while !(saw_batch && tracker.stderr_text().contains("busy hub yielding=true")) {
+        let batch: String = (sent..sent + 500)
+            .map(|i| format!("PRIVMSG #general :{i} {text}\r\n"))
+            .collect();
+        talker.send_bytes(batch.as_bytes());
+        sent += 500;
+        saw_batch |= runtime_thread_policies(pid).contains(&3);
+        readers[0].expect(&format!(":{} x", sent - 1));
+        assert!(sent < 200_000, "the workers never yielded");
+    }
+    eprintln!("the workers yielded after {sent} messages");
+    tracker.wait_stderr("busy hub yielding=false");
+    crate::tmux::poll(
+        "every runtime thread back to SCHED_OTHER",
+        || {
+            runtime_thread_policies(pid)
+                .iter()
+                .all(|&p| p == 0)
+                .then_some(())
+        },
+        || format!("{:?}", runtime_thread_policies(pid)),
+    );
+    // Every reader got every message, in order.
+    let last = format!(":{} x", sent - 1);
+    for r in &mut readers {
+        if !r.lines.seen.iter().any(|l| l.contains(&last)) {
+            r.expect(&last);
+        }
+        assert_eq!(numbered(&r.lines.seen), (0..sent).collect::<Vec<_>>());
+    }
 }
 
 /// Many members stop reading at once: their queues together pass

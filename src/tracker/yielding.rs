@@ -1,0 +1,212 @@
+//! The runtime's workers yield to the hub while the hub is busy.
+//!
+//! Every line a member sends is read by a runtime worker and handed to the
+//! hub's thread, which delivers it. On a core shared by both (a small
+//! host, or the benchmarks' pinned server), a worker woken by incoming
+//! bytes preempts the hub in the middle of its deliveries, and each such
+//! wake is two context switches that carry little work. Perf on B9 (200
+//! rooms of 25): 14% of the tracker's samples in `finish_task_switch`,
+//! more than half of it the hub preempted on its way out of `send()`.
+//!
+//! Run as `SCHED_BATCH`, a woken thread never preempts the one running;
+//! it waits for the hub to finish its batch and then reads all that came
+//! meanwhile. Measured (BENCHMARKS.md, "The workers yield to a busy
+//! hub"): B9's p99 and CPU a delivery drop, B1's p99 at 2.0M too, B2
+//! is unchanged. But with another program busy on the same core, a quiet
+//! tracker's p50 grew from 0.41 to 0.70 ms, since the workers then wait
+//! for that program's time slice as well. So the workers are `SCHED_BATCH`
+//! only while the hub is busy: [`Governor`] watches the share of a core
+//! the hub's thread uses, on a wall clock, and switches with hysteresis.
+//!
+//! Linux only (elsewhere priority is per process and nothing is changed).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How often the hub's CPU use is looked at.
+pub const LOOK_EVERY: Duration = Duration::from_millis(250);
+
+/// The hub's share of a core from which the workers yield to it: at 25%
+/// it delivers about 0.5M lines a second in B1 (at 2.0M it uses 35 to 40%;
+/// a quiet classroom, under 1%).
+pub const YIELD_FROM: f64 = 0.25;
+
+/// Below this share the workers go back to preempting as usual; the gap
+/// keeps a hub near the threshold from switching on every look.
+pub const YIELD_UNTIL: f64 = 0.10;
+
+/// Decides from the hub's CPU use when the workers yield to it.
+#[derive(Debug, Default)]
+pub struct Governor {
+    yielding: bool,
+}
+
+impl Governor {
+    /// The hub used `cpu` of its thread's time over `wall`: `Some(true)`
+    /// when the workers should start yielding, `Some(false)` when they
+    /// should stop, `None` to leave them as they are.
+    pub fn observe(&mut self, cpu: Duration, wall: Duration) -> Option<bool> {
+        if wall.is_zero() {
+            return None;
+        }
+        let share = cpu.as_secs_f64() / wall.as_secs_f64();
+        let want = if self.yielding {
+            share >= YIELD_UNTIL
+        } else {
+            share >= YIELD_FROM
+        };
+        if want == self.yielding {
+            return None;
+        }
+        self.yielding = want;
+        Some(want)
+    }
+}
+
+/// The runtime's threads, by kernel thread id. A registry, not a channel:
+/// tokio's thread start and stop hooks run on those threads, outside any
+/// task, and the binary builds its runtime before `run` exists; a mutex
+/// held for a push or a copy is all they need.
+static RUNTIME_THREADS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// For the runtime's `on_thread_start`: this thread may be asked to yield.
+pub fn register_current_thread() {
+    #[cfg(target_os = "linux")]
+    if let Ok(mut tids) = RUNTIME_THREADS.lock() {
+        tids.push(rustix::thread::gettid().as_raw_nonzero().get());
+    }
+}
+
+/// For the runtime's `on_thread_stop`: its id may soon name another thread.
+pub fn deregister_current_thread() {
+    #[cfg(target_os = "linux")]
+    if let Ok(mut tids) = RUNTIME_THREADS.lock() {
+        let me = rustix::thread::gettid().as_raw_nonzero().get();
+        tids.retain(|&t| t != me);
+    }
+}
+
+/// Switches every registered runtime thread to `SCHED_BATCH` (`yielding`)
+/// or back to `SCHED_OTHER`, holding the registry so that none stops and
+/// lends its id to another thread meanwhile.
+pub fn set_runtime_threads_yielding(yielding: bool) {
+    if let Ok(tids) = RUNTIME_THREADS.lock() {
+        for &tid in tids.iter() {
+            set_yielding(tid, yielding);
+        }
+    }
+}
+
+/// Switches thread `tid` of this process.
+pub fn set_yielding(tid: i32, yielding: bool) {
+    #[cfg(target_os = "linux")]
+    {
+        let policy = if yielding {
+            libc::SCHED_BATCH
+        } else {
+            libc::SCHED_OTHER
+        };
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a valid sched_param that outlives the call;
+        // `tid` is a thread of this process (a stale id fails with ESRCH).
+        if unsafe { libc::sched_setscheduler(tid, policy, &param) } != 0 {
+            let e = std::io::Error::last_os_error();
+            tracing::debug!(tid, "cannot change a runtime thread's policy: {e}");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (tid, yielding);
+}
+
+/// The CPU time a thread has used so far, through its pthread handle.
+#[cfg(target_os = "linux")]
+pub struct ThreadCpuClock(libc::clockid_t);
+
+#[cfg(target_os = "linux")]
+impl ThreadCpuClock {
+    /// The clock of `thread`, which must still be running.
+    pub fn of(thread: libc::pthread_t) -> Option<ThreadCpuClock> {
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: `thread` comes from a live JoinHandle; `clock` is written.
+        (unsafe { libc::pthread_getcpuclockid(thread, &mut clock) } == 0)
+            .then_some(ThreadCpuClock(clock))
+    }
+
+    /// None once the thread has ended.
+    pub fn used(&self) -> Option<Duration> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec written by the call.
+        if unsafe { libc::clock_gettime(self.0, &mut ts) } != 0 {
+            return None;
+        }
+        Some(Duration::new(
+            u64::try_from(ts.tv_sec).ok()?,
+            u32::try_from(ts.tv_nsec).ok()?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOOK: Duration = LOOK_EVERY;
+
+    fn share(p: f64) -> Duration {
+        LOOK.mul_f64(p)
+    }
+
+    #[test]
+    fn workers_yield_from_a_quarter_of_a_core_until_a_tenth() {
+        let mut g = Governor::default();
+        assert_eq!(g.observe(share(0.0), LOOK), None);
+        assert_eq!(g.observe(share(0.24), LOOK), None);
+        assert_eq!(g.observe(share(0.25), LOOK), Some(true));
+        assert_eq!(g.observe(share(0.9), LOOK), None);
+        // Between the two: stays as it is, either way.
+        assert_eq!(g.observe(share(0.15), LOOK), None);
+        assert_eq!(g.observe(share(0.10), LOOK), None);
+        assert_eq!(g.observe(share(0.09), LOOK), Some(false));
+        assert_eq!(g.observe(share(0.15), LOOK), None);
+        assert_eq!(g.observe(share(0.5), LOOK), Some(true));
+        // A look with no time passed decides nothing.
+        assert_eq!(g.observe(share(0.0), Duration::ZERO), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_thread_is_switched_to_batch_and_back_and_its_cpu_time_read() {
+        use std::os::unix::thread::JoinHandleExt;
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let _ = tid_tx.send(rustix::thread::gettid().as_raw_nonzero().get());
+            // Busy for a moment, so its clock moves.
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(20) {
+                std::hint::black_box(0u64);
+            }
+            let _ = done_rx.recv();
+        });
+        let tid = tid_rx.recv().expect("tid");
+        // SAFETY: reads the policy of a thread of this process.
+        let policy = || unsafe { libc::sched_getscheduler(tid) };
+        assert_eq!(policy(), libc::SCHED_OTHER);
+        set_yielding(tid, true);
+        assert_eq!(policy(), libc::SCHED_BATCH);
+        set_yielding(tid, false);
+        assert_eq!(policy(), libc::SCHED_OTHER);
+        let clock = ThreadCpuClock::of(thread.as_pthread_t()).expect("clock");
+        let mut used = clock.used().expect("used");
+        while used < Duration::from_millis(5) {
+            std::thread::sleep(Duration::from_millis(1));
+            used = clock.used().expect("used");
+        }
+        assert!(used < Duration::from_secs(5), "{used:?}");
+        drop(done_tx);
+        thread.join().expect("join");
+    }
+}
