@@ -416,40 +416,8 @@ pub async fn run(
         }
     });
 
-    // While the hub is busy the runtime's workers yield to it (yielding.rs).
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::thread::JoinHandleExt;
-        if let Some(clock) = yielding::ThreadCpuClock::of(hub_handle.as_pthread_t()) {
-            let yield_token = token.clone();
-            tasks.spawn(async move {
-                let mut governor = yielding::Governor::default();
-                let mut interval = tokio::time::interval(yielding::LOOK_EVERY);
-                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let mut last = (std::time::Instant::now(), Duration::ZERO);
-                loop {
-                    tokio::select! {
-                        _ = yield_token.cancelled() => break,
-                        _ = interval.tick() => {
-                            // None once the hub has ended.
-                            let Some(used) = clock.used() else { break };
-                            let now = std::time::Instant::now();
-                            let change = governor.observe(
-                                used.saturating_sub(last.1),
-                                now.duration_since(last.0),
-                            );
-                            last = (now, used);
-                            if let Some(yielding) = change {
-                                tracing::debug!(yielding, "the runtime's workers yield to a busy hub");
-                                yielding::set_runtime_threads_yielding(yielding);
-                            }
-                        }
-                    }
-                }
-                yielding::set_runtime_threads_yielding(false);
-            });
-        }
-    }
+    // While the hub is busy the runtime's workers yield to it.
+    yielding::watch_hub(&hub_handle, &tasks, token.clone());
     drop(hub_handle);
 
     // Gives back what departed members' connections freed (memory.rs),

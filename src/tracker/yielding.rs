@@ -118,6 +118,51 @@ pub fn set_yielding(tid: i32, yielding: bool) {
     let _ = (tid, yielding);
 }
 
+/// Watches the hub's thread (`hub`) from a task on `tasks` until `stop`
+/// or the hub ends, switching the runtime's threads as [`Governor`]
+/// decides, and back to normal at the end.
+pub fn watch_hub<T>(
+    hub: &std::thread::JoinHandle<T>,
+    tasks: &tokio_util::task::TaskTracker,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::thread::JoinHandleExt;
+        let Some(clock) = ThreadCpuClock::of(hub.as_pthread_t()) else {
+            return;
+        };
+        tasks.spawn(async move {
+            let mut governor = Governor::default();
+            let mut interval = tokio::time::interval(LOOK_EVERY);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last = (std::time::Instant::now(), Duration::ZERO);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = interval.tick() => {
+                        // None once the hub has ended.
+                        let Some(used) = clock.used() else { break };
+                        let now = std::time::Instant::now();
+                        let change = governor.observe(
+                            used.saturating_sub(last.1),
+                            now.duration_since(last.0),
+                        );
+                        last = (now, used);
+                        if let Some(yielding) = change {
+                            tracing::debug!(yielding, "the runtime's workers yield to a busy hub");
+                            set_runtime_threads_yielding(yielding);
+                        }
+                    }
+                }
+            }
+            set_runtime_threads_yielding(false);
+        });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (hub, tasks, stop);
+}
+
 /// The CPU time a thread has used so far, through its pthread handle.
 #[cfg(target_os = "linux")]
 pub struct ThreadCpuClock(libc::clockid_t);
