@@ -379,12 +379,52 @@ pub struct Report {
     pub reconnected: u64,
     pub reconnect_secs: f64,
     pub reconnect_login: Percentiles,
+    /// Reconnect storm: the others' deliveries in the first
+    /// [`TIMELINE_SECS`] from the drop, by when the message was sent.
+    pub storm_timeline: Vec<StormBin>,
     /// Soak: (seconds into the window, server RSS KiB) samples and the
     /// slope after `rss_skip_secs`.
     pub rss_series_kib: Vec<(f64, u64)>,
     pub rss_skip_secs: f64,
     pub rss_slope_kib_per_min: Option<f64>,
     pub errors: Vec<String>,
+}
+
+/// How far after the drop the storm timeline looks, and its step.
+const TIMELINE_SECS: u32 = 10;
+const TIMELINE_BIN_MS: u32 = 100;
+
+/// The others' deliveries of messages sent in one step after the drop.
+#[derive(Clone, Debug, Default)]
+pub struct StormBin {
+    /// Milliseconds from the drop to the step's start.
+    pub from_ms: u32,
+    pub deliveries: u64,
+    /// Those slower than twice the calm p99 (the target's bound).
+    pub slow: u64,
+    pub max_us: u64,
+}
+
+/// Bins `(sent µs after the drop, latency µs)` samples by when they were
+/// sent, counting those slower than `slow_us`.
+fn storm_timeline(samples: &[(u32, u32)], slow_us: u64) -> Vec<StormBin> {
+    let bins = (TIMELINE_SECS * 1000 / TIMELINE_BIN_MS) as usize;
+    let mut out: Vec<StormBin> = (0..bins)
+        .map(|i| StormBin {
+            from_ms: i as u32 * TIMELINE_BIN_MS,
+            ..StormBin::default()
+        })
+        .collect();
+    for &(at_us, took_us) in samples {
+        if let Some(b) = out.get_mut((at_us / 1000 / TIMELINE_BIN_MS) as usize) {
+            b.deliveries += 1;
+            b.max_us = b.max_us.max(u64::from(took_us));
+            if u64::from(took_us) > slow_us {
+                b.slow += 1;
+            }
+        }
+    }
+    out
 }
 
 impl Report {
@@ -518,6 +558,30 @@ impl Report {
                 ms(storm.p99),
                 storm.p99 as f64 / calm.p99.max(1) as f64
             );
+            let slow: u64 = self.storm_timeline.iter().map(|b| b.slow).sum();
+            s += &format!(
+                "  the others' deliveries slower than 2x the calm p99 ({:.3} ms) in the {TIMELINE_SECS} s from the drop: {slow} of {} from it ({:.2}%; the p99 holds while under 1%)\n",
+                ms(calm.p99 * 2),
+                storm.count,
+                100.0 * slow as f64 / storm.count.max(1) as f64
+            );
+            // The steps up to the last one with a slow delivery.
+            let last = self.storm_timeline.iter().rposition(|b| b.slow > 0);
+            if let Some(last) = last {
+                s += &format!(
+                    "  {:>8} {:>10} {:>6} {:>9}\n",
+                    "from ms", "deliveries", "slow", "max ms"
+                );
+                for b in &self.storm_timeline[..=last] {
+                    s += &format!(
+                        "  {:>8} {:>10} {:>6} {:>9.3}\n",
+                        b.from_ms,
+                        b.deliveries,
+                        b.slow,
+                        ms(b.max_us)
+                    );
+                }
+            }
         }
         if !self.rss_series_kib.is_empty() {
             let first = self.rss_series_kib.first().map_or(0, |x| x.1);
@@ -1014,6 +1078,9 @@ struct ReaderResult {
     /// With a reconnect storm: the same, before and from the drop.
     calm: Histogram<u64>,
     storm: Histogram<u64>,
+    /// The storm's first [`TIMELINE_SECS`]: (sent µs after the drop,
+    /// latency µs) of each delivery.
+    storm_samples: Vec<(u32, u32)>,
 }
 
 /// What a connection does with what it receives.
@@ -1033,6 +1100,7 @@ enum Role {
 async fn receive(mut c: Client, shared: Arc<Shared>, role: Role) -> ReaderResult {
     let mut latency = new_histogram();
     let (mut calm, mut storm) = (new_histogram(), new_histogram());
+    let mut storm_samples = Vec::new();
     let stop = shared.stop.clone();
     let drop_now = shared.drop_now.clone();
     let (mut reads, mut read_bytes) = (0u64, 0u64);
@@ -1087,12 +1155,18 @@ async fn receive(mut c: Client, shared: Arc<Shared>, role: Role) -> ReaderResult
                         let took = now.saturating_sub(t).max(1);
                         latency.saturating_record(took);
                         if sched.drop_us != u64::MAX {
-                            let part = if t < sched.drop_us {
-                                &mut calm
+                            if t < sched.drop_us {
+                                calm.saturating_record(took);
                             } else {
-                                &mut storm
-                            };
-                            part.saturating_record(took);
+                                storm.saturating_record(took);
+                                let after = t - sched.drop_us;
+                                if after < u64::from(TIMELINE_SECS) * 1_000_000 {
+                                    storm_samples.push((
+                                        after as u32,
+                                        u32::try_from(took).unwrap_or(u32::MAX),
+                                    ));
+                                }
+                            }
                         }
                     }
                 }
@@ -1134,6 +1208,7 @@ async fn receive(mut c: Client, shared: Arc<Shared>, role: Role) -> ReaderResult
         latency,
         calm,
         storm,
+        storm_samples,
     }
 }
 
@@ -1650,15 +1725,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     shared.stop.cancel();
     let mut latency = new_histogram();
     let (mut calm, mut storm) = (new_histogram(), new_histogram());
+    let mut storm_samples = Vec::new();
     for r in readers {
         if let Ok(Some(r)) = r.await {
             let _ = latency.add(&r.latency);
             let _ = calm.add(&r.calm);
             let _ = storm.add(&r.storm);
+            storm_samples.extend(r.storm_samples);
         }
     }
     if cfg.reconnect > 0 {
-        report.latency_calm = Some(Percentiles::of(&calm));
+        let calm = Percentiles::of(&calm);
+        report.storm_timeline = storm_timeline(&storm_samples, calm.p99 * 2);
+        report.latency_calm = Some(calm);
         report.latency_storm = Some(Percentiles::of(&storm));
     }
 
@@ -1776,6 +1855,35 @@ mod tests {
             }
             assert_eq!(find_newline(&vec![b'\r'; len]), None);
         }
+    }
+
+    #[test]
+    fn storm_timeline_bins_by_send_time_and_counts_the_slow() {
+        // (sent µs after the drop, latency µs); slow means over 2,000 µs.
+        let samples = [
+            (0, 500),
+            (99_999, 2_001),
+            (100_000, 2_000),
+            (250_000, 60_000),
+            (9_999_999, 3_000),
+            (10_000_000, 9_000),
+        ];
+        let bins = storm_timeline(&samples, 2_000);
+        assert_eq!(bins.len(), 100);
+        let seen: Vec<(u32, u64, u64, u64)> = bins
+            .iter()
+            .filter(|b| b.deliveries > 0)
+            .map(|b| (b.from_ms, b.deliveries, b.slow, b.max_us))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (0, 2, 1, 2_001),
+                (100, 1, 0, 2_000),
+                (200, 1, 1, 60_000),
+                (9_900, 1, 1, 3_000)
+            ]
+        );
     }
 
     #[test]
