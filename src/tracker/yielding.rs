@@ -10,7 +10,7 @@
 //!
 //! Run as `SCHED_BATCH`, a woken thread never preempts the one running;
 //! it waits for the hub to finish its batch and then reads all that came
-//! meanwhile. Measured (BENCHMARKS.md, "After the run, second
+//! meanwhile. Measured (bench/PAST_RESULTS.md, "After the run, second
 //! sitting"): B9's p99 and CPU a delivery drop, B1's p99 at 2.0M too, B2
 //! is unchanged. But with another program busy on the same core, a quiet
 //! tracker's p50 grew from 0.41 to 0.70 ms, since the workers then wait

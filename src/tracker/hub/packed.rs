@@ -13,7 +13,7 @@
 //! the records of 10,000 who left take about 80 allocations, not the 1,400
 //! that 64-row chunks with growing texts made, and they pin no pages of the
 //! crowd's freed memory beyond their own (B4, 10,000 left: 2.5 MiB of RSS
-//! for the console's records with 64-row chunks; BENCHMARKS.md, "After
+//! for the console's records with 64-row chunks; bench/PAST_RESULTS.md, "After
 //! the run, second sitting").
 
 use std::collections::VecDeque;
