@@ -665,9 +665,13 @@ def table(results):
     def saturated(r):
         # As loadgen's summary: at 95% of its core the generator, not the
         # server, sets the latency and losses of a room or DM run.
+        # A reconnect storm's share from the drop to the last back too:
+        # over the window, half a second of a full core does not show.
         v, span = r.get("gen_cpu_s"), r.get("window_s")
         if r.get("mode") == "idle" or v is None or not span:
             return "-"
+        if (r.get("storm_gen_cpu_share") or 0) >= 0.95:
+            return "YES (storm)"
         return "YES" if v / span >= 0.95 else "no"
 
     if any(r.get("mode") != "idle" for r in ok):

@@ -12,7 +12,8 @@ with `--repeat N` a figure is the median of its N rounds. Ratios:
 - *deliveries per CPU-s / best peer*: deliveries each server made per
   second of its CPU, the tracker's over the best peer's (target 1.5);
 - B2: the tracker's p50 and p99 over the floor's (targets 1.3 and 3).
-Marks: *sat* when the generator used 95% of its core or more (latency
+Marks: *sat* when the generator used 95% of its core or more, over the
+window or, in a reconnect storm, from the drop to the last back (latency
 and losses are then its own), *stall* when the stall probe saw a CPU
 stall over 5 ms in a round.
 """
@@ -54,6 +55,7 @@ def marks(rounds):
     out = []
     if any(r.get("mode") not in ("idle", "floor") and r.get("gen_cpu_s")
            and r.get("window_s") and r["gen_cpu_s"] / r["window_s"] >= 0.95
+           or (r.get("storm_gen_cpu_share") or 0) >= 0.95
            for r in rounds):
         out.append("sat")
     if any(sum(r.get("cpu_stalls_over_5ms") or []) > 0 for r in rounds):

@@ -379,6 +379,11 @@ pub struct Report {
     pub reconnected: u64,
     pub reconnect_secs: f64,
     pub reconnect_login: Percentiles,
+    /// Reconnect storm: the generator's CPU from the drop until the last
+    /// was back, as a share of one core. Its share over the whole window
+    /// hides a storm of half a second that took all of its core (its
+    /// readers then fall behind, and the others' latency is its own).
+    pub storm_gen_cpu_share: Option<f64>,
     /// Reconnect storm: the others' deliveries in the first
     /// [`TIMELINE_SECS`] from the drop, by when the message was sent.
     pub storm_timeline: Vec<StormBin>,
@@ -558,6 +563,15 @@ impl Report {
                 ms(storm.p99),
                 storm.p99 as f64 / calm.p99.max(1) as f64
             );
+            if let Some(share) = self.storm_gen_cpu_share {
+                s += &format!(
+                    "  generator during the storm (drop to the last back): {:.0}% of one core\n",
+                    100.0 * share
+                );
+                if share >= GENERATOR_SATURATED {
+                    s += "  WARNING: the generator was saturated during the storm; the others' latency from the drop is bounded by it, not the server\n";
+                }
+            }
             let slow: u64 = self.storm_timeline.iter().map(|b| b.slow).sum();
             s += &format!(
                 "  the others' deliveries slower than 2x the calm p99 ({:.3} ms) in the {TIMELINE_SECS} s from the drop: {slow} of {} from it ({:.2}%; the p99 holds while under 1%)\n",
@@ -664,7 +678,7 @@ impl Report {
                 "\"stall_dropped_s\":{},\"stall_reason\":{},\"storm_logins\":{},",
                 "\"storm_s\":{},\"storm_login\":{},",
                 "\"latency_calm\":{},\"latency_storm\":{},\"reconnected\":{},",
-                "\"reconnect_s\":{},\"reconnect_login\":{},",
+                "\"reconnect_s\":{},\"reconnect_login\":{},\"storm_gen_cpu_share\":{},",
                 "\"rss_series_kib\":[{}],\"rss_skip_s\":{},\"rss_slope_kib_per_min\":{},",
                 "\"errors\":[{}]}}"
             ),
@@ -708,6 +722,7 @@ impl Report {
             self.reconnected,
             num(self.reconnect_secs),
             pct(&self.reconnect_login),
+            opt(self.storm_gen_cpu_share.map(num)),
             self.rss_series_kib
                 .iter()
                 .map(|(t, k)| format!("[{},{k}]", num(*t)))
@@ -1630,7 +1645,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         tokio::spawn(async move {
             tokio::time::sleep_until(at_us(&shared, drop_us)).await;
             shared.drop_now.cancel();
-            login_storm(cfg.clone(), tls, shared, drop_us, cfg.reconnect, "re").await
+            let (cpu0, t0) = (gen_cpu(), Instant::now());
+            let r = login_storm(cfg.clone(), tls, shared, drop_us, cfg.reconnect, "re").await;
+            let share = (gen_cpu() - cpu0) / t0.elapsed().as_secs_f64().max(1e-6);
+            (r, share)
         })
     });
     let rss_samples = cfg.rss_every.zip(cfg.server_pid).map(|(every, pid)| {
@@ -1690,7 +1708,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     }
     if let Some(reconnect) = reconnect {
         match tokio::time::timeout(cfg.connect_timeout, reconnect).await {
-            Ok(Ok(r)) => {
+            Ok(Ok((r, share))) => {
+                report.storm_gen_cpu_share = Some(share);
                 report.reconnected = r.logins;
                 report.reconnect_secs = r.last_us.saturating_sub(drop_us) as f64 / 1e6;
                 report.reconnect_login = Percentiles::of(&r.login);
