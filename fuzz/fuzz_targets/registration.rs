@@ -353,6 +353,7 @@ async fn fake_hub(mut inbox: mpsc::Receiver<HubRequest>, shutdown: CancellationT
             }
             HubRequest::Drained { .. }
             | HubRequest::Tick
+            | HubRequest::EmptyAllocatorCache(_)
             | HubRequest::Console { .. }
             | HubRequest::Shutdown { .. } => {}
         }

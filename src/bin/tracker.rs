@@ -461,6 +461,7 @@ fn start(args: Settings, no_store: bool) -> anyhow::Result<ExitCode> {
         .enable_all()
         .on_thread_start(confab::tracker::yielding::register_current_thread)
         .on_thread_stop(confab::tracker::yielding::deregister_current_thread)
+        .on_thread_park(confab::tracker::memory::empty_cache_if_asked)
         .build()?;
     runtime.block_on(async move {
         // Installs the SIGINT handler now, before the console can raise

@@ -1,6 +1,6 @@
 //! Giving memory back to the system when the tracker goes quiet.
 //!
-//! Four things kept a tracker that had been busy large long after
+//! Five things kept a tracker that had been busy large long after
 //! (bench/PAST_RESULTS.md, "B4: where an idle tracker's memory went"):
 //! - the password checks' Argon2 work areas (19 MiB per checking thread),
 //!   kept for the next check. They now live in their own mappings
@@ -17,7 +17,12 @@
 //!   thread drops when everyone has gone (`Store::release_memory`, called
 //!   from the tracker's leave watch);
 //! - the free top of a thread's arena, which `malloc_trim` leaves alone:
-//!   [`fix_trim_thresholds`] has glibc give it back as it is freed.
+//!   [`fix_trim_thresholds`] has glibc give it back as it is freed;
+//! - each thread's cache of free chunks (glibc's tcache), which pins the
+//!   pages those chunks lie in: the runtime's workers, the hub and the
+//!   store's thread empty theirs when asked ([`empty_cache_if_asked`]),
+//!   just before the trim, which then also has glibc give back the free
+//!   top of each of their arenas.
 
 use argon2::Block;
 
@@ -132,13 +137,180 @@ pub fn fix_trim_thresholds() {
 }
 
 /// Returns the allocator's free memory to the system (glibc: every free
-/// page of every arena, `malloc_trim(0)`). It walks the arenas, each under
-/// its lock, so it runs when things are quiet, never per message.
-pub fn give_back() {
+/// page of every arena, `malloc_trim(0)`), after freeing what the threads'
+/// caches gave up ([`empty_cache_if_asked`]): returns how many chunks
+/// those were. It walks the arenas, each under its lock, so it runs when
+/// things are quiet, never per message.
+pub fn give_back() -> usize {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only reorganises the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
+    {
+        let freed = thread_cache::free_taken();
+        // SAFETY: malloc_trim only reorganises the allocator's own free lists.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        freed
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    0
+}
+
+/// Asks every long-lived thread to empty its allocator cache the next time
+/// it calls [`empty_cache_if_asked`]; the next [`give_back`] then returns
+/// what those caches held.
+pub fn ask_threads_to_empty_caches() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    thread_cache::ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Empties this thread's allocator cache if [`ask_threads_to_empty_caches`]
+/// asked since it last did. Cheap (an atomic load) when not asked, so the
+/// runtime's workers call it each time they park; the hub and the store's
+/// thread when the leave watch asks them to, and it waits for both. The password
+/// checks' threads do not: they free little (the candidates), and the
+/// runtime's blocking threads end when idle, which empties their caches.
+///
+/// Why: glibc keeps, per thread, up to 7 freed chunks of each small size
+/// (tcache). They count as in use, so `malloc_trim` cannot return the
+/// pages they lie in, and after a crowd has left they lie all over the
+/// memory its connections used: 2.7 MiB stayed resident that way
+/// (bench/PAST_RESULTS.md, "What stays after all leave, located").
+/// No API empties a thread's cache; taking each chunk out by allocating
+/// it does, and [`give_back`] frees them on a thread that ends at once,
+/// whose own cache glibc empties as it ends. Where the cache held fewer
+/// than 7 of a size, the rest come from the top of the thread's arena
+/// and go back there; so each thread also takes a block whose free, last
+/// and with the trim threshold at zero, has glibc give that top back.
+/// (Emptying without that left 14.1 to 14.5 MiB after 10,000 left, and
+/// with it 13.0 to 13.4, against 15.1 to 16.2 before; BENCHMARKS.md.)
+pub fn empty_cache_if_asked() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    thread_cache::empty_if_asked();
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod thread_cache {
+    use std::cell::Cell;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// glibc's defaults: 64 sizes of chunk (32 to 1,040 bytes, 16 apart),
+    /// up to 7 of each (`glibc.malloc.tcache_bins`, `tcache_count`).
+    pub(super) const SIZES: usize = 64;
+    pub(super) const PER_SIZE: usize = 7;
+    /// An allocation of this many bytes gets a chunk of the first size
+    /// (8 bytes of header, rounded up to 16).
+    const SMALLEST_REQUEST: usize = 24;
+    /// glibc trims a thread's arena only as a chunk this large or larger
+    /// is freed there (`FASTBIN_CONSOLIDATION_THRESHOLD`); `malloc_trim`
+    /// never does. Each thread takes one such block with its cache: freed
+    /// last, it has glibc trim that arena's free top, where the chunks the
+    /// thread took (those not in its cache came from there) went back.
+    const TRIM_TRIGGER: usize = 64 * 1024;
+
+    /// Bumped for each request to empty the caches.
+    pub(super) static ROUND: AtomicU64 = AtomicU64::new(0);
+
+    /// What threads took, for [`free_taken`]. A mutex: each thread adds
+    /// to it at most once per request, and one trim at a time empties it.
+    pub(super) static TAKEN: Mutex<Taken> = Mutex::new(Taken {
+        chunks: Vec::new(),
+        triggers: Vec::new(),
+    });
+
+    /// Addresses, since raw pointers are not `Send`; each from `malloc`.
+    pub(super) struct Taken {
+        /// What the threads' caches held, and more of each size where
+        /// they held fewer than [`PER_SIZE`].
+        pub(super) chunks: Vec<usize>,
+        /// A [`TRIM_TRIGGER`] block from each thread's arena.
+        pub(super) triggers: Vec<usize>,
+    }
+
+    thread_local! {
+        static EMPTIED_ROUND: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub(super) fn empty_if_asked() {
+        let round = ROUND.load(Ordering::Relaxed);
+        if EMPTIED_ROUND.get() == round {
+            return;
+        }
+        EMPTIED_ROUND.set(round);
+        // Allocating a size takes its cached chunks first; once there are
+        // none, the rest come from the arena and are freed with them.
+        let mut taken = Vec::with_capacity(SIZES * PER_SIZE);
+        for size in 0..SIZES {
+            for _ in 0..PER_SIZE {
+                // SAFETY: a plain allocation, freed in `free_taken`.
+                let chunk = unsafe { libc::malloc(SMALLEST_REQUEST + 16 * size) };
+                if !chunk.is_null() {
+                    taken.push(chunk as usize);
+                }
+            }
+        }
+        // SAFETY: as above.
+        let trigger = unsafe { libc::malloc(TRIM_TRIGGER) };
+        let mut triggers = Vec::from_iter((!trigger.is_null()).then_some(trigger as usize));
+        match TAKEN.lock() {
+            Ok(mut all) => {
+                all.chunks.append(&mut taken);
+                all.triggers.append(&mut triggers);
+            }
+            Err(_) => {
+                free(&taken);
+                free(&triggers);
+            }
+        }
+    }
+
+    /// Frees what the threads gave up: the chunks on a thread of their
+    /// own, since a thread's frees fill its own cache first and glibc
+    /// empties a thread's cache into the arenas as the thread ends; then,
+    /// with the trim threshold at zero for that moment, the triggers, so
+    /// each arena gives back its free top, glibc keeping its top pad
+    /// there. Returns how many chunks there were.
+    pub(super) fn free_taken() -> usize {
+        let Taken { chunks, triggers } = match TAKEN.lock() {
+            Ok(mut all) => Taken {
+                chunks: std::mem::take(&mut all.chunks),
+                triggers: std::mem::take(&mut all.triggers),
+            },
+            Err(_) => return 0,
+        };
+        if chunks.is_empty() && triggers.is_empty() {
+            return 0;
+        }
+        std::thread::scope(|scope| {
+            let freed = std::thread::Builder::new()
+                .name("confab-free".into())
+                .spawn_scoped(scope, || free(&chunks));
+            if freed.is_err() {
+                // No thread: freed here, some into this thread's cache.
+                free(&chunks);
+            }
+        });
+        // SAFETY: mallopt only sets the allocator's parameters. While the
+        // threshold is zero any thread's large free trims its arena: a
+        // few more system calls for a moment, and this runs when quiet.
+        unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, 0) };
+        free(&triggers);
+        // SAFETY: as above; back to what `fix_trim_thresholds` set.
+        unsafe {
+            libc::mallopt(
+                libc::M_TRIM_THRESHOLD,
+                super::ALLOCATOR_THRESHOLD as libc::c_int,
+            )
+        };
+        chunks.len()
+    }
+
+    fn free(chunks: &[usize]) {
+        for &chunk in chunks {
+            // SAFETY: each address came from `malloc` in `empty_if_asked`
+            // and is freed once: `free_taken` took it out of `TAKEN`.
+            unsafe { libc::free(chunk as *mut libc::c_void) };
+        }
     }
 }
 
@@ -225,6 +397,41 @@ mod tests {
         assert!(!watch.observe(0) && !watch.observe(10));
         assert!(!watch.observe(5));
         assert!(watch.observe(5));
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn a_thread_empties_its_cache_once_per_request_and_give_back_frees_it() {
+        use std::sync::atomic::Ordering;
+        let taken = || {
+            thread_cache::TAKEN
+                .lock()
+                .map(|t| (t.chunks.len(), t.triggers.len()))
+                .unwrap_or_default()
+        };
+        // On a thread of its own: no other test's thread shares its cache.
+        std::thread::spawn(move || {
+            // Catches up with any request made before this thread began.
+            empty_cache_if_asked();
+            let before = taken();
+            empty_cache_if_asked();
+            assert_eq!(taken(), before, "not asked: nothing taken");
+            let round = thread_cache::ROUND.load(Ordering::Relaxed);
+            ask_threads_to_empty_caches();
+            assert_eq!(thread_cache::ROUND.load(Ordering::Relaxed), round + 1);
+            empty_cache_if_asked();
+            let emptied = (
+                before.0 + thread_cache::SIZES * thread_cache::PER_SIZE,
+                before.1 + 1,
+            );
+            assert_eq!(taken(), emptied, "every size, 7 of each, and a trigger");
+            empty_cache_if_asked();
+            assert_eq!(taken(), emptied, "once per request");
+        })
+        .join()
+        .expect("thread");
+        give_back();
+        assert_eq!(taken(), (0, 0));
     }
 
     #[test]

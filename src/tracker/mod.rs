@@ -424,6 +424,7 @@ pub async fn run(
     // and once everyone has gone the store's page cache too.
     let leave_limits = limits.clone();
     let leave_token = token.clone();
+    let leave_hub = hub_tx.clone();
     tasks.spawn(async move {
         let mut watch = memory::LeaveWatch::default();
         let mut interval = tokio::time::interval(memory::LEAVE_CHECK_EVERY);
@@ -436,15 +437,28 @@ pub async fn run(
                     if !watch.observe(open) {
                         continue;
                     }
-                    if open == 0 && let Some(store) = &idle_store {
-                        match store.call(|s| s.release_memory()).await {
-                            Ok(Ok(())) => tracing::debug!("everyone has left: the store gave its page cache back"),
-                            Ok(Err(e)) => tracing::debug!("the store kept its page cache: {e}"),
-                            Err(_) => {}
+                    // This task's worker empties its cache as it parks
+                    // while waiting here; the other workers as they next
+                    // park (until then their chunks wait for the next trim).
+                    memory::ask_threads_to_empty_caches();
+                    let (done, emptied) = oneshot::channel();
+                    if leave_hub.send(HubRequest::EmptyAllocatorCache(done)).await.is_err() {
+                        return;
+                    }
+                    let _ = emptied.await;
+                    if let Some(store) = &idle_store {
+                        let released = store.call(move |s| {
+                            memory::empty_cache_if_asked();
+                            (open == 0).then(|| s.release_memory())
+                        });
+                        match released.await {
+                            Ok(Some(Ok(()))) => tracing::debug!("everyone has left: the store gave its page cache back"),
+                            Ok(Some(Err(e))) => tracing::debug!("the store kept its page cache: {e}"),
+                            Ok(None) | Err(_) => {}
                         }
                     }
-                    let _ = tokio::task::spawn_blocking(memory::give_back).await;
-                    tracing::debug!(open_connections = open, "free memory given back to the system");
+                    let cached_chunks = tokio::task::spawn_blocking(memory::give_back).await.unwrap_or(0);
+                    tracing::debug!(open_connections = open, cached_chunks, "free memory given back to the system");
                 }
             }
         }

@@ -390,6 +390,9 @@ pub enum HubRequest {
         removed: Result<usize, String>,
     },
     Tick,
+    /// Empty the hub's allocator cache if asked (`memory::empty_cache_if_asked`),
+    /// then answer: the leave watch's trim comes after.
+    EmptyAllocatorCache(oneshot::Sender<()>),
     /// The operator's console asks (see `hub::console`).
     Console {
         query: super::hub::console::ConsoleQuery,

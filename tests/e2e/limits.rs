@@ -106,4 +106,23 @@ fn memory_is_given_back_as_members_leave_and_the_store_cache_when_all_have() {
     last.expect("ERROR");
     tracker.wait_stderr("everyone has left: the store gave its page cache back");
     tracker.wait_stderr("free memory given back to the system open_connections=0");
+    // Before each trim the threads emptied their allocator caches (glibc,
+    // 64 sizes by 7 chunks): at least the hub, the store's thread and the
+    // worker that ran the watch, which parks while it waits for them.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    for line in tracker
+        .stderr_text()
+        .lines()
+        .filter(|l| l.contains("free memory given back to the system"))
+    {
+        let chunks: usize = line
+            .split("cached_chunks=")
+            .nth(1)
+            .and_then(|n| n.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no count of cached chunks: {line}"));
+        assert!(
+            chunks >= 3 * 64 * 7 && chunks.is_multiple_of(64 * 7),
+            "{line}"
+        );
+    }
 }

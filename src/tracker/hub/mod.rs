@@ -590,6 +590,10 @@ impl Hub {
                 removed,
             } => self.chat.history_purged(before_ms, days, removed),
             HubRequest::Tick => self.chat.tick(),
+            HubRequest::EmptyAllocatorCache(done) => {
+                crate::tracker::memory::empty_cache_if_asked();
+                let _ = done.send(());
+            }
             // The reply is a oneshot: sending never waits for the console.
             HubRequest::Console { query, reply } => {
                 let _ = reply.send(self.chat.console(query));
