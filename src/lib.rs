@@ -27,7 +27,8 @@
 //!     markers, registered rooms; `comeback`: what a login needs in one
 //!     read (rooms, markers, unread lines).
 //! - [`tls`]: the crypto provider, certificate fingerprints, the tracker's
-//!   self-signed certificate.
+//!   self-signed certificate and TLS settings (resumption by stateless
+//!   tickets, no sessions kept in memory).
 //! - [`discovery`]: what a tracker announces on the LAN (mDNS / DNS-SD
 //!   service type, the TXT record written and read back), without I/O;
 //!   the tracker's `announce` and the client's `discover` meet only here.

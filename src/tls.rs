@@ -242,10 +242,18 @@ fn write_replacing(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
 }
 
 pub fn server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, CertError> {
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(identity.certs.clone(), identity.key.clone_key())?;
+    // Resumption by stateless tickets (encrypted with keys the ticketer
+    // rotates), with no sessions kept in the tracker. rustls's default
+    // keeps the last 256 in memory, written as members log in: after a
+    // crowd left, those few hundred small allocations lay over the
+    // memory its connections had used and kept 1 to 3 MiB of it resident
+    // (BENCHMARKS.md, B4 after all leave, TLS).
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(Arc::new(config))
 }
 
@@ -283,5 +291,44 @@ mod tests {
         assert!(!second.created);
         assert_eq!(first.fingerprint, second.fingerprint);
         server_config(&second).unwrap();
+    }
+
+    /// What one end has to send, read by the other.
+    fn transfer(from: &mut rustls::Connection, to: &mut rustls::Connection) {
+        let mut bytes = Vec::new();
+        while from.wants_write() {
+            from.write_tls(&mut bytes).unwrap();
+        }
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            to.read_tls(&mut rest).unwrap();
+            to.process_new_packets().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_client_comes_back_on_a_ticket_and_the_tracker_keeps_no_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = server_config(&load_or_create_identity(dir.path()).unwrap()).unwrap();
+        assert!(!server.session_storage.can_cache());
+        let client = Arc::new(crate::client::connection::client_config().unwrap());
+        let handshake = || {
+            let name = rustls::pki_types::ServerName::try_from("tracker").unwrap();
+            let mut c = rustls::Connection::from(
+                rustls::ClientConnection::new(client.clone(), name).unwrap(),
+            );
+            let mut s =
+                rustls::Connection::from(rustls::ServerConnection::new(server.clone()).unwrap());
+            // The tickets come after the handshake: a few turns each way.
+            for _ in 0..4 {
+                transfer(&mut c, &mut s);
+                transfer(&mut s, &mut c);
+            }
+            assert!(!c.is_handshaking() && !s.is_handshaking());
+            (c.handshake_kind(), s.handshake_kind())
+        };
+        use rustls::HandshakeKind::{Full, Resumed};
+        assert_eq!(handshake(), (Some(Full), Some(Full)));
+        assert_eq!(handshake(), (Some(Resumed), Some(Resumed)));
     }
 }
