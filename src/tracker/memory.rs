@@ -143,16 +143,17 @@ pub fn fix_trim_thresholds() {
 /// things are quiet, never per message.
 pub fn give_back() -> usize {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
+    let freed = {
         let freed = thread_cache::free_taken();
         // SAFETY: malloc_trim only reorganises the allocator's own free lists.
         unsafe {
             libc::malloc_trim(0);
         }
         freed
-    }
+    };
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    0
+    let freed = 0;
+    freed
 }
 
 /// Asks every long-lived thread to empty its allocator cache the next time
@@ -166,9 +167,10 @@ pub fn ask_threads_to_empty_caches() {
 /// Empties this thread's allocator cache if [`ask_threads_to_empty_caches`]
 /// asked since it last did. Cheap (an atomic load) when not asked, so the
 /// runtime's workers call it each time they park; the hub and the store's
-/// thread when the leave watch asks them to, and it waits for both. The password
-/// checks' threads do not: they free little (the candidates), and the
-/// runtime's blocking threads end when idle, which empties their caches.
+/// thread when the leave watch asks them to, and it waits for both. The
+/// password checks' threads do not: they free little (the candidates),
+/// and the runtime's blocking threads end when idle, which empties their
+/// caches.
 ///
 /// Why: glibc keeps, per thread, up to 7 freed chunks of each small size
 /// (tcache). They count as in use, so `malloc_trim` cannot return the
