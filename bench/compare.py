@@ -560,6 +560,24 @@ def run_floor(args):
     return {"label": "floor", "failed": "no floor figures"}
 
 
+# As loadgen's summary: at this share of its core the generator, not the
+# server, sets the latency and losses of a room or DM run.
+GENERATOR_SATURATED = 0.95
+
+
+def generator_saturated(r):
+    """Whether the generator saturated its core in round `r`: "window"
+    over the window, "storm" from a reconnect storm's drop to the last back
+    (over the window, half a second of a full core does not show), "" if
+    not, None for a round without the figures (idle, the floor)."""
+    v, span = r.get("gen_cpu_s"), r.get("window_s")
+    if r.get("mode") in ("idle", "floor") or v is None or not span:
+        return None
+    if (r.get("storm_gen_cpu_share") or 0) >= GENERATOR_SATURATED:
+        return "storm"
+    return "window" if v / span >= GENERATOR_SATURATED else ""
+
+
 def table(results):
     def ms(r, part, key):
         v = (r.get(part) or {}).get(key)
@@ -663,16 +681,8 @@ def table(results):
     rows.append(("generator CPU", lambda r: share(r, "gen_cpu_s")))
 
     def saturated(r):
-        # As loadgen's summary: at 95% of its core the generator, not the
-        # server, sets the latency and losses of a room or DM run.
-        # A reconnect storm's share from the drop to the last back too:
-        # over the window, half a second of a full core does not show.
-        v, span = r.get("gen_cpu_s"), r.get("window_s")
-        if r.get("mode") == "idle" or v is None or not span:
-            return "-"
-        if (r.get("storm_gen_cpu_share") or 0) >= 0.95:
-            return "YES (storm)"
-        return "YES" if v / span >= 0.95 else "no"
+        return {None: "-", "": "no", "window": "YES",
+                "storm": "YES (storm)"}[generator_saturated(r)]
 
     if any(r.get("mode") != "idle" for r in ok):
         rows.append(("generator saturated", saturated))

@@ -22,6 +22,8 @@ import json
 import sys
 from collections import OrderedDict
 
+from compare import generator_saturated
+
 PEERS = ("ngircd", "inspircd")
 
 
@@ -53,10 +55,7 @@ def per_cpu_s(r):
 
 def marks(rounds):
     out = []
-    if any(r.get("mode") not in ("idle", "floor") and r.get("gen_cpu_s")
-           and r.get("window_s") and r["gen_cpu_s"] / r["window_s"] >= 0.95
-           or (r.get("storm_gen_cpu_share") or 0) >= 0.95
-           for r in rounds):
+    if any(generator_saturated(r) for r in rounds):
         out.append("sat")
     if any(sum(r.get("cpu_stalls_over_5ms") or []) > 0 for r in rounds):
         out.append("stall")
