@@ -335,20 +335,30 @@ impl ChatState {
     /// Everyone who shares a room with `id` (plus `id` when `include_self`),
     /// each once.
     pub fn audience(&self, id: ConnId, include_self: bool) -> Vec<ConnId> {
-        let mut seen = super::super::shared::IdSet::default();
-        let mut out = Vec::new();
-        seen.insert(id);
+        let Some(u) = self.users.get(&id) else {
+            return if include_self { vec![id] } else { Vec::new() };
+        };
+        let rooms: Vec<&Room> = u.rooms.iter().filter_map(|k| self.rooms.get(k)).collect();
+        let most: usize = rooms.iter().map(|r| r.members.len()).sum::<usize>() + 1;
+        let mut out = Vec::with_capacity(most);
         if include_self {
             out.push(id);
         }
-        if let Some(u) = self.users.get(&id) {
-            for key in &u.rooms {
-                if let Some(room) = self.rooms.get(key) {
-                    for m in &room.members {
-                        if seen.insert(*m) {
-                            out.push(*m);
-                        }
-                    }
+        // One room (`#general` only, most members): its members are each
+        // there once already. A crowd of 1,000 dropping out of a room of
+        // 1,100 built a set of 1,100 per QUIT: with its growth, a fifth
+        // of the hub's samples at the drop (the reconnect storm).
+        if let [room] = rooms[..] {
+            out.extend(room.members.iter().filter(|m| **m != id));
+            return out;
+        }
+        let mut seen = super::super::shared::IdSet::default();
+        seen.reserve(most);
+        seen.insert(id);
+        for room in rooms {
+            for m in &room.members {
+                if seen.insert(*m) {
+                    out.push(*m);
                 }
             }
         }

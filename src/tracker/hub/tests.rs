@@ -1025,3 +1025,33 @@ mod durable;
 mod playback;
 #[path = "tests_rooms_keep.rs"]
 mod rooms_keep;
+
+/// A QUIT or a NICK reaches everyone who shares a room with the user once,
+/// however many rooms they share (one room, `#general` alone, takes the
+/// short way; more take the set).
+#[test]
+fn quits_and_nicks_reach_each_room_mate_once() {
+    let mut rig = Rig::new();
+    let alice = rig.user("alice");
+    let bob = rig.user("bob");
+    let carol = rig.user("carol");
+    for id in [alice, bob] {
+        rig.send(id, "JOIN #x,#y");
+    }
+    rig.got_each(&[]);
+    rig.send(alice, "NICK alicia");
+    let nick = ":alice!alice@127.0.0.1 NICK alicia";
+    assert_eq!(
+        rig.got_each(&[alice, bob, carol]),
+        vec![vec![nick], vec![nick], vec![nick]]
+    );
+    // Carol, in #general only, quits: each of the others hears it once.
+    rig.chat.leave(carol, "Quit: bye");
+    let quit = ":carol!carol@127.0.0.1 QUIT :Quit: bye";
+    let got = rig.got_each(&[alice, bob]);
+    assert_eq!(got, vec![vec![quit], vec![quit]]);
+    // Alicia shares three rooms with bob: one QUIT.
+    rig.chat.leave(alice, "Quit: later");
+    let got = rig.got_each(&[bob]);
+    assert_eq!(got, vec![vec![":alicia!alice@127.0.0.1 QUIT :Quit: later"]]);
+}
