@@ -68,8 +68,8 @@
 //!       `packed`: records of who left (WHOWAS, the console's), packed a
 //!       chunk of rows to an allocation so they pin no freed pages;
 //!       `tests`, `tests_p2p`, `tests_console`, `tests_rooms_keep`,
-//!       `tests_durable`, `tests_comeback`:
-//!       in-process tests.
+//!       `tests_durable`, `tests_comeback`: in-process tests of `Chat`;
+//!       `tests_hub`: of the hub's batches, delivered to real sockets.
 //!   - `console`: the operator's console: the command table, parser
 //!     (did you mean), tables, `Executor` (asks the hub); `editor`
 //!     (rustyline: history, completion, diagnostics above the prompt),

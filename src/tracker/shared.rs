@@ -272,6 +272,9 @@ pub enum Handed {
     Sent,
     /// Queued for the task (the socket was full, or is the task's now).
     Queued,
+    /// Dropped: the hub found the socket broken (the peer is gone; its
+    /// task will leave).
+    Broken,
 }
 
 impl ConnHandle {
@@ -287,6 +290,7 @@ impl ConnHandle {
         if let Some((direct, writer)) = &mut writer {
             match direct.send(writer, &bytes) {
                 Sent::All => return Ok(Handed::Sent),
+                Sent::Broken => return Ok(Handed::Broken),
                 Sent::Queue { from } => {
                     bytes.advance(from);
                     cut_line = from > 0 && matches!(**writer, Writer::Task { cut_line: true });

@@ -36,6 +36,15 @@ pub enum Writer {
     Closed,
 }
 
+/// Errors after which nothing written reaches the peer again.
+fn peer_is_gone(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionReset | BrokenPipe | ConnectionAborted | NotConnected | TimedOut
+    )
+}
+
 /// The socket of a plain-TCP connection, shared by its task and the hub.
 pub struct DirectSocket {
     /// Open for as long as the writer is not `Closed`: the task sets
@@ -52,6 +61,10 @@ pub enum Sent {
     /// The task writes: queue the bytes from `from` on in its outbox,
     /// under the same lock (the writer says whether `from` cuts a line).
     Queue { from: usize },
+    /// The socket is broken (reset, or closed by the peer and written to):
+    /// nothing more can reach the peer, so nothing is queued. The task,
+    /// now the writer, finds the same error on its next read and leaves.
+    Broken,
 }
 
 impl DirectSocket {
@@ -89,8 +102,18 @@ impl DirectSocket {
                 Ok(0) => break,
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                // Full (WouldBlock) or broken: the task finds out which
-                // when it writes, and handles it as it always did.
+                // Full: the task writes the rest when the socket drains.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // Broken for good: when a crowd drops at once, the hub
+                // finds their sockets reset here before their tasks have
+                // run, and telling it saves queueing every later line to
+                // each. The task's read fails the same way, so it leaves.
+                Err(e) if peer_is_gone(e.kind()) => {
+                    *writer = Writer::Task { cut_line: false };
+                    return Sent::Broken;
+                }
+                // Anything else (out of buffers, say) may pass: the task
+                // writes what is left and finds out.
                 Err(_) => break,
             }
         }
@@ -193,6 +216,7 @@ mod tests {
                     total += n;
                     break;
                 }
+                Sent::Broken => panic!("a socket nobody reads is not broken"),
             }
         }
         let from = from.expect("a socket nobody reads fills up");
@@ -221,6 +245,31 @@ mod tests {
             Sent::Queue { from: 0 }
         );
         drop(server);
+    }
+
+    /// The peer reset the connection (closed with lines unread): the
+    /// hub hears it from its own write, and the task becomes the writer.
+    #[test]
+    fn a_reset_socket_is_reported_broken() {
+        let (server, client) = pair();
+        let direct = DirectSocket::new(server.as_raw_fd());
+        assert!(direct.hand_to_hub(|| true));
+        assert_eq!(direct.send(&mut direct.lock(), b"unread\r\n"), Sent::All);
+        socket2::SockRef::from(&client)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+        drop(client);
+        // Waits for the reset to arrive, as the task's read would.
+        server.set_nonblocking(false).unwrap();
+        let mut buf = [0u8; 16];
+        let read = (&server).read(&mut buf);
+        assert_eq!(
+            read.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionReset)
+        );
+        assert_eq!(direct.send(&mut direct.lock(), b"late\r\n"), Sent::Broken);
+        assert_eq!(*direct.lock(), Writer::Task { cut_line: false });
+        assert!(!direct.close());
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_hub;
+#[cfg(test)]
 mod tests_p2p;
 mod users;
 
@@ -78,6 +80,11 @@ const BATCH: usize = 1024;
 const LINGER_FROM: usize = 32;
 const LINGER_FROM_DELIVERIES: usize = 256;
 const LINGER: Duration = Duration::from_millis(1);
+
+/// Deliveries made by a batch's leaves that are delivered before the rest
+/// of the batch is handled (see `handle_batch`): a crowd's first 16 or so
+/// QUITs to everyone still there.
+const DELIVER_EARLY_FROM: usize = 16 * 1024;
 
 /// Static settings the hub works with.
 pub struct HubConfig {
@@ -165,6 +172,8 @@ pub struct Hub {
     /// Connections whose peer is gone, noted by their tasks (see
     /// `Departures`); taken into `chat.gone` at each batch.
     departures: Arc<Departures>,
+    /// [`DELIVER_EARLY_FROM`]; smaller in tests, which drop a few.
+    deliver_early_from: usize,
 }
 
 /// The store, for history, and the way its answers come back: a weak
@@ -398,6 +407,7 @@ impl Hub {
             history_sink: None,
             repair_note: None,
             departures: Arc::default(),
+            deliver_early_from: DELIVER_EARLY_FROM,
         }
     }
 
@@ -488,38 +498,7 @@ impl Hub {
                     Err(_) => break,
                 }
             }
-            let members_before = self.chat.state.users.len();
-            // After the batch is taken: a connection whose Leave is in it
-            // noted its departure before sending it, so it is seen here.
-            self.chat.gone.extend(self.departures.take());
-            let mut busy = batch.len() >= LINGER_FROM;
-            // One reading of the clocks per batch: every line of a batch
-            // carries the same time, and formatting it once is cheaper.
-            self.chat.clock = Clock::now();
-            for req in batch.drain(..) {
-                // Nothing is handled (or recorded) after the stop line.
-                if !self.chat.stopping {
-                    self.handle(req);
-                    self.publish_members();
-                }
-            }
-            self.retire_removed();
-            for job in std::mem::take(&mut self.chat.out.jobs) {
-                if let Some(runner) = &self.account_runner {
-                    runner.start(job);
-                }
-            }
-            for job in std::mem::take(&mut self.chat.out.history_jobs) {
-                if let Some(sink) = &self.history_sink {
-                    sink.start(job);
-                }
-            }
-            self.start_store_jobs();
-            busy |= self.chat.out.pending.len() >= LINGER_FROM_DELIVERIES;
-            self.flush();
-            if self.chat.state.users.len() < members_before {
-                self.shrink_after_leaves();
-            }
+            let busy = self.handle_batch(&mut batch);
             if self.chat.stopping {
                 break;
             }
@@ -533,6 +512,72 @@ impl Hub {
             Some("hub inbox closed")
         };
         self.finish(reason);
+    }
+
+    /// Handles one batch of requests and delivers what they made (a turn
+    /// of `run`, which tests call directly). Returns whether the batch was
+    /// busy enough for the hub to linger before the next.
+    fn handle_batch(&mut self, batch: &mut Vec<HubRequest>) -> bool {
+        let members_before = self.chat.state.users.len();
+        // After the batch is taken: a connection whose Leave is in it
+        // noted its departure before sending it, so it is seen here.
+        self.chat.gone.extend(self.departures.take());
+        let mut busy = batch.len() >= LINGER_FROM;
+        // One reading of the clocks per batch: every line of a batch
+        // carries the same time, and formatting it once is cheaper.
+        self.chat.clock = Clock::now();
+        for req in batch.drain(..) {
+            let leave = matches!(req, HubRequest::Leave { .. });
+            // A crowd dropping at once: more of them may have been
+            // noted since the batch began, and each leave's QUIT then
+            // skips them (a lock and a swap, only for leaves).
+            if leave {
+                self.chat.gone.extend(self.departures.take());
+            }
+            // Nothing is handled (or recorded) after the stop line.
+            if !self.chat.stopping {
+                self.handle(req);
+                self.publish_members();
+            }
+            // Also a crowd dropping (peers gone whose leaves are still to
+            // come): what its first leaves made goes out before the rest
+            // are handled, as if the batch ended here. Writing it finds
+            // the sockets already reset (`Handed::Broken`), and the rest
+            // of the crowd's QUITs skip them. A crowd quitting in good
+            // order is not cut up so: each cut is a write to everyone.
+            if leave
+                && !self.chat.gone.is_empty()
+                && self.chat.out.pending.len() >= self.deliver_early_from
+            {
+                busy |= self.deliver_made();
+            }
+        }
+        busy |= self.deliver_made();
+        if self.chat.state.users.len() < members_before {
+            self.shrink_after_leaves();
+        }
+        busy
+    }
+
+    /// Delivers what the requests handled so far made, and starts the
+    /// jobs they asked for, in that batch's order. Returns whether that
+    /// was enough deliveries for the hub to linger after the batch.
+    fn deliver_made(&mut self) -> bool {
+        self.retire_removed();
+        for job in std::mem::take(&mut self.chat.out.jobs) {
+            if let Some(runner) = &self.account_runner {
+                runner.start(job);
+            }
+        }
+        for job in std::mem::take(&mut self.chat.out.history_jobs) {
+            if let Some(sink) = &self.history_sink {
+                sink.start(job);
+            }
+        }
+        self.start_store_jobs();
+        let busy = self.chat.out.pending.len() >= LINGER_FROM_DELIVERIES;
+        self.flush();
+        busy
     }
 
     fn handle(&mut self, req: HubRequest) {
@@ -833,6 +878,13 @@ impl Hub {
                     }
                 }
                 Ok(Handed::Queued) => {}
+                // Its leave is on the way (the task reads the same error):
+                // until then, nothing more is made for it.
+                Ok(Handed::Broken) => {
+                    if self.handles.contains_key(id) {
+                        self.chat.gone.insert(*id);
+                    }
+                }
                 Err(why) => {
                     if self.handles.contains_key(id) && !self.overflowed.iter().any(|o| o.0 == *id)
                     {
