@@ -506,12 +506,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 frame = self.stream.next() => {
                     match frame {
                         None => {
-                            self.lost("Connection closed".into()).await;
+                            // The hub's write may have met a reset first,
+                            // taking the socket's error: say what it was.
+                            let reason = self
+                                .control
+                                .direct
+                                .as_ref()
+                                .and_then(|d| d.broken())
+                                .map_or("Connection closed", lost_connection_reason);
+                            self.lost(reason.into()).await;
                             return End::Closed;
                         }
                         Some(Err(e)) => {
                             tracing::info!(peer = %self.peer, "read error: {e}");
-                            self.lost(lost_connection_reason(&e).into()).await;
+                            self.lost(lost_connection_reason(e.kind()).into()).await;
                             return End::Closed;
                         }
                         Some(Ok(frame)) => {
@@ -543,7 +551,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 written = self.write_out() => {
                     if let Err(e) = written {
                         tracing::info!(peer = %self.peer, "write error: {e}");
-                        self.lost(lost_connection_reason(&e).into()).await;
+                        self.lost(lost_connection_reason(e.kind()).into()).await;
                         return End::Closed;
                     }
                     // A connection with nothing more queued keeps no
@@ -1141,9 +1149,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 /// What everyone is shown, and `chat.log` records, when a connection was
 /// lost: plain words, since the error's own text is a library's (rustls
 /// names its docs URL); the diagnostics get that.
-fn lost_connection_reason(e: &std::io::Error) -> &'static str {
+fn lost_connection_reason(kind: std::io::ErrorKind) -> &'static str {
     use std::io::ErrorKind::*;
-    match e.kind() {
+    match kind {
         // Closed without TLS's goodbye (close_notify), or mid-write.
         UnexpectedEof | ConnectionAborted | BrokenPipe | NotConnected => "Connection closed",
         ConnectionReset => "Connection reset",

@@ -51,6 +51,10 @@ pub struct DirectSocket {
     /// `Closed` under the lock before it drops its stream.
     fd: RawFd,
     writer: Mutex<Writer>,
+    /// Why the hub's write found the socket broken, if it did. The error
+    /// is the socket's to report once: after the hub met a reset, the
+    /// task's read sees only an end, and this says what it was.
+    broken: std::sync::OnceLock<std::io::ErrorKind>,
 }
 
 /// What the hub's attempt to write directly did.
@@ -74,7 +78,13 @@ impl DirectSocket {
         DirectSocket {
             fd,
             writer: Mutex::new(Writer::Task { cut_line: false }),
+            broken: std::sync::OnceLock::new(),
         }
+    }
+
+    /// What the hub's write found, when it found the socket broken.
+    pub fn broken(&self) -> Option<std::io::ErrorKind> {
+        self.broken.get().copied()
     }
 
     // A poisoned lock means a panic while holding it, which only a bug
@@ -109,6 +119,7 @@ impl DirectSocket {
                 // run, and telling it saves queueing every later line to
                 // each. The task's read fails the same way, so it leaves.
                 Err(e) if peer_is_gone(e.kind()) => {
+                    let _ = self.broken.set(e.kind());
                     *writer = Writer::Task { cut_line: false };
                     return Sent::Broken;
                 }
@@ -267,8 +278,11 @@ mod tests {
             read.map_err(|e| e.kind()),
             Err(std::io::ErrorKind::ConnectionReset)
         );
+        assert_eq!(direct.broken(), None);
         assert_eq!(direct.send(&mut direct.lock(), b"late\r\n"), Sent::Broken);
         assert_eq!(*direct.lock(), Writer::Task { cut_line: false });
+        // The read took the reset; the write, after it, a broken pipe.
+        assert_eq!(direct.broken(), Some(std::io::ErrorKind::BrokenPipe));
         assert!(!direct.close());
     }
 

@@ -1,5 +1,6 @@
 //! What a hostile member can still make the tracker do with replies whose
-//! size others control: room lists, target lists, long lines. Each test
+//! size others control: room lists, target lists, long lines; and what a
+//! crowd whose connections reset at once leaves those who stay. Each test
 //! states the figure it holds the tracker to.
 
 use std::io::{BufRead, BufReader, Write};
@@ -300,4 +301,78 @@ fn replies_fit_the_line_whatever_is_typed() {
         "AWAYLEN is 200 bytes: {}",
         away_text.len()
     );
+}
+
+/// A crowd whose connections are reset at once (closed with lines unread,
+/// as killed clients or a dropped network leave them), while others talk:
+/// those who stay hear each leave exactly once and every message, chat.log
+/// records each leave, and the tracker takes new members after.
+#[test]
+fn a_crowd_reset_at_once_is_heard_leaving_once_each() {
+    const CROWD: usize = 40;
+    let (_dir, t) = open_tracker(&[]);
+    let port = t.port;
+    let mut alice = Raw::register(port, "alice");
+    let mut bob = Raw::register(port, "bob");
+    let mut crowd = Vec::new();
+    for i in 0..CROWD {
+        let mut stream = connect_from("127.0.0.1", port);
+        stream
+            .write_all(format!("NICK m{i}\r\nUSER m{i} 0 * :m{i}\r\n").as_bytes())
+            .expect("register");
+        let mut lines = BufReader::new(stream.try_clone().expect("clone"));
+        let mut line = String::new();
+        while !line.contains(" 366 ") {
+            line.clear();
+            assert!(lines.read_line(&mut line).expect("read") > 0, "closed");
+        }
+        crowd.push(stream);
+    }
+    let last = CROWD - 1;
+    alice.expect(&format!(":m{last}!m{last}@127.0.0.1 JOIN"));
+    // Lines the crowd never reads, so each close is a reset.
+    alice.send("PRIVMSG #general :before");
+    bob.expect("PRIVMSG #general :before");
+    for stream in &crowd {
+        socket2::SockRef::from(stream)
+            .set_linger(Some(Duration::ZERO))
+            .expect("linger");
+    }
+    // Dropped together, while bob talks.
+    let talk = std::thread::spawn(move || {
+        for n in 0..20 {
+            bob.send(&format!("PRIVMSG #general :during {n}"));
+        }
+        bob
+    });
+    drop(crowd);
+    let mut bob = talk.join().expect("bob");
+    // Each a reset, whether its task's read or the hub's write met it
+    // first (the socket reports it once).
+    for i in 0..CROWD {
+        t.wait_log(&format!("leave m{i} (Connection reset)"));
+    }
+    bob.send("PRIVMSG #general :after");
+    alice.expect("PRIVMSG #general :after");
+    let seen = alice.lines.seen.clone();
+    for i in 0..CROWD {
+        let quits: Vec<&String> = seen
+            .iter()
+            .filter(|l| l.starts_with(&format!(":m{i}!")) && l.contains(" QUIT "))
+            .collect();
+        assert_eq!(
+            quits,
+            [&format!(":m{i}!m{i}@127.0.0.1 QUIT :Connection reset")],
+            "{}",
+            seen.join("\n")
+        );
+    }
+    let during: Vec<&String> = seen.iter().filter(|l| l.contains(":during ")).collect();
+    assert_eq!(during.len(), 20, "{}", seen.join("\n"));
+    for (n, line) in during.iter().enumerate() {
+        assert!(line.ends_with(&format!(":during {n}")), "{line}");
+    }
+    let mut carol = Raw::register(port, "carol");
+    bob.send("PRIVMSG #general :welcome");
+    carol.expect("PRIVMSG #general :welcome");
 }
