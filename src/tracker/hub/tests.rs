@@ -15,6 +15,19 @@ use crate::proto::caps::Caps;
 use crate::tracker::shared::{ConnId, RegisterOutcome, SendBudget};
 use crate::tracker::transcript::{LogSync, Transcript};
 
+/// The settings every in-process hub test starts from.
+pub(super) fn config(p2p: crate::tracker::policy::P2pPolicy) -> HubConfig {
+    HubConfig {
+        server_name: "confab".into(),
+        idle_timeout: Duration::from_secs(300),
+        log_path_shown: "logs/chat.log".into(),
+        started: jiff::Timestamp::from_second(1_700_000_000).expect("time"),
+        send_budget: Arc::new(SendBudget::new(1 << 30)),
+        members: tokio::sync::watch::channel(0).0,
+        p2p,
+    }
+}
+
 struct Rig {
     chat: Chat,
     dir: tempfile::TempDir,
@@ -26,17 +39,8 @@ impl Rig {
     fn new() -> Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let transcript = Transcript::open(dir.path(), LogSync::Write).expect("transcript");
-        let started = jiff::Timestamp::from_second(1_700_000_000).expect("time");
-        let start = Instant::now();
-        let config = HubConfig {
-            server_name: "confab".into(),
-            idle_timeout: Duration::from_secs(300),
-            log_path_shown: "logs/chat.log".into(),
-            started,
-            send_budget: Arc::new(SendBudget::new(1 << 30)),
-            members: tokio::sync::watch::channel(0).0,
-            p2p: crate::tracker::policy::P2pPolicy::Allow,
-        };
+        let config = config(crate::tracker::policy::P2pPolicy::Allow);
+        let (started, start) = (config.started, Instant::now());
         let chat = Chat::new(config, transcript, Clock::at(started, start));
         Rig {
             chat,

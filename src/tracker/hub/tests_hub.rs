@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Hub, HubConfig};
+use super::Hub;
 use crate::proto::Message;
 use crate::proto::caps::Caps;
 use crate::tracker::shared::{
@@ -41,15 +41,7 @@ impl Member {
 fn hub() -> (Hub, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let transcript = Transcript::open(dir.path(), LogSync::Write).expect("transcript");
-    let config = HubConfig {
-        server_name: "confab".into(),
-        idle_timeout: Duration::from_secs(300),
-        log_path_shown: "logs/chat.log".into(),
-        started: jiff::Timestamp::from_second(1_700_000_000).expect("time"),
-        send_budget: Arc::new(SendBudget::new(1 << 30)),
-        members: tokio::sync::watch::channel(0).0,
-        p2p: crate::tracker::policy::P2pPolicy::Allow,
-    };
+    let config = super::tests::config(crate::tracker::policy::P2pPolicy::Allow);
     (Hub::new(config, transcript), dir)
 }
 
@@ -115,41 +107,26 @@ fn a_socket_the_hub_finds_reset_is_sent_nothing_more() {
     let (mut hub, _dir) = hub();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let mut alice = join(&mut hub, &listener, 1, "alice");
-    let mut bob = join(&mut hub, &listener, 2, "bob");
+    let bob = join(&mut hub, &listener, 2, "bob");
     let mut carol = join(&mut hub, &listener, 3, "carol");
     // Alice hears the others come (her own welcome went to her task).
     assert_eq!(alice.line(), ":bob!bob@127.0.0.1 JOIN #general");
     assert_eq!(alice.line(), ":carol!carol@127.0.0.1 JOIN #general");
     // Bob's client goes with lines unread: its close resets the socket.
-    let client = bob.client.get_ref();
-    socket2::SockRef::from(client)
-        .set_linger(Some(Duration::ZERO))
-        .expect("linger");
-    let mut unread = [0u8; 1];
-    assert_eq!(client.peek(&mut unread).expect("peek"), 1);
-    drop(bob.client);
-    // The reset has reached the tracker's end (its task's read would fail).
-    let mut probe = [0u8; 1];
-    bob.server.set_nonblocking(false).expect("blocking");
-    bob.server
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let reset = bob.server.peek(&mut probe);
-    assert!(reset.is_err(), "{reset:?}");
-    bob.server.set_nonblocking(true).expect("nonblocking");
+    let (bob, _bob_server, mut bob_outbox) = reset(bob);
 
     hub.handle_batch(&mut vec![line(1, "PRIVMSG #general :one")]);
-    assert!(hub.chat.gone.contains(&bob.id), "found by the hub's write");
+    assert!(hub.chat.gone.contains(&bob), "found by the hub's write");
     hub.handle_batch(&mut vec![line(1, "PRIVMSG #general :two")]);
     assert!(
-        bob.outbox.try_recv().is_err(),
+        bob_outbox.try_recv().is_err(),
         "nothing queued for a reset socket"
     );
     assert_eq!(carol.line(), ":alice!alice@127.0.0.1 PRIVMSG #general :one");
     assert_eq!(carol.line(), ":alice!alice@127.0.0.1 PRIVMSG #general :two");
 
     hub.handle_batch(&mut vec![HubRequest::Leave {
-        conn: bob.id,
+        conn: bob,
         reason: "Connection reset by peer".into(),
     }]);
     assert!(hub.chat.gone.is_empty(), "a handled leave is forgotten");
@@ -157,12 +134,12 @@ fn a_socket_the_hub_finds_reset_is_sent_nothing_more() {
     assert_eq!(alice.line(), quit);
     assert_eq!(carol.line(), quit);
     // Their own goodbye is still addressed to them, as to any leaver.
-    let goodbye = bob.outbox.try_recv().expect("the goodbye");
+    let goodbye = bob_outbox.try_recv().expect("the goodbye");
     assert_eq!(
         &goodbye[..],
         b"ERROR :Closing link: 127.0.0.1 (Connection reset by peer)\r\n"
     );
-    assert!(bob.outbox.try_recv().is_err());
+    assert!(bob_outbox.try_recv().is_err());
     // Nothing else reached alice or carol.
     hub.handle_batch(&mut vec![line(3, "PRIVMSG #general :three")]);
     assert_eq!(
@@ -191,6 +168,8 @@ fn reset(member: Member) -> (ConnId, TcpStream, mpsc::UnboundedReceiver<Bytes>) 
     socket2::SockRef::from(&client)
         .set_linger(Some(Duration::ZERO))
         .expect("linger");
+    let mut unread = [0u8; 1];
+    assert_eq!(client.peek(&mut unread).expect("peek"), 1);
     drop(client);
     server.set_nonblocking(false).expect("blocking");
     server

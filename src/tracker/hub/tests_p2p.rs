@@ -3,17 +3,15 @@
 //! the console's snapshot lists.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::HubConfig;
 use super::chat::{Chat, Clock};
 use super::p2p::{SessionKind, SessionSnapshot, SessionState};
 use super::users::NewUser;
 use crate::proto::Message;
 use crate::proto::caps::Caps;
 use crate::tracker::policy::{self, DirectRefusal, P2pPolicy};
-use crate::tracker::shared::{ConnId, RegisterOutcome, SendBudget};
+use crate::tracker::shared::{ConnId, RegisterOutcome};
 use crate::tracker::transcript::{LogSync, Transcript};
 
 const OFFER: &str = "\x01DCC CHAT chat 2130706433 40001\x01";
@@ -29,16 +27,8 @@ impl Rig {
     fn new(p2p: P2pPolicy) -> Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let transcript = Transcript::open(dir.path(), LogSync::Write).expect("transcript");
-        let started = jiff::Timestamp::from_second(1_700_000_000).expect("time");
-        let config = HubConfig {
-            server_name: "confab".into(),
-            idle_timeout: Duration::from_secs(300),
-            log_path_shown: "logs/chat.log".into(),
-            started,
-            send_budget: Arc::new(SendBudget::new(1 << 30)),
-            members: tokio::sync::watch::channel(0).0,
-            p2p,
-        };
+        let config = super::tests::config(p2p);
+        let started = config.started;
         let chat = Chat::new(config, transcript, Clock::at(started, Instant::now()));
         Rig { chat, dir, next: 1 }
     }
