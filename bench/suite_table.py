@@ -15,14 +15,16 @@ with `--repeat N` a figure is the median of its N rounds. Ratios:
 Marks: *sat* when the generator used 95% of its core or more, over the
 window or, in a reconnect storm, from the drop to the last back (latency
 and losses are then its own), *stall* when the stall probe saw a CPU
-stall over 5 ms in a round.
+stall over 5 ms in a round, *store behind* when the tracker's store was
+still adding rows a second or more after the generator ended (work put
+off past the window; the round's figures then flatter it).
 """
 
 import json
 import sys
 from collections import OrderedDict
 
-from compare import generator_saturated
+from compare import STORE_BEHIND_S, generator_saturated
 
 PEERS = ("ngircd", "inspircd")
 
@@ -59,6 +61,8 @@ def marks(rounds):
         out.append("sat")
     if any(sum(r.get("cpu_stalls_over_5ms") or []) > 0 for r in rounds):
         out.append("stall")
+    if any((r.get("store_caught_up_s") or 0) >= STORE_BEHIND_S for r in rounds):
+        out.append("store behind")
     if any("failed" in r for r in rounds):
         out.append("FAILED: " + next(r["failed"] for r in rounds if "failed" in r))
     if any(r.get("errors") for r in rounds):
