@@ -15,7 +15,9 @@
 //! limit counts messages, and the "while you were away" counts never count
 //! an event.
 
-use rusqlite::{OptionalExtension, Row, params};
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Store, StoreError};
 use crate::proto::nick::mentions;
@@ -213,7 +215,20 @@ impl Store {
         &mut self,
         batch: impl IntoIterator<Item = &'a NewMessage>,
     ) -> Result<usize, StoreError> {
+        let appended = self.append_in_one(batch);
+        if appended.is_err() {
+            // Rolled back: the places noted may not have been kept.
+            self.last_place.clear();
+        }
+        appended
+    }
+
+    fn append_in_one<'a>(
+        &mut self,
+        batch: impl IntoIterator<Item = &'a NewMessage>,
+    ) -> Result<usize, StoreError> {
         let yield_rows = self.yield_rows;
+        let last_place = &mut self.last_place;
         let tx = self.conn.transaction()?;
         let mut added = 0;
         let mut newest: Option<(&str, i64)> = None;
@@ -262,6 +277,7 @@ impl Store {
                     std::thread::yield_now();
                 }
                 let id = tx.last_insert_rowid();
+                note_order(&tx, last_place, &m.target, m.seq, m.at_ms)?;
                 if let Some(d) = &m.direct {
                     correspondent.execute(params![d.from, d.to, d.to_shown, m.target, m.at_ms])?;
                     correspondent.execute(params![
@@ -358,9 +374,30 @@ impl Store {
             .ok_or_else(|| StoreError::UnknownMsgid(msgid.to_string()))
     }
 
-    /// The place of the first message of `target` sent at `at_ms` or later
+    /// Whether `target`'s times follow its places: true unless the clock
+    /// stepped back while it was written (`history_unordered`).
+    fn times_in_order(&self, target: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM history_unordered WHERE target = ?1")?
+            .query_row([target], |_| Ok(()))
+            .optional()?
+            .is_none())
+    }
+
+    /// The place of the first line of `target` sent at `at_ms` or later
     /// (when `inclusive`) or after it; past the end when there is none.
-    fn place_of_time(&self, target: &str, at_ms: i64, inclusive: bool) -> Result<i64, StoreError> {
+    pub(super) fn place_of_time(
+        &self,
+        target: &str,
+        at_ms: i64,
+        inclusive: bool,
+    ) -> Result<i64, StoreError> {
+        if self.times_in_order(target)? {
+            return self.place_of_time_in_order(target, at_ms, inclusive);
+        }
+        // A clock stepped back in this history: the first by time, read
+        // from all of it.
         let sql = match inclusive {
             true => {
                 "SELECT seq FROM history WHERE target = ?1 AND at_ms >= ?2 ORDER BY at_ms, seq LIMIT 1"
@@ -375,6 +412,54 @@ impl Store {
             .query_row(params![target, at_ms], |r| r.get(0))
             .optional()?
             .unwrap_or(i64::MAX))
+    }
+
+    /// [`Store::place_of_time`] for a history whose times never go back:
+    /// a binary search over its places, each step one look-up in
+    /// `history_target_seq` (about 40 for a million lines). Places may have
+    /// gaps (a deleted account's lines), so each step reads the first line
+    /// at or after the middle place.
+    fn place_of_time_in_order(
+        &self,
+        target: &str,
+        at_ms: i64,
+        inclusive: bool,
+    ) -> Result<i64, StoreError> {
+        let reached = |t: i64| if inclusive { t >= at_ms } else { t > at_ms };
+        let mut first_from = self.conn.prepare_cached(
+            "SELECT seq, at_ms FROM history WHERE target = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
+        )?;
+        let mut line_from = |place: i64| -> Result<Option<(i64, i64)>, StoreError> {
+            Ok(first_from
+                .query_row(params![target, place], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
+        };
+        let Some((first, first_at)) = line_from(i64::MIN)? else {
+            return Ok(i64::MAX);
+        };
+        if reached(first_at) {
+            return Ok(first);
+        }
+        let last: i64 = self
+            .conn
+            .prepare_cached("SELECT max(seq) FROM history WHERE target = ?1")?
+            .query_row([target], |r| r.get(0))?;
+        // The first place reached is in `lo..hi`, or is `found`.
+        let (mut lo, mut hi, mut found) = (first + 1, last.saturating_add(1), i64::MAX);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match line_from(mid)? {
+                Some((seq, at)) if seq < hi => {
+                    if reached(at) {
+                        (found, hi) = (seq, mid);
+                    } else {
+                        lo = seq + 1;
+                    }
+                }
+                _ => hi = mid,
+            }
+        }
+        Ok(found)
     }
 
     /// "After `s`": the place messages must be beyond (exclusive). A
@@ -592,25 +677,36 @@ impl Store {
 
     /// The time of the latest line of `target` within `(lo, hi)` at a place
     /// after `visible_after`.
-    fn latest_visible(
+    pub(super) fn latest_visible(
         &self,
         target: &str,
         (lo, hi): (i64, i64),
         visible_after: i64,
         lines: Lines,
     ) -> Result<Option<i64>, StoreError> {
-        Ok(self
+        if !self.times_in_order(target)? {
+            return Ok(self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT max(at_ms) FROM history
+                     WHERE target = ?1 AND at_ms > ?2 AND at_ms < ?3 AND seq > ?4 {}",
+                    only(lines)
+                ))?
+                .query_row(params![target, lo, hi, visible_after], |r| r.get(0))?);
+        }
+        // The line just before the first one at `hi` or later; then it is
+        // in the window if it came after `lo`.
+        let end = self.place_of_time_in_order(target, hi, true)?;
+        let at: Option<i64> = self
             .conn
             .prepare_cached(&format!(
-                // Walked back from the window's end by time: the index of
-                // messages by place would read every one after the floor.
-                "SELECT at_ms FROM history INDEXED BY history_target_time
-                 WHERE target = ?1 AND at_ms > ?2 AND at_ms < ?3 AND seq > ?4 {}
-                 ORDER BY at_ms DESC LIMIT 1",
+                "SELECT at_ms FROM history WHERE target = ?1 AND seq > ?2 AND seq < ?3 {}
+                 ORDER BY seq DESC LIMIT 1",
                 only(lines)
             ))?
-            .query_row(params![target, lo, hi, visible_after], |r| r.get(0))
-            .optional()?)
+            .query_row(params![target, visible_after, end], |r| r.get(0))
+            .optional()?;
+        Ok(at.filter(|&at| at > lo))
     }
 
     /// Where the time `at_ms` falls in `target`'s history: every message
@@ -625,21 +721,6 @@ impl Store {
                     .prepare_cached("SELECT coalesce(max(seq), 0) FROM history WHERE target = ?1")?
                     .query_row([target], |r| r.get(0))?,
             ))
-    }
-
-    /// The time of `target`'s newest message within `(from_ms, to_ms)`.
-    pub fn latest_in(
-        &self,
-        target: &str,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT max(at_ms) FROM history WHERE target = ?1 AND at_ms > ?2 AND at_ms < ?3",
-            )?
-            .query_row(params![target, from_ms, to_ms], |r| r.get(0))?)
     }
 
     /// Direct messages held for `account` while it was away, oldest first.
@@ -710,6 +791,55 @@ impl Store {
         tx.commit()?;
         Ok(n)
     }
+}
+
+/// Notes the line just stored at `seq` in `target`, sent at `at_ms`: if
+/// its time is earlier than the line's before it or later than the line's
+/// after it, the history goes on the list of those whose times do not
+/// follow their places (`history_unordered`).
+fn note_order(
+    conn: &Connection,
+    last_place: &mut HashMap<String, (i64, i64)>,
+    target: &str,
+    seq: i64,
+    at_ms: i64,
+) -> Result<(), StoreError> {
+    let went_back = match last_place.get_mut(target) {
+        // As nearly always: after the last line this history had.
+        Some(last) if seq > last.0 => {
+            let went_back = at_ms < last.1;
+            *last = (seq, at_ms);
+            went_back
+        }
+        // The first line this history gets since the store was opened, or
+        // one put before its end (a repair): both neighbours, read.
+        _ => {
+            let neighbour = |sql: &str| -> Result<Option<i64>, StoreError> {
+                Ok(conn
+                    .prepare_cached(sql)?
+                    .query_row(params![target, seq], |r| r.get(0))
+                    .optional()?)
+            };
+            let before = neighbour(
+                "SELECT at_ms FROM history WHERE target = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1",
+            )?;
+            let after = neighbour(
+                "SELECT at_ms FROM history WHERE target = ?1 AND seq > ?2 ORDER BY seq LIMIT 1",
+            )?;
+            let end: (i64, i64) = conn
+                .prepare_cached(
+                    "SELECT seq, at_ms FROM history WHERE target = ?1 ORDER BY seq DESC LIMIT 1",
+                )?
+                .query_row([target], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            last_place.insert(target.to_string(), end);
+            before.is_some_and(|b| at_ms < b) || after.is_some_and(|a| a < at_ms)
+        }
+    };
+    if went_back {
+        conn.prepare_cached("INSERT OR IGNORE INTO history_unordered (target) VALUES (?1)")?
+            .execute([target])?;
+    }
+    Ok(())
 }
 
 /// The condition a query adds for `lines`.

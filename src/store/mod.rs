@@ -20,6 +20,7 @@ mod history;
 pub mod schema;
 mod thread;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
@@ -112,6 +113,12 @@ pub struct Store {
     /// Appends give the CPU to others every this many rows (0: never);
     /// see [`Store::yield_every`].
     yield_rows: usize,
+    /// The last place and time appended to each history, so an append
+    /// sees whether its time went back (`history_unordered`) without a
+    /// look-up per row. Only this thread writes history, so it stays true;
+    /// a purge or a deleted account can leave an entry naming a row gone,
+    /// which at worst lists a history as unordered (searched by a scan).
+    last_place: HashMap<String, (i64, i64)>,
 }
 
 impl Store {
@@ -168,6 +175,7 @@ impl Store {
             Store {
                 conn,
                 yield_rows: 0,
+                last_place: HashMap::new(),
             },
             was,
         ))
@@ -263,3 +271,5 @@ impl Store {
 mod tests;
 #[cfg(test)]
 mod tests_playback;
+#[cfg(test)]
+mod tests_times;

@@ -176,6 +176,26 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE memberships ADD COLUMN seen_seq INTEGER;
     "#,
+    // 4: a time is found by a binary search over a history's places, not
+    // by an index of its own: keeping `history_target_time` was a third
+    // of what an append cost (`bench/store_indexes.py`), paid by every
+    // message for the rare `CHATHISTORY timestamp=` and read marker. The
+    // search needs a history's times in the order of its places, which
+    // holds unless the clock stepped back while it was written. The
+    // histories where it does not hold are listed in `history_unordered`
+    // and searched the old way, by a scan of that one history
+    // (`Store::append` adds to the list as it writes).
+    r#"
+    DROP INDEX history_target_time;
+    CREATE TABLE history_unordered (
+        target TEXT PRIMARY KEY
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO history_unordered
+        SELECT DISTINCT target FROM (
+            SELECT target, at_ms < lag(at_ms) OVER (PARTITION BY target ORDER BY seq) AS back
+            FROM history)
+        WHERE back;
+    "#,
 ];
 
 /// The schema version this build writes.

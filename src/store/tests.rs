@@ -231,8 +231,9 @@ fn the_away_summary_counts_mentions_as_words_and_not_ones_own_lines() {
     assert_eq!(s.seq_at("#r", 100).unwrap(), 6);
     assert_eq!(s.seq_at("#nowhere", 100).unwrap(), 0);
     assert_eq!(s.last_seqs().unwrap(), [("#r".to_string(), 6)]);
-    assert_eq!(s.latest_in("#r", 0, 45).unwrap(), Some(40));
-    assert_eq!(s.latest_in("#r", 50, 100).unwrap(), None);
+    let latest = |window| s.latest_visible("#r", window, 0, Lines::MessagesAndEvents);
+    assert_eq!(latest((0, 45)).unwrap(), Some(40));
+    assert_eq!(latest((50, 100)).unwrap(), None);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use super::*;
 
 /// A line of `target` at place `seq`: a PRIVMSG, or the event `command`
 /// with `text` as its parameters.
-fn line(seq: i64, at_ms: i64, target: &str, command: &str, text: &str) -> NewMessage {
+pub(super) fn line(seq: i64, at_ms: i64, target: &str, command: &str, text: &str) -> NewMessage {
     NewMessage {
         seq,
         msgid: format!("{target}-{seq}"),
@@ -213,20 +213,31 @@ fn targets_are_the_rooms_and_conversations_active_in_the_window() {
     );
 }
 
+/// A store file at `path` as a tracker with the first `version`
+/// migrations left it, opened without migrating.
+pub(super) fn file_at_version(path: &std::path::Path, version: usize) -> rusqlite::Connection {
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update(None, "foreign_keys", true).unwrap();
+    let tx = conn.transaction().unwrap();
+    for sql in &schema::MIGRATIONS[..version] {
+        tx.execute_batch(sql).unwrap();
+    }
+    tx.pragma_update(None, "user_version", version as u32)
+        .unwrap();
+    tx.commit().unwrap();
+    conn
+}
+
 #[test]
 fn a_version_1_file_is_migrated_keeping_ids_and_held_messages() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
     {
-        let mut conn = rusqlite::Connection::open(&path).unwrap();
-        conn.pragma_update(None, "foreign_keys", true).unwrap();
-        let tx = conn.transaction().unwrap();
-        tx.execute_batch(schema::MIGRATIONS[0]).unwrap();
-        tx.pragma_update(None, "user_version", 1).unwrap();
-        tx.commit().unwrap();
+        let conn = file_at_version(&path, 1);
         let v1 = Store {
             conn,
             yield_rows: 0,
+            last_place: Default::default(),
         };
         v1.create_account("bob", "Bob", "$argon2id$x", 0).unwrap();
         let held = NewMessage {
