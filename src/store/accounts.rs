@@ -157,9 +157,13 @@ impl Store {
         let tx = self.conn.transaction()?;
         // Every direct conversation it had is in `correspondents` (kept
         // with each DM, and purged only with the whole conversation).
+        // A direct conversation holds messages only: their index finds them.
         tx.execute(
-            "DELETE FROM history WHERE target IN
-                 (SELECT target FROM correspondents WHERE owner = ?1)",
+            &format!(
+                "DELETE FROM history WHERE target IN
+                     (SELECT target FROM correspondents WHERE owner = ?1) AND {}",
+                super::history::MESSAGES
+            ),
             [name],
         )?;
         tx.execute("DELETE FROM history WHERE sender_account = ?1", [name])?;

@@ -45,7 +45,27 @@ pub const PURGE_CHUNK: usize = 5000;
 /// The condition that picks messages (not events), written once: the
 /// partial index `history_target_messages` is used only by a query whose
 /// condition matches its own text.
-const MESSAGES: &str = "command IN ('PRIVMSG', 'NOTICE')";
+pub(super) const MESSAGES: &str = "command IN ('PRIVMSG', 'NOTICE')";
+
+/// The condition that picks events, for `history_target_events` likewise.
+const EVENTS: &str = "command NOT IN ('PRIVMSG', 'NOTICE')";
+
+/// The rows of `arm` (a query with `{lines}` where a condition on the
+/// class of line goes) over the lines `lines` names, as a subquery: for
+/// all lines, `arm` for the messages and for the events, each read from
+/// its own index, one after the other (no index holds both: each would
+/// cost every append; see schema migration 5).
+fn from_lines(lines: Lines, arm: &str) -> String {
+    let of = |class| arm.replace("{lines}", class);
+    match lines {
+        Lines::Messages => format!("({})", of(MESSAGES)),
+        Lines::MessagesAndEvents => format!(
+            "(SELECT * FROM ({}) UNION ALL SELECT * FROM ({}))",
+            of(MESSAGES),
+            of(EVENTS)
+        ),
+    }
+}
 
 /// Whether `command` is kept as a message (the rest of a history is events).
 pub fn is_message(command: &str) -> bool {
@@ -348,9 +368,13 @@ impl Store {
     /// Each target's last `seq`: where the hub's numbering resumes after a
     /// restart.
     pub fn last_seqs(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT target, max(seq) FROM history GROUP BY target ORDER BY target")?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT target, max(seq) FROM {} GROUP BY target ORDER BY target",
+            from_lines(
+                Lines::MessagesAndEvents,
+                "SELECT target, max(seq) AS seq FROM history WHERE {lines} GROUP BY target"
+            )
+        ))?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -372,6 +396,20 @@ impl Store {
             .query_row([msgid, target], |r| r.get(0))
             .optional()?
             .ok_or_else(|| StoreError::UnknownMsgid(msgid.to_string()))
+    }
+
+    /// The last place `target` has, if it has a line.
+    fn end_of(&self, target: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT max(seq) FROM {}",
+                from_lines(
+                    Lines::MessagesAndEvents,
+                    "SELECT max(seq) AS seq FROM history WHERE target = ?1 AND {lines}"
+                )
+            ))?
+            .query_row([target], |r| r.get(0))?)
     }
 
     /// Whether `target`'s times follow its places: true unless the clock
@@ -398,17 +436,16 @@ impl Store {
         }
         // A clock stepped back in this history: the first by time, read
         // from all of it.
-        let sql = match inclusive {
-            true => {
-                "SELECT seq FROM history WHERE target = ?1 AND at_ms >= ?2 ORDER BY at_ms, seq LIMIT 1"
-            }
-            false => {
-                "SELECT seq FROM history WHERE target = ?1 AND at_ms > ?2 ORDER BY at_ms, seq LIMIT 1"
-            }
-        };
+        let op = if inclusive { ">=" } else { ">" };
+        let arm = format!(
+            "SELECT seq, at_ms FROM history WHERE target = ?1 AND at_ms {op} ?2 AND {{lines}}"
+        );
         Ok(self
             .conn
-            .prepare_cached(sql)?
+            .prepare_cached(&format!(
+                "SELECT seq FROM {} ORDER BY at_ms, seq LIMIT 1",
+                from_lines(Lines::MessagesAndEvents, &arm)
+            ))?
             .query_row(params![target, at_ms], |r| r.get(0))
             .optional()?
             .unwrap_or(i64::MAX))
@@ -426,9 +463,14 @@ impl Store {
         inclusive: bool,
     ) -> Result<i64, StoreError> {
         let reached = |t: i64| if inclusive { t >= at_ms } else { t > at_ms };
-        let mut first_from = self.conn.prepare_cached(
-            "SELECT seq, at_ms FROM history WHERE target = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
-        )?;
+        let mut first_from = self.conn.prepare_cached(&format!(
+            "SELECT seq, at_ms FROM {} ORDER BY seq LIMIT 1",
+            from_lines(
+                Lines::MessagesAndEvents,
+                "SELECT seq, at_ms FROM history WHERE target = ?1 AND seq >= ?2 AND {lines}
+                 ORDER BY seq LIMIT 1"
+            )
+        ))?;
         let mut line_from = |place: i64| -> Result<Option<(i64, i64)>, StoreError> {
             Ok(first_from
                 .query_row(params![target, place], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -440,10 +482,7 @@ impl Store {
         if reached(first_at) {
             return Ok(first);
         }
-        let last: i64 = self
-            .conn
-            .prepare_cached("SELECT max(seq) FROM history WHERE target = ?1")?
-            .query_row([target], |r| r.get(0))?;
+        let last = self.end_of(target)?.unwrap_or(first);
         // The first place reached is in `lo..hi`, or is `found`.
         let (mut lo, mut hi, mut found) = (first + 1, last.saturating_add(1), i64::MAX);
         while lo < hi {
@@ -554,10 +593,15 @@ impl Store {
         }
         let dir = if upward { "ASC" } else { "DESC" };
         let sql = format!(
-            "SELECT {COLUMNS} FROM history
-             WHERE target = ?1 AND seq > ?2 AND seq < ?3 {}
-             ORDER BY seq {dir} LIMIT ?4",
-            only(lines)
+            "SELECT {COLUMNS} FROM {} ORDER BY seq {dir} LIMIT ?4",
+            from_lines(
+                lines,
+                &format!(
+                    "SELECT {COLUMNS} FROM history
+                     WHERE target = ?1 AND seq > ?2 AND seq < ?3 AND {{lines}}
+                     ORDER BY seq {dir} LIMIT ?4"
+                )
+            )
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(
@@ -688,9 +732,12 @@ impl Store {
             return Ok(self
                 .conn
                 .prepare_cached(&format!(
-                    "SELECT max(at_ms) FROM history
-                     WHERE target = ?1 AND at_ms > ?2 AND at_ms < ?3 AND seq > ?4 {}",
-                    only(lines)
+                    "SELECT max(at_ms) FROM {}",
+                    from_lines(
+                        lines,
+                        "SELECT at_ms FROM history
+                         WHERE target = ?1 AND seq > ?4 AND at_ms > ?2 AND at_ms < ?3 AND {lines}"
+                    )
                 ))?
                 .query_row(params![target, lo, hi, visible_after], |r| r.get(0))?);
         }
@@ -700,9 +747,13 @@ impl Store {
         let at: Option<i64> = self
             .conn
             .prepare_cached(&format!(
-                "SELECT at_ms FROM history WHERE target = ?1 AND seq > ?2 AND seq < ?3 {}
-                 ORDER BY seq DESC LIMIT 1",
-                only(lines)
+                "SELECT at_ms FROM {} ORDER BY seq DESC LIMIT 1",
+                from_lines(
+                    lines,
+                    "SELECT seq, at_ms FROM history
+                     WHERE target = ?1 AND seq > ?2 AND seq < ?3 AND {lines}
+                     ORDER BY seq DESC LIMIT 1"
+                )
             ))?
             .query_row(params![target, visible_after, end], |r| r.get(0))
             .optional()?;
@@ -716,11 +767,7 @@ impl Store {
         Ok(self
             .place_of_time(target, at_ms, false)?
             .saturating_sub(1)
-            .min(
-                self.conn
-                    .prepare_cached("SELECT coalesce(max(seq), 0) FROM history WHERE target = ?1")?
-                    .query_row([target], |r| r.get(0))?,
-            ))
+            .min(self.end_of(target)?.unwrap_or(0)))
     }
 
     /// Direct messages held for `account` while it was away, oldest first.
@@ -793,10 +840,11 @@ impl Store {
     }
 }
 
-/// Notes the line just stored at `seq` in `target`, sent at `at_ms`: if
-/// its time is earlier than the line's before it or later than the line's
-/// after it, the history goes on the list of those whose times do not
-/// follow their places (`history_unordered`).
+/// Notes the line just stored at `seq` in `target`, sent at `at_ms`. A
+/// place already taken is an error (two lines claiming one place); a time
+/// earlier than the line's before it or later than the line's after it
+/// puts the history on the list of those whose times do not follow their
+/// places (`history_unordered`).
 fn note_order(
     conn: &Connection,
     last_place: &mut HashMap<String, (i64, i64)>,
@@ -805,34 +853,59 @@ fn note_order(
     at_ms: i64,
 ) -> Result<(), StoreError> {
     let went_back = match last_place.get_mut(target) {
-        // As nearly always: after the last line this history had.
+        // As nearly always: after the last line this history had, so the
+        // place is free.
         Some(last) if seq > last.0 => {
             let went_back = at_ms < last.1;
             *last = (seq, at_ms);
             went_back
         }
         // The first line this history gets since the store was opened, or
-        // one put before its end (a repair): both neighbours, read.
+        // one put before its end (a repair): its place and neighbours, read.
         _ => {
-            let neighbour = |sql: &str| -> Result<Option<i64>, StoreError> {
+            let read = |arm: &str, order: &str| -> Result<Option<(i64, i64)>, StoreError> {
                 Ok(conn
-                    .prepare_cached(sql)?
-                    .query_row(params![target, seq], |r| r.get(0))
+                    .prepare_cached(&format!(
+                        "SELECT seq, at_ms FROM {} ORDER BY seq {order} LIMIT 1",
+                        from_lines(Lines::MessagesAndEvents, arm)
+                    ))?
+                    .query_row(params![target, seq], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?)
             };
-            let before = neighbour(
-                "SELECT at_ms FROM history WHERE target = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1",
+            let taken: i64 = conn
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM {}",
+                    from_lines(
+                        Lines::MessagesAndEvents,
+                        "SELECT 1 FROM history WHERE target = ?1 AND seq = ?2 AND {lines}"
+                    )
+                ))?
+                .query_row(params![target, seq], |r| r.get(0))?;
+            if taken > 1 {
+                return Err(StoreError::PlaceTaken {
+                    target: target.to_string(),
+                    seq,
+                });
+            }
+            let before = read(
+                "SELECT seq, at_ms FROM history WHERE target = ?1 AND seq < ?2 AND {lines}
+                 ORDER BY seq DESC LIMIT 1",
+                "DESC",
             )?;
-            let after = neighbour(
-                "SELECT at_ms FROM history WHERE target = ?1 AND seq > ?2 ORDER BY seq LIMIT 1",
+            let after = read(
+                "SELECT seq, at_ms FROM history WHERE target = ?1 AND seq > ?2 AND {lines}
+                 ORDER BY seq LIMIT 1",
+                "ASC",
             )?;
-            let end: (i64, i64) = conn
-                .prepare_cached(
-                    "SELECT seq, at_ms FROM history WHERE target = ?1 ORDER BY seq DESC LIMIT 1",
-                )?
-                .query_row([target], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            // The end: the line after this one's, or this one.
+            let end = read(
+                "SELECT seq, at_ms FROM history WHERE target = ?1 AND seq >= ?2 AND {lines}
+                 ORDER BY seq DESC LIMIT 1",
+                "DESC",
+            )?
+            .unwrap_or((seq, at_ms));
             last_place.insert(target.to_string(), end);
-            before.is_some_and(|b| at_ms < b) || after.is_some_and(|a| a < at_ms)
+            before.is_some_and(|(_, b)| at_ms < b) || after.is_some_and(|(_, a)| a < at_ms)
         }
     };
     if went_back {
@@ -840,12 +913,4 @@ fn note_order(
             .execute([target])?;
     }
     Ok(())
-}
-
-/// The condition a query adds for `lines`.
-fn only(lines: Lines) -> String {
-    match lines {
-        Lines::Messages => format!("AND {MESSAGES}"),
-        Lines::MessagesAndEvents => String::new(),
-    }
 }

@@ -46,6 +46,8 @@ pub enum StoreError {
          run the confab that wrote it, or restore a backup"
     )]
     TooNew { found: u32, known: u32 },
+    #[error("the place {seq} in the history {target:?} is taken")]
+    PlaceTaken { target: String, seq: i64 },
     #[error("no stored message has msgid {0:?} in this history")]
     UnknownMsgid(String),
     #[error("the account {0:?} exists already")]

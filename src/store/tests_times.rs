@@ -204,7 +204,7 @@ fn a_history_whose_clock_stepped_back_is_listed_and_read_whole() {
 }
 
 #[test]
-fn a_version_3_file_loses_the_time_index_and_lists_the_histories_that_went_back() {
+fn a_version_3_file_loses_two_indexes_and_lists_the_histories_that_went_back() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
     {
@@ -239,6 +239,24 @@ fn a_version_3_file_loses_the_time_index_and_lists_the_histories_that_went_back(
         )
         .unwrap();
     assert_eq!(time_index, 0);
+    // Migration 5: an index of places per class of line, none of both.
+    let mut indexes: Vec<String> = s
+        .conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'history'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        [
+            "history_msgid_target",
+            "history_target_events",
+            "history_target_messages"
+        ]
+    );
     for target in ["#fine", "#back", "dm:a b"] {
         assert_times_found_as_by_reading(&s, target, "migrated");
     }
