@@ -25,6 +25,7 @@ mod comeback;
 pub mod console;
 mod durable;
 mod history;
+mod linger;
 mod messages;
 mod moderation;
 pub mod p2p;
@@ -44,7 +45,9 @@ mod tests_p2p;
 mod users;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use self::linger::Linger;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -69,7 +72,8 @@ pub use self::state::GENERAL;
 const BATCH: usize = 1024;
 /// Under load (a batch of at least `LINGER_FROM` requests, or one that
 /// made at least `LINGER_FROM_DELIVERIES` deliveries) the hub waits
-/// `LINGER` before taking the next batch, so each connection gets more per
+/// (`linger.rs`: 1 ms while its CPU is scarce, as little as 0.25 ms while
+/// it is not) before taking the next batch, so each connection gets more per
 /// write. A loopback write costs microseconds whatever its size, and at
 /// high rates the tracker's CPU went mostly to writes of a few messages
 /// each; a quiet room never waits. The delivery count is what a busy big
@@ -79,7 +83,6 @@ const BATCH: usize = 1024;
 /// 1.2M), and B2's single messages (99 deliveries) never wait.
 const LINGER_FROM: usize = 32;
 const LINGER_FROM_DELIVERIES: usize = 256;
-const LINGER: Duration = Duration::from_millis(1);
 
 /// Deliveries made by a batch's leaves that are delivered before the rest
 /// of the batch is handled (see `handle_batch`): a crowd's first 16 or so
@@ -487,6 +490,8 @@ impl Hub {
             );
         }
         let mut batch = Vec::with_capacity(BATCH);
+        let mut linger = Linger::default();
+        let mut looked = (Instant::now(), linger::own_cpu_time());
         loop {
             let Some(first) = inbox.blocking_recv() else {
                 break;
@@ -503,7 +508,18 @@ impl Hub {
                 break;
             }
             if busy {
-                std::thread::sleep(LINGER);
+                let now = Instant::now();
+                if now.duration_since(looked.0) >= linger::LOOK_EVERY
+                    && let (Some(before), Some(used)) = (looked.1, linger::own_cpu_time())
+                {
+                    let was = linger.wait();
+                    linger.observe(used.saturating_sub(before), now.duration_since(looked.0));
+                    looked = (now, Some(used));
+                    if linger.wait() != was {
+                        tracing::debug!(wait_us = linger.wait().as_micros(), "the hub's linger");
+                    }
+                }
+                std::thread::sleep(linger.wait());
             }
         }
         let reason = if self.chat.stopping {
