@@ -177,6 +177,11 @@ impl ThreadCpuClock {
             .then_some(ThreadCpuClock(clock))
     }
 
+    /// The clock of whichever thread reads it.
+    pub fn current() -> ThreadCpuClock {
+        ThreadCpuClock(libc::CLOCK_THREAD_CPUTIME_ID)
+    }
+
     /// None once the thread has ended.
     pub fn used(&self) -> Option<Duration> {
         let mut ts = libc::timespec {

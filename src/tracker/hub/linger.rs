@@ -68,20 +68,7 @@ impl Linger {
 /// the hub keeps the longest wait).
 pub fn own_cpu_time() -> Option<Duration> {
     #[cfg(target_os = "linux")]
-    {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid timespec written by the call.
-        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
-            return None;
-        }
-        Some(Duration::new(
-            u64::try_from(ts.tv_sec).ok()?,
-            u32::try_from(ts.tv_nsec).ok()?,
-        ))
-    }
+    return crate::tracker::yielding::ThreadCpuClock::current().used();
     #[cfg(not(target_os = "linux"))]
     None
 }
