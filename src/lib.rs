@@ -50,7 +50,8 @@
 //!     (directly, while the task has nothing queued) or the task.
 //!   - `hub`: the one owner of users, rooms and statuses, on its own thread;
 //!     records to the transcript before delivering.
-//!     - `mod`: the delivery machinery (batches, linger, commit, take-back).
+//!     - `mod`: the delivery machinery (batches, linger, commit, take-back);
+//!       `linger`: how long it waits after a busy batch, from its CPU use.
 //!     - `chat`: `Chat`, the chat logic without I/O, on a `Clock` it is
 //!       given; `state`: users, rooms, roles, modes, bans;
 //!       `messages`, `rooms`, `moderation`, `queries`, `users`, `server`:
