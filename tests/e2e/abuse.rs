@@ -303,12 +303,14 @@ fn runtime_thread_policies(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// While the hub is busy delivering a flood, the runtime's workers run as
-/// SCHED_BATCH (they yield to it rather than preempt it); once the flood
-/// stops they are back to SCHED_OTHER. Nothing is lost meanwhile.
+/// A flood: the workers, which handle sparse lines themselves, hand them
+/// to the hub's thread once its deliveries are dense, and while that
+/// thread is busy they run as SCHED_BATCH (they yield to it rather than
+/// preempt it); once the flood stops they are back to SCHED_OTHER and
+/// handle lines themselves again. Nothing is lost or reordered meanwhile.
 #[cfg(target_os = "linux")]
 #[test]
-fn runtime_workers_yield_to_a_busy_hub_and_stop_when_it_quiets() {
+fn runtime_workers_hand_a_flood_to_the_hub_yield_to_it_and_take_lines_back() {
     let (_dir, tracker) = plain_tracker(&["--flood-rate", "0"]);
     let pid = tracker.child.id();
     assert!(runtime_thread_policies(pid).iter().all(|&p| p == 0));
@@ -331,7 +333,16 @@ fn runtime_workers_yield_to_a_busy_hub_and_stop_when_it_quiets() {
         assert!(sent < 200_000, "the workers never yielded");
     }
     eprintln!("the workers yielded after {sent} messages");
+    assert!(
+        tracker
+            .stderr_text()
+            .contains("who handles members' lines inline=false"),
+        "the flood went to the hub's thread"
+    );
     tracker.wait_stderr("busy hub yielding=false");
+    tracker.wait_stderr("who handles members' lines inline=true");
+    talker.send(&format!("PRIVMSG #general :{sent} after"));
+    sent += 1;
     crate::tmux::poll(
         "every runtime thread back to SCHED_OTHER",
         || {
@@ -343,7 +354,7 @@ fn runtime_workers_yield_to_a_busy_hub_and_stop_when_it_quiets() {
         || format!("{:?}", runtime_thread_policies(pid)),
     );
     // Every reader got every message, in order.
-    let last = format!(":{} x", sent - 1);
+    let last = format!(":{} after", sent - 1);
     for r in &mut readers {
         if !r.lines.seen.iter().any(|l| l.contains(&last)) {
             r.expect(&last);
