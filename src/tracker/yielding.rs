@@ -133,14 +133,16 @@ pub fn watch_hub<T>(
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::thread::JoinHandleExt;
-        let Some(clock) = ThreadCpuClock::of(hub.as_pthread_t()) else {
+        let Some(clock) = CpuClock::of(hub.as_pthread_t()) else {
             return;
         };
         tasks.spawn(async move {
             let mut governor = Governor::default();
             let mut interval = tokio::time::interval(LOOK_EVERY);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut last = (std::time::Instant::now(), Duration::ZERO);
+            // From now: the hub's start (opening the store, the first
+            // lines) is no sign of a busy hub.
+            let mut last = (std::time::Instant::now(), clock.used().unwrap_or_default());
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
@@ -167,23 +169,27 @@ pub fn watch_hub<T>(
     let _ = (hub, tasks, stop);
 }
 
-/// The CPU time a thread has used so far, through its pthread handle.
+/// The CPU time a thread (or the whole process) has used so far.
 #[cfg(target_os = "linux")]
-pub struct ThreadCpuClock(libc::clockid_t);
+pub struct CpuClock(libc::clockid_t);
 
 #[cfg(target_os = "linux")]
-impl ThreadCpuClock {
+impl CpuClock {
     /// The clock of `thread`, which must still be running.
-    pub fn of(thread: libc::pthread_t) -> Option<ThreadCpuClock> {
+    pub fn of(thread: libc::pthread_t) -> Option<CpuClock> {
         let mut clock: libc::clockid_t = 0;
         // SAFETY: `thread` comes from a live JoinHandle; `clock` is written.
-        (unsafe { libc::pthread_getcpuclockid(thread, &mut clock) } == 0)
-            .then_some(ThreadCpuClock(clock))
+        (unsafe { libc::pthread_getcpuclockid(thread, &mut clock) } == 0).then_some(CpuClock(clock))
     }
 
     /// The clock of whichever thread reads it.
-    pub fn current() -> ThreadCpuClock {
-        ThreadCpuClock(libc::CLOCK_THREAD_CPUTIME_ID)
+    pub fn current() -> CpuClock {
+        CpuClock(libc::CLOCK_THREAD_CPUTIME_ID)
+    }
+
+    /// The clock of the whole process: every thread's time together.
+    pub fn process() -> CpuClock {
+        CpuClock(libc::CLOCK_PROCESS_CPUTIME_ID)
     }
 
     /// None once the thread has ended.
@@ -253,7 +259,7 @@ mod tests {
         assert_eq!(policy(), libc::SCHED_BATCH);
         set_yielding(tid, false);
         assert_eq!(policy(), libc::SCHED_OTHER);
-        let clock = ThreadCpuClock::of(thread.as_pthread_t()).expect("clock");
+        let clock = CpuClock::of(thread.as_pthread_t()).expect("clock");
         let mut used = clock.used().expect("used");
         while used < Duration::from_millis(5) {
             std::thread::sleep(Duration::from_millis(1));

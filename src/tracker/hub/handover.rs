@@ -178,8 +178,9 @@ impl SharedHub {
             None => return self.end(),
         }
         let mut batch = Vec::with_capacity(BATCH);
-        let mut linger = Linger::default();
-        let mut looked = (Instant::now(), linger::own_cpu_time());
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut linger = Linger::new(cpus);
+        let mut looked = (Instant::now(), linger::cpu_used_now());
         let mut stopped = false;
         while let Some(first) = inbox.blocking_recv() {
             let Some(mut turn) = self.lock() else {
@@ -211,10 +212,10 @@ impl SharedHub {
             if busy {
                 let now = Instant::now();
                 if now.duration_since(looked.0) >= linger::LOOK_EVERY
-                    && let (Some(before), Some(used)) = (looked.1, linger::own_cpu_time())
+                    && let (Some(before), Some(used)) = (looked.1, linger::cpu_used_now())
                 {
                     let was = linger.wait();
-                    linger.observe(used.saturating_sub(before), now.duration_since(looked.0));
+                    linger.observe(used.since(before), now.duration_since(looked.0));
                     looked = (now, Some(used));
                     if linger.wait() != was {
                         tracing::debug!(wait_us = linger.wait().as_micros(), "the hub's linger");
