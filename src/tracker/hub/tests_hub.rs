@@ -380,6 +380,71 @@ fn a_line_is_handled_inline_only_when_nothing_of_its_sender_waits_and_the_hub_is
     );
 }
 
+/// The hub's thread gathers a batch from its inbox while a worker, finding
+/// the hub taken, leaves a line waiting and its task then sends the next
+/// to the inbox: the waiting line still comes first. (Taking the waiting
+/// list before the inbox handled them the other way round: a CI run saw
+/// bob's `during 17` before `during 16` while a crowd's sockets reset.)
+#[test]
+fn a_line_left_waiting_while_the_hub_gathers_its_batch_keeps_its_place() {
+    let (mut hub, _dir) = hub();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut alice = join(&mut hub, &listener, 1, "alice");
+    let bob = join(&mut hub, &listener, 2, "bob");
+    assert_eq!(alice.line(), ":bob!bob@127.0.0.1 JOIN #general");
+    let shared = SharedHub::new(hub);
+    let said = |text: &str| Message::parse(&format!("PRIVMSG #general :{text}")).expect("line");
+
+    let mut turn = shared.lock().expect("not poisoned");
+    let mut batch = Vec::new();
+    let mut inbox = vec![line(1, "PRIVMSG #general :from alice")].into_iter();
+    let mut worker_ran = false;
+    shared.gather(
+        line(1, "PRIVMSG #general :first"),
+        || {
+            if !worker_ran {
+                worker_ran = true;
+                // Bob's task, meanwhile: nothing of his in the inbox and
+                // the hub taken, so his line waits; his next one sees it
+                // counted, and goes to the inbox.
+                assert_eq!(shared.try_line(&bob.control, 2, said("one")), Ok(()));
+                assert_eq!(
+                    shared.try_line(&bob.control, 2, said("two")),
+                    Err(said("two"))
+                );
+                bob.control.sent_to_hub();
+                return Some(line(2, "PRIVMSG #general :two"));
+            }
+            inbox.next()
+        },
+        &mut batch,
+    );
+    let order: Vec<String> = batch
+        .iter()
+        .map(|req| match req {
+            HubRequest::Line { conn, msg } => format!("{conn} {}", msg.params[1]),
+            _ => "other".into(),
+        })
+        .collect();
+    assert_eq!(order, ["2 one", "1 first", "2 two", "1 from alice"]);
+    turn.as_mut().expect("running").handle_batch(&mut batch);
+    drop(turn);
+    assert!(bob.control.nothing_in_inbox(), "both counted in and out");
+    let mut bob = bob;
+    for text in ["first", "from alice"] {
+        assert_eq!(
+            bob.line(),
+            format!(":alice!alice@127.0.0.1 PRIVMSG #general :{text}")
+        );
+    }
+    for text in ["one", "two"] {
+        assert_eq!(
+            alice.line(),
+            format!(":bob!bob@127.0.0.1 PRIVMSG #general :{text}")
+        );
+    }
+}
+
 /// The hub hands lines back to its thread once its members each get
 /// `BATCH_FROM` deliveries a second, looked at once a `LOOK_EVERY` on the
 /// batch's clock, and takes them inline again when that falls.
