@@ -25,8 +25,7 @@
 //! A line may be handled inline (or left waiting) only while none of the
 //! connection's earlier requests waits anywhere (`ConnControl::in_inbox`,
 //! counted by the connection's task as it sends and by the hub as it
-//! handles), and the waiting list is handled before the inbox's requests
-//! gathered with it (`SharedHub::gather` says why it is taken last). Lines of
+//! handles), and the waiting list is handled before the inbox. Lines of
 //! different members carry no order between them until one is delivered,
 //! and a delivery is made inside the lock.
 
@@ -191,7 +190,17 @@ impl SharedHub {
             let Some(hub) = turn.as_mut() else {
                 return;
             };
-            self.gather(first, || inbox.try_recv().ok(), &mut batch);
+            // Waiting lines first: one was put there only while nothing of
+            // its connection's was in the inbox, so it is older than any of
+            // that connection's requests here.
+            batch.append(&mut self.waiting());
+            batch.push(first);
+            while batch.len() < BATCH {
+                match inbox.try_recv() {
+                    Ok(req) => batch.push(req),
+                    Err(_) => break,
+                }
+            }
             let busy = hub.handle_batch(&mut batch);
             if hub.chat.stopping {
                 stopped = true;
@@ -223,36 +232,6 @@ impl SharedHub {
             hub.finish((!stopped).then_some("hub inbox closed"));
         }
         self.end();
-    }
-
-    /// The hub's thread, in its turn: a batch of the inbox's requests
-    /// (`first`, then what `next` has ready), behind the lines left waiting.
-    ///
-    /// The waiting list is taken after the inbox, and put first. A line was
-    /// left waiting only while none of its connection's requests was in
-    /// the inbox, and the connection's task sends nothing more until it is
-    /// left; so each of the connection's requests in the batch came later.
-    /// Taken before the inbox instead, a line left waiting meanwhile would
-    /// be handled after one its task sent later, which a worker left while
-    /// `next` ran (a crowd's reset sockets can make a batch big enough).
-    pub(super) fn gather(
-        &self,
-        first: HubRequest,
-        mut next: impl FnMut() -> Option<HubRequest>,
-        batch: &mut Vec<HubRequest>,
-    ) {
-        batch.clear();
-        batch.push(first);
-        while batch.len() < BATCH {
-            match next() {
-                Some(req) => batch.push(req),
-                None => break,
-            }
-        }
-        let mut waiting = self.waiting();
-        if !waiting.is_empty() {
-            batch.splice(0..0, waiting.drain(..));
-        }
     }
 
     /// A worker with a registered member's line: handles it now if the
