@@ -48,13 +48,10 @@
 //!     write.
 //!   - `write_side`: who writes a plain-TCP member's socket, the hub
 //!     (directly, while the task has nothing queued) or the task.
-//!   - `hub`: the one owner of users, rooms and statuses, behind one lock
-//!     that its own thread or, while lines are sparse, the worker that read
-//!     a line takes for a turn; records to the transcript before delivering.
+//!   - `hub`: the one owner of users, rooms and statuses, on its own thread;
+//!     records to the transcript before delivering.
 //!     - `mod`: the delivery machinery (batches, linger, commit, take-back);
-//!       `linger`: how long it waits after a busy batch, from its CPU use;
-//!       `handover`: the lock (`SharedHub`), who handles a member's line,
-//!       and the hub thread's loop.
+//!       `linger`: how long it waits after a busy batch, from its CPU use.
 //!     - `chat`: `Chat`, the chat logic without I/O, on a `Clock` it is
 //!       given; `state`: users, rooms, roles, modes, bans;
 //!       `messages`, `rooms`, `moderation`, `queries`, `users`, `server`:

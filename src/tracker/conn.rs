@@ -23,7 +23,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::accounts::AccountGate;
 use super::commands::{self, Cmd};
-use super::hub::SharedHub;
 use super::opers::OperGate;
 use super::password::{GuessBudget, PasswordGate, WaitCause};
 use super::replies::{self, Numeric};
@@ -71,10 +70,6 @@ pub struct ConnContext {
     pub send_budget: Arc<SendBudget>,
     /// Where a connection whose peer is gone says so before it leaves.
     pub departures: Arc<Departures>,
-    /// The hub's state, for a worker to handle a member's line itself
-    /// (`hub::handover`); `None`: every line goes to the inbox (tests and
-    /// the fuzz targets, which drive a hub of their own).
-    pub shared_hub: Option<Arc<SharedHub>>,
 }
 
 impl ConnContext {
@@ -102,7 +97,6 @@ impl ConnContext {
             sendq: defaults.sendq,
             send_budget: Arc::new(SendBudget::new(defaults.sendq_total)),
             departures: Arc::default(),
-            shared_hub: None,
         }
     }
 }
@@ -572,18 +566,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     // All written out: the next part of a long reply may
                     // come (the hub asked to hear of it).
                     if self.outbox_rx.is_empty() && self.control.take_drain_request() {
-                        self.to_hub(HubRequest::Drained { conn: self.id }).await;
+                        let _ = self.ctx.hub.send(HubRequest::Drained { conn: self.id }).await;
                     }
                 }
             }
         }
-    }
-
-    /// Sends the hub a request of this registered connection, counted so
-    /// that its later lines are not handled before it (`hub::handover`).
-    async fn to_hub(&self, req: HubRequest) {
-        self.control.sent_to_hub();
-        let _ = self.ctx.hub.send(req).await;
     }
 
     /// Where a new line stands under flood control.
@@ -742,15 +729,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     // Boxed, as registration is below.
                     return Box::pin(self.oper(msg)).await;
                 }
-                // Handled here and now when the hub allows it, else queued.
-                let msg = match &self.ctx.shared_hub {
-                    Some(shared) => match shared.try_line(&self.control, self.id, msg) {
-                        Ok(()) => return None,
-                        Err(msg) => msg,
-                    },
-                    None => msg,
-                };
-                self.to_hub(HubRequest::Line { conn: self.id, msg }).await;
+                let _ = self
+                    .ctx
+                    .hub
+                    .send(HubRequest::Line { conn: self.id, msg })
+                    .await;
                 None
             }
             Phase::Leaving => None,
@@ -772,21 +755,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             None => None,
         };
-        self.to_hub(HubRequest::OperResult {
-            conn: self.id,
-            granted,
-        })
-        .await;
+        let _ = self
+            .ctx
+            .hub
+            .send(HubRequest::OperResult {
+                conn: self.id,
+                granted,
+            })
+            .await;
         None
     }
 
     async fn bad(&mut self, error: BadLine) -> Option<End> {
         if matches!(self.phase, Phase::Registered) {
-            self.to_hub(HubRequest::BadLine {
-                conn: self.id,
-                error,
-            })
-            .await;
+            let _ = self
+                .ctx
+                .hub
+                .send(HubRequest::BadLine {
+                    conn: self.id,
+                    error,
+                })
+                .await;
             return None;
         }
         let target = self.reply_target();

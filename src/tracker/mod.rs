@@ -43,7 +43,7 @@ use tokio_util::task::TaskTracker;
 
 use self::accounts::AccountGate;
 use self::conn::{ConnContext, FloodPolicy};
-use self::hub::{AccountRunner, HistorySink, Hub, HubConfig, SharedHub};
+use self::hub::{AccountRunner, HistorySink, Hub, HubConfig};
 use self::password::{GuessBudget, GuessLimits, PasswordGate};
 use self::shared::{HubRequest, SendBudget};
 use self::transcript::{LockError, LogLock, Transcript};
@@ -353,14 +353,11 @@ pub async fn run(
     // that `top -H`, perf and the scheduler settings can tell it apart
     // from the runtime's workers. The receiver completes when it ends
     // (its sender dropped, also by a panic).
-    // Runtime workers may take the hub for a turn too (`hub::handover`).
     let (hub_ended, hub_thread) = oneshot::channel::<()>();
-    let shared_hub = Arc::new(SharedHub::new(hub));
-    let hub_run = shared_hub.clone();
     let hub_handle = std::thread::Builder::new()
         .name("confab-hub".into())
         .spawn(move || {
-            hub_run.run(hub_rx, start_line);
+            hub.run(hub_rx, start_line);
             drop(hub_ended);
         })
         .map_err(TrackerError::Thread)?;
@@ -379,7 +376,6 @@ pub async fn run(
         send_budget,
         guesses,
         departures,
-        shared_hub: Some(shared_hub),
     });
     // A console's `stop` ends the loop below as Ctrl+C does.
     let (console_stop, mut console_stopped) = mpsc::channel::<String>(1);

@@ -110,10 +110,6 @@ pub struct ConnControl {
     /// reply's next part): an atomic flag, set by the hub before it
     /// delivers the part, taken by the task after a write.
     drain_wanted: AtomicBool,
-    /// This connection's requests sent to the hub's inbox and not yet
-    /// handled: its task handles a line itself only while there are none,
-    /// so that its lines keep their order (`hub::handover`).
-    in_inbox: AtomicUsize,
     /// Plain TCP: the socket, which the hub writes directly while the task
     /// has nothing to write (`write_side`).
     pub direct: Option<DirectSocket>,
@@ -128,29 +124,8 @@ impl ConnControl {
             sendq,
             budget,
             drain_wanted: AtomicBool::new(false),
-            in_inbox: AtomicUsize::new(0),
             direct: None,
         }
-    }
-
-    /// The task is about to send the hub a request (counted before it is
-    /// sent, so the hub's count of it handled never comes first).
-    pub fn sent_to_hub(&self) {
-        self.in_inbox.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// The hub handled one of this connection's requests. Requests sent
-    /// without being counted (tests drive the hub's inbox directly) leave
-    /// the count at zero.
-    pub fn handled_by_hub(&self) {
-        let _ = self
-            .in_inbox
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-    }
-
-    /// Whether none of this connection's requests waits for the hub.
-    pub fn nothing_in_inbox(&self) -> bool {
-        self.in_inbox.load(Ordering::Acquire) == 0
     }
 
     /// A plain-TCP connection whose socket `fd` the hub may write directly

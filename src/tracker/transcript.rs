@@ -516,12 +516,6 @@ impl Transcript {
     /// of this attempt (a partial or unflushed write is cut off) and the
     /// lines stay staged for the next attempt; the caller must not deliver
     /// what they describe until one succeeds.
-    /// Whether each commit waits for the disk (`--log-sync fsync`): then
-    /// only the hub's own thread may commit (`hub::handover`).
-    pub fn waits_for_disk(&self) -> bool {
-        self.sync == LogSync::Fsync
-    }
-
     pub fn commit(&mut self) -> io::Result<()> {
         if self.staged.is_empty() {
             return Ok(());

@@ -18,10 +18,6 @@
 //! only while the hub is busy: [`Governor`] watches the share of a core
 //! the hub's thread uses, on a wall clock, and switches with hysteresis.
 //!
-//! While lines are sparse, a worker handles the line it read itself
-//! (`hub::handover`); the hub's thread then has little to do and the
-//! workers stay as they are.
-//!
 //! Linux only (elsewhere priority is per process and nothing is changed).
 
 use std::sync::Mutex;

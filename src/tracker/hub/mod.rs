@@ -24,7 +24,6 @@ pub mod chat;
 mod comeback;
 pub mod console;
 mod durable;
-mod handover;
 mod history;
 mod linger;
 mod messages;
@@ -48,8 +47,7 @@ mod users;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use self::handover::Handover;
-pub use self::handover::SharedHub;
+use self::linger::Linger;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -179,13 +177,6 @@ pub struct Hub {
     departures: Arc<Departures>,
     /// [`DELIVER_EARLY_FROM`]; smaller in tests, which drop a few.
     deliver_early_from: usize,
-    /// Whether members' lines are handled by the workers that read them
-    /// (`handover`), from the deliveries made since `looked`.
-    handover: Handover,
-    delivered: u64,
-    looked: Option<Instant>,
-    /// The batch of a worker's turn, kept for its allocation.
-    inline_batch: Vec<HubRequest>,
 }
 
 /// The store, for history, and the way its answers come back: a weak
@@ -420,10 +411,6 @@ impl Hub {
             repair_note: None,
             departures: Arc::default(),
             deliver_early_from: DELIVER_EARLY_FROM,
-            handover: Handover::default(),
-            delivered: 0,
-            looked: None,
-            inline_batch: Vec::with_capacity(1),
         }
     }
 
@@ -482,14 +469,8 @@ impl Hub {
         self
     }
 
-    /// Runs on a dedicated blocking thread until shutdown, with nobody
-    /// else handling lines (see [`SharedHub::run`] for the tracker's way).
-    pub fn run(self, inbox: mpsc::Receiver<HubRequest>, start_line: String) {
-        SharedHub::new(self).run(inbox, start_line)
-    }
-
-    /// The run's first lines, before any request.
-    fn begin(&mut self, start_line: &str) {
+    /// Runs on a dedicated blocking thread until shutdown.
+    pub fn run(mut self, mut inbox: mpsc::Receiver<HubRequest>, start_line: String) {
         self.chat.clock = Clock::now();
         if self.chat.transcript.previous_run_unclean {
             self.chat.record(
@@ -500,7 +481,7 @@ impl Hub {
         if let Some(note) = self.repair_note.take() {
             self.chat.record("repair", &note);
         }
-        self.chat.record("start", start_line);
+        self.chat.record("start", &start_line);
         self.start_store_jobs();
         if let Err(e) = self.chat.transcript.sync() {
             tracing::error!(
@@ -508,28 +489,46 @@ impl Hub {
                 self.chat.transcript.path().display()
             );
         }
-    }
-
-    /// Whether workers handle members' lines themselves from now on:
-    /// looked at once every `handover::LOOK_EVERY` on the batch's clock,
-    /// from the deliveries made since per member.
-    fn review_handover(&mut self) -> bool {
-        let now = self.chat.clock.mono;
-        match self.looked {
-            Some(since) if now.duration_since(since) < handover::LOOK_EVERY => {}
-            Some(since) => {
-                let was = self.handover.inline();
-                let members = self.handles.len();
-                let inline = self.handover.observe(self.delivered, members, now - since);
-                if inline != was {
-                    tracing::debug!(inline, "who handles members' lines");
+        let mut batch = Vec::with_capacity(BATCH);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut linger = Linger::new(cpus);
+        let mut looked = (Instant::now(), linger::cpu_used_now());
+        loop {
+            let Some(first) = inbox.blocking_recv() else {
+                break;
+            };
+            batch.push(first);
+            while batch.len() < BATCH {
+                match inbox.try_recv() {
+                    Ok(req) => batch.push(req),
+                    Err(_) => break,
                 }
-                self.delivered = 0;
-                self.looked = Some(now);
             }
-            None => self.looked = Some(now),
+            let busy = self.handle_batch(&mut batch);
+            if self.chat.stopping {
+                break;
+            }
+            if busy {
+                let now = Instant::now();
+                if now.duration_since(looked.0) >= linger::LOOK_EVERY
+                    && let (Some(before), Some(used)) = (looked.1, linger::cpu_used_now())
+                {
+                    let was = linger.wait();
+                    linger.observe(used.since(before), now.duration_since(looked.0));
+                    looked = (now, Some(used));
+                    if linger.wait() != was {
+                        tracing::debug!(wait_us = linger.wait().as_micros(), "the hub's linger");
+                    }
+                }
+                std::thread::sleep(linger.wait());
+            }
         }
-        self.handover.inline() && !self.chat.transcript.waits_for_disk()
+        let reason = if self.chat.stopping {
+            None
+        } else {
+            Some("hub inbox closed")
+        };
+        self.finish(reason);
     }
 
     /// Handles one batch of requests and delivers what they made (a turn
@@ -599,16 +598,6 @@ impl Hub {
     }
 
     fn handle(&mut self, req: HubRequest) {
-        // A connection's own requests, counted by its task as sent: its
-        // next line may be handled inline once none waits (`handover`).
-        if let HubRequest::Line { conn, .. }
-        | HubRequest::BadLine { conn, .. }
-        | HubRequest::Drained { conn }
-        | HubRequest::OperResult { conn, .. } = &req
-            && let Some(h) = self.handles.get(conn).or_else(|| self.retired.get(conn))
-        {
-            h.control.handled_by_hub();
-        }
         match req {
             HubRequest::Register(reg, reply) => {
                 let reg = *reg;
@@ -878,7 +867,6 @@ impl Hub {
         // Recipients in order of first appearance, each with its parts. The
         // map and the part lists are kept from batch to batch (malloc and
         // free were 8% of the tracker's CPU in B1).
-        self.delivered += deliveries.len() as u64;
         let mut grouping = std::mem::take(&mut self.grouping);
         let Grouping { slot, groups, used } = &mut grouping;
         slot.clear();

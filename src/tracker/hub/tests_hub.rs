@@ -11,9 +11,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::chat::Clock;
-use super::handover::{BATCH_FROM, LOOK_EVERY};
-use super::{Hub, SharedHub};
+use super::Hub;
 use crate::proto::Message;
 use crate::proto::caps::Caps;
 use crate::tracker::shared::{
@@ -29,8 +27,6 @@ struct Member {
     /// The tracker's end, kept open as the task keeps it.
     server: TcpStream,
     outbox: mpsc::UnboundedReceiver<Bytes>,
-    /// Shared with the hub, as the task shares it.
-    control: Arc<ConnControl>,
 }
 
 impl Member {
@@ -92,7 +88,6 @@ fn join(hub: &mut Hub, listener: &TcpListener, id: ConnId, nick: &str) -> Member
         client: BufReader::new(client),
         server,
         outbox,
-        control,
     }
 }
 
@@ -168,7 +163,6 @@ fn reset(member: Member) -> (ConnId, TcpStream, mpsc::UnboundedReceiver<Bytes>) 
         client,
         server,
         outbox,
-        ..
     } = member;
     let client = client.into_inner();
     socket2::SockRef::from(&client)
@@ -295,132 +289,4 @@ fn the_kept_delivery_list_shrinks_once_a_crowd_left() {
     assert_eq!(hub.chat.state.users.len(), 1);
     let kept = hub.chat.out.pending.capacity();
     assert!(kept <= 1, "one member left, the list kept: {kept}");
-}
-
-/// A worker handles a member's line itself, as a batch of one (committed to
-/// `chat.log`, written to the others' sockets), but only while none of that
-/// member's earlier requests waits in the inbox, nobody holds the hub, and
-/// the hub allows it; otherwise the line comes back for the inbox, as it was.
-#[test]
-fn a_line_is_handled_inline_only_when_nothing_of_its_sender_waits_and_the_hub_is_free() {
-    let (mut hub, dir) = hub();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let mut alice = join(&mut hub, &listener, 1, "alice");
-    let mut bob = join(&mut hub, &listener, 2, "bob");
-    assert_eq!(alice.line(), ":bob!bob@127.0.0.1 JOIN #general");
-    let shared = SharedHub::new(hub);
-    let said = |text: &str| Message::parse(&format!("PRIVMSG #general :{text}")).expect("line");
-
-    assert_eq!(shared.try_line(&alice.control, 1, said("one")), Ok(()));
-    assert_eq!(bob.line(), ":alice!alice@127.0.0.1 PRIVMSG #general :one");
-    assert!(alice.control.nothing_in_inbox(), "counted in and out");
-
-    // Alice's earlier line waits in the inbox: her next one waits behind
-    // it, whoever handles it; once it is handled hers go inline again.
-    alice.control.sent_to_hub();
-    let back = shared.try_line(&alice.control, 1, said("three"));
-    assert_eq!(back, Err(said("three")));
-    {
-        let mut turn = shared.lock().expect("not poisoned");
-        let hub = turn.as_mut().expect("running");
-        hub.handle_batch(&mut vec![line(1, "PRIVMSG #general :two")]);
-        hub.handle_batch(&mut vec![line(1, "PRIVMSG #general :three")]);
-    }
-    assert!(alice.control.nothing_in_inbox());
-    assert_eq!(shared.try_line(&alice.control, 1, said("four")), Ok(()));
-    for n in ["two", "three", "four"] {
-        assert_eq!(
-            bob.line(),
-            format!(":alice!alice@127.0.0.1 PRIVMSG #general :{n}")
-        );
-    }
-
-    // The hub in a turn (its thread, or another worker): the line waits
-    // for that turn to end, and so does the next one of the same member;
-    // the holder's `after_turn` handles them, in order.
-    let turn = shared.lock().expect("not poisoned");
-    assert_eq!(shared.try_line(&bob.control, 2, said("five")), Ok(()));
-    assert!(!bob.control.nothing_in_inbox());
-    assert_eq!(
-        shared.try_line(&bob.control, 2, said("six")),
-        Err(said("six"))
-    );
-    drop(turn);
-    shared.after_turn();
-    assert!(bob.control.nothing_in_inbox());
-    assert_eq!(alice.line(), ":bob!bob@127.0.0.1 PRIVMSG #general :five");
-    // The hub batches: every line goes to the inbox.
-    shared.set_inline(false);
-    assert_eq!(shared.try_line(&bob.control, 2, said("y")), Err(said("y")));
-    shared.set_inline(true);
-    assert_eq!(shared.try_line(&bob.control, 2, said("seven")), Ok(()));
-    assert_eq!(alice.line(), ":bob!bob@127.0.0.1 PRIVMSG #general :seven");
-    // Ended: nothing is handled any more.
-    shared.end();
-    assert_eq!(shared.try_line(&bob.control, 2, said("z")), Err(said("z")));
-
-    let log = std::fs::read_to_string(dir.path().join("chat.log")).expect("chat.log");
-    let said: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(" msg "))
-        .filter_map(|l| l.split_once(" #general "))
-        .map(|(_, rest)| rest)
-        .collect();
-    assert_eq!(
-        said,
-        [
-            "<alice> one",
-            "<alice> two",
-            "<alice> three",
-            "<alice> four",
-            "<bob> five",
-            "<bob> seven"
-        ],
-        "{log}"
-    );
-}
-
-/// The hub hands lines back to its thread once its members each get
-/// `BATCH_FROM` deliveries a second, looked at once a `LOOK_EVERY` on the
-/// batch's clock, and takes them inline again when that falls.
-#[test]
-fn the_hub_decides_who_handles_lines_from_its_deliveries_per_member() {
-    let (mut hub, _dir) = hub();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let _members: Vec<Member> = (1..=4)
-        .map(|id| join(&mut hub, &listener, id, &format!("m{id}")))
-        .collect();
-    let start = hub.chat.clock.mono;
-    let wall = hub.chat.clock.wall;
-    let at = |ms: u64| Clock::at(wall, start + Duration::from_millis(ms));
-    hub.chat.clock = at(0);
-    assert!(hub.review_handover());
-    // Four members, each 1,000 a second for a look: batch.
-    let per_look = (BATCH_FROM * 4.0 * LOOK_EVERY.as_secs_f64()) as u64;
-    hub.delivered = per_look;
-    hub.chat.clock = at(LOOK_EVERY.as_millis() as u64 - 1);
-    assert!(hub.review_handover(), "not looked at yet");
-    hub.chat.clock = at(LOOK_EVERY.as_millis() as u64);
-    assert!(!hub.review_handover());
-    assert_eq!(hub.delivered, 0, "counted afresh");
-    // Real deliveries are counted: a line to the room is 3 of them.
-    hub.handle_batch(&mut vec![line(1, "PRIVMSG #general :hi")]);
-    assert_eq!(hub.delivered, 3);
-    // A quiet look: inline again.
-    hub.chat.clock = at(3 * LOOK_EVERY.as_millis() as u64);
-    assert!(hub.review_handover());
-}
-
-/// Under `--log-sync fsync` each commit waits for the disk: only the hub's
-/// own thread commits, whatever the rate.
-#[test]
-fn a_hub_that_waits_for_the_disk_never_hands_lines_to_the_workers() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let transcript = Transcript::open(dir.path(), LogSync::Fsync).expect("transcript");
-    let config = super::tests::config(crate::tracker::policy::P2pPolicy::Allow);
-    let mut hub = Hub::new(config, transcript);
-    assert!(!hub.review_handover());
-    let later = hub.chat.clock.mono + 2 * LOOK_EVERY;
-    hub.chat.clock = Clock::at(hub.chat.clock.wall, later);
-    assert!(!hub.review_handover());
 }
