@@ -27,12 +27,14 @@ triple=${target:-$host}
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 name="confab-${version}-${triple}"
 
+# Where cargo puts what it builds (CARGO_TARGET_DIR, if set, as cargo does).
+tdir=${CARGO_TARGET_DIR:-target}
 if [ -n "$target" ]; then
     "$cargo_cmd" build --release --locked --bins --target "$target"
-    bindir="target/${target}/release"
+    bindir="$tdir/${target}/release"
 else
     "$cargo_cmd" build --release --locked --bins
-    bindir="target/release"
+    bindir="$tdir/release"
 fi
 
 # Completions and man pages come from the binaries' own CLI definitions;
@@ -40,7 +42,7 @@ fi
 docbin="$bindir"
 if ! "$bindir/tracker" --version >/dev/null 2>&1; then
     cargo build --release --locked --bins
-    docbin="target/release"
+    docbin="$tdir/release"
 fi
 
 stage=$(mktemp -d)

@@ -351,11 +351,7 @@ pub const CHECK_NICE: i32 = 10;
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `param` is a valid sched_param that outlives the call;
-        // pid 0 is the calling thread.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
-            let e = std::io::Error::last_os_error();
+        if let Err(e) = super::yielding::set_policy(0, libc::SCHED_BATCH) {
             tracing::debug!("cannot run the password-check thread as SCHED_BATCH: {e}");
         }
         if let Err(e) = rustix::process::setpriority_process(None, CHECK_NICE) {

@@ -106,16 +106,43 @@ pub fn set_yielding(tid: i32, yielding: bool) {
         } else {
             libc::SCHED_OTHER
         };
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `param` is a valid sched_param that outlives the call;
-        // `tid` is a thread of this process (a stale id fails with ESRCH).
-        if unsafe { libc::sched_setscheduler(tid, policy, &param) } != 0 {
-            let e = std::io::Error::last_os_error();
+        // A stale id fails with ESRCH.
+        if let Err(e) = set_policy(tid, policy) {
             tracing::debug!(tid, "cannot change a runtime thread's policy: {e}");
         }
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (tid, yielding);
+}
+
+/// Sets the scheduling policy of thread `tid` of this process (0: the
+/// calling thread) at priority 0, which `SCHED_OTHER`, `SCHED_BATCH` and
+/// `SCHED_IDLE` all require.
+///
+/// The system call itself, not libc's wrapper: Linux sets a policy per
+/// thread, and musl (the released Linux binaries) refuses the wrapper
+/// with ENOSYS because POSIX means it per process, so there the password
+/// checks ran at the chat's policy and the runtime never yielded.
+#[cfg(target_os = "linux")]
+pub fn set_policy(tid: i32, policy: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: `sched_param` is plain integers, so all zeros is a valid one
+    // (priority 0). Zeroed, not built field by field: musl's has fields
+    // that glibc's lacks.
+    let param: libc::sched_param = unsafe { std::mem::zeroed() };
+    // SAFETY: `param` outlives the call; the kernel checks `tid` and
+    // `policy`.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setscheduler,
+            libc::c_long::from(tid),
+            libc::c_long::from(policy),
+            &param as *const libc::sched_param,
+        )
+    };
+    if done != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Watches the hub's thread (`hub`) from a task on `tasks` until `stop`
@@ -128,8 +155,7 @@ pub fn watch_hub<T>(
 ) {
     #[cfg(target_os = "linux")]
     {
-        use std::os::unix::thread::JoinHandleExt;
-        let Some(clock) = CpuClock::of(hub.as_pthread_t()) else {
+        let Some(clock) = CpuClock::of(hub) else {
             return;
         };
         tasks.spawn(async move {
@@ -172,7 +198,12 @@ pub struct CpuClock(libc::clockid_t);
 #[cfg(target_os = "linux")]
 impl CpuClock {
     /// The clock of `thread`, which must still be running.
-    pub fn of(thread: libc::pthread_t) -> Option<CpuClock> {
+    pub fn of<T>(thread: &std::thread::JoinHandle<T>) -> Option<CpuClock> {
+        use std::os::unix::thread::JoinHandleExt;
+        // std's raw handle is an integer; the libc crate's `pthread_t` is
+        // one on glibc and a pointer on musl (the released Linux binaries).
+        #[allow(clippy::unnecessary_cast)]
+        let thread = thread.as_pthread_t() as libc::pthread_t;
         let mut clock: libc::clockid_t = 0;
         // SAFETY: `thread` comes from a live JoinHandle; `clock` is written.
         (unsafe { libc::pthread_getcpuclockid(thread, &mut clock) } == 0).then_some(CpuClock(clock))
@@ -232,10 +263,22 @@ mod tests {
         assert_eq!(g.observe(share(0.0), Duration::ZERO), None);
     }
 
+    /// The scheduling policy of thread `tid` (0: the calling thread), by the
+    /// system call for the reason [`set_policy`] gives.
+    #[cfg(target_os = "linux")]
+    fn policy_of(tid: i32) -> std::io::Result<libc::c_int> {
+        // SAFETY: reads a policy; the kernel checks `tid`.
+        let policy =
+            unsafe { libc::syscall(libc::SYS_sched_getscheduler, libc::c_long::from(tid)) };
+        libc::c_int::try_from(policy)
+            .ok()
+            .filter(|p| *p >= 0)
+            .ok_or_else(std::io::Error::last_os_error)
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn a_thread_is_switched_to_batch_and_back_and_its_cpu_time_read() {
-        use std::os::unix::thread::JoinHandleExt;
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -248,14 +291,13 @@ mod tests {
             let _ = done_rx.recv();
         });
         let tid = tid_rx.recv().expect("tid");
-        // SAFETY: reads the policy of a thread of this process.
-        let policy = || unsafe { libc::sched_getscheduler(tid) };
+        let policy = || policy_of(tid).expect("policy");
         assert_eq!(policy(), libc::SCHED_OTHER);
         set_yielding(tid, true);
         assert_eq!(policy(), libc::SCHED_BATCH);
         set_yielding(tid, false);
         assert_eq!(policy(), libc::SCHED_OTHER);
-        let clock = CpuClock::of(thread.as_pthread_t()).expect("clock");
+        let clock = CpuClock::of(&thread).expect("clock");
         let mut used = clock.used().expect("used");
         while used < Duration::from_millis(5) {
             std::thread::sleep(Duration::from_millis(1));

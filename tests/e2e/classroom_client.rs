@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 
 use crate::harness::*;
 use crate::terminal::{screen_value, wrapped};
-use crate::tmux::{Tmux, have, poll};
+#[cfg(target_os = "linux")] // freeze() reads /proc
+use crate::tmux::poll;
+use crate::tmux::{Tmux, have};
 
 /// `client` full-screen as `name` in its own terminal (`test` names it,
 /// unique among tests running at once), password from the environment,
