@@ -147,6 +147,13 @@
 //!     - `view`, `draw`: the merged timeline and a window per tracker and
 //!       room, on the client's windows, input line and keys.
 
+/// The static Linux build's allocator (Cargo.toml says why). Every binary
+/// and test linking this crate for musl uses it; glibc and macOS builds
+/// keep the system's.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod client;
 pub mod discovery;
 pub mod private;

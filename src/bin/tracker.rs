@@ -441,7 +441,7 @@ fn read_password(args: &Settings) -> anyhow::Result<Option<String>> {
 }
 
 fn start(args: Settings, no_store: bool) -> anyhow::Result<ExitCode> {
-    confab::tracker::memory::fix_trim_thresholds();
+    confab::tracker::memory::set_up_allocator();
     // A second tracker on the same chat.log stops before any question, but
     // a tracker that cannot get a password leaves no files behind.
     let acquire = || confab::tracker::transcript::LogLock::acquire(&args.log_dir);

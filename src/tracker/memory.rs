@@ -23,6 +23,10 @@
 //!   store's thread empty theirs when asked ([`empty_cache_if_asked`]),
 //!   just before the trim, which then also has glibc give back the free
 //!   top of each of their arenas.
+//!
+//! The static Linux build (musl) allocates with mimalloc instead (`lib.rs`):
+//! there [`set_up_allocator`] has freed pages purged at once, and the same
+//! asks make each thread collect its own heap.
 
 use argon2::Block;
 
@@ -113,8 +117,30 @@ impl Drop for WorkArea {
 /// at the top of an arena that it gives back at once.
 pub const ALLOCATOR_THRESHOLD: usize = 1 << 20;
 
-/// Fixes glibc's mmap and trim thresholds at [`ALLOCATOR_THRESHOLD`]; the
-/// tracker calls it once at start, before its threads.
+/// Sets the allocator up for a server whose crowds come and go; the
+/// tracker calls it once at start, before its threads. glibc:
+/// [`fix_trim_thresholds`]. mimalloc (the static Linux build, `lib.rs`):
+/// freed pages go back to the system at once (`purge_delay` 0, not 1 s).
+/// It is also built asking for no transparent huge pages (Cargo.toml's
+/// `no_thp`): it commits its arena ahead and asked for huge pages there,
+/// so each first touch made 2 MiB resident. With mimalloc's defaults an
+/// idle tracker held 33 MiB and, after 10,000 members left, 141 MiB; set
+/// up so, about 8 and 11 MiB, against the glibc build's 10 and 12
+/// (BENCHMARKS.md, "The released Linux binaries"); glibc never asks for
+/// huge pages, and the hosts measured give them only when asked.
+pub fn set_up_allocator() {
+    fix_trim_thresholds();
+    #[cfg(target_env = "musl")]
+    {
+        // mimalloc's `mi_option_t` value (mimalloc.h, the same in its v2
+        // and v3; libmimalloc-sys does not name it).
+        const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+        // SAFETY: sets one of the allocator's options.
+        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
+    }
+}
+
+/// Fixes glibc's mmap and trim thresholds at [`ALLOCATOR_THRESHOLD`].
 ///
 /// Why: glibc raises both thresholds as the program frees large blocks
 /// (the trim threshold to twice the largest freed, up to 64 MiB), and
@@ -151,6 +177,8 @@ pub fn give_back() -> usize {
         }
         freed
     };
+    #[cfg(target_env = "musl")]
+    mimalloc_heaps::collect();
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     let freed = 0;
     freed
@@ -162,6 +190,8 @@ pub fn give_back() -> usize {
 pub fn ask_threads_to_empty_caches() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     thread_cache::ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    #[cfg(target_env = "musl")]
+    mimalloc_heaps::ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Empties this thread's allocator cache if [`ask_threads_to_empty_caches`]
@@ -188,6 +218,42 @@ pub fn ask_threads_to_empty_caches() {
 pub fn empty_cache_if_asked() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     thread_cache::empty_if_asked();
+    #[cfg(target_env = "musl")]
+    mimalloc_heaps::collect_if_asked();
+}
+
+/// The static Linux build allocates with mimalloc (`lib.rs`), which keeps
+/// freed memory in the heap of the thread that allocated it: a block freed
+/// by another thread (a connection's buffers, freed by the hub) rejoins
+/// that heap only when its thread next allocates or collects, so an idle
+/// runtime worker kept what a crowd had used. Each long-lived thread
+/// collects its own heap when asked, as glibc's threads empty their caches.
+#[cfg(target_env = "musl")]
+mod mimalloc_heaps {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Bumped for each request to collect.
+    pub(super) static ROUND: AtomicU64 = AtomicU64::new(0);
+
+    thread_local! {
+        static COLLECTED_ROUND: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub(super) fn collect_if_asked() {
+        let round = ROUND.load(Ordering::Relaxed);
+        if COLLECTED_ROUND.get() != round {
+            COLLECTED_ROUND.set(round);
+            collect();
+        }
+    }
+
+    /// Frees what this thread's heap holds unused and returns its free
+    /// pages to the system.
+    pub(super) fn collect() {
+        // SAFETY: acts on the calling thread's own heap; no pointers given.
+        unsafe { libmimalloc_sys::mi_collect(true) }
+    }
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
