@@ -9,7 +9,8 @@ archive=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$(dirname "$0")/../Cargo.toml" | head -n 1)
 work=$(mktemp -d)
 tracker_pid=""
-trap '[ -z "$tracker_pid" ] || kill "$tracker_pid" 2>/dev/null; rm -rf "$work"' EXIT
+# The tracker started below is stopped if this script fails before it ends.
+trap 'if [ -n "$tracker_pid" ]; then kill "$tracker_pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 
 cd "$(dirname "$archive")"
 if command -v sha256sum >/dev/null 2>&1; then
@@ -74,6 +75,7 @@ print("the archive's tracker served a member over TLS")
 PY
 status=0
 wait "$tracker_pid" || status=$?
+tracker_pid=""
 if [ "$status" -ne 0 ]; then
     cat "$run/out" >&2
     echo "the archive's tracker exited with status $status" >&2
