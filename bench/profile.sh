@@ -48,9 +48,13 @@ if ! command -v perf >/dev/null 2>&1; then
 fi
 CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
     cargo build --release --bin tracker --example loadgen --target-dir "$target"
+# TRACKER=PATH profiles another build of the tracker (not stripped), such
+# as the static musl one: CARGO_PROFILE_RELEASE_STRIP=false cargo build
+# --release --bin tracker --target x86_64-unknown-linux-musl.
+tracker_bin=${TRACKER:-$target/release/tracker}
 work=$(mktemp -d)
 trap 'kill "$tracker" 2>/dev/null || true; rm -rf "$work"' EXIT
-taskset -c 0 "$target/release/tracker" --port 0 --bind 127.0.0.1 --no-tls \
+taskset -c 0 "$tracker_bin" --port 0 --bind 127.0.0.1 --no-tls \
     --no-password --stay --flood-rate 0 --max-per-address 20000 \
     --max-connections 20000 \
     --log-dir "$work/logs" --data-dir "$work/data" >"$work/out" 2>"$work/err" &
