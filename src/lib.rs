@@ -104,8 +104,9 @@
 //!   - `memory`: giving memory back when quiet: the checks' Argon2 work
 //!     areas mapped on their own, the allocator's free pages returned once
 //!     members have left (`LeaveWatch`), after the threads emptied their
-//!     allocator caches, the store's page cache dropped first when all
-//!     have.
+//!     allocator caches (glibc's tcache; on the static musl build, each
+//!     thread's mimalloc heap, set up in `set_up_allocator`), the store's
+//!     page cache dropped first when all have.
 //!   - `open_files`: the open-file limit raised for `--max-connections`.
 //!   - `yielding`: the runtime's workers run as `SCHED_BATCH` while the
 //!     hub's thread is busy, so they stop preempting it (`Governor`).

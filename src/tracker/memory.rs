@@ -188,10 +188,22 @@ pub fn give_back() -> usize {
 /// it calls [`empty_cache_if_asked`]; the next [`give_back`] then returns
 /// what those caches held.
 pub fn ask_threads_to_empty_caches() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    thread_cache::ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    #[cfg(target_env = "musl")]
-    mimalloc_heaps::ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    CACHE_ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Bumped for each request to empty the threads' caches.
+static CACHE_ROUND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    /// The request this thread last answered.
+    static ANSWERED_ROUND: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether [`ask_threads_to_empty_caches`] asked since this thread last
+/// answered; counts it answered.
+fn asked_since_last_answer() -> bool {
+    let round = CACHE_ROUND.load(std::sync::atomic::Ordering::Relaxed);
+    ANSWERED_ROUND.replace(round) != round
 }
 
 /// Empties this thread's allocator cache if [`ask_threads_to_empty_caches`]
@@ -216,10 +228,12 @@ pub fn ask_threads_to_empty_caches() {
 /// (Emptying without that left 14.1 to 14.5 MiB after 10,000 left, and
 /// with it 13.0 to 13.4, against 15.1 to 16.2 before; BENCHMARKS.md.)
 pub fn empty_cache_if_asked() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    thread_cache::empty_if_asked();
-    #[cfg(target_env = "musl")]
-    mimalloc_heaps::collect_if_asked();
+    if asked_since_last_answer() {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        thread_cache::empty();
+        #[cfg(target_env = "musl")]
+        mimalloc_heaps::collect();
+    }
 }
 
 /// The static Linux build allocates with mimalloc (`lib.rs`), which keeps
@@ -230,24 +244,6 @@ pub fn empty_cache_if_asked() {
 /// collects its own heap when asked, as glibc's threads empty their caches.
 #[cfg(target_env = "musl")]
 mod mimalloc_heaps {
-    use std::cell::Cell;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    /// Bumped for each request to collect.
-    pub(super) static ROUND: AtomicU64 = AtomicU64::new(0);
-
-    thread_local! {
-        static COLLECTED_ROUND: Cell<u64> = const { Cell::new(0) };
-    }
-
-    pub(super) fn collect_if_asked() {
-        let round = ROUND.load(Ordering::Relaxed);
-        if COLLECTED_ROUND.get() != round {
-            COLLECTED_ROUND.set(round);
-            collect();
-        }
-    }
-
     /// Frees what this thread's heap holds unused and returns its free
     /// pages to the system.
     pub(super) fn collect() {
@@ -258,9 +254,7 @@ mod mimalloc_heaps {
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod thread_cache {
-    use std::cell::Cell;
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU64, Ordering};
 
     /// glibc's defaults: 64 sizes of chunk (32 to 1,040 bytes, 16 apart),
     /// up to 7 of each (`glibc.malloc.tcache_bins`, `tcache_count`).
@@ -275,9 +269,6 @@ mod thread_cache {
     /// last, it has glibc trim that arena's free top, where the chunks the
     /// thread took (those not in its cache came from there) went back.
     const TRIM_TRIGGER: usize = 64 * 1024;
-
-    /// Bumped for each request to empty the caches.
-    pub(super) static ROUND: AtomicU64 = AtomicU64::new(0);
 
     /// What threads took, for [`free_taken`]. A mutex: each thread adds
     /// to it at most once per request, and one trim at a time empties it.
@@ -295,16 +286,9 @@ mod thread_cache {
         pub(super) triggers: Vec<usize>,
     }
 
-    thread_local! {
-        static EMPTIED_ROUND: Cell<u64> = const { Cell::new(0) };
-    }
-
-    pub(super) fn empty_if_asked() {
-        let round = ROUND.load(Ordering::Relaxed);
-        if EMPTIED_ROUND.get() == round {
-            return;
-        }
-        EMPTIED_ROUND.set(round);
+    /// Takes every chunk this thread's cache holds (see
+    /// [`super::empty_cache_if_asked`]).
+    pub(super) fn empty() {
         // Allocating a size takes its cached chunks first; once there are
         // none, the rest come from the arena and are freed with them.
         let mut taken = Vec::with_capacity(SIZES * PER_SIZE);
@@ -484,9 +468,9 @@ mod tests {
             let before = taken();
             empty_cache_if_asked();
             assert_eq!(taken(), before, "not asked: nothing taken");
-            let round = thread_cache::ROUND.load(Ordering::Relaxed);
+            let round = CACHE_ROUND.load(Ordering::Relaxed);
             ask_threads_to_empty_caches();
-            assert_eq!(thread_cache::ROUND.load(Ordering::Relaxed), round + 1);
+            assert_eq!(CACHE_ROUND.load(Ordering::Relaxed), round + 1);
             empty_cache_if_asked();
             let emptied = (
                 before.0 + thread_cache::SIZES * thread_cache::PER_SIZE,
