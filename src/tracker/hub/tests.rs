@@ -900,10 +900,13 @@ fn maps_sized_for_a_crowd_shrink_once_it_left() {
     let mut rig = Rig::new();
     let stays = rig.user("stays");
     let crowd: Vec<ConnId> = (0..2000).map(|i| rig.user(&format!("m{i}"))).collect();
+    // Measured while the crowd is in: once entries are removed, a hash
+    // map's `capacity()` also drops by the tombstones it keeps, how many
+    // depending on the CPU's probe width (on aarch64 it fell below 2,000).
+    assert!(rig.chat.state.users.capacity() > 2000);
     for id in crowd {
         rig.chat.leave(id, "Connection closed");
     }
-    assert!(rig.chat.state.users.capacity() >= 2000);
     rig.chat.shrink_after_leaves();
     assert_eq!(rig.chat.state.users.len(), 1);
     assert!(rig.chat.state.users.capacity() <= 256);
@@ -915,10 +918,10 @@ fn maps_sized_for_a_crowd_shrink_once_it_left() {
     // Not for a few: a room that fills and empties by a handful keeps its
     // room rather than reallocating on every change.
     let few: Vec<ConnId> = (0..100).map(|i| rig.user(&format!("f{i}"))).collect();
-    let cap = rig.chat.state.users.capacity();
     for id in few.into_iter().take(50) {
         rig.chat.leave(id, "Connection closed");
     }
+    let cap = rig.chat.state.users.capacity();
     rig.chat.shrink_after_leaves();
     assert_eq!(rig.chat.state.users.capacity(), cap);
 }
