@@ -4,11 +4,20 @@
 # documentation, completions, man pages and service files.
 #
 #   releases/verify-archive.sh target/dist/confab-<version>-<triple>.tar.gz
+#   RUN_WITH=qemu-aarch64-static releases/verify-archive.sh ...aarch64...
+#
+# RUN_WITH runs the archive's binaries under an emulator (Debian's
+# qemu-user-static), for an archive built for another CPU: the release
+# workflow's aarch64 Linux one.
 set -euo pipefail
 archive=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$(dirname "$0")/../Cargo.toml" | head -n 1)
 work=$(mktemp -d)
 tracker_pid=""
+runner=()
+if [ -n "${RUN_WITH:-}" ]; then
+    runner=("$RUN_WITH")
+fi
 # The tracker started below is stopped if this script fails before it ends.
 trap 'if [ -n "$tracker_pid" ]; then kill "$tracker_pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 
@@ -21,7 +30,7 @@ fi
 tar -C "$work" -xzf "$archive"
 dir="$work/$(basename "$archive" .tar.gz)"
 for bin in tracker client; do
-    out=$("$dir/$bin" --version)
+    out=$(${runner[@]+"${runner[@]}"} "$dir/$bin" --version)
     echo "$out"
     case "$out" in
         "$bin $version ("*")") ;;
@@ -35,7 +44,7 @@ for f in README.md SECURITY.md LICENSE-MIT LICENSE-APACHE CHANGELOG.md tracker.e
     [ -s "$dir/$f" ] || { echo "missing or empty: $f" >&2; exit 1; }
 done
 # The example configuration is valid for this tracker.
-"$dir/tracker" --config "$dir/tracker.example.toml" --print-config >/dev/null
+${runner[@]+"${runner[@]}"} "$dir/tracker" --config "$dir/tracker.example.toml" --print-config >/dev/null
 # The archive's tracker serves a chat: over TLS (its default) a member
 # logs in with the password, speaks in #general and leaves; the tracker,
 # its last member gone, stops by itself with status 0, and chat.log holds
@@ -43,7 +52,7 @@ done
 # whose TLS, SQLite or threads fail at run time).
 run="$work/run"
 mkdir -p "$run"
-CONFAB_PASSWORD=archive-check "$dir/tracker" --port 0 --bind 127.0.0.1 \
+CONFAB_PASSWORD=archive-check ${runner[@]+"${runner[@]}"} "$dir/tracker" --port 0 --bind 127.0.0.1 \
     --log-dir "$run/logs" --data-dir "$run/data" --no-announce --exit-grace 0 \
     >"$run/out" 2>&1 &
 tracker_pid=$!
