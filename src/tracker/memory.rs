@@ -208,8 +208,9 @@ fn asked_since_last_answer() -> bool {
 
 /// Empties this thread's allocator cache if [`ask_threads_to_empty_caches`]
 /// asked since it last did. Cheap (an atomic load) when not asked, so the
-/// runtime's workers call it each time they park; the hub and the store's
-/// thread when the leave watch asks them to, and it waits for both. The
+/// runtime's workers call it each time they park; the hub, the store's
+/// thread and the accept loop's thread when the leave watch asks them to,
+/// and it waits for all three. The
 /// password checks' threads do not: they free little (the candidates),
 /// and the runtime's blocking threads end when idle, which empties their
 /// caches.
