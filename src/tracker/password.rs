@@ -1106,17 +1106,12 @@ mod tests {
             !seen.is_empty() && seen.iter().all(|&p| p == wanted),
             "{seen:?}"
         );
-        let me = std::path::PathBuf::from(format!(
-            "/proc/self/task/{}",
-            rustix::thread::gettid().as_raw_nonzero()
-        ));
+        let task = |id: u32| std::path::PathBuf::from(format!("/proc/self/task/{id}"));
+        let me = task(rustix::thread::gettid().as_raw_nonzero().get() as u32);
         // The main thread's, normally (SCHED_OTHER, 0). Read from its task
         // entry, not /proc/self/stat, which qemu-user (the aarch64 tests)
         // makes up with zeros for nice.
-        let unchanged = priority_of(&std::path::PathBuf::from(format!(
-            "/proc/self/task/{}",
-            std::process::id()
-        )));
+        let unchanged = priority_of(&task(std::process::id()));
         assert_eq!(unchanged.map(|p| p.0), Some(i64::from(libc::SCHED_OTHER)));
         assert_eq!(priority_of(&me), unchanged);
     }
