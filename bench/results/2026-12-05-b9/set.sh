@@ -4,8 +4,8 @@
 # tracker and the generator as in BENCHMARKS.md's suite section:
 #   CARGO_TARGET_DIR=BUILD bash bench/results/2026-12-05-b9/set.sh
 set -e
-cd "$(dirname "$0")/../../.."
-out=$(dirname "$0")
+out=$(cd "$(dirname "$0")" && pwd)
+cd "$out/../../.."
 {
 echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ) kernel $(uname -r)"
 for rate in 200000 100000; do
