@@ -69,7 +69,7 @@ enum Priority {
 }
 
 /// The thread's priority for appends now, with `queued` messages waiting
-/// behind it (calls always run at `Normal`: someone waits for them).
+/// behind it (calls, and appends someone waits for, run at `Normal`).
 fn priority_for(now: Priority, queued: usize) -> Priority {
     match now {
         Priority::Idle if queued >= BEHIND_FROM => Priority::Normal,
@@ -453,9 +453,14 @@ fn serve(mut store: Store, served: &Served, counters: &Counters, hold: bool, lin
                 counters
                     .queued
                     .fetch_sub(appends.len() as u64, Ordering::Relaxed);
-                appends_at = priority_for(appends_at, queue.lock().messages);
-                // A call that ended the linger waits for these appends.
-                run_at(if matches!(next, Some(Work::Call(_))) {
+                let (queued, stopping) = {
+                    let state = queue.lock();
+                    (state.messages, state.handles == 0)
+                };
+                appends_at = priority_for(appends_at, queued);
+                // Someone waits for these appends: a call that ended the
+                // linger, or the tracker's exit once every handle is gone.
+                run_at(if stopping || matches!(next, Some(Work::Call(_))) {
                     Priority::Normal
                 } else {
                     appends_at
