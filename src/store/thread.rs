@@ -526,34 +526,24 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn the_store_thread_runs_as_sched_idle() {
+        use crate::tracker::yielding::policy_of;
         let store = Store::in_memory().expect("store");
         let (handle, join) = StoreHandle::spawn(store).expect("spawn");
         let (tid, during) = handle
             .call(|_| {
-                // SAFETY: both system calls take plain integers. Not
-                // libc's sched_getscheduler: musl's refuses (ENOSYS).
-                unsafe {
-                    (
-                        libc::syscall(libc::SYS_gettid),
-                        libc::syscall(libc::SYS_sched_getscheduler, 0) as i32,
-                    )
-                }
+                (
+                    rustix::thread::gettid().as_raw_nonzero().get(),
+                    policy_of(0),
+                )
             })
             .await
             .expect("call");
-        assert_eq!(during, libc::SCHED_OTHER, "a call runs as usual");
-        let policy = |tid: i64| -> i32 {
-            let stat =
-                std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("stat");
-            // Fields after the command's closing parenthesis; the policy
-            // is field 41, the 39th after it.
-            let after = stat.rsplit_once(')').expect("comm").1;
-            after
-                .split_whitespace()
-                .nth(38)
-                .and_then(|f| f.parse().ok())
-                .expect("policy")
-        };
+        assert_eq!(
+            during.expect("policy"),
+            libc::SCHED_OTHER,
+            "a call runs as usual"
+        );
+        let policy = |tid: i32| policy_of(tid).expect("policy");
         // Back to idle once the call is done, which is just after its
         // answer is sent.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -145,6 +145,18 @@ pub fn set_policy(tid: i32, policy: libc::c_int) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The scheduling policy of thread `tid` (0: the calling thread), by the
+/// system call for the reason [`set_policy`] gives. For tests.
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) fn policy_of(tid: i32) -> std::io::Result<libc::c_int> {
+    // SAFETY: reads a policy; the kernel checks `tid`.
+    let policy = unsafe { libc::syscall(libc::SYS_sched_getscheduler, libc::c_long::from(tid)) };
+    libc::c_int::try_from(policy)
+        .ok()
+        .filter(|p| *p >= 0)
+        .ok_or_else(std::io::Error::last_os_error)
+}
+
 /// Watches the hub's thread (`hub`) from a task on `tasks` until `stop`
 /// or the hub ends, switching the runtime's threads as [`Governor`]
 /// decides, and back to normal at the end.
@@ -261,19 +273,6 @@ mod tests {
         assert_eq!(g.observe(share(0.5), LOOK), Some(true));
         // A look with no time passed decides nothing.
         assert_eq!(g.observe(share(0.0), Duration::ZERO), None);
-    }
-
-    /// The scheduling policy of thread `tid` (0: the calling thread), by the
-    /// system call for the reason [`set_policy`] gives.
-    #[cfg(target_os = "linux")]
-    fn policy_of(tid: i32) -> std::io::Result<libc::c_int> {
-        // SAFETY: reads a policy; the kernel checks `tid`.
-        let policy =
-            unsafe { libc::syscall(libc::SYS_sched_getscheduler, libc::c_long::from(tid)) };
-        libc::c_int::try_from(policy)
-            .ok()
-            .filter(|p| *p >= 0)
-            .ok_or_else(std::io::Error::last_os_error)
     }
 
     #[cfg(target_os = "linux")]
