@@ -37,7 +37,7 @@ come before the workload name:
     --log-sync POLICY  the tracker's --log-sync (write, periodic, fsync)
     --out FILE         append each result's JSON line to FILE
     --no-stall-probe   do not run the stall probe (see below)
-    --no-floor         B2 only: do not measure the loopback floor
+    --no-floor         B2 and B9: do not measure the loopback floor
                        (bench/loopback_floor.c, built with cc) after the
                        servers in each round
     --repeat N         run the servers in turn N times (tracker, ngircd,
@@ -557,35 +557,56 @@ def history_cost(results):
                  f"({100 * (ca - cb) / cb:+.1f}%)" if ca and cb else ""))
 
 
-def run_floor(args):
-    """bench/loopback_floor.c for B2's shape (one message to the other
-    members of the room, one burst per message interval): what the kernel
-    alone charges, measured in the same run as the servers."""
+def run_floor(workload, args):
+    """bench/loopback_floor.c in the workload's shape, measured in the same
+    run as the servers: what the kernel alone charges. B2: one message to
+    the other members of the room, one burst per message interval (the
+    way in left out). B9: the rooms, members and schedule of the load
+    generator, each message read from its sender's connection by a relay
+    pinned where the servers are and written to its room's other members
+    (the way in included)."""
     exe = os.path.join(tempfile.gettempdir(), "confab_loopback_floor")
     src = os.path.join(ROOT, "bench", "loopback_floor.c")
     if (not os.path.exists(exe)
             or os.path.getmtime(exe) < os.path.getmtime(src)):
         subprocess.run(["cc", "-O2", "-pthread", src, "-o", exe], check=True)
-    clients = int(args.get("--clients") or 100)
-    senders = int(args.get("--senders") or clients)
-    rate = float(args.get("--rate") or 1)
-    pause_us = max(1, int(1e6 / (senders * rate)))
-    bursts = min(2000, max(200, int(float(args.get("--duration") or 10)
-                                    * 1e6 / pause_us)))
-    cmd = [exe, str(clients - 1), str(pause_us), str(bursts)]
+    warmup = float(args.get("--warmup") or 2)
+    duration = float(args.get("--duration") or 10)
+    if workload == "b9":
+        room_size = int(args["--room-size"])
+        rate = float(args["--offered"]) / (room_size - 1)
+        cmd = [exe, "rooms", args["--rooms"], str(room_size),
+               args["--rooms-per-member"], f"{rate:.0f}",
+               f"{warmup + duration:g}", f"{warmup:g}"]
+    else:
+        clients = int(args.get("--clients") or 100)
+        senders = int(args.get("--senders") or clients)
+        rate = float(args.get("--rate") or 1)
+        pause_us = max(1, int(1e6 / (senders * rate)))
+        bursts = min(2000, max(200, int(duration * 1e6 / pause_us)))
+        cmd = [exe, str(clients - 1), str(pause_us), str(bursts)]
     print("$ " + " ".join(cmd), flush=True)
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True,
                          check=True).stdout
     sys.stdout.write(out)
+    result = {"label": "floor", "mode": "floor"}
     for line in out.splitlines():
-        if "burst start to read:" in line:
-            cells = line.split()
+        cells = line.split()
+        if " to read:" in line and "p99.9" in line:
             def us(key):
                 return int(float(cells[cells.index(key) + 1]) * 1000)
-            return {"label": "floor", "mode": "floor",
-                    "latency": {"p50_us": us("p50"), "p99_us": us("p99"),
-                                "p999_us": us("p99.9"), "max_us": us("max")}}
-    return {"label": "floor", "failed": "no floor figures"}
+            result["latency"] = {"p50_us": us("p50"), "p99_us": us("p99"),
+                                 "p999_us": us("p99.9"), "max_us": us("max")}
+        elif line.strip().startswith("relay CPU"):
+            # B9's: the relay's CPU as the servers' column, over the span
+            # it relayed.
+            cpu_s, span_s = float(cells[2]), float(cells[5])
+            result["server_cpu_s"] = cpu_s
+            result["window_s"] = span_s
+            result["delivered_per_s"] = int(cells[cells.index("deliveries") - 1]) / span_s
+    if "latency" not in result:
+        return {"label": "floor", "failed": "no floor figures"}
+    return result
 
 
 # As loadgen's summary: at this share of its core the generator, not the
@@ -840,8 +861,8 @@ def main(argv):
                 with open(opts["out"], "a") as f:
                     f.write(json.dumps(r) + "\n")
             print(flush=True)
-        if workload == "b2" and opts["floor"]:
-            r = run_floor(args)
+        if workload in ("b2", "b9") and opts["floor"]:
+            r = run_floor(workload, args)
             r["workload"] = workload
             r["run"] = run_name
             results.append(r)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One table for a whole bench/suite.sh run: every workload, every server,
 the figures issue 18's targets are stated in, and the ratios against the
-best peer (and, for B2, the loopback floor) from the same run.
+best peer (and, for B2 and B9, the loopback floor) from the same run.
 
     python3 bench/suite_table.py OUT_DIR/results.jsonl
 
@@ -11,7 +11,9 @@ with `--repeat N` a figure is the median of its N rounds. Ratios:
   InspIRCd in that run (the target is at most 0.5);
 - *deliveries per CPU-s / best peer*: deliveries each server made per
   second of its CPU, the tracker's over the best peer's (target 1.5);
-- B2: the tracker's p50 and p99 over the floor's (targets 1.3 and 3).
+- B2: the tracker's p50 and p99 over the floor's (targets 1.3 and 3);
+  B9: every server's over the floor's (bench/loopback_floor.c `rooms`:
+  what the kernel alone charges for B9's deliveries at that rate).
 Marks: *sat* when the generator used 95% of its core or more, over the
 window or, in a reconnect storm, from the drop to the last back (latency
 and losses are then its own), *stall* when the stall probe saw a CPU
