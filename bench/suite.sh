@@ -19,6 +19,11 @@
 #   SMALL=1 bash bench/suite.sh     # every workload at a small scale, to
 #                                   # show the suite runs (figures mean
 #                                   # nothing at this size)
+#   FROM=reconnect bash bench/suite.sh OUT_DIR
+#                                   # resume a run that was cut off: skip
+#                                   # the workloads before the named one
+#                                   # (b1 b2 b9 b3 b4 reconnect soak) and
+#                                   # append to OUT_DIR's results
 #
 # At full scale B4 logs 10,000 members in to each server (8 at a time,
 # InspIRCd 256: see compare.py), about 10 minutes each for the tracker and
@@ -43,8 +48,23 @@ fi
     echo "machine $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
     echo "ngircd $(ngircd --version 2>/dev/null | head -1 || echo 'not installed yet')"
     echo "inspircd $(inspircd --version 2>/dev/null | head -1 || echo 'not installed yet')"
-} | tee "$out/log.txt"
+    [ -z "${FROM:-}" ] || echo "resumed from $FROM"
+} | tee -a "$out/log.txt"
+from=${FROM:-}
 run() {
+    if [ -n "$from" ]; then
+        local arg
+        for arg in "$@"; do
+            case $arg in
+            b1 | b2 | b9 | b3 | b4 | reconnect | soak) break ;;
+            esac
+        done
+        if [ "$arg" != "$from" ]; then
+            echo "=== $* (skipped: before $from)"
+            return
+        fi
+        from=""
+    fi
     {
         echo "=== $*"
         echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
