@@ -225,6 +225,18 @@ static void rooms_relay_one(const char *msg, void *ctx) {
     (*relayed)++;
 }
 
+// A listener on 127.0.0.1 at a port the kernel picks; its address in *a.
+static int listen_loopback(struct sockaddr_in *a) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    *a = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t al = sizeof *a;
+    if (l < 0 || bind(l, (void *)a, sizeof *a) || listen(l, 1024) || getsockname(l, (void *)a, &al)) {
+        perror("listen");
+        return -1;
+    }
+    return l;
+}
+
 static int rooms_main(int argc, char **argv) {
     if (argc > 2) r_rooms = atoi(argv[2]);
     if (argc > 3) r_room_size = atoi(argv[3]);
@@ -250,13 +262,9 @@ static int rooms_main(int argc, char **argv) {
     lat = malloc(sizeof(double) * (size_t)r_total * (r_room_size - 1));
     r_cfd = malloc(sizeof(int) * (size_t)r_members);
     r_sfd = malloc(sizeof(int) * (size_t)r_members);
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-    socklen_t al = sizeof a;
-    if (bind(l, (void *)&a, sizeof a) || listen(l, 1024) || getsockname(l, (void *)&a, &al)) {
-        perror("listen");
-        return 1;
-    }
+    struct sockaddr_in a;
+    int l = listen_loopback(&a);
+    if (l < 0) return 1;
     int ep = epoll_create1(0);
     for (int i = 0; i < r_members; i++) {
         int one = 1;
@@ -312,13 +320,9 @@ int main(int argc, char **argv) {
     if (n_members < 1 || n_members > 1024 || bursts < 1) return 2;
     lat = malloc(sizeof(double) * (size_t)n_members * bursts);
     double *per_write = malloc(sizeof(double) * bursts);
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-    socklen_t al = sizeof a;
-    if (bind(l, (void *)&a, sizeof a) || listen(l, 1024) || getsockname(l, (void *)&a, &al)) {
-        perror("listen");
-        return 1;
-    }
+    struct sockaddr_in a;
+    int l = listen_loopback(&a);
+    if (l < 0) return 1;
     for (int i = 0; i < n_members; i++) {
         int one = 1;
         rfd[i] = socket(AF_INET, SOCK_STREAM, 0);
