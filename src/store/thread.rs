@@ -39,9 +39,9 @@ const APPEND_LINGER: Duration = Duration::from_millis(100);
 /// ([`Store::yield_every`], where it is measured).
 const YIELD_ROWS: usize = 64;
 
-/// Messages queued behind the appends being stored from which the
-/// thread stops running as `SCHED_IDLE` ([`priority_for`]), until fewer
-/// than a tenth of this are left.
+/// Messages not yet stored (queued, or joined into the transaction at
+/// hand) from which the thread stops running as `SCHED_IDLE`
+/// ([`priority_for`]), until fewer than a tenth of this are left.
 const BEHIND_FROM: usize = MAX_JOINED;
 
 /// How the store's thread is scheduled (Linux; elsewhere priority is per
@@ -61,37 +61,57 @@ const BEHIND_FROM: usize = MAX_JOINED;
 /// nice). But an idle-policy thread gets next to no CPU while others are
 /// busy (the password checks gave it up for that, `password.rs`), and a
 /// store that falls behind holds every message it has not written in
-/// memory: so from [`BEHIND_FROM`] queued it competes as usual again.
+/// memory: so from [`BEHIND_FROM`] behind it competes as usual again.
+/// That switch cannot wait for the thread itself: starved inside an
+/// idle-policy transaction by a busy core, it does not run to make it
+/// (measured: with a busy loop sharing the tracker's core and 990
+/// messages a second, the store had stored 783 and 2,760 of 32,200 when
+/// the chat ended, and did not catch up while watched; before the idle
+/// policy, all of them). So the append that puts the queue past the
+/// line raises the thread's policy itself, from the hub's thread
+/// ([`QueueState::promote_if_behind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Priority {
     Idle,
     Normal,
 }
 
-/// The thread's priority for appends now, with `queued` messages waiting
-/// behind it (calls, and appends someone waits for, run at `Normal`).
-fn priority_for(now: Priority, queued: usize) -> Priority {
+/// The thread's priority for appends now, with `behind` messages not yet
+/// stored (calls, and appends someone waits for, run at `Normal`).
+fn priority_for(now: Priority, behind: usize) -> Priority {
     match now {
-        Priority::Idle if queued >= BEHIND_FROM => Priority::Normal,
-        Priority::Normal if queued < BEHIND_FROM / 10 => Priority::Idle,
+        Priority::Idle if behind >= BEHIND_FROM => Priority::Normal,
+        Priority::Normal if behind < BEHIND_FROM / 10 => Priority::Idle,
         same => same,
     }
 }
 
-/// Schedules the calling thread as `priority` says.
-fn set_priority(priority: Priority) {
+/// Schedules thread `tid` as `priority` says.
+fn set_priority(tid: i32, priority: Priority) {
     #[cfg(target_os = "linux")]
     {
         let policy = match priority {
             Priority::Idle => libc::SCHED_IDLE,
             Priority::Normal => libc::SCHED_OTHER,
         };
-        if let Err(e) = crate::tracker::yielding::set_policy(0, policy) {
+        if let Err(e) = crate::tracker::yielding::set_policy(tid, policy) {
             tracing::debug!("cannot run the store's thread as {priority:?}: {e}");
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = priority;
+    let _ = (tid, priority);
+}
+
+/// The calling thread's id, as the scheduler knows it.
+#[cfg(target_os = "linux")]
+fn current_tid() -> i32 {
+    rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+/// Elsewhere nothing is scheduled by thread.
+#[cfg(not(target_os = "linux"))]
+fn current_tid() -> i32 {
+    0
 }
 
 /// Test hook, never for use otherwise: when this variable is set, the
@@ -142,7 +162,10 @@ pub struct StoreStats {
 /// thread lingers waits quietly for the linger's end; a call, or appends
 /// past the join cap, still wake it at once. Measured in one B9 round
 /// (`/proc/PID/task/TID/status`): 5,175 voluntary switches of this
-/// thread with the channel, 770 with this queue.
+/// thread with the channel, 770 with this queue. The lock also orders the
+/// thread's scheduling policy: an append that puts the queue too far
+/// behind changes it under the lock (one system call each time the store
+/// falls behind), so the thread and the appender never undo each other.
 struct Queue {
     state: Mutex<QueueState>,
     wake: Condvar,
@@ -152,12 +175,21 @@ struct QueueState {
     work: VecDeque<Work>,
     /// Messages in the queued appends (the join cap wakes the thread).
     messages: usize,
+    /// Calls queued: while any is, the thread runs as usual.
+    calls: usize,
     /// Live handles: with none and nothing queued, the thread ends.
     handles: usize,
     /// The thread is gone (ended, or panicked): work is refused.
     closed: bool,
     /// How the thread waits now, which decides who wakes it.
     waiting: Waiting,
+    /// What appends run at ([`priority_for`]): kept here, not on the
+    /// thread, because an append can raise it ([`Self::promote_if_behind`]).
+    appends_at: Priority,
+    /// What the thread is scheduled as now (set only under this lock).
+    set_to: Priority,
+    /// The thread's id for the scheduler; `None` until it starts.
+    tid: Option<i32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -182,8 +214,18 @@ impl Queue {
         if state.closed {
             return Err(work);
         }
-        if let Work::Append(batch, _) = &work {
-            state.messages += batch.len();
+        match &work {
+            Work::Append(batch, _) => {
+                state.messages += batch.len();
+                state.promote_if_behind();
+            }
+            // Someone waits for a call (a login, a history page): if the
+            // thread is inside an idle-policy transaction, a busy core
+            // would keep the caller waiting for as long as it starves.
+            Work::Call(_) => {
+                state.calls += 1;
+                state.run_at(Priority::Normal);
+            }
         }
         let wake = wakes(state.waiting, matches!(work, Work::Call(_)), state.messages);
         state.work.push_back(work);
@@ -246,10 +288,50 @@ fn wakes(waiting: Waiting, call: bool, messages: usize) -> bool {
 }
 
 impl QueueState {
+    /// One handle, nothing queued, the thread not started yet (its policy
+    /// is set when it starts).
+    fn new() -> QueueState {
+        QueueState {
+            work: VecDeque::new(),
+            messages: 0,
+            calls: 0,
+            handles: 1,
+            closed: false,
+            waiting: Waiting::No,
+            appends_at: Priority::Idle,
+            set_to: Priority::Normal,
+            tid: None,
+        }
+    }
+
+    /// Schedules the thread as `priority` says, if it is not already.
+    fn run_at(&mut self, priority: Priority) {
+        if let Some(tid) = self.tid
+            && priority != self.set_to
+        {
+            self.set_to = priority;
+            set_priority(tid, priority);
+        }
+    }
+
+    /// Raises the thread to `Normal` once the queue alone is
+    /// [`BEHIND_FROM`] behind, whatever the thread is doing (see
+    /// [`Priority`]). Only the thread lowers it again, between
+    /// transactions.
+    fn promote_if_behind(&mut self) {
+        if self.appends_at == Priority::Idle
+            && priority_for(Priority::Idle, self.messages) == Priority::Normal
+        {
+            self.appends_at = Priority::Normal;
+            self.run_at(Priority::Normal);
+        }
+    }
+
     fn take(&mut self) -> Option<Work> {
         let work = self.work.pop_front()?;
-        if let Work::Append(batch, _) = &work {
-            self.messages -= batch.len();
+        match &work {
+            Work::Append(batch, _) => self.messages -= batch.len(),
+            Work::Call(_) => self.calls -= 1,
         }
         Some(work)
     }
@@ -266,6 +348,7 @@ impl Drop for Served {
             let mut state = self.0.lock();
             state.closed = true;
             state.messages = 0;
+            state.calls = 0;
             std::mem::take(&mut state.work)
         };
         drop(left);
@@ -317,13 +400,7 @@ impl StoreHandle {
     ) -> std::io::Result<(StoreHandle, JoinHandle<()>)> {
         store.yield_every(YIELD_ROWS);
         let queue = Arc::new(Queue {
-            state: Mutex::new(QueueState {
-                work: VecDeque::new(),
-                messages: 0,
-                handles: 1,
-                closed: false,
-                waiting: Waiting::No,
-            }),
+            state: Mutex::new(QueueState::new()),
             wake: Condvar::new(),
         });
         let served = Served(queue.clone());
@@ -403,15 +480,22 @@ impl StoreHandle {
 
 fn serve(mut store: Store, served: &Served, counters: &Counters, hold: bool, linger: Duration) {
     let queue = &served.0;
-    // What appends run at (`priority_for`), and what the thread is set to.
-    let mut appends_at = Priority::Idle;
-    let mut set_to = Priority::Idle;
-    set_priority(set_to);
-    let mut run_at = |wanted: Priority| {
-        if wanted != set_to {
-            set_to = wanted;
-            set_priority(wanted);
-        }
+    {
+        let mut state = queue.lock();
+        state.tid = Some(current_tid());
+        // As it was spawned until now: set it, whatever it inherited.
+        let at = state.appends_at;
+        state.set_to = at;
+        set_priority(0, at);
+    }
+    let run_at = |wanted: Option<Priority>| {
+        let mut state = queue.lock();
+        let at = match wanted {
+            Some(at) => at,
+            None if state.calls > 0 => Priority::Normal,
+            None => state.appends_at,
+        };
+        state.run_at(at);
     };
     let mut held = Vec::new();
     let mut next = queue.next();
@@ -421,9 +505,9 @@ fn serve(mut store: Store, served: &Served, counters: &Counters, hold: bool, lin
                 counters.queued.fetch_sub(1, Ordering::Relaxed);
                 // Someone waits for a call (a login, a history page): it
                 // competes as usual, whatever else is busy.
-                run_at(Priority::Normal);
+                run_at(Some(Priority::Normal));
                 f(Ok(&mut store));
-                run_at(appends_at);
+                run_at(None);
                 next = queue.next();
             }
             Work::Append(batch, on_fail) if hold => {
@@ -453,18 +537,25 @@ fn serve(mut store: Store, served: &Served, counters: &Counters, hold: bool, lin
                 counters
                     .queued
                     .fetch_sub(appends.len() as u64, Ordering::Relaxed);
-                let (queued, stopping) = {
-                    let state = queue.lock();
-                    (state.messages, state.handles == 0)
-                };
-                appends_at = priority_for(appends_at, queued);
-                // Someone waits for these appends: a call that ended the
-                // linger, or the tracker's exit once every handle is gone.
-                run_at(if stopping || matches!(next, Some(Work::Call(_))) {
-                    Priority::Normal
-                } else {
-                    appends_at
-                });
+                {
+                    let mut state = queue.lock();
+                    // The transaction at hand counts: thousands stored at
+                    // the idle policy on a busy core is the starvation
+                    // `Priority` is about.
+                    state.appends_at = priority_for(state.appends_at, state.messages + joined);
+                    // Someone waits for these appends: a call that ended
+                    // the linger or is queued behind them, or the
+                    // tracker's exit once every handle is gone.
+                    let waited_for = state.handles == 0
+                        || state.calls > 0
+                        || matches!(next, Some(Work::Call(_)));
+                    let at = if waited_for {
+                        Priority::Normal
+                    } else {
+                        state.appends_at
+                    };
+                    state.run_at(at);
+                }
                 store_appends(&mut store, appends, counters);
                 if next.is_none() {
                     next = queue.next();
@@ -555,6 +646,90 @@ mod tests {
         join.join().expect("store thread");
     }
 
+    fn message(n: i64) -> NewMessage {
+        NewMessage {
+            seq: n,
+            msgid: format!("m{n}"),
+            at_ms: 1000 * n,
+            target: "#general".into(),
+            command: "PRIVMSG".into(),
+            source: "alice!alice@127.0.0.1".into(),
+            sender_account: None,
+            to_param: "#general".into(),
+            text: format!("message {n}"),
+            client_tags: String::new(),
+            direct: None,
+            hold_for: None,
+        }
+    }
+
+    fn state_of_a_thread(tid: i32, appends_at: Priority) -> QueueState {
+        QueueState {
+            appends_at,
+            set_to: appends_at,
+            tid: Some(tid),
+            ..QueueState::new()
+        }
+    }
+
+    #[test]
+    fn an_append_raises_the_thread_past_the_line_and_never_lowers_it() {
+        let mut state = state_of_a_thread(0, Priority::Idle);
+        state.messages = BEHIND_FROM - 1;
+        state.promote_if_behind();
+        assert_eq!(state.appends_at, Priority::Idle);
+        state.messages = BEHIND_FROM;
+        state.promote_if_behind();
+        assert_eq!(state.appends_at, Priority::Normal);
+        assert_eq!(state.set_to, Priority::Normal);
+        // Lowering is the thread's, between transactions.
+        state.messages = 0;
+        state.promote_if_behind();
+        assert_eq!(state.appends_at, Priority::Normal);
+    }
+
+    /// The store's thread, starved at the idle policy, cannot raise itself:
+    /// the append that crosses the line does it from its own thread. A
+    /// parked thread stands in for one stuck inside a transaction.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn appends_past_the_line_and_calls_raise_an_idle_store_thread_from_the_pushing_thread() {
+        use crate::tracker::yielding::policy_of;
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let stuck = std::thread::spawn(move || {
+            set_priority(0, Priority::Idle);
+            tid_tx.send(current_tid()).expect("send tid");
+            let _ = done_rx.recv();
+        });
+        let tid = tid_rx.recv().expect("tid");
+        assert_eq!(policy_of(tid).expect("policy"), libc::SCHED_IDLE);
+        let queue = Queue {
+            state: Mutex::new(state_of_a_thread(tid, Priority::Idle)),
+            wake: Condvar::new(),
+        };
+        let append = |n: usize| {
+            let batch = vec![message(1); n];
+            assert!(queue.push(Work::Append(batch, Box::new(|_, _| {}))).is_ok());
+        };
+        append(BEHIND_FROM - 1);
+        assert_eq!(policy_of(tid).expect("policy"), libc::SCHED_IDLE);
+        append(1);
+        assert_eq!(policy_of(tid).expect("policy"), libc::SCHED_OTHER);
+        // A call raises it too, behind appends that are not behind.
+        let mut state = queue.lock();
+        *state = state_of_a_thread(tid, Priority::Idle);
+        set_priority(tid, Priority::Idle);
+        drop(state);
+        append(1);
+        assert_eq!(policy_of(tid).expect("policy"), libc::SCHED_IDLE);
+        let call = Work::Call(Box::new(|_| {}));
+        assert!(queue.push(call).is_ok());
+        assert_eq!(policy_of(tid).expect("policy"), libc::SCHED_OTHER);
+        drop(done_tx);
+        stuck.join().expect("stuck thread");
+    }
+
     #[test]
     fn appends_wake_a_lingering_thread_only_past_the_cap_and_calls_always() {
         assert!(!wakes(Waiting::Lingering, false, 1));
@@ -573,20 +748,6 @@ mod tests {
             Duration::from_secs(60),
         )
         .expect("thread");
-        let message = |n: i64| NewMessage {
-            seq: n,
-            msgid: format!("m{n}"),
-            at_ms: 1000 * n,
-            target: "#general".into(),
-            command: "PRIVMSG".into(),
-            source: "alice!alice@127.0.0.1".into(),
-            sender_account: None,
-            to_param: "#general".into(),
-            text: format!("message {n}"),
-            client_tags: String::new(),
-            direct: None,
-            hold_for: None,
-        };
         store.append(vec![message(1)], |e, _| panic!("not kept: {e}"));
         store.append(vec![message(2)], |e, _| panic!("not kept: {e}"));
         let started = Instant::now();
