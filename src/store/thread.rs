@@ -102,18 +102,6 @@ fn set_priority(tid: i32, priority: Priority) {
     let _ = (tid, priority);
 }
 
-/// The calling thread's id, as the scheduler knows it.
-#[cfg(target_os = "linux")]
-fn current_tid() -> i32 {
-    rustix::thread::gettid().as_raw_nonzero().get()
-}
-
-/// Elsewhere nothing is scheduled by thread.
-#[cfg(not(target_os = "linux"))]
-fn current_tid() -> i32 {
-    0
-}
-
 /// Test hook, never for use otherwise: when this variable is set, the
 /// store's thread holds every append (in memory) until it stops, while
 /// calls are served as usual. It makes the crash window (a message in
@@ -482,7 +470,7 @@ fn serve(mut store: Store, served: &Served, counters: &Counters, hold: bool, lin
     let queue = &served.0;
     {
         let mut state = queue.lock();
-        state.tid = Some(current_tid());
+        state.tid = Some(crate::tracker::yielding::current_tid());
         // As it was spawned until now: set it, whatever it inherited.
         let at = state.appends_at;
         state.set_to = at;
@@ -621,12 +609,7 @@ mod tests {
         let store = Store::in_memory().expect("store");
         let (handle, join) = StoreHandle::spawn(store).expect("spawn");
         let (tid, during) = handle
-            .call(|_| {
-                (
-                    rustix::thread::gettid().as_raw_nonzero().get(),
-                    policy_of(0),
-                )
-            })
+            .call(|_| (crate::tracker::yielding::current_tid(), policy_of(0)))
             .await
             .expect("call");
         assert_eq!(
@@ -699,7 +682,9 @@ mod tests {
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let stuck = std::thread::spawn(move || {
             set_priority(0, Priority::Idle);
-            tid_tx.send(current_tid()).expect("send tid");
+            tid_tx
+                .send(crate::tracker::yielding::current_tid())
+                .expect("send tid");
             let _ = done_rx.recv();
         });
         let tid = tid_rx.recv().expect("tid");

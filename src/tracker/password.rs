@@ -1107,7 +1107,7 @@ mod tests {
             "{seen:?}"
         );
         let task = |id: u32| std::path::PathBuf::from(format!("/proc/self/task/{id}"));
-        let me = task(rustix::thread::gettid().as_raw_nonzero().get() as u32);
+        let me = task(crate::tracker::yielding::current_tid() as u32);
         // The main thread's, normally (SCHED_OTHER, 0). Read from its task
         // entry, not /proc/self/stat, which qemu-user (the aarch64 tests)
         // makes up with zeros for nice.

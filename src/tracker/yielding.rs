@@ -69,11 +69,23 @@ impl Governor {
 /// held for a push or a copy is all they need.
 static RUNTIME_THREADS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
+/// The calling thread's id, as the scheduler knows it.
+#[cfg(target_os = "linux")]
+pub(crate) fn current_tid() -> i32 {
+    rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+/// Elsewhere nothing is scheduled by thread.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn current_tid() -> i32 {
+    0
+}
+
 /// For the runtime's `on_thread_start`: this thread may be asked to yield.
 pub fn register_current_thread() {
     #[cfg(target_os = "linux")]
     if let Ok(mut tids) = RUNTIME_THREADS.lock() {
-        tids.push(rustix::thread::gettid().as_raw_nonzero().get());
+        tids.push(current_tid());
     }
 }
 
@@ -81,7 +93,7 @@ pub fn register_current_thread() {
 pub fn deregister_current_thread() {
     #[cfg(target_os = "linux")]
     if let Ok(mut tids) = RUNTIME_THREADS.lock() {
-        let me = rustix::thread::gettid().as_raw_nonzero().get();
+        let me = current_tid();
         tids.retain(|&t| t != me);
     }
 }
@@ -281,7 +293,7 @@ mod tests {
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let _ = tid_tx.send(rustix::thread::gettid().as_raw_nonzero().get());
+            let _ = tid_tx.send(current_tid());
             // Busy for a moment, so its clock moves.
             let start = std::time::Instant::now();
             while start.elapsed() < Duration::from_millis(20) {
